@@ -1,0 +1,53 @@
+# The two commands: `make run` and `make test` (see README.md).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+PYTHON ?= python3
+HOST ?= 127.0.0.1
+PORT ?= 5000
+
+.PHONY: run test setup install assets migrate seed lint format worker clean
+
+run: setup migrate seed
+	$(VENV)/bin/flask --app app run --host $(HOST) --port $(PORT)
+
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+setup: $(VENV)/.installed static/vendor/htmx.min.js
+
+$(VENV)/.installed: pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e '.[dev]'
+	touch $@
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+static/vendor/htmx.min.js: node_modules/.package-lock.json $(VENV)/.installed scripts/build_assets.py
+	$(PY) scripts/build_assets.py
+
+assets: node_modules/.package-lock.json
+	$(PY) scripts/build_assets.py
+
+migrate: setup
+	$(VENV)/bin/automation db upgrade
+
+seed: setup
+	$(VENV)/bin/automation seed-demo
+
+worker: setup
+	$(PY) worker.py
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: setup
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) node_modules static/vendor instance

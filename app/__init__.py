@@ -1,0 +1,82 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+from flask import Flask, g, jsonify
+
+from app import config as app_config
+from app.extensions import csrf, db, limiter, login_manager, migrate
+
+
+def create_app(overrides: dict | None = None) -> Flask:
+    app = Flask(
+        __name__,
+        template_folder=str(app_config.ROOT / "templates"),
+        static_folder=str(app_config.ROOT / "static"),
+        instance_path=str(app_config.ROOT / "instance"),
+    )
+    app.config.update(app_config.from_environment(overrides))
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        # SQLite: one file, shared by the web threads and the inline worker.
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"connect_args": {"timeout": 30}}
+    if not app.config.get("RATELIMIT_STORAGE_URI"):
+        # Limits are shared by every web process through Redis when there is one.
+        app.config["RATELIMIT_STORAGE_URI"] = app.config.get("REDIS_URL") or "memory://"
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(app_config.ROOT / "migrations"), render_as_batch=True)
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    csrf.init_app(app)
+    limiter.init_app(app)
+
+    from app import models  # noqa: F401  (register every table)
+    from app.db_setup import configure_database
+
+    configure_database(app)
+    _register_request_hooks(app)
+    _register_blueprints(app)
+
+    from app.cli import register_commands
+
+    register_commands(app)
+    return app
+
+
+def _register_request_hooks(app: Flask) -> None:
+    from app.auth import authenticate_request, forget_request
+
+    app.before_request(authenticate_request)
+
+    @app.teardown_request
+    def _forget(exc=None):
+        forget_request()
+
+    @app.after_request
+    def _security_headers(response):
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+            "img-src 'self' data:; object-src 'none'; frame-ancestors 'none'; base-uri 'self'",
+        )
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        return response
+
+    @app.context_processor
+    def _inject_user():
+        return {"user": g.get("user")}
+
+
+def _register_blueprints(app: Flask) -> None:
+    from app.web import register_web
+
+    register_web(app)
+
+    @app.get("/healthz")
+    def healthz():
+        from app.health import health_report
+
+        report, status = health_report()
+        return jsonify(report), status

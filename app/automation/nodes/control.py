@@ -1,0 +1,216 @@
+"""Control-flow nodes (condition, waits, split) and the goal node."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from app.automation.nodes.registry import NodeConfig, NodeType, Port, register
+from app.automation.rules_schema import HasRules
+
+_TIME_OF_DAY = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+class ConditionConfig(NodeConfig, HasRules):
+    pass
+
+
+@register
+class Condition(NodeType):
+    key = "condition"
+    label = "If / else"
+    family = "control"
+    icon = "◇"
+    color = "#f59e0b"
+    description = "Branch on contact fields, tags, lists, deals or e-mail activity."
+    Config = ConditionConfig
+
+    @classmethod
+    def ports(cls, config=None):
+        return (Port("yes", "Yes"), Port("no", "No"))
+
+    @classmethod
+    def default_config(cls) -> dict:
+        return {"match": "all", "rules": [{"field": "contact.score", "op": "gte", "value": 50}]}
+
+
+class WaitTimeConfig(NodeConfig):
+    wait_duration_hours: float | None = Field(default=None, gt=0, le=24 * 366 * 5)
+    wait_duration_seconds: float | None = Field(default=None, gt=0, le=3600 * 24 * 366 * 5)
+    # Accepted for the seed's example; the duration fields decide.
+    wait_type: str | None = None
+
+    @model_validator(mode="after")
+    def _one_duration(self):
+        if self.wait_duration_hours is None and self.wait_duration_seconds is None:
+            raise ValueError("wait_duration_hours: required (or wait_duration_seconds)")
+        return self
+
+    @property
+    def seconds(self) -> float:
+        if self.wait_duration_seconds is not None:
+            return self.wait_duration_seconds
+        return self.wait_duration_hours * 3600
+
+
+@register
+class WaitTime(NodeType):
+    key = "wait_time"
+    label = "Wait"
+    family = "control"
+    icon = "⏱"
+    color = "#64748b"
+    description = "Wait for a number of minutes, hours or days."
+    Config = WaitTimeConfig
+
+    @classmethod
+    def default_config(cls) -> dict:
+        return {"wait_duration_hours": 24}
+
+
+def _time_of_day(value: str | None) -> str | None:
+    if value is not None and not _TIME_OF_DAY.match(value):
+        raise ValueError("must be a time of day like 09:00")
+    return value
+
+
+class WaitUntilConfig(NodeConfig):
+    until: datetime | None = None
+    field: str | None = Field(default=None, max_length=120)
+    offset_days: int = Field(default=0, ge=-3660, le=3660)
+    at: str | None = None
+
+    _check_at = field_validator("at")(classmethod(lambda cls, v: _time_of_day(v)))
+
+    @field_validator("until")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("must include a timezone, e.g. 2026-12-24T09:00:00Z")
+        return value
+
+    @model_validator(mode="after")
+    def _until_or_field(self):
+        if (self.until is None) == (self.field is None):
+            raise ValueError("until: give either until or field (+ offset_days)")
+        return self
+
+
+@register
+class WaitUntil(NodeType):
+    key = "wait_until"
+    label = "Wait until"
+    family = "control"
+    icon = "📅"
+    color = "#475569"
+    description = "Wait until a date, or a contact date field plus an offset."
+    Config = WaitUntilConfig
+
+    @classmethod
+    def default_config(cls) -> dict:
+        return {"field": "custom.renewal_date", "offset_days": -7, "at": "09:00"}
+
+
+class WaitConditionConfig(NodeConfig, HasRules):
+    timeout_hours: float | None = Field(default=None, gt=0, le=24 * 366 * 5)
+    timeout_seconds: float | None = Field(default=None, gt=0, le=3600 * 24 * 366 * 5)
+
+    @model_validator(mode="after")
+    def _has_timeout(self):
+        if self.timeout_hours is None and self.timeout_seconds is None:
+            raise ValueError("timeout_hours: required (or timeout_seconds)")
+        if not self.rules:
+            raise ValueError("rules: add at least one rule to wait for")
+        return self
+
+    @property
+    def timeout(self) -> float:
+        if self.timeout_seconds is not None:
+            return self.timeout_seconds
+        return self.timeout_hours * 3600
+
+
+@register
+class WaitCondition(NodeType):
+    key = "wait_condition"
+    label = "Wait for condition"
+    family = "control"
+    icon = "⌛"
+    color = "#334155"
+    description = "Wait until the contact meets rules, or give up after a timeout."
+    Config = WaitConditionConfig
+
+    @classmethod
+    def ports(cls, config=None):
+        return (Port("yes", "Met"), Port("timeout", "Timed out"))
+
+    @classmethod
+    def default_config(cls) -> dict:
+        return {"match": "all", "rules": [{"tag": "customer", "op": "has"}], "timeout_hours": 72}
+
+
+class Variant(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=50)
+    weight: float = Field(ge=0, le=100)
+
+
+class SplitConfig(NodeConfig):
+    variants: list[Variant] = Field(min_length=2, max_length=10)
+
+    @field_validator("variants")
+    @classmethod
+    def _weights(cls, variants: list[Variant]) -> list[Variant]:
+        names = [variant.name for variant in variants]
+        if len(set(names)) != len(names):
+            raise ValueError("variant names must be different")
+        if abs(sum(variant.weight for variant in variants) - 100) > 0.001:
+            raise ValueError("weights must add up to 100")
+        return variants
+
+
+@register
+class Split(NodeType):
+    key = "split"
+    label = "A/B split"
+    family = "control"
+    icon = "⑂"
+    color = "#e11d48"
+    description = "Send contacts down weighted variants; each contact keeps its variant."
+    Config = SplitConfig
+
+    @classmethod
+    def ports(cls, config=None):
+        if config is None:
+            return ()
+        return tuple(
+            Port("variant", variant.name, {"variant": variant.name}) for variant in config.variants
+        )
+
+    @classmethod
+    def default_config(cls) -> dict:
+        return {"variants": [{"name": "A", "weight": 50}, {"name": "B", "weight": 50}]}
+
+
+class GoalConfig(NodeConfig, HasRules):
+    goal_value: float = Field(default=0, ge=0)
+
+
+@register
+class Goal(NodeType):
+    key = "goal"
+    label = "Goal"
+    family = "goal"
+    icon = "★"
+    color = "#059669"
+    description = (
+        "A conversion. With rules, contacts anywhere in the workflow who meet them jump here."
+    )
+    Config = GoalConfig
+
+    @classmethod
+    def default_config(cls) -> dict:
+        return {"match": "all", "rules": [], "goal_value": 0}

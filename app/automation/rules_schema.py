@@ -1,0 +1,98 @@
+"""The shape of a rule group (CONTRACT.md "Configuration")."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
+
+FIELD_OPS = (
+    "eq",
+    "neq",
+    "gt",
+    "gte",
+    "lt",
+    "lte",
+    "contains",
+    "not_contains",
+    "starts_with",
+    "in",
+    "is_set",
+    "is_not_set",
+)
+FIELD_PREFIXES = ("contact.", "deal.", "context.")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class FieldRule(_Strict):
+    field: str
+    op: Literal[FIELD_OPS]  # type: ignore[valid-type]
+    value: Any = None
+
+    @field_validator("field")
+    @classmethod
+    def _known_field(cls, value: str) -> str:
+        if not value.startswith(FIELD_PREFIXES) or value.endswith("."):
+            raise ValueError("must start with contact., deal. or context. and name a field")
+        return value
+
+
+class TagRule(_Strict):
+    tag: str = Field(min_length=1)
+    op: Literal["has", "has_not"] = "has"
+
+
+class ListRule(_Strict):
+    list: int
+    op: Literal["in", "not_in"] = "in"
+
+
+class EventRule(_Strict):
+    event: Literal["email_opened", "email_clicked"]
+    node: str | None = None
+    op: Literal["happened", "not_happened"] = "happened"
+
+
+class RuleGroup(_Strict):
+    match: Literal["all", "any"] = "all"
+    rules: list[Rule] = Field(default_factory=list)
+
+
+def _rule_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        for key in ("rules", "field", "tag", "list", "event"):
+            if key in value:
+                return {"rules": "group"}.get(key, key)
+    if isinstance(value, BaseModel):
+        return {
+            RuleGroup: "group",
+            FieldRule: "field",
+            TagRule: "tag",
+            ListRule: "list",
+            EventRule: "event",
+        }[type(value)]
+    return "field"
+
+
+Rule = Annotated[
+    Union[  # noqa: UP007 (a tagged union reads better spelled out)
+        Annotated[RuleGroup, Tag("group")],
+        Annotated[FieldRule, Tag("field")],
+        Annotated[TagRule, Tag("tag")],
+        Annotated[ListRule, Tag("list")],
+        Annotated[EventRule, Tag("event")],
+    ],
+    Discriminator(_rule_kind),
+]
+
+RuleGroup.model_rebuild()
+
+
+class HasRules(BaseModel):
+    """Mixed into configurations that carry ``match``/``rules`` at top level."""
+
+    match: Literal["all", "any"] = "all"
+    rules: list[Rule] = Field(default_factory=list)

@@ -1,0 +1,1 @@
+"""Triggers: what starts a workflow (AUTO-2)."""

@@ -1,0 +1,103 @@
+"""The ``automation`` command: the Flask CLI bound to the app."""
+
+from __future__ import annotations
+
+import click
+from flask import Flask
+from flask.cli import FlaskGroup
+from sqlalchemy import select
+
+from app.extensions import db
+
+
+def main() -> None:
+    from app import create_app
+
+    FlaskGroup(create_app=lambda: create_app(), help="Marketing-automation workflows.").main()
+
+
+def register_commands(app: Flask) -> None:
+    app.cli.add_command(create_user)
+    app.cli.add_command(create_token)
+    app.cli.add_command(seed_demo)
+    app.cli.add_command(run_daily_analytics)
+    app.cli.add_command(process_waiting)
+
+
+def _firm_named(name: str, create: bool = True):
+    from app.models import Firm
+
+    firm = db.session.scalars(select(Firm).where(Firm.name == name)).first()
+    if firm is None and create:
+        firm = Firm(name=name)
+        db.session.add(firm)
+        db.session.flush()
+    return firm
+
+
+@click.command("create-user")
+@click.argument("email")
+@click.option("--firm", "firm_name", required=True, help="Firm name (created if needed).")
+@click.option("--password", required=True)
+@click.option("--role", type=click.Choice(["admin", "marketer", "portal"]), default="admin")
+@click.option("--name", default="")
+def create_user(email: str, firm_name: str, password: str, role: str, name: str) -> None:
+    """Create a user (and the firm if needed)."""
+    from app.models import User
+    from app.tenancy import firm_context
+
+    email = email.strip().lower()
+    if User.find_by_email(email) is not None:
+        raise click.ClickException(f"a user with e-mail {email} already exists")
+    firm = _firm_named(firm_name)
+    with firm_context(firm.id):
+        user = User(email=email, role=role, name=name or email.split("@")[0])
+        user.set_password(password)
+        db.session.add(user)
+        db.session.commit()
+    click.echo(f"created {role} {email} in firm {firm.name!r}")
+
+
+@click.command("create-token")
+@click.argument("email")
+@click.option("--name", default="cli")
+def create_token(email: str, name: str) -> None:
+    """Print a new API token for EMAIL, alone, on stdout."""
+    from app.models import ApiToken, User
+    from app.tenancy import firm_context
+
+    user = User.find_by_email(email)
+    if user is None:
+        raise click.ClickException(f"no user with e-mail {email}")
+    with firm_context(user.firm_id):
+        _, raw = ApiToken.issue(user, name=name)
+        db.session.commit()
+    click.echo(raw)
+
+
+@click.command("seed-demo")
+def seed_demo() -> None:
+    """Create a demo firm and user (idempotent) and print the login."""
+    from app.seed import seed_demo_data
+
+    email, password, created = seed_demo_data()
+    state = "created" if created else "exists"
+    click.echo(f"demo login ({state}): {email} / {password}")
+
+
+@click.command("run-daily-analytics")
+def run_daily_analytics() -> None:
+    """Compute yesterday's and today's analytics for every active workflow."""
+    from app.automation.analytics import run_daily_analytics as run
+
+    count = run()
+    click.echo(f"analytics computed for {count} workflow(s)")
+
+
+@click.command("process-waiting")
+def process_waiting() -> None:
+    """Run one sweep: resume due waits, re-enqueue stuck executions."""
+    from app.automation.engine import process_waiting_executions
+
+    result = process_waiting_executions()
+    click.echo(f"processed: {result}")

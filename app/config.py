@@ -1,0 +1,82 @@
+"""Configuration read from the environment (CONTRACT.md "Running it")."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _bool(value: str | None, default: bool = False) -> bool:
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _secret_key() -> str:
+    """Use SECRET_KEY, or a key kept in instance/ so sessions survive restarts."""
+    if os.environ.get("SECRET_KEY"):
+        return os.environ["SECRET_KEY"]
+    path = ROOT / "instance" / "secret_key"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(48))
+    return path.read_text().strip()
+
+
+def _database_url() -> str:
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        # Accept the common short forms and use psycopg 3 for PostgreSQL.
+        if url.startswith("postgres://"):
+            url = "postgresql+psycopg://" + url[len("postgres://") :]
+        elif url.startswith("postgresql://"):
+            url = "postgresql+psycopg://" + url[len("postgresql://") :]
+        return url
+    instance = ROOT / "instance"
+    instance.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{instance / 'automation.db'}"
+
+
+def from_environment(overrides: dict | None = None) -> dict:
+    """The app's settings: environment first, then test overrides."""
+    env = os.environ
+    config = {
+        "SECRET_KEY": None,
+        "SQLALCHEMY_DATABASE_URI": None,
+        "REDIS_URL": env.get("REDIS_URL") or None,
+        "BASE_URL": (env.get("BASE_URL") or "http://127.0.0.1:5000").rstrip("/"),
+        "SMTP_HOST": env.get("SMTP_HOST") or None,
+        "SMTP_PORT": int(env.get("SMTP_PORT") or 25),
+        "SMTP_USERNAME": env.get("SMTP_USERNAME") or None,
+        "SMTP_PASSWORD": env.get("SMTP_PASSWORD") or None,
+        "SMTP_STARTTLS": _bool(env.get("SMTP_STARTTLS")),
+        "MAIL_FROM": env.get("MAIL_FROM") or "automation@localhost",
+        "SMS_GATEWAY_URL": env.get("SMS_GATEWAY_URL") or None,
+        "WEBHOOK_ALLOW_PRIVATE": _bool(env.get("WEBHOOK_ALLOW_PRIVATE")),
+        "EMAIL_EVENTS_SECRET": env.get("EMAIL_EVENTS_SECRET") or None,
+        "MAX_CONTENT_LENGTH": 1024 * 1024,
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "WTF_CSRF_TIME_LIMIT": None,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "RATELIMIT_ENABLED": _bool(env.get("RATELIMIT_ENABLED"), True),
+        # Engine tuning: steps an execution may take without a wait before it
+        # is stopped as a runaway loop, and how long a claimed batch is held.
+        "ENGINE_MAX_STEPS_WITHOUT_WAIT": int(env.get("ENGINE_MAX_STEPS_WITHOUT_WAIT") or 200),
+        "ENGINE_LEASE_SECONDS": int(env.get("ENGINE_LEASE_SECONDS") or 60),
+        "ENGINE_BATCH_SIZE": int(env.get("ENGINE_BATCH_SIZE") or 500),
+        "SWEEP_INTERVAL_SECONDS": float(env.get("SWEEP_INTERVAL_SECONDS") or 5),
+        "QUEUE_PREFIX": env.get("QUEUE_PREFIX") or "automation",
+        # Set to false by tests that drive the in-process scheduler by hand.
+        "INLINE_SCHEDULER": _bool(env.get("INLINE_SCHEDULER"), True),
+    }
+    if overrides:
+        config.update(overrides)
+    if not config["SECRET_KEY"]:
+        config["SECRET_KEY"] = _secret_key()
+    if not config["SQLALCHEMY_DATABASE_URI"]:
+        config["SQLALCHEMY_DATABASE_URI"] = _database_url()
+    return config

@@ -1,0 +1,58 @@
+"""All models, imported here so Alembic and the app see the whole schema."""
+
+from app.models.accounts import ROLES, ApiToken, Firm, User
+from app.models.analytics import WorkflowAnalytics, WorkflowGoal
+from app.models.audit import AuditLog
+from app.models.crm import (
+    Contact,
+    ContactList,
+    Deal,
+    Form,
+    FormSubmission,
+    Notification,
+    Tag,
+    Task,
+    contact_tags,
+    list_members,
+)
+from app.models.delivery import EventLog, OutboxMessage, SiteVisit, TrackingEvent
+from app.models.execution import ContactFlowState, DeadLetter, WorkflowExecution
+from app.models.workflow import (
+    Workflow,
+    WorkflowEdge,
+    WorkflowNode,
+    WorkflowTrigger,
+    WorkflowVersion,
+)
+
+__all__ = [
+    "ROLES",
+    "ApiToken",
+    "AuditLog",
+    "Contact",
+    "ContactFlowState",
+    "ContactList",
+    "DeadLetter",
+    "Deal",
+    "EventLog",
+    "Firm",
+    "Form",
+    "FormSubmission",
+    "Notification",
+    "OutboxMessage",
+    "SiteVisit",
+    "Tag",
+    "Task",
+    "TrackingEvent",
+    "User",
+    "Workflow",
+    "WorkflowAnalytics",
+    "WorkflowEdge",
+    "WorkflowExecution",
+    "WorkflowGoal",
+    "WorkflowNode",
+    "WorkflowTrigger",
+    "WorkflowVersion",
+    "contact_tags",
+    "list_members",
+]

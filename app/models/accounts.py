@@ -1,0 +1,125 @@
+"""Firms, their users and API tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from flask_login import UserMixin
+from sqlalchemy import ForeignKey, String, select
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.clock import now
+from app.extensions import db
+from app.models.base import JSONType, Timestamps, UTCDateTime
+from app.tenancy import FirmScoped
+
+ROLES = ("admin", "marketer", "portal")
+_hasher = PasswordHasher()
+
+
+class Firm(Timestamps, db.Model):
+    __tablename__ = "firms"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    # Signs outgoing webhooks (Standard Webhooks); never shown in logs.
+    webhook_secret: Mapped[str] = mapped_column(
+        String(100), default=lambda: "whsec_" + secrets.token_urlsafe(32)
+    )
+    # Firm settings, e.g. {"require_approval": true}.
+    settings: Mapped[dict] = mapped_column(JSONType, default=dict)
+
+    def __repr__(self) -> str:
+        return f"<Firm {self.id} {self.name!r}>"
+
+
+class User(FirmScoped, UserMixin, Timestamps, db.Model):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    password_hash: Mapped[str] = mapped_column(String(200), default="")
+    role: Mapped[str] = mapped_column(String(20), default="marketer")
+    is_active_user: Mapped[bool] = mapped_column(default=True)
+
+    firm: Mapped[Firm] = relationship(lazy="joined")
+
+    @property
+    def is_active(self) -> bool:  # Flask-Login
+        return self.is_active_user
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+    @property
+    def is_portal(self) -> bool:
+        return self.role == "portal"
+
+    def set_password(self, password: str) -> None:
+        self.password_hash = _hasher.hash(password)
+
+    def check_password(self, password: str) -> bool:
+        if not self.password_hash:
+            return False
+        try:
+            return _hasher.verify(self.password_hash, password)
+        except (VerificationError, InvalidHashError):
+            return False
+
+    @classmethod
+    def find_by_email(cls, email: str) -> User | None:
+        """Login looks across firms: e-mail addresses are unique site-wide."""
+        stmt = select(cls).where(cls.email == email.strip().lower())
+        return db.session.scalars(stmt.execution_options(all_firms=True)).first()
+
+    def __repr__(self) -> str:
+        return f"<User {self.email} ({self.role})>"
+
+
+def hash_token(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+class ApiToken(FirmScoped, db.Model):
+    """A bearer token. Only its SHA-256 is stored; the token is shown once."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(12))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    user: Mapped[User] = relationship()
+
+    @classmethod
+    def issue(cls, user: User, name: str = "") -> tuple[ApiToken, str]:
+        """Create a token for ``user``; returns the row and the raw token."""
+        raw = "atk_" + secrets.token_urlsafe(32)
+        token = cls(
+            user_id=user.id,
+            firm_id=user.firm_id,
+            name=name,
+            token_hash=hash_token(raw),
+            prefix=raw[:10],
+        )
+        db.session.add(token)
+        return token, raw
+
+    @classmethod
+    def authenticate(cls, raw: str) -> ApiToken | None:
+        stmt = select(cls).where(cls.token_hash == hash_token(raw), cls.revoked_at.is_(None))
+        return db.session.scalars(stmt.execution_options(all_firms=True)).first()
+
+
+__all__ = ["ApiToken", "Firm", "ROLES", "User", "hash_token"]

@@ -1,0 +1,128 @@
+"""Outgoing messages (the outbox) and what recipients did with them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.clock import now
+from app.extensions import db
+from app.models.base import JSONType, UTCDateTime
+from app.models.execution import BigId
+from app.tenancy import FirmScoped
+
+CHANNELS = ("email", "sms", "webhook")
+# pending: to be sent; sent: handed over; failed: gave up after retries;
+# recorded: kept only (no transport configured); skipped: e.g. unsubscribed;
+# test: a test run's message, never sent.
+OUTBOX_STATUSES = ("pending", "sent", "failed", "recorded", "skipped", "test")
+
+
+class OutboxMessage(FirmScoped, db.Model):
+    """One step's e-mail, SMS or webhook, written in the same transaction as
+    the step. Its (execution, node, visit) key makes a re-run find it instead
+    of sending a second message; ``message_id`` is the e-mail Message-ID or
+    the webhook Idempotency-Key, identical on every retry."""
+
+    __tablename__ = "outbox_messages"
+    __table_args__ = (
+        UniqueConstraint("execution_id", "node_id", "visit"),
+        Index("ix_outbox_status_next", "status", "next_attempt_at"),
+        Index("ix_outbox_firm_created", "firm_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    execution_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("workflow_executions.id", ondelete="CASCADE")
+    )
+    workflow_id: Mapped[int | None] = mapped_column(
+        ForeignKey("workflows.id", ondelete="CASCADE"), index=True
+    )
+    contact_id: Mapped[int | None] = mapped_column(
+        ForeignKey("contacts.id", ondelete="SET NULL"), index=True
+    )
+    node_id: Mapped[str] = mapped_column(String(100), default="")
+    visit: Mapped[int] = mapped_column(default=1)
+    channel: Mapped[str] = mapped_column(String(10))
+    status: Mapped[str] = mapped_column(String(10), default="pending")
+    to_address: Mapped[str] = mapped_column(String(2000), default="")
+    from_address: Mapped[str] = mapped_column(String(320), default="")
+    subject: Mapped[str] = mapped_column(Text, default="")
+    body_text: Mapped[str] = mapped_column(Text, default="")
+    body_html: Mapped[str] = mapped_column(Text, default="")
+    # Webhook: {"method", "headers", "body"}; SMS: {"to", "body"}.
+    payload: Mapped[dict] = mapped_column(JSONType, default=dict)
+    message_id: Mapped[str] = mapped_column(String(200), index=True)
+    attempts: Mapped[int] = mapped_column(default=0)
+    max_attempts: Mapped[int] = mapped_column(default=3)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    response: Mapped[dict] = mapped_column(JSONType, default=dict)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
+
+    contact = relationship("Contact")
+
+
+TRACKING_KINDS = ("open", "click", "unsubscribe", "bounce", "reply")
+
+
+class TrackingEvent(FirmScoped, db.Model):
+    """An open, click, unsubscribe, bounce or reply for a sent message."""
+
+    __tablename__ = "tracking_events"
+    __table_args__ = (Index("ix_tracking_workflow_node_kind", "workflow_id", "node_id", "kind"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    outbox_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("outbox_messages.id", ondelete="CASCADE"), index=True
+    )
+    contact_id: Mapped[int | None] = mapped_column(
+        ForeignKey("contacts.id", ondelete="CASCADE"), index=True
+    )
+    execution_id: Mapped[int | None] = mapped_column(BigId, index=True)
+    workflow_id: Mapped[int | None] = mapped_column(index=True)
+    node_id: Mapped[str | None] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(20))
+    url: Mapped[str] = mapped_column(Text, default="")
+    user_agent: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now, index=True)
+
+
+class EventLog(FirmScoped, db.Model):
+    """Every event fed to the trigger bus; a repeated ``event_id`` is a no-op."""
+
+    __tablename__ = "event_log"
+    __table_args__ = (
+        UniqueConstraint("firm_id", "event_id"),
+        Index("ix_event_log_firm_created", "firm_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(200))
+    event_type: Mapped[str] = mapped_column(String(50))
+    contact_id: Mapped[int | None] = mapped_column(
+        ForeignKey("contacts.id", ondelete="CASCADE"), index=True
+    )
+    data: Mapped[dict] = mapped_column(JSONType, default=dict)
+    source: Mapped[str] = mapped_column(String(30), default="")
+    executions_started: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
+
+
+class SiteVisit(FirmScoped, db.Model):
+    """A page view from the tracking snippet, tied to a contact when known."""
+
+    __tablename__ = "site_visits"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    contact_id: Mapped[int | None] = mapped_column(
+        ForeignKey("contacts.id", ondelete="CASCADE"), index=True
+    )
+    visitor_id: Mapped[str] = mapped_column(String(64), index=True)
+    url: Mapped[str] = mapped_column(Text, default="")
+    referrer: Mapped[str] = mapped_column(Text, default="")
+    user_agent: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now, index=True)

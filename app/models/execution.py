@@ -1,0 +1,149 @@
+"""Executions: one contact's walk through one workflow version."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.clock import now
+from app.extensions import db
+from app.models.base import JSONType, Timestamps, UTCDateTime
+from app.tenancy import FirmScoped
+
+EXECUTION_STATUSES = ("running", "waiting", "completed", "goal_reached", "failed", "canceled")
+ACTIVE_STATUSES = ("running", "waiting")
+FINISHED_STATUSES = ("completed", "goal_reached", "failed", "canceled")
+
+# BIGINT on PostgreSQL, INTEGER (the rowid alias) on SQLite.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def idempotency_key_for(workflow_id: int, contact_id: int, trigger_id, event_id) -> str:
+    """SHA-256 of what makes one enrollment unique."""
+    raw = f"{workflow_id}:{contact_id}:{trigger_id or ''}:{event_id or ''}"
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+class WorkflowExecution(FirmScoped, Timestamps, db.Model):
+    """The database is the source of truth: ``status``, ``current_node`` and
+    ``wake_at`` say what happens next; a job only carries the id."""
+
+    __tablename__ = "workflow_executions"
+    __table_args__ = (
+        # The sweeper's and the engine's claim queries.
+        Index("ix_executions_status_wake", "status", "wake_at"),
+        Index("ix_executions_firm_workflow_status", "firm_id", "workflow_id", "status"),
+        Index("ix_executions_workflow_contact", "workflow_id", "contact_id"),
+        Index("ix_executions_firm_created", "firm_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    workflow_id: Mapped[int] = mapped_column(ForeignKey("workflows.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(default=1)
+    contact_id: Mapped[int] = mapped_column(
+        ForeignKey("contacts.id", ondelete="CASCADE"), index=True
+    )
+    status: Mapped[str] = mapped_column(String(20), default="running")
+    # The node_id (graph key) the execution is at or waiting on.
+    current_node: Mapped[str | None] = mapped_column(String(100))
+    execution_path: Mapped[list] = mapped_column(JSONType, default=list)
+    context_data: Mapped[dict] = mapped_column(JSONType, default=dict)
+    trigger_type: Mapped[str] = mapped_column(String(50), default="manual")
+    trigger_id: Mapped[int | None] = mapped_column(
+        ForeignKey("workflow_triggers.id", ondelete="SET NULL")
+    )
+    event_id: Mapped[str | None] = mapped_column(String(200))
+    goal_reached: Mapped[bool] = mapped_column(default=False)
+    idempotency_key: Mapped[str] = mapped_column(String(64), unique=True)
+    test_mode: Mapped[bool] = mapped_column(default=False)
+
+    # Scheduling: when a waiting execution is due, why it waits, and the
+    # lease a worker holds while it advances the execution.
+    wake_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    wait_reason: Mapped[str | None] = mapped_column(String(30))
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    lease_owner: Mapped[str | None] = mapped_column(String(100))
+    # Attempts at the current node (retries with backoff).
+    attempts: Mapped[int] = mapped_column(default=0)
+    steps_taken: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    workflow = relationship("Workflow")
+    contact = relationship("Contact")
+    flow_states: Mapped[list[ContactFlowState]] = relationship(
+        back_populates="execution",
+        order_by="ContactFlowState.id",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+    )
+
+    def compute_idempotency_key(self, event_id=None) -> str:
+        """SHA-256 of workflow, contact, trigger and event id."""
+        return idempotency_key_for(
+            self.workflow_id, self.contact_id, self.trigger_id, event_id or self.event_id
+        )
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in FINISHED_STATUSES
+
+    def __repr__(self) -> str:
+        return f"<WorkflowExecution {self.id} wf={self.workflow_id} {self.status} at {self.current_node}>"
+
+
+class ContactFlowState(FirmScoped, db.Model):
+    """One visit of one node by one execution (the analytics' raw material)."""
+
+    __tablename__ = "contact_flow_states"
+    __table_args__ = (
+        UniqueConstraint("execution_id", "node_id", "visit"),
+        Index("ix_flow_states_workflow_node", "workflow_id", "node_id"),
+        Index("ix_flow_states_workflow_entered", "workflow_id", "entered_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    execution_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("workflow_executions.id", ondelete="CASCADE")
+    )
+    workflow_id: Mapped[int] = mapped_column(ForeignKey("workflows.id", ondelete="CASCADE"))
+    node_id: Mapped[str] = mapped_column(String(100))
+    node_type: Mapped[str] = mapped_column(String(50), default="")
+    visit: Mapped[int] = mapped_column(default=1)
+    entered_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
+    exited_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # success, failed, skipped, waiting, pending
+    action_status: Mapped[str] = mapped_column(String(20), default="pending")
+    action_result: Mapped[dict] = mapped_column(JSONType, default=dict)
+    variant: Mapped[str | None] = mapped_column(String(50))
+    # The branch taken on exit ("yes", "no", "timeout", a variant) and where to.
+    branch: Mapped[str | None] = mapped_column(String(50))
+    next_node: Mapped[str | None] = mapped_column(String(100))
+
+    execution: Mapped[WorkflowExecution] = relationship(back_populates="flow_states")
+
+
+class DeadLetter(FirmScoped, db.Model):
+    """A failed execution's error, kept for inspection and bulk retry."""
+
+    __tablename__ = "dead_letters"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    execution_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("workflow_executions.id", ondelete="CASCADE"), index=True
+    )
+    workflow_id: Mapped[int] = mapped_column(
+        ForeignKey("workflows.id", ondelete="CASCADE"), index=True
+    )
+    node_id: Mapped[str | None] = mapped_column(String(100))
+    error: Mapped[str] = mapped_column(Text, default="")
+    attempts: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now, index=True)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    execution = relationship("WorkflowExecution")

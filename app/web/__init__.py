@@ -1,0 +1,17 @@
+"""HTML blueprints."""
+
+from __future__ import annotations
+
+from flask import Flask, redirect, url_for
+
+
+def register_web(app: Flask) -> None:
+    from app.web.auth import bp as auth_bp
+    from app.web.workflows import bp as workflows_bp
+
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(workflows_bp)
+
+    @app.get("/")
+    def index():
+        return redirect(url_for("workflows.list_workflows"))
