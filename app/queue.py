@@ -18,3 +18,11 @@ def redis_connection():
     """The app's Redis connection, or None in the embedded (inline) mode."""
     url = current_app.config.get("REDIS_URL")
     return _connection_for(url) if url else None
+
+
+def kick_engine() -> None:
+    """Tell the workers that executions are ready.
+
+    The engine issue fills this in (an RQ job, or the in-process runner);
+    the sweeper finds ready executions either way, so a lost kick only
+    delays work."""
