@@ -10,6 +10,7 @@ from sqlalchemy import delete, func, select, update
 from app.extensions import db
 from app.models import (
     ApiToken,
+    ApprovalRequest,
     AuditLog,
     Contact,
     ContactFlowState,
@@ -28,6 +29,7 @@ from app.models import (
     User,
     Workflow,
     WorkflowAnalytics,
+    WorkflowComment,
     WorkflowEdge,
     WorkflowExecution,
     WorkflowGoal,
@@ -104,6 +106,8 @@ def populate(firm) -> dict[type, object]:
                 ),
                 SiteVisit: SiteVisit(contact_id=contact.id, visitor_id="v1", url="/pricing"),
                 AuditLog: AuditLog(action="test"),
+                WorkflowComment: WorkflowComment(workflow_id=workflow.id, body="Looks good"),
+                ApprovalRequest: ApprovalRequest(workflow_id=workflow.id),
             }
         )
         db.session.add_all(rows.values())

@@ -3,6 +3,7 @@
 from app.models.accounts import ROLES, ApiToken, Firm, User
 from app.models.analytics import WorkflowAnalytics, WorkflowGoal
 from app.models.audit import AuditLog
+from app.models.collaboration import ApprovalRequest, WorkflowComment
 from app.models.crm import (
     Contact,
     ContactList,
@@ -28,6 +29,7 @@ from app.models.workflow import (
 __all__ = [
     "ROLES",
     "ApiToken",
+    "ApprovalRequest",
     "AuditLog",
     "Contact",
     "ContactFlowState",
@@ -47,6 +49,7 @@ __all__ = [
     "User",
     "Workflow",
     "WorkflowAnalytics",
+    "WorkflowComment",
     "WorkflowEdge",
     "WorkflowExecution",
     "WorkflowGoal",

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, event
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.clock import now
@@ -154,3 +155,21 @@ class WorkflowVersion(FirmScoped, db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
 
     created_by = relationship("User")
+
+
+class ImmutableVersion(RuntimeError):
+    """A published version was about to be changed."""
+
+
+@event.listens_for(WorkflowVersion, "before_update")
+def _versions_are_immutable(mapper, connection, target) -> None:
+    """Executions run on a version's definition for weeks: changing it
+    under them would move contacts through steps nobody published. A
+    change is a new version (app.automation.lifecycle.publish)."""
+    state = sa_inspect(target)
+    changed = [attr.key for attr in state.attrs if attr.history.has_changes()]
+    if changed:
+        raise ImmutableVersion(
+            f"version {target.number} of workflow {target.workflow_id} is immutable "
+            f"(tried to change {', '.join(changed)})"
+        )
