@@ -1,0 +1,286 @@
+"""The event bus: an event in, the matching workflows started, once.
+
+Every source (CRM ORM events, public forms, site tracking, e-mail tracking,
+the ``/api/v1/events/`` endpoint, the engine's own CRM actions) ends here::
+
+    emit(firm_id, "contact_tag_added", contact_id, {"tag": "vip"},
+         event_id="...", source="ui", exclude_workflow_id=None)
+
+An event is a dict with the keys ``firm_id``, ``event_type``,
+``contact_id``, ``data`` (dict, the type's shape below), ``event_id``
+(optional: a repeat of a (firm, event_id) already seen is a no-op; one is
+generated when missing), ``source`` (short label: "ui", "api", "form",
+"site", "email", "workflow", "scheduler"...) and ``exclude_workflow_id``
+(the workflow whose action caused the event: it is never started by it, so
+a workflow never loops on itself). ``emit_many`` takes a list of such dicts.
+
+``data`` per type (what the configuration filters in ``filters.py`` read):
+- ``form_submitted``: ``form_id``, ``submission_id``, ``fields``
+- ``email_*``: ``workflow_id``, ``node``, ``email_id`` (outbox id), ``url`` (clicks)
+- ``page_visited`` / ``site_activity``: ``url``, ``referrer``
+- ``contact_updated``: ``changed`` ``{field: [old, new]}`` (``custom_fields`` as a
+  whole dict pair). A changed ``score`` also yields ``score_threshold_reached``
+  / ``score_threshold_dropped`` events, derived here (crossing, per threshold).
+- ``contact_tag_*``: ``tag`` (name), ``tag_id``; ``contact_list_*``: ``list`` (id), ``list_name``
+- ``deal_*``: ``deal_id``, ``title``, ``value``, ``stage``, ``status``; plus
+  ``from_stage``/``to_stage`` or ``old_value``/``new_value`` for the changes.
+
+The event is recorded in ``EventLog`` in the same transaction as the
+executions it starts (``enroll`` commits), so a crash between the two
+cannot leave a logged event that never started its workflows.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from app.automation.enrollment import NotEnrollable, enroll
+from app.automation.triggers.filters import event_matches, rule_group_of
+from app.clock import now
+from app.extensions import db
+from app.models import EventLog, Workflow, WorkflowTrigger
+from app.models.audit import record
+from app.tenancy import firm_context
+
+log = logging.getLogger(__name__)
+
+SCORE_EVENTS = ("score_threshold_reached", "score_threshold_dropped")
+# Types started by the scheduler or by people, never by an emitted event.
+NOT_EVENT_DRIVEN = frozenset(
+    {"date_reached", "date_field_reached", "anniversary", "time_delay", "manual", "api"}
+)
+
+
+def emit(
+    firm_id: int,
+    event_type: str,
+    contact_id: int | None,
+    data: dict | None = None,
+    event_id: str | None = None,
+    source: str = "",
+    exclude_workflow_id: int | None = None,
+) -> list[int]:
+    """Record one event and start the workflows it triggers.
+
+    Returns the ids of the executions started. Commits."""
+    event = {
+        "firm_id": firm_id,
+        "event_type": event_type,
+        "contact_id": contact_id,
+        "data": data or {},
+        "event_id": event_id,
+        "source": source,
+        "exclude_workflow_id": exclude_workflow_id,
+    }
+    return _dispatch([event])
+
+
+def emit_many(events: Iterable[dict]) -> int:
+    """Record many events (any firms) set-based; returns executions started."""
+    return len(_dispatch(list(events)))
+
+
+def _dispatch(events: list[dict]) -> list[int]:
+    by_firm: dict[int, list[dict]] = defaultdict(list)
+    for event in _with_derived(events):
+        by_firm[int(event["firm_id"])].append(event)
+    started: list[int] = []
+    for firm_id, firm_events in by_firm.items():
+        with firm_context(firm_id):
+            started.extend(_dispatch_firm(firm_id, firm_events))
+    return started
+
+
+def _with_derived(events: list[dict]) -> list[dict]:
+    """Normalise the dicts and add the score-crossing events."""
+    out: list[dict] = []
+    for raw in events:
+        event = {
+            "firm_id": raw["firm_id"],
+            "event_type": raw["event_type"],
+            "contact_id": raw.get("contact_id"),
+            "data": dict(raw.get("data") or {}),
+            "event_id": str(raw.get("event_id") or f"evt_{uuid.uuid4().hex}")[:200],
+            "source": str(raw.get("source") or "")[:30],
+            "exclude_workflow_id": raw.get("exclude_workflow_id"),
+        }
+        out.append(event)
+        score = (event["data"].get("changed") or {}).get("score")
+        if event["event_type"] == "contact_updated" and score and len(score) == 2:
+            old, new = score
+            if old != new and new is not None:
+                kind = SCORE_EVENTS[0] if (new or 0) > (old or 0) else SCORE_EVENTS[1]
+                out.append(
+                    {
+                        **event,
+                        "event_type": kind,
+                        "data": {"old_score": old, "new_score": new, "score": new},
+                        "event_id": f"{event['event_id']}:score"[:200],
+                    }
+                )
+    return out
+
+
+def _dispatch_firm(firm_id: int, events: list[dict]) -> list[int]:
+    fresh = _record(firm_id, events)
+    if not fresh:
+        db.session.commit()
+        return []
+    triggers = _active_triggers({e["event_type"] for e in fresh})
+    started: list[int] = []
+    counts: dict[str, int] = {}
+    for event in fresh:
+        for trigger, workflow in triggers.get(event["event_type"], ()):
+            if workflow.id == event["exclude_workflow_id"] or event["contact_id"] is None:
+                continue
+            if not event_matches(trigger.trigger_type, trigger.configuration, event["data"]):
+                continue
+            if not contact_passes(trigger, event["contact_id"], event["data"]):
+                continue
+            ids = _start(workflow, trigger, event)
+            started.extend(ids)
+            counts[event["event_id"]] = counts.get(event["event_id"], 0) + len(ids)
+    if counts:
+        table = EventLog.__table__
+        for event_id, count in counts.items():
+            db.session.execute(
+                table.update()
+                .where(table.c.firm_id == firm_id, table.c.event_id == event_id)
+                .values(executions_started=count)
+            )
+    db.session.commit()
+    return started
+
+
+def _record(firm_id: int, events: list[dict]) -> list[dict]:
+    """Insert the events into EventLog; returns those not seen before."""
+    unique: dict[str, dict] = {}
+    for event in events:
+        unique.setdefault(event["event_id"], event)
+    moment = now()
+    rows = [
+        {
+            "firm_id": firm_id,
+            "event_id": event["event_id"],
+            "event_type": event["event_type"][:50],
+            "contact_id": event["contact_id"],
+            "data": _jsonable(event["data"]),
+            "source": event["source"],
+            "executions_started": 0,
+            "created_at": moment,
+        }
+        for event in unique.values()
+    ]
+    table = EventLog.__table__
+    insert = postgresql.insert if _dialect() == "postgresql" else sqlite.insert
+    stmt = (
+        insert(table)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=["firm_id", "event_id"])
+        .returning(table.c.event_id)
+    )
+    inserted = set(db.session.scalars(stmt))
+    return [event for key, event in unique.items() if key in inserted]
+
+
+def _active_triggers(types: set[str]) -> dict[str, list[tuple[WorkflowTrigger, Workflow]]]:
+    """The firm's active triggers of these types on active workflows: one
+    indexed query, and nothing more when no workflow listens."""
+    wanted = sorted(types - NOT_EVENT_DRIVEN)
+    if not wanted:
+        return {}
+    stmt = (
+        select(WorkflowTrigger, Workflow)
+        .join(Workflow, Workflow.id == WorkflowTrigger.workflow_id)
+        .where(
+            WorkflowTrigger.trigger_type.in_(wanted),
+            WorkflowTrigger.is_active.is_(True),
+            Workflow.status == "active",
+        )
+        .order_by(WorkflowTrigger.id)
+    )
+    found: dict[str, list[tuple[WorkflowTrigger, Workflow]]] = defaultdict(list)
+    for trigger, workflow in db.session.execute(stmt):
+        found[trigger.trigger_type].append((trigger, workflow))
+    return found
+
+
+def contact_passes(trigger: WorkflowTrigger, contact_id: int, context: dict | None) -> bool:
+    """The trigger's optional ``match``/``rules`` over the contact (and the
+    event data as ``context.<key>``), with the one rules evaluator."""
+    group = rule_group_of(trigger.configuration)
+    if group is None:
+        return True
+    from app.automation.triggers.audience import contact_matches
+
+    return contact_matches(group, contact_id, context or {})
+
+
+def _start(workflow: Workflow, trigger: WorkflowTrigger, event: dict) -> list[int]:
+    context = {
+        **_jsonable(event["data"]),
+        "trigger_type": event["event_type"],
+        "event_id": event["event_id"],
+        "source": event["source"],
+    }
+    try:
+        ids = enroll(
+            workflow,
+            [event["contact_id"]],
+            trigger=trigger,
+            event_id=event["event_id"],
+            context=context,
+        )
+    except NotEnrollable as exc:
+        log.warning("trigger %s did not start workflow %s: %s", trigger.id, workflow.id, exc)
+        return []
+    for execution_id in ids:
+        audit_firing(workflow, event["contact_id"], event["event_id"], event["source"], trigger)
+        log.info(
+            "workflow %s started for contact %s by %s (event %s, execution %s)",
+            workflow.id,
+            event["contact_id"],
+            event["event_type"],
+            event["event_id"],
+            execution_id,
+        )
+    return ids
+
+
+def audit_firing(workflow, contact_id, event_id, source, trigger=None, trigger_type=None) -> None:
+    """One audit entry per firing: workflow, contact, event id, source."""
+    record(
+        "trigger.fired",
+        workflow,
+        data={
+            "workflow_id": workflow.id,
+            "contact_id": contact_id,
+            "event_id": event_id,
+            "source": source,
+            "trigger_id": getattr(trigger, "id", None),
+            "trigger_type": trigger_type or getattr(trigger, "trigger_type", None),
+        },
+    )
+
+
+def _jsonable(value):
+    """Event data is stored as JSON: dates, decimals and sets become text."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set):
+        return [_jsonable(v) for v in value]
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)
+
+
+def _dialect() -> str:
+    return db.session.get_bind().dialect.name
