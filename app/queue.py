@@ -1,10 +1,54 @@
-"""Redis connection for RQ (the engine's job plumbing builds on this)."""
+"""Job plumbing: RQ on Redis, or the same jobs in-process.
+
+Jobs carry no state, only the name of a function (a dotted path) and ids;
+the database says what is to be done (DESIGN.md rule 1). With ``REDIS_URL``
+jobs go to named RQ queues (``<QUEUE_PREFIX>-engine``, ``-delivery``,
+``-default``) that ``worker.py`` serves. Without it, one runner thread per
+process runs them, and a scheduler thread runs :data:`PERIODIC_JOBS`
+(``INLINE_SCHEDULER``; tests turn it off and call ``engine.drain()``).
+
+Kicks are coalesced: while a kick job waits in a queue, another kick adds
+nothing. A lost kick only delays work: the sweeper finds ready rows.
+"""
 
 from __future__ import annotations
 
+import importlib
+import logging
+import queue as _stdqueue
+import threading
+import time
+from collections.abc import Callable
 from functools import lru_cache
+from typing import Any
 
-from flask import current_app
+from flask import Flask, current_app
+
+log = logging.getLogger(__name__)
+
+QUEUES = ("engine", "delivery", "default")
+ENGINE_JOB = "app.automation.engine.run_engine_job"
+DELIVERY_JOB = "app.automation.engine.run_delivery_job"
+
+# Periodic jobs as data: name, dotted path, interval (seconds, or the name
+# of a config key holding it). A job whose module does not exist yet is
+# skipped quietly (helpers land their parts at different times).
+PERIODIC_JOBS: list[dict[str, Any]] = [
+    {
+        "name": "sweep",
+        "func": "app.automation.sweeper.process_waiting_executions",
+        "every": "SWEEP_INTERVAL_SECONDS",
+    },
+    {
+        "name": "daily-analytics",
+        "func": "app.automation.analytics.run_daily_analytics",
+        "every": 3600,
+    },
+]
+
+# How long a kick marker lives: if a kick job is lost with its marker set,
+# the next kick after this many seconds enqueues again.
+KICK_MARKER_SECONDS = 30
 
 
 @lru_cache(maxsize=4)
@@ -20,9 +64,193 @@ def redis_connection():
     return _connection_for(url) if url else None
 
 
-def kick_engine() -> None:
-    """Tell the workers that executions are ready.
+def queue_name(name: str, app: Flask | None = None) -> str:
+    config = (app or current_app).config
+    return f"{config.get('QUEUE_PREFIX') or 'automation'}-{name}"
 
-    The engine issue fills this in (an RQ job, or the in-process runner);
-    the sweeper finds ready executions either way, so a lost kick only
-    delays work."""
+
+def rq_queue(name: str):
+    from rq import Queue
+
+    return Queue(queue_name(name), connection=redis_connection())
+
+
+def resolve(func: str | Callable) -> Callable:
+    """A callable from a dotted path ``package.module.function``."""
+    if callable(func):
+        return func
+    module, _, attr = func.rpartition(".")
+    return getattr(importlib.import_module(module), attr)
+
+
+def _dotted(func: str | Callable) -> str:
+    if isinstance(func, str):
+        return func
+    return f"{func.__module__}.{func.__qualname__}"
+
+
+def enqueue(func: str | Callable, *args, queue: str = "default", job_id: str | None = None):
+    """Run ``func(*args)`` on a worker (RQ) or the in-process runner."""
+    if queue not in QUEUES:
+        raise ValueError(f"unknown queue {queue!r}")
+    connection = redis_connection()
+    if connection is not None:
+        return rq_queue(queue).enqueue_call(
+            _dotted(func), args=args, job_id=job_id, result_ttl=0, failure_ttl=7 * 86400
+        )
+    _runner_for(current_app._get_current_object()).submit(_dotted(func), args)
+    return None
+
+
+def _kick(kind: str, func: str, queue: str) -> None:
+    app = current_app._get_current_object()
+    connection = redis_connection()
+    if connection is not None:
+        marker = f"{app.config.get('QUEUE_PREFIX') or 'automation'}:kick:{kind}"
+        # SET NX: only the first kick while one is queued enqueues a job;
+        # the job clears the marker when it starts (clear_kick).
+        if connection.set(marker, "1", nx=True, ex=KICK_MARKER_SECONDS):
+            enqueue(func, queue=queue)
+        return
+    if not app.config.get("INLINE_RUNNER", not app.testing):
+        # Tests drive the engine synchronously with engine.drain().
+        return
+    start_inline_scheduler(app)
+    _runner_for(app).submit(func, (), coalesce=kind)
+
+
+def clear_kick(kind: str) -> None:
+    """Called by a kick job as it starts, so later kicks enqueue again."""
+    connection = redis_connection()
+    if connection is not None:
+        connection.delete(f"{current_app.config.get('QUEUE_PREFIX') or 'automation'}:kick:{kind}")
+    else:
+        runner = _runners.get(id(current_app._get_current_object()))
+        if runner is not None:
+            runner.clear(kind)
+
+
+def kick_engine() -> None:
+    """Tell the workers that executions are ready to advance."""
+    _kick("engine", ENGINE_JOB, "engine")
+
+
+def kick_delivery() -> None:
+    """Tell the workers that outbox messages are due."""
+    _kick("delivery", DELIVERY_JOB, "delivery")
+
+
+class InlineRunner:
+    """One daemon thread running jobs in order, inside an app context."""
+
+    def __init__(self, app: Flask):
+        self.app = app
+        self.jobs: _stdqueue.Queue = _stdqueue.Queue()
+        self.pending: set[str] = set()
+        self.lock = threading.Lock()
+        self.thread = threading.Thread(target=self._run, name="inline-runner", daemon=True)
+        self.thread.start()
+
+    def submit(self, func: str, args: tuple, coalesce: str | None = None) -> None:
+        if coalesce is not None:
+            with self.lock:
+                if coalesce in self.pending:
+                    return
+                self.pending.add(coalesce)
+        self.jobs.put((func, args))
+
+    def clear(self, kind: str) -> None:
+        with self.lock:
+            self.pending.discard(kind)
+
+    def _run(self) -> None:
+        while True:
+            func, args = self.jobs.get()
+            run_job(self.app, func, args)
+
+
+def run_job(app: Flask, func: str, args: tuple = ()) -> Any:
+    """Run one job in a fresh app context; errors are logged, not raised
+    (the database keeps the state; the sweeper retries)."""
+    from app.extensions import db
+
+    with app.app_context():
+        try:
+            return resolve(func)(*args)
+        except ImportError:
+            log.debug("job %s not available yet", func)
+        except Exception:
+            log.exception("job %s failed", func)
+            db.session.rollback()
+        finally:
+            db.session.remove()
+    return None
+
+
+_runners: dict[int, InlineRunner] = {}
+_runners_lock = threading.Lock()
+
+
+def _runner_for(app: Flask) -> InlineRunner:
+    with _runners_lock:
+        runner = _runners.get(id(app))
+        if runner is None:
+            runner = _runners[id(app)] = InlineRunner(app)
+        return runner
+
+
+def periodic_interval(job: dict, app: Flask) -> float:
+    every = job["every"]
+    return float(app.config.get(every) or 5) if isinstance(every, str) else float(every)
+
+
+class InlineScheduler:
+    """Runs :data:`PERIODIC_JOBS` on time in a daemon thread (no Redis)."""
+
+    def __init__(self, app: Flask):
+        self.app = app
+        self.stop = threading.Event()
+        self.next_run = {job["name"]: 0.0 for job in PERIODIC_JOBS}
+        self.thread = threading.Thread(target=self._run, name="inline-scheduler", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stop.wait(0.5):
+            tick(self.app, self.next_run)
+
+
+def tick(app: Flask, next_run: dict[str, float], lock: Callable[[dict], bool] | None = None):
+    """Run every periodic job that is due; ``lock(job)`` may refuse a run
+    (worker.py uses a Redis lock so one worker of many runs each job)."""
+    moment = time.monotonic()
+    for job in PERIODIC_JOBS:
+        if moment < next_run.get(job["name"], 0.0):
+            continue
+        interval = periodic_interval(job, app)
+        next_run[job["name"]] = moment + interval
+        if lock is not None and not lock(job):
+            continue
+        run_job(app, job["func"])
+
+
+_schedulers: dict[int, InlineScheduler] = {}
+
+
+def start_inline_scheduler(app: Flask) -> InlineScheduler | None:
+    """Start the in-process scheduler once per app (inline mode only)."""
+    if app.config.get("REDIS_URL") or not app.config.get("INLINE_SCHEDULER"):
+        return None
+    with _runners_lock:
+        scheduler = _schedulers.get(id(app))
+        if scheduler is None:
+            scheduler = _schedulers[id(app)] = InlineScheduler(app)
+        return scheduler
+
+
+def init_app(app: Flask) -> None:
+    """Start the inline scheduler with the first request a process serves
+    (not at import: CLI commands like ``db upgrade`` must not sweep)."""
+
+    @app.before_request
+    def _start_scheduler():
+        start_inline_scheduler(app)
