@@ -1,0 +1,255 @@
+"""The seed's ``AnalyticsCalculator``: stored period analytics and the flow
+overlays the builder and the API show.
+
+Numbers come from the aggregates in :mod:`queries`; this module only shapes
+them (per-node dicts, rates, the stored row)."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from app.automation.analytics import queries as q
+from app.automation.definition import definition_of
+from app.automation.enrollment import workflow_definition
+from app.clock import now
+from app.extensions import db
+from app.models import ContactFlowState, Workflow, WorkflowAnalytics, WorkflowExecution
+
+
+def percent(part: float, whole: float) -> float:
+    """``part`` as a percentage (0-100) of ``whole``; 0 when nothing to divide."""
+    return round(100.0 * part / whole, 4) if whole else 0.0
+
+
+def _email_block(counts: dict[str, int]) -> dict[str, Any]:
+    sent = counts.get("sent", 0)
+    block: dict[str, Any] = dict(counts)
+    rates = {
+        "open_rate": "opened",
+        "click_rate": "clicked",
+        "unsubscribe_rate": "unsubscribed",
+        "bounce_rate": "bounced",
+    }
+    for rate, name in rates.items():
+        block[rate] = percent(counts.get(name, 0), sent)
+    return block
+
+
+def build_node_performance(
+    period: q.Period, nodes: list[dict], total_executions: int
+) -> tuple[dict[str, dict], list[dict]]:
+    """(node_performance, drop_off_points) for one period.
+
+    Every count in node_performance is additive across periods (the
+    dashboard sums daily rows); averages are derived from stored sums
+    (``time_spent_seconds`` / ``timed``)."""
+    stats = q.node_stats(period)
+    transitions = q.transition_counts(period)
+    stops = q.stop_counts(period)
+    emails = q.email_counts(period)
+    variants = q.variant_counts(period)
+
+    known = {node["node_id"]: node for node in nodes}
+    keys = list(known) + sorted(
+        key for key in set(stats) | set(stops) | set(emails) if key not in known
+    )
+    performance: dict[str, dict] = {}
+    drop_offs: list[dict] = []
+    for key in keys:
+        node = known.get(key, {})
+        row = stats.get(key) or {
+            "visits": 0,
+            "successes": 0,
+            "failures": 0,
+            "skipped": 0,
+            "exited": 0,
+            "timed": 0,
+            "time_spent_seconds": 0.0,
+        }
+        entry: dict[str, Any] = {
+            "node_type": node.get("node_type", ""),
+            "label": node.get("label") or key,
+            **row,
+            "avg_time_seconds": (row["time_spent_seconds"] / row["timed"])
+            if row["timed"]
+            else None,
+            "stopped": stops.get(key, 0),
+            "transitions": {
+                target: n for (source, target), n in sorted(transitions.items()) if source == key
+            },
+        }
+        if entry["node_type"] == "send_email" or key in emails:
+            entry["email"] = _email_block(
+                emails.get(
+                    key, {"sent": 0, "opened": 0, "clicked": 0, "unsubscribed": 0, "bounced": 0}
+                )
+            )
+        if key in variants:
+            entry["variants"] = variants[key]
+        performance[key] = entry
+        if entry["visits"] or entry["stopped"]:
+            drop_offs.append(drop_off_point(key, entry, total_executions))
+    drop_offs.sort(key=lambda point: (-point["stopped"], point["node_id"]))
+    return performance, drop_offs
+
+
+def drop_off_point(key: str, entry: dict, total_executions: int) -> dict[str, Any]:
+    """Entered, moved on, stopped here; ``share`` is the part of those who
+    entered that stopped here, ``share_of_executions`` the part of all."""
+    return {
+        "node_id": key,
+        "label": entry.get("label") or key,
+        "entered": entry["visits"],
+        "exited_onward": entry["exited"],
+        "stopped": entry["stopped"],
+        "share": percent(entry["stopped"], entry["visits"]),
+        "share_of_executions": percent(entry["stopped"], total_executions),
+    }
+
+
+def _store(
+    workflow: Workflow, period_start: date, period_end: date, values: dict
+) -> WorkflowAnalytics:
+    """Insert or update the row for (workflow, period); a concurrent insert
+    of the same period loses the race on the unique key and updates."""
+    for attempt in range(2):
+        row = db.session.scalars(
+            select(WorkflowAnalytics).where(
+                WorkflowAnalytics.workflow_id == workflow.id,
+                WorkflowAnalytics.period_start == period_start,
+                WorkflowAnalytics.period_end == period_end,
+            )
+        ).first()
+        if row is None:
+            row = WorkflowAnalytics(
+                workflow_id=workflow.id, period_start=period_start, period_end=period_end
+            )
+            db.session.add(row)
+        for name, value in values.items():
+            setattr(row, name, value)
+        try:
+            db.session.commit()
+            return row
+        except IntegrityError:
+            db.session.rollback()
+            if attempt:
+                raise
+    raise AssertionError("unreachable")
+
+
+class AnalyticsCalculator:
+    """Entry points named by the seed."""
+
+    @staticmethod
+    def compute(workflow: Workflow, period_start: date, period_end: date) -> dict[str, Any]:
+        """Every WorkflowAnalytics field for the period, without storing."""
+        period = q.Period(workflow.id, period_start, period_end)
+        totals = q.execution_totals(period)
+        average, median = q.completion_times(period)
+        nodes = definition_of(workflow)["nodes"]
+        performance, drop_offs = build_node_performance(period, nodes, totals["total"])
+        return {
+            "total_executions": totals["total"],
+            "completed_executions": totals["completed"],
+            "failed_executions": totals["failed"],
+            "goal_reached_executions": totals["goal_reached"],
+            "avg_completion_time_seconds": average,
+            "median_completion_time_seconds": median,
+            "drop_off_points": drop_offs,
+            "node_performance": performance,
+            "goal_conversion_rate": percent(totals["goal_reached"], totals["total"]),
+            "computed_at": now(),
+        }
+
+    @staticmethod
+    def calculate_workflow_analytics(
+        workflow: Workflow, period_start: date, period_end: date
+    ) -> WorkflowAnalytics:
+        """Compute the period's analytics and store them in the row unique on
+        (workflow, period_start, period_end); commits and returns the row."""
+        if period_end < period_start:
+            raise ValueError("period_end is before period_start")
+        values = AnalyticsCalculator.compute(workflow, period_start, period_end)
+        return _store(workflow, period_start, period_end, values)
+
+    @staticmethod
+    def get_flow_visualization_data(workflow: Workflow) -> dict[str, list[dict]]:
+        """Visits and drop-off per node, transitions per edge, over the
+        workflow's whole history, laid on its current graph (nodes and
+        moves seen only in older versions are appended)."""
+        period = q.Period(workflow.id)
+        visits = q.visit_counts(workflow.id)
+        stops = q.stop_counts(period)
+        transitions = q.transition_counts(period)
+        return _overlay(definition_of(workflow), visits, stops, transitions)
+
+    @staticmethod
+    def get_execution_flow_visualization(execution: WorkflowExecution) -> dict[str, list[dict]]:
+        """The same shape for one execution: the path it took."""
+        S = ContactFlowState
+        visits = dict(
+            db.session.execute(
+                select(S.node_id, func.count())
+                .where(S.execution_id == execution.id)
+                .group_by(S.node_id)
+            ).all()
+        )
+        transitions = {
+            (source, target): n
+            for source, target, n in db.session.execute(
+                select(S.node_id, S.next_node, func.count())
+                .where(S.execution_id == execution.id, S.next_node.is_not(None))
+                .group_by(S.node_id, S.next_node)
+            )
+        }
+        stops: dict[str, int] = {}
+        stopped = db.session.scalar(
+            select(func.count()).where(WorkflowExecution.id == execution.id, q.ended_without_goal())
+        )
+        if stopped:
+            last = execution.current_node or db.session.scalar(
+                select(S.node_id).where(S.execution_id == execution.id).order_by(S.id.desc())
+            )
+            if last:
+                stops[last] = 1
+        definition = workflow_definition(execution.workflow, execution.version)
+        return _overlay(definition, visits, stops, transitions)
+
+
+def _overlay(
+    definition: dict,
+    visits: dict[str, int],
+    stops: dict[str, int],
+    transitions: dict[tuple[str, str], int],
+) -> dict[str, list[dict]]:
+    keys = [node["node_id"] for node in definition.get("nodes", [])]
+    keys += sorted((set(visits) | set(stops)) - set(keys))
+    nodes = [
+        {"id": key, "visits": int(visits.get(key, 0)), "drop_off": int(stops.get(key, 0))}
+        for key in keys
+    ]
+    pairs = list(dict.fromkeys((e["source"], e["target"]) for e in definition.get("edges", [])))
+    pairs += sorted(set(transitions) - set(pairs))
+    edges = [
+        {
+            "source": source,
+            "target": target,
+            "transitions": int(transitions.get((source, target), 0)),
+        }
+        for source, target in pairs
+    ]
+    return {"nodes": nodes, "edges": edges}
+
+
+def node_live_counts(workflow: Workflow) -> dict[str, dict[str, int]]:
+    """For the builder's canvas: per node, executions waiting there now and
+    visits ever (test runs excluded)."""
+    waiting = q.waiting_counts(workflow.id)
+    visits = q.visit_counts(workflow.id)
+    keys = [node.node_id for node in workflow.nodes]
+    keys += sorted((set(waiting) | set(visits)) - set(keys))
+    return {key: {"waiting": waiting.get(key, 0), "visits": visits.get(key, 0)} for key in keys}
