@@ -3,7 +3,7 @@
 Used for one contact when an event arrives (the bus) and for all contacts
 of a firm in batches (``date_reached``, "enroll existing contacts").
 The rules themselves are evaluated by the engine's one evaluator,
-``app.automation.rules.evaluate``; this module only loads the facts.
+``app.automation.rules.evaluate``, over ``app.automation.context.facts_for``.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 from app.extensions import db
 from app.models import Contact
@@ -18,25 +19,34 @@ from app.models import Contact
 BATCH = 500
 
 
-def contact_matches(rule_group: dict, contact_id: int, context: dict | None = None) -> bool:
+def contact_matches(
+    rule_group: dict, contact_id: int, context: dict | None = None, workflow_id: int | None = None
+) -> bool:
     contact = db.session.get(Contact, contact_id)
     if contact is None:
         return False
-    return _evaluate(rule_group, contact, context or {})
+    return _evaluate(rule_group, contact, context or {}, workflow_id)
 
 
-def _evaluate(rule_group: dict, contact: Contact, context: dict) -> bool:
-    from app.automation.rules import evaluate, facts_for
+def _evaluate(rule_group: dict, contact: Contact, context: dict, workflow_id=None) -> bool:
+    from app.automation.context import facts_for
+    from app.automation.rules import evaluate
 
-    return bool(evaluate(rule_group, facts_for(contact, context=context)))
+    return bool(evaluate(rule_group, facts_for(contact, context=context, workflow_id=workflow_id)))
 
 
-def matching_contact_ids(rule_group: dict | None, batch: int = BATCH) -> Iterator[list[int]]:
-    """The current firm's contacts passing ``rule_group`` (all when None),
-    in id-ordered batches so a large firm never sits in memory at once."""
+def matching_contact_ids(
+    rule_group: dict | None, batch: int = BATCH, workflow_id: int | None = None, where=()
+) -> Iterator[list[int]]:
+    """The current firm's contacts passing ``rule_group`` (all when None)
+    and the extra SQL conditions ``where``, in id-ordered batches so a large
+    firm never sits in memory at once."""
     last_id = 0
     while True:
-        stmt = select(Contact).where(Contact.id > last_id).order_by(Contact.id).limit(batch)
+        stmt = select(Contact).where(Contact.id > last_id, *where).order_by(Contact.id).limit(batch)
+        if rule_group is not None:
+            # Tags and lists of the whole batch in two queries, not per contact.
+            stmt = stmt.options(selectinload(Contact.tags), selectinload(Contact.lists))
         contacts = list(db.session.scalars(stmt))
         if not contacts:
             return
@@ -44,7 +54,7 @@ def matching_contact_ids(rule_group: dict | None, batch: int = BATCH) -> Iterato
         if rule_group is None:
             yield [c.id for c in contacts]
         else:
-            yield [c.id for c in contacts if _evaluate(rule_group, c, {})]
+            yield [c.id for c in contacts if _evaluate(rule_group, c, {}, workflow_id)]
         # Loaded contacts are done with; keep the identity map small.
         for contact in contacts:
             db.session.expunge(contact)

@@ -219,7 +219,7 @@ def contact_passes(trigger: WorkflowTrigger, contact_id: int, context: dict | No
         return True
     from app.automation.triggers.audience import contact_matches
 
-    return contact_matches(group, contact_id, context or {})
+    return contact_matches(group, contact_id, context or {}, trigger.workflow_id)
 
 
 def _start(workflow: Workflow, trigger: WorkflowTrigger, event: dict) -> list[int]:
