@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import secrets
 from datetime import datetime
@@ -28,7 +29,7 @@ class Firm(Timestamps, db.Model):
     name: Mapped[str] = mapped_column(String(200), unique=True)
     # Signs outgoing webhooks (Standard Webhooks); never shown in logs.
     webhook_secret: Mapped[str] = mapped_column(
-        String(100), default=lambda: "whsec_" + secrets.token_urlsafe(32)
+        String(100), default=lambda: "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
     )
     # Firm settings, e.g. {"require_approval": true}.
     settings: Mapped[dict] = mapped_column(JSONType, default=dict)

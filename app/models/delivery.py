@@ -57,6 +57,8 @@ class OutboxMessage(FirmScoped, db.Model):
     message_id: Mapped[str] = mapped_column(String(200), index=True)
     attempts: Mapped[int] = mapped_column(default=0)
     max_attempts: Mapped[int] = mapped_column(default=3)
+    # The node's retry_backoff_seconds: the first retry waits this long, doubling after.
+    retry_backoff_seconds: Mapped[float] = mapped_column(default=30)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(Text)
     response: Mapped[dict] = mapped_column(JSONType, default=dict)
