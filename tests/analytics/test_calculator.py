@@ -216,3 +216,16 @@ def test_the_cli_runs_daily_analytics(runner, acme, workflow):
     result = runner.invoke(args=["run-daily-analytics"])
     assert result.exit_code == 0, result.output
     assert "1 workflow" in result.output
+
+
+def test_it_counts_entries_and_conversions_per_variant(acme, workflow):
+    from app.automation.analytics.ab_testing import analyse_splits
+
+    perf = calc(acme, workflow).node_performance
+    assert perf["split"]["variants"] == {
+        "A": {"entered": 4, "conversions": 4},
+        "B": {"entered": 5, "conversions": 2},
+    }
+    (result,) = analyse_splits(perf)
+    assert result.best == "A"
+    assert [v.rate for v in result.variants] == [100.0, 40.0]
