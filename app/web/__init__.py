@@ -12,6 +12,11 @@ def register_web(app: Flask) -> None:
     app.register_blueprint(auth_bp)
     app.register_blueprint(workflows_bp)
 
+    # Public, unauthenticated pages (triggers): forms and site tracking.
+    from app.web.public_forms import bp as public_forms_bp
+
+    app.register_blueprint(public_forms_bp)
+
     @app.get("/")
     def index():
         return redirect(url_for("workflows.list_workflows"))

@@ -1,0 +1,123 @@
+"""Public forms: ``GET/POST /f/<form_key>`` (no login, no session CSRF).
+
+The page carries a signed, time-limited form token and a honeypot instead
+of the session CSRF token; posts are rate-limited per IP. A JSON client
+gets the fields and a token with ``GET`` + ``Accept: application/json``
+and posts them back as JSON. The domain work is in
+``app.automation.triggers.forms``.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, jsonify, make_response, redirect, render_template, request
+
+from app.automation.triggers import forms as domain
+from app.automation.triggers.visitor import set_visitor_cookie
+from app.extensions import csrf, limiter
+
+bp = Blueprint("public_forms", __name__)
+csrf.exempt(bp)
+
+
+def _wants_json() -> bool:
+    if request.method == "POST":
+        return request.is_json
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    return best == "application/json"
+
+
+def _page(form, *, values=None, errors=None, message=None, status=200):
+    page = render_template(
+        "public/form.html",
+        form=form,
+        fields=domain.form_fields(form),
+        token=domain.form_token(form),
+        honeypot=domain.HONEYPOT,
+        token_field=domain.TOKEN_FIELD,
+        values=values or {},
+        errors=errors or {},
+        message=message,
+    )
+    return page, status, {"Cache-Control": "no-store"}
+
+
+def _load(form_key: str):
+    form = domain.find_form(form_key)
+    if form is None:
+        abort(404)
+    return form
+
+
+@bp.get("/f/<form_key>")
+@limiter.limit("120 per minute")
+def show(form_key: str):
+    form = _load(form_key)
+    if _wants_json():
+        return jsonify(
+            {
+                "name": form.name,
+                "fields": domain.form_fields(form),
+                "token": domain.form_token(form),
+                "token_field": domain.TOKEN_FIELD,
+            }
+        )
+    return _page(form)
+
+
+@bp.post("/f/<form_key>")
+@limiter.limit("20 per minute; 200 per hour")
+def submit(form_key: str):
+    form = _load(form_key)
+    as_json = _wants_json()
+    if as_json:
+        raw = request.get_json(silent=True)
+        if not isinstance(raw, dict):
+            return _error(400, "bad_request", "the body must be a JSON object", {})
+    else:
+        raw = request.form.to_dict()
+    raw = {str(k): v for k, v in raw.items()}
+    try:
+        domain.check_token(form, raw.get(domain.TOKEN_FIELD) or request.headers.get("X-Form-Token"))
+    except domain.FormExpired:
+        message = "This form has expired. Please submit it again."
+        if as_json:
+            return _error(
+                400, "form_expired", message, {domain.TOKEN_FIELD: ["invalid or expired"]}
+            )
+        return _page(form, values=raw, message=message, status=400)
+    result = domain.clean(form, raw)
+    if result.spam:
+        # Look successful to the bot; store nothing.
+        return _done(form, as_json, contact=None)
+    if result.errors:
+        if as_json:
+            return _error(422, "validation_error", "some fields need attention", result.errors)
+        return _page(form, values=raw, errors=result.errors, status=422)
+    submission, contact = domain.submit(form, result.values, request.user_agent.string or "")
+    return _done(form, as_json, contact=contact, submission=submission)
+
+
+def _done(form, as_json: bool, *, contact, submission=None):
+    target = domain.safe_redirect(form.redirect_url)
+    if as_json:
+        response = jsonify(
+            {
+                "status": "ok",
+                "submission": getattr(submission, "id", None),
+                "message": form.success_message,
+                "redirect_url": target,
+            }
+        )
+        response.status_code = 201
+    elif target:
+        response = redirect(target, code=303)
+    else:
+        response = make_response(render_template("public/form_success.html", form=form))
+    if contact is not None:
+        set_visitor_cookie(response, form.firm_id, contact.id)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _error(status: int, code: str, message: str, fields: dict):
+    return jsonify({"error": {"code": code, "message": message, "fields": fields}}), status
