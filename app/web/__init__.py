@@ -16,6 +16,9 @@ def register_web(app: Flask) -> None:
     from app.web.public_forms import bp as public_forms_bp
 
     app.register_blueprint(public_forms_bp)
+    from app.web.public_site import bp as public_site_bp
+
+    app.register_blueprint(public_site_bp)
 
     @app.get("/")
     def index():
