@@ -1,0 +1,127 @@
+"""One batch: walk every claimed execution, write them back together.
+
+If the set-based write-back fails (a constraint, a deadlock victim), the
+batch is rolled back and each execution is walked and written alone, so
+one bad execution cannot hold the others back; one that fails alone too
+is put on its retry schedule (or failed) with the error.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import timedelta
+
+from sqlalchemy import update
+
+from app.automation.engine_state import BatchState
+from app.automation.engine_walk import walk
+from app.automation.engine_write import executions, write_back
+from app.automation.nodes.executors.base import Effects
+from app.clock import now
+from app.extensions import db
+
+log = logging.getLogger(__name__)
+
+CRASH_BACKOFF_SECONDS = 30
+CRASH_MAX_ATTEMPTS = 5
+
+
+def run_batch(rows: list[dict], owner: str) -> dict:
+    """Advance claimed ``rows`` (leased to ``owner``); returns counts."""
+    try:
+        written = _walk_and_write(rows, owner)
+    except Exception:
+        log.exception("batch of %d executions failed; retrying one by one", len(rows))
+        written = []
+        for row in rows:
+            try:
+                written.extend(_walk_and_write([row], owner))
+            except Exception as exc:
+                log.exception("execution %s failed to advance", row["id"])
+                _record_crash(row, owner, exc)
+    _after_commit(written)
+    return {"executions": len(rows), "steps": sum(e.steps for e in written)}
+
+
+def _walk_and_write(rows: list[dict], owner: str) -> list[Effects]:
+    moment = now()
+    state = BatchState(rows, moment)
+    effects = [walk(row, state, moment) for row in rows]
+    return write_back(owner, effects, state)
+
+
+def _after_commit(written: list[Effects]) -> None:
+    """Tell the trigger bus about CRM changes (the acting workflow
+    excluded) and the delivery workers about pending messages."""
+    events = []
+    for e in written:
+        if e.test_mode:
+            continue
+        for event in e.events:
+            events.append(
+                {
+                    "firm_id": e.firm_id,
+                    "event_id": f"wf_{uuid.uuid4().hex}",
+                    "source": "workflow",
+                    "exclude_workflow_id": e.workflow_id,
+                    **event,
+                }
+            )
+    if events:
+        try:
+            from app.automation.triggers.bus import emit_many
+        except ImportError:
+            emit_many = None
+        if emit_many is not None:
+            try:
+                emit_many(events)
+            except Exception:
+                log.exception("emitting %d workflow events failed", len(events))
+                db.session.rollback()
+    if any(e.delivery_pending for e in written):
+        from app.queue import kick_delivery
+
+        kick_delivery()
+
+
+def _record_crash(row: dict, owner: str, exc: Exception) -> None:
+    """An execution that cannot even be written: retry later, then fail."""
+    from app.models import DeadLetter
+
+    db.session.rollback()
+    attempts = int(row["attempts"] or 0) + 1
+    error = f"{type(exc).__name__}: {exc}"[:2000]
+    moment = now()
+    mine = (executions.c.id == row["id"], executions.c.lease_owner == owner)
+    if attempts < CRASH_MAX_ATTEMPTS:
+        values = {
+            "status": "waiting",
+            "wait_reason": "retry",
+            "wake_at": moment + timedelta(seconds=CRASH_BACKOFF_SECONDS * 2 ** (attempts - 1)),
+        }
+    else:
+        values = {"status": "failed", "completed_at": moment, "wake_at": None}
+    values.update(attempts=attempts, last_error=error, lease_owner=None, lease_until=None)
+    try:
+        changed = (
+            db.session.connection()
+            .execute(update(executions).where(*mine).values(**values))
+            .rowcount
+        )
+        if changed and values["status"] == "failed":
+            db.session.execute(
+                DeadLetter.__table__.insert().values(
+                    firm_id=row["firm_id"],
+                    execution_id=row["id"],
+                    workflow_id=row["workflow_id"],
+                    node_id=row["current_node"],
+                    error=error,
+                    attempts=attempts,
+                    created_at=moment,
+                )
+            )
+        db.session.commit()
+    except Exception:
+        log.exception("could not record the failure of execution %s", row["id"])
+        db.session.rollback()

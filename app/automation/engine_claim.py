@@ -1,0 +1,101 @@
+"""Claiming ready executions (DESIGN.md rule 2).
+
+A claim is one conditional UPDATE that stamps ``lease_owner`` and
+``lease_until`` on up to N ready rows and returns them. PostgreSQL picks
+the rows with ``FOR UPDATE SKIP LOCKED`` so concurrent workers take
+disjoint batches without waiting; SQLite serialises writers, so the same
+UPDATE is atomic there. Only ``running`` executions whose lease is free or
+expired are ready: a canceled or finished one is never claimed, and a row
+held by a live worker is never taken twice.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from datetime import timedelta
+
+from flask import current_app
+from sqlalchemy import and_, or_, select, update
+
+from app.clock import now
+from app.extensions import db
+from app.models import WorkflowExecution
+
+table = WorkflowExecution.__table__
+COLUMNS = (
+    table.c.id,
+    table.c.firm_id,
+    table.c.workflow_id,
+    table.c.version,
+    table.c.contact_id,
+    table.c.status,
+    table.c.current_node,
+    table.c.execution_path,
+    table.c.context_data,
+    table.c.trigger_type,
+    table.c.goal_reached,
+    table.c.test_mode,
+    table.c.wake_at,
+    table.c.wait_reason,
+    table.c.attempts,
+    table.c.steps_taken,
+    table.c.started_at,
+)
+
+
+def new_owner() -> str:
+    """A lease owner name unique to this claim (host, process, nonce)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:10]}"
+
+
+def is_postgres() -> bool:
+    return db.session.get_bind().dialect.name == "postgresql"
+
+
+def ready_clause(moment):
+    return and_(
+        table.c.status == "running",
+        or_(table.c.lease_until.is_(None), table.c.lease_until < moment),
+    )
+
+
+def claim_ready(limit: int, owner: str, ids: list[int] | None = None) -> list[dict]:
+    """Lease up to ``limit`` ready executions to ``owner``; commits the
+    claim at once (short lock) and returns the rows as dicts, by id."""
+    moment = now()
+    lease = timedelta(seconds=int(current_app.config.get("ENGINE_LEASE_SECONDS") or 60))
+    pick = select(table.c.id).where(ready_clause(moment))
+    if ids is not None:
+        pick = pick.where(table.c.id.in_(list(ids)))
+    pick = pick.order_by(table.c.id).limit(limit)
+    if is_postgres():
+        pick = pick.with_for_update(skip_locked=True)
+    stmt = (
+        update(table)
+        .where(table.c.id.in_(pick.scalar_subquery()), ready_clause(moment))
+        .values(lease_owner=owner, lease_until=moment + lease)
+        .returning(*COLUMNS)
+    )
+    try:
+        rows = [dict(row._mapping) for row in db.session.connection().execute(stmt)]
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+    rows.sort(key=lambda row: row["id"])
+    return rows
+
+
+def release(owner: str, ids: list[int]) -> None:
+    """Give back leases without writing (e.g. a batch that could not load)."""
+    if not ids:
+        return
+    stmt = (
+        update(table)
+        .where(table.c.id.in_(sorted(ids)), table.c.lease_owner == owner)
+        .values(lease_owner=None, lease_until=None)
+    )
+    db.session.connection().execute(stmt)
+    db.session.commit()

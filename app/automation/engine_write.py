@@ -1,0 +1,360 @@
+"""Writing a walked batch back: one transaction, set-based statements.
+
+First the batch re-checks its claim under a row lock: only executions
+still ``running`` and still leased to this owner are written (a worker
+that paused past its lease, or an execution canceled meanwhile, writes
+nothing — lease fencing). Then CRM changes, outbox rows, flow states,
+dead letters and execution updates go out as bulk INSERTs and
+``executemany`` UPDATEs ordered by id (no deadlocks between workers), and
+the transaction commits once. Any error rolls everything back.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+
+from sqlalchemy import bindparam, delete, func, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from app.automation.engine_claim import is_postgres
+from app.automation.nodes.executors.base import Effects
+from app.extensions import db
+from app.models import (
+    Contact,
+    ContactFlowState,
+    DeadLetter,
+    Deal,
+    Notification,
+    OutboxMessage,
+    Tag,
+    Task,
+    WorkflowExecution,
+    contact_tags,
+    list_members,
+)
+
+executions = WorkflowExecution.__table__
+flows = ContactFlowState.__table__
+
+
+def _insert(table):
+    return (postgresql.insert if is_postgres() else sqlite.insert)(table)
+
+
+def owned_ids(conn, owner: str, ids: list[int]) -> set[int]:
+    """Lock this batch's rows and keep those still ours and running."""
+    if not ids:
+        return set()
+    ids = sorted(ids)
+    mine = (
+        executions.c.id.in_(ids),
+        executions.c.lease_owner == owner,
+        executions.c.status == "running",
+    )
+    if is_postgres():
+        stmt = select(executions.c.id).where(*mine).order_by(executions.c.id).with_for_update()
+        return set(conn.execute(stmt).scalars())
+    # SQLite: take the database write lock first, so nothing changes between
+    # this check and the writes that follow.
+    conn.execute(update(executions).where(*mine).values(lease_owner=owner))
+    return set(conn.execute(select(executions.c.id).where(*mine)).scalars())
+
+
+def write_back(owner: str, effects: list[Effects], state) -> list[Effects]:
+    """Write the effects of executions still owned; returns those written.
+    Commits; rolls back and re-raises on error."""
+    session = db.session
+    try:
+        conn = session.connection()
+        kept_ids = owned_ids(conn, owner, [e.execution_id for e in effects])
+        kept = [e for e in effects if e.execution_id in kept_ids and e.execution]
+        _crm(conn, kept, state)
+        _outbox(conn, kept)
+        _flow_states(conn, kept)
+        _dead_letters(conn, kept)
+        _executions(conn, owner, kept)
+        session.commit()
+    except Exception:
+        session.rollback()
+        raise
+    return kept
+
+
+def _outbox(conn, kept: list[Effects]) -> None:
+    rows = [row for e in kept for row in e.outbox]
+    if rows:
+        table = OutboxMessage.__table__
+        columns = set(table.c.keys())
+        rows = [{k: v for k, v in row.items() if k in columns} for row in rows]
+        stmt = _insert(table).on_conflict_do_nothing(
+            index_elements=["execution_id", "node_id", "visit"]
+        )
+        for group in _same_keys(rows):
+            conn.execute(stmt, group)
+
+
+def _same_keys(rows: list[dict]) -> list[list[dict]]:
+    """executemany needs the same keys in every row."""
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for row in rows:
+        groups[tuple(sorted(row))].append(row)
+    return list(groups.values())
+
+
+def _flow_states(conn, kept: list[Effects]) -> None:
+    new = []
+    changed = []
+    for e in kept:
+        for row in e.flow:
+            (changed if row["exists"] else new).append(row)
+    if new:
+        stmt = flows.insert()
+        conn.execute(stmt, [{k: v for k, v in row.items() if k != "exists"} for row in new])
+    if changed:
+        for group in _same_keys([{k: v for k, v in r.items() if k != "exists"} for r in changed]):
+            values = {k: bindparam(f"v_{k}") for k in group[0] if k not in _FLOW_KEY}
+            stmt = (
+                update(flows)
+                .where(
+                    flows.c.execution_id == bindparam("k_execution_id"),
+                    flows.c.node_id == bindparam("k_node_id"),
+                    flows.c.visit == bindparam("k_visit"),
+                )
+                .values(**values)
+            )
+            conn.execute(
+                stmt,
+                [
+                    {(f"k_{k}" if k in _FLOW_KEY else f"v_{k}"): v for k, v in row.items()}
+                    for row in group
+                ],
+            )
+
+
+_FLOW_KEY = ("execution_id", "node_id", "visit")
+
+
+def _dead_letters(conn, kept: list[Effects]) -> None:
+    rows = [e.dead_letter for e in kept if e.dead_letter]
+    if rows:
+        conn.execute(DeadLetter.__table__.insert(), rows)
+
+
+_EXECUTION_COLUMNS = (
+    "status",
+    "current_node",
+    "execution_path",
+    "context_data",
+    "goal_reached",
+    "attempts",
+    "steps_taken",
+    "updated_at",
+    "wake_at",
+    "wait_reason",
+    "last_error",
+    "completed_at",
+)
+
+
+def _executions(conn, owner: str, kept: list[Effects]) -> None:
+    if not kept:
+        return
+    stmt = (
+        update(executions)
+        .where(executions.c.id == bindparam("b_id"), executions.c.lease_owner == owner)
+        .values(
+            lease_owner=None,
+            lease_until=None,
+            **{name: bindparam(f"b_{name}") for name in _EXECUTION_COLUMNS},
+        )
+    )
+    params = [
+        {"b_id": e.execution_id, **{f"b_{k}": e.execution[k] for k in _EXECUTION_COLUMNS}}
+        for e in sorted(kept, key=lambda e: e.execution_id)
+    ]
+    conn.execute(stmt, params)
+
+
+# -- CRM ----------------------------------------------------------------------
+def _crm(conn, kept: list[Effects], state) -> None:
+    by_firm: dict[int, list[Effects]] = defaultdict(list)
+    for e in kept:
+        by_firm[e.firm_id].append(e)
+    for firm_id, firm_effects in by_firm.items():
+        _tags(conn, firm_id, firm_effects, state)
+        _lists(conn, firm_effects)
+    _contacts(conn, kept)
+    _deals(conn, kept)
+    tasks = [row for e in kept for row in e.tasks]
+    if tasks:
+        conn.execute(Task.__table__.insert(), tasks)
+    notes = [row for e in kept for row in e.notifications]
+    if notes:
+        conn.execute(Notification.__table__.insert(), notes)
+
+
+def _tags(conn, firm_id: int, firm_effects: list[Effects], state) -> None:
+    adds = {(e.execution_id, c, n) for e in firm_effects for c, n in e.tag_adds}
+    removes = {(e.execution_id, c, n) for e in firm_effects for c, n in e.tag_removes}
+    if not adds and not removes:
+        return
+    names = {n for _, _, n in adds | removes}
+    known = state.firm_tags(firm_id, names)
+    missing = sorted({n for _, _, n in adds} - known.keys())
+    if missing:
+        tags = Tag.__table__
+        moment = state.moment
+        conn.execute(
+            _insert(tags).on_conflict_do_nothing(index_elements=["firm_id", "name"]),
+            [{"firm_id": firm_id, "name": n, "created_at": moment} for n in missing],
+        )
+        known = state.firm_tags(firm_id, names | set(missing))
+    if adds:
+        rows = sorted({(c, known[n]) for _, c, n in adds})
+        conn.execute(
+            _insert(contact_tags).on_conflict_do_nothing(),
+            [{"contact_id": c, "tag_id": t, "created_at": state.moment} for c, t in rows],
+        )
+    if removes:
+        pairs = sorted({(c, known[n]) for _, c, n in removes if n in known})
+        if pairs:
+            conn.execute(
+                delete(contact_tags).where(
+                    tuple_(contact_tags.c.contact_id, contact_tags.c.tag_id).in_(pairs)
+                )
+            )
+    for e in firm_effects:
+        for kind, items in (("added", e.tag_adds), ("removed", e.tag_removes)):
+            for contact_id, name in items:
+                e.events.append(
+                    {
+                        "event_type": f"contact_tag_{kind}",
+                        "contact_id": contact_id,
+                        "data": {"tag": name, "tag_id": known.get(name)},
+                    }
+                )
+
+
+def _lists(conn, firm_effects: list[Effects]) -> None:
+    adds = sorted({pair for e in firm_effects for pair in e.list_adds})
+    removes = sorted({pair for e in firm_effects for pair in e.list_removes})
+    if adds:
+        conn.execute(
+            _insert(list_members).on_conflict_do_nothing(),
+            [{"contact_id": c, "list_id": lst} for c, lst in adds],
+        )
+    if removes:
+        conn.execute(
+            delete(list_members).where(
+                tuple_(list_members.c.contact_id, list_members.c.list_id).in_(removes)
+            )
+        )
+    for e in firm_effects:
+        for kind, items in (("added", e.list_adds), ("removed", e.list_removes)):
+            for contact_id, list_id in items:
+                e.events.append(
+                    {
+                        "event_type": f"contact_list_{kind}",
+                        "contact_id": contact_id,
+                        "data": {"list": list_id},
+                    }
+                )
+
+
+def _contacts(conn, kept: list[Effects]) -> None:
+    merged: dict[int, dict] = {}
+    for e in kept:
+        for contact_id, change in e.contact_changes.items():
+            into = merged.setdefault(contact_id, {"score": 0, "set": {}, "custom": {}})
+            into["score"] += change["score"]
+            into["set"].update(change["set"])
+            into["custom"].update(change["custom"])
+    if not merged:
+        return
+    contacts = Contact.__table__
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for contact_id in sorted(merged):
+        change = merged[contact_id]
+        shape = (bool(change["score"]), tuple(sorted(change["set"])), bool(change["custom"]))
+        params = {"c_id": contact_id, "c_delta": change["score"], "c_custom": change["custom"]}
+        params.update({f"c_{k}": v for k, v in change["set"].items()})
+        groups[shape].append(params)
+    moment = kept[0].execution["updated_at"]
+    for (has_delta, columns, has_custom), params in groups.items():
+        values: dict = {"updated_at": moment}
+        values.update({name: bindparam(f"c_{name}") for name in columns})
+        if has_delta and "score" not in columns:
+            values["score"] = contacts.c.score + bindparam("c_delta")
+        if has_custom:
+            values["custom_fields"] = _json_merge(contacts.c.custom_fields)
+            for p in params:
+                p["c_custom"] = json.dumps(p["c_custom"])
+        stmt = update(contacts).where(contacts.c.id == bindparam("c_id")).values(**values)
+        conn.execute(stmt, params)
+
+
+def _json_merge(column):
+    if is_postgres():
+        return func.coalesce(column, func.cast("{}", postgresql.JSONB)).op("||")(
+            func.cast(bindparam("c_custom"), postgresql.JSONB)
+        )
+    return func.json_patch(func.coalesce(column, "{}"), bindparam("c_custom"))
+
+
+def _deals(conn, kept: list[Effects]) -> None:
+    deals = Deal.__table__
+    new = []
+    for e in kept:
+        for row in e.deals_new:
+            new.append(row)
+            data = {
+                k: (str(v) if k == "value" else v)
+                for k, v in row.items()
+                if k in ("title", "value", "stage", "status")
+            }
+            e.events.append(
+                {"event_type": "deal_created", "contact_id": row["contact_id"], "data": data}
+            )
+            if row["status"] in ("won", "lost"):
+                e.events.append(
+                    {
+                        "event_type": f"deal_{row['status']}",
+                        "contact_id": row["contact_id"],
+                        "data": data,
+                    }
+                )
+    for group in _same_keys(new):
+        conn.execute(deals.insert(), group)
+    for e in kept:
+        for deal_id, fields in e.deal_updates:
+            old = fields.pop("_old", {})
+            conn.execute(update(deals).where(deals.c.id == deal_id).values(**fields))
+            data = {
+                "deal_id": deal_id,
+                **{k: str(v) if k == "value" else v for k, v in fields.items() if k != "closed_at"},
+            }
+            if "stage" in fields and fields["stage"] != old.get("stage"):
+                e.events.append(
+                    {
+                        "event_type": "deal_stage_changed",
+                        "contact_id": _contact_of(e),
+                        "data": {
+                            **data,
+                            "from_stage": old.get("stage"),
+                            "to_stage": fields["stage"],
+                        },
+                    }
+                )
+            if fields.get("status") in ("won", "lost") and old.get("status") != fields["status"]:
+                e.events.append(
+                    {
+                        "event_type": f"deal_{fields['status']}",
+                        "contact_id": _contact_of(e),
+                        "data": data,
+                    }
+                )
+
+
+def _contact_of(e: Effects) -> int | None:
+    return e.contact_id

@@ -1,0 +1,83 @@
+"""Executors of the message steps: send_email, send_sms, webhook.
+
+A step never sends: it writes its message as an outbox row keyed by
+(execution, node, visit) in the same transaction as the step (DESIGN.md
+rule 3); helper B's dispatcher sends it, records it, and wakes the
+execution. A "pending" row makes the execution wait (``wait_reason``
+"delivery"); "recorded", "skipped" and "test" rows finish the step at once.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from app.automation.nodes.executors import executor
+from app.automation.nodes.executors.base import Outcome, Step
+from app.extensions import db
+from app.models import OutboxMessage
+
+# A delivery wait is ended by the dispatcher's wake(); this is only the
+# safety net in case that wake was lost (a crash right after sending).
+DELIVERY_RECHECK = timedelta(minutes=5)
+
+
+def _existing(step: Step) -> dict | None:
+    table = OutboxMessage.__table__
+    stmt = select(
+        table.c.status, table.c.last_error, table.c.message_id, table.c.id, table.c.response
+    ).where(
+        table.c.execution_id == step.row["id"],
+        table.c.node_id == step.node.node_id,
+        table.c.visit == step.visit,
+    )
+    row = db.session.connection().execute(stmt).first()
+    return dict(row._mapping) if row is not None else None
+
+
+def _finish(step: Step, row: dict) -> Outcome:
+    status = row.get("status")
+    result = {"status": status, "message_id": row.get("message_id"), "outbox_id": row.get("id")}
+    if status == "sent":
+        return Outcome(result=result)
+    if status == "failed":
+        return Outcome.fail(row.get("last_error") or "delivery failed", **result)
+    if status in ("recorded", "test"):
+        return Outcome(result={**result, "test": status == "test"})
+    if status == "skipped":
+        reason = (row.get("response") or {}).get("reason") or row.get("last_error")
+        return Outcome(status="skipped", result={**result, "reason": reason})
+    return Outcome.wait(step.moment + DELIVERY_RECHECK, "delivery", **result)
+
+
+def send_message(step: Step) -> Outcome:
+    if step.resuming:
+        existing = _existing(step)
+        if existing is not None:
+            return _finish(step, existing)
+    from app.automation.delivery.outbox import build_outbox_row
+
+    row = build_outbox_row(
+        firm_id=step.firm_id,
+        execution=step.execution_view(),
+        node=step.node_view(),
+        visit=step.visit,
+        context=step.template_context(),
+        contact=step.template_context()["contact"],
+    )
+    row.setdefault("firm_id", step.firm_id)
+    row.setdefault("execution_id", step.row["id"])
+    row.setdefault("workflow_id", step.row["workflow_id"])
+    row.setdefault("contact_id", step.contact_id)
+    row.setdefault("node_id", step.node.node_id)
+    row.setdefault("visit", step.visit)
+    row.setdefault("created_at", step.moment)
+    step.effects.outbox.append(row)
+    if row.get("status") == "pending":
+        step.effects.delivery_pending = True
+    return _finish(step, row)
+
+
+for _key in ("send_email", "send_sms", "webhook"):
+    executor(_key)(send_message)

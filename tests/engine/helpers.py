@@ -1,0 +1,62 @@
+"""Building and running small workflows for the engine tests."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from app.automation.engine import drain
+from app.automation.enrollment import enroll
+from app.extensions import db
+from app.models import ContactFlowState, WorkflowExecution
+from app.tenancy import firm_context
+from tests.factories import make_workflow
+
+
+def chain(*nodes: tuple[str, str, dict]) -> tuple[list[dict], list[tuple]]:
+    """Nodes ``(node_id, node_type, configuration)`` joined by plain edges."""
+    specs = [{"node_id": n, "node_type": t, "configuration": c} for n, t, c in nodes]
+    edges = [(a[0], b[0]) for a, b in zip(nodes, nodes[1:], strict=False)]
+    return specs, edges
+
+
+def active_workflow(firm, user, nodes, edges, **fields):
+    workflow = make_workflow(
+        firm, nodes=nodes, edges=edges, triggers=[{"trigger_type": "manual"}], **fields
+    )
+    with firm_context(firm.id):
+        workflow.activate(user)
+        db.session.commit()
+    return workflow
+
+
+def start(workflow, *contacts, context=None) -> list[int]:
+    with firm_context(workflow.firm_id):
+        return enroll(workflow, [c.id for c in contacts], trigger_type="manual", context=context)
+
+
+def run(workflow, *contacts, context=None) -> WorkflowExecution:
+    """Enroll, drain, and return the (first) execution, reloaded."""
+    ids = start(workflow, *contacts, context=context)
+    drain()
+    return execution(workflow.firm_id, ids[0])
+
+
+def execution(firm_id: int, execution_id: int) -> WorkflowExecution:
+    db.session.expire_all()
+    with firm_context(firm_id):
+        return db.session.get(WorkflowExecution, execution_id)
+
+
+def flow_states(firm_id: int, execution_id: int) -> list[ContactFlowState]:
+    db.session.expire_all()
+    with firm_context(firm_id):
+        stmt = (
+            select(ContactFlowState)
+            .where(ContactFlowState.execution_id == execution_id)
+            .order_by(ContactFlowState.id)
+        )
+        return list(db.session.scalars(stmt))
+
+
+def states_by_node(firm_id: int, execution_id: int) -> dict[str, ContactFlowState]:
+    return {s.node_id: s for s in flow_states(firm_id, execution_id)}
