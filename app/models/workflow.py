@@ -89,6 +89,9 @@ class WorkflowTrigger(FirmScoped, Timestamps, db.Model):
     trigger_type: Mapped[str] = mapped_column(String(50))
     configuration: Mapped[dict] = mapped_column(JSONType, default=dict)
     is_active: Mapped[bool] = mapped_column(default=True)
+    # Date triggers: the moment up to which the scheduler has enrolled
+    # contacts (its next run looks at what fell due after it).
+    scheduled_through: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     workflow: Mapped[Workflow] = relationship(back_populates="triggers")
 
