@@ -20,6 +20,11 @@ def register_web(app: Flask) -> None:
 
     app.register_blueprint(public_site_bp)
 
+    # Analytics dashboard (/automation/analytics/<id>).
+    from app.web.analytics import bp as analytics_bp
+
+    app.register_blueprint(analytics_bp)
+
     @app.get("/")
     def index():
         return redirect(url_for("workflows.list_workflows"))
