@@ -75,7 +75,11 @@ class TrackingEvent(FirmScoped, db.Model):
     """An open, click, unsubscribe, bounce or reply for a sent message."""
 
     __tablename__ = "tracking_events"
-    __table_args__ = (Index("ix_tracking_workflow_node_kind", "workflow_id", "node_id", "kind"),)
+    __table_args__ = (
+        Index("ix_tracking_workflow_node_kind", "workflow_id", "node_id", "kind"),
+        # A provider callback's event id: a replayed callback is a no-op.
+        UniqueConstraint("firm_id", "event_id"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     outbox_id: Mapped[int | None] = mapped_column(
@@ -90,6 +94,7 @@ class TrackingEvent(FirmScoped, db.Model):
     kind: Mapped[str] = mapped_column(String(20))
     url: Mapped[str] = mapped_column(Text, default="")
     user_agent: Mapped[str] = mapped_column(Text, default="")
+    event_id: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now, index=True)
 
 
