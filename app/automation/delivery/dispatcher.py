@@ -1,0 +1,241 @@
+"""Send due outbox rows, each exactly once in effect.
+
+For each due ``pending`` row, one short transaction:
+
+1. claim the row -- on PostgreSQL ``SELECT ... FOR UPDATE SKIP LOCKED``
+   (a second dispatcher skips it, and once it is committed as sent no longer
+   matches); on SQLite, where one in-process runner drains the outbox, a
+   conditional UPDATE that pushes ``next_attempt_at`` out by a lease;
+2. hand the message over (SMTP ``250``, an HTTP 2xx);
+3. record ``sent`` and commit at once.
+
+A worker that dies between 2 and 3 leaves the row pending (its lock goes
+with its connection): the message is sent again, with the same Message-ID /
+Idempotency-Key, and that is the only repeat possible -- one per death,
+because every other message was committed right after its own hand-over.
+
+A failed attempt counts, and the row is retried after
+``retry_backoff_seconds * 2**(attempts-1)``; after ``max_attempts`` it is
+``failed``. Rows that reach ``sent`` or ``failed`` wake their executions
+(the engine reads the row to decide the step's outcome).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+import httpx
+from flask import current_app
+from sqlalchemy import select, update
+
+from app.automation.delivery.errors import SendFailed
+from app.automation.delivery.sms import send_sms
+from app.automation.delivery.smtp import SmtpSender, compose
+from app.automation.delivery.webhook import send_webhook
+from app.clock import now
+from app.extensions import db
+from app.models import Firm, OutboxMessage
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = "automation-webhooks/1.0"
+# SQLite claim lease: how long a claimed row is hidden from other runs.
+CLAIM_LEASE_SECONDS = 300
+MAX_BACKOFF_SECONDS = 7 * 24 * 3600
+WAKE_EVERY = 100
+
+
+class Transports:
+    """The connections of one dispatcher run, opened on first use and
+    reused for every message of the run."""
+
+    def __init__(self, config):
+        self.config = config
+        self._smtp: SmtpSender | None = None
+        self._http: httpx.Client | None = None
+        self._secrets: dict[int, str] = {}
+
+    @property
+    def smtp(self) -> SmtpSender:
+        if self._smtp is None:
+            self._smtp = SmtpSender.from_config(self.config)
+        return self._smtp
+
+    @property
+    def http(self) -> httpx.Client:
+        if self._http is None:
+            # No environment proxies: a proxy would connect by name and undo
+            # the webhook guard's address pinning.
+            self._http = httpx.Client(trust_env=False, follow_redirects=False)
+        return self._http
+
+    def webhook_secret(self, firm_id: int) -> str:
+        if firm_id not in self._secrets:
+            firm = db.session.get(Firm, firm_id)
+            self._secrets[firm_id] = firm.webhook_secret if firm else ""
+        return self._secrets[firm_id]
+
+    def send(self, row: OutboxMessage) -> dict:
+        if row.channel == "email":
+            if not self.config.get("SMTP_HOST"):
+                raise SendFailed("no SMTP server configured (SMTP_HOST)")
+            return self.smtp.send(compose(row), row.from_address, row.to_address)
+        if row.channel == "sms":
+            gateway = self.config.get("SMS_GATEWAY_URL")
+            if not gateway:
+                raise SendFailed("no SMS gateway configured (SMS_GATEWAY_URL)")
+            return send_sms(self.http, row, gateway, user_agent=USER_AGENT)
+        if row.channel == "webhook":
+            return send_webhook(
+                self.http,
+                row,
+                self.webhook_secret(row.firm_id),
+                allow_private=bool(self.config.get("WEBHOOK_ALLOW_PRIVATE")),
+                user_agent=USER_AGENT,
+            )
+        raise SendFailed(f"unknown channel {row.channel!r}", permanent=True)
+
+    def close(self) -> None:
+        if self._smtp is not None:
+            self._smtp.close()
+        if self._http is not None:
+            self._http.close()
+
+
+def _is_postgres() -> bool:
+    return db.engine.dialect.name == "postgresql"
+
+
+def _due_ids(limit: int) -> list[int]:
+    moment = now()
+    stmt = (
+        select(OutboxMessage.id)
+        .where(OutboxMessage.status == "pending", OutboxMessage.next_attempt_at <= moment)
+        .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
+        .limit(limit)
+        .execution_options(all_firms=True)
+    )
+    ids = list(db.session.scalars(stmt))
+    db.session.commit()
+    return ids
+
+
+def _claim(outbox_id: int) -> OutboxMessage | None:
+    """Lock (PostgreSQL) or lease (SQLite) one due pending row, or None if
+    another dispatcher has it or it is no longer due."""
+    moment = now()
+    due = (
+        OutboxMessage.id == outbox_id,
+        OutboxMessage.status == "pending",
+        OutboxMessage.next_attempt_at <= moment,
+    )
+    if not _is_postgres():
+        claimed = db.session.execute(
+            update(OutboxMessage)
+            .where(*due)
+            .values(next_attempt_at=moment + timedelta(seconds=CLAIM_LEASE_SECONDS))
+            .execution_options(all_firms=True, synchronize_session=False)
+        ).rowcount
+        db.session.commit()
+        if claimed != 1:
+            return None
+        return db.session.scalars(
+            select(OutboxMessage)
+            .where(OutboxMessage.id == outbox_id)
+            .execution_options(all_firms=True, populate_existing=True)
+        ).one()
+    return db.session.scalars(
+        select(OutboxMessage)
+        .where(*due)
+        .with_for_update(skip_locked=True)
+        .execution_options(all_firms=True, populate_existing=True)
+    ).one_or_none()
+
+
+def backoff(row: OutboxMessage) -> timedelta:
+    seconds = float(row.retry_backoff_seconds or 0) * 2 ** max(row.attempts - 1, 0)
+    return timedelta(seconds=min(seconds, MAX_BACKOFF_SECONDS))
+
+
+def _record_failure(row: OutboxMessage, failure: SendFailed) -> None:
+    row.attempts += 1
+    row.last_error = str(failure)[:2000]
+    row.response = failure.response or {}
+    if failure.permanent or row.attempts >= row.max_attempts:
+        row.status = "failed"
+        row.next_attempt_at = None
+    else:
+        row.next_attempt_at = now() + backoff(row)
+
+
+def deliver_one(outbox_id: int, transports: Transports) -> str | None:
+    """Claim, send and record one row; returns its new status, or None when
+    the row was not ours to send."""
+    row = _claim(outbox_id)
+    if row is None:
+        db.session.rollback()
+        return None
+    try:
+        result = transports.send(row)
+    except SendFailed as failure:
+        _record_failure(row, failure)
+    except Exception as exc:  # a bug or an unexpected library error
+        log.exception("outbox %s: unexpected error while sending", outbox_id)
+        _record_failure(row, SendFailed(f"internal error: {type(exc).__name__}"))
+    else:
+        row.status = "sent"
+        row.attempts += 1
+        row.sent_at = now()
+        row.next_attempt_at = None
+        row.last_error = None
+        row.response = result
+    status = row.status
+    db.session.commit()
+    log.debug("outbox %s -> %s", outbox_id, status)
+    return status
+
+
+def _wake(execution_ids: list[int]) -> None:
+    if not execution_ids:
+        return
+    try:
+        from app.automation.engine import wake
+    except ImportError:
+        return
+    wake(execution_ids)
+
+
+def deliver_due(limit: int = 200) -> int:
+    """Send up to ``limit`` due messages; returns how many rows reached
+    ``sent`` or ``failed`` or were retried (attempted) in this run."""
+    ids = _due_ids(limit)
+    if not ids:
+        return 0
+    transports = Transports(current_app.config)
+    handled = 0
+    finished: list[int] = []
+    execution_of = dict(
+        db.session.execute(
+            select(OutboxMessage.id, OutboxMessage.execution_id)
+            .where(OutboxMessage.id.in_(ids))
+            .execution_options(all_firms=True)
+        ).all()
+    )
+    db.session.commit()
+    try:
+        for outbox_id in ids:
+            status = deliver_one(outbox_id, transports)
+            if status is None:
+                continue
+            handled += 1
+            if status in ("sent", "failed") and execution_of.get(outbox_id):
+                finished.append(execution_of[outbox_id])
+            if len(finished) >= WAKE_EVERY:
+                _wake(finished)
+                finished = []
+    finally:
+        transports.close()
+        db.session.rollback()
+        _wake(finished)
+    return handled

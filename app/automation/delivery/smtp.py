@@ -1,0 +1,181 @@
+"""E-mail over SMTP: composing the tracked message and handing it over.
+
+Every e-mail gets, at send time (the outbox keeps the body as rendered):
+links rewritten to the click endpoint, an unsubscribe link in the HTML and
+text parts, an open pixel, and ``List-Unsubscribe`` +
+``List-Unsubscribe-Post: List-Unsubscribe=One-Click`` (RFC 8058) headers.
+A text-only e-mail gets an HTML alternative so it can carry the pixel.
+The ``Message-ID`` is the row's, fixed when the step was recorded, so a
+repeat after a crash carries the same one and the receiver can drop it.
+
+:class:`SmtpSender` keeps one connection open across the messages of a
+batch (STARTTLS and login when configured) and checks an idle connection
+with NOOP before reusing it, so a message is never half-sent on a
+connection the server already closed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import re
+import smtplib
+import ssl
+import time
+from email import policy
+from email.message import EmailMessage
+from email.utils import format_datetime, parseaddr
+
+from app.automation.delivery.errors import SendFailed
+from app.automation.tracking import decorate_html, decorate_text, text_to_html, unsubscribe_url
+from app.clock import now
+
+IDLE_CHECK_SECONDS = 5.0
+_TAGS = re.compile(r"<(script|style)\b.*?</\1\s*>|<[^>]+>", re.IGNORECASE | re.DOTALL)
+_LINK = re.compile(
+    r"""<a\b[^>]*?\bhref\s*=\s*(["'])(https?://.*?)\1[^>]*>(.*?)</a\s*>""", re.I | re.S
+)
+_BLANK_LINES = re.compile(r"\n\s*\n\s*\n+")
+
+
+def html_to_text(body_html: str) -> str:
+    """A readable plain-text part for an HTML-only e-mail."""
+    text = _LINK.sub(lambda m: f"{m.group(3)} ({html.unescape(m.group(2))})", body_html)
+    text = re.sub(r"<br\s*/?>|</p\s*>|</div\s*>|</h\d\s*>|</li\s*>", "\n", text, flags=re.I)
+    text = html.unescape(_TAGS.sub("", text))
+    return _BLANK_LINES.sub("\n\n", text).strip()
+
+
+def compose(row) -> EmailMessage:
+    """The MIME message for an outbox row (an ``OutboxMessage``)."""
+    unsubscribe = unsubscribe_url(row.firm_id, row.id)
+    message = EmailMessage(policy=policy.SMTP)
+    message["From"] = row.from_address
+    message["To"] = row.to_address
+    message["Subject"] = row.subject
+    message["Date"] = format_datetime(now())
+    message["Message-ID"] = row.message_id
+    message["List-Unsubscribe"] = f"<{unsubscribe}>"
+    message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    body_text = row.body_text or html_to_text(row.body_html)
+    body_html = row.body_html or text_to_html(row.body_text)
+    message.set_content(decorate_text(body_text, unsubscribe))
+    message.add_alternative(
+        decorate_html(body_html, row.firm_id, row.id, unsubscribe), subtype="html"
+    )
+    return message
+
+
+class SmtpSender:
+    """One SMTP connection, reused for many messages."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int = 25,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        starttls: bool = False,
+        timeout: float = 30.0,
+    ):
+        self.host = host
+        self.port = port
+        self.username = username
+        self.password = password
+        self.starttls = starttls
+        self.timeout = timeout
+        self._connection: smtplib.SMTP | None = None
+        self._last_used = 0.0
+
+    @classmethod
+    def from_config(cls, config) -> SmtpSender:
+        return cls(
+            config["SMTP_HOST"],
+            int(config.get("SMTP_PORT") or 25),
+            username=config.get("SMTP_USERNAME"),
+            password=config.get("SMTP_PASSWORD"),
+            starttls=bool(config.get("SMTP_STARTTLS")),
+        )
+
+    def _connect(self) -> smtplib.SMTP:
+        connection = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+        try:
+            connection.ehlo()
+            if self.starttls:
+                connection.starttls(context=ssl.create_default_context())
+                connection.ehlo()
+            if self.username:
+                connection.login(self.username, self.password or "")
+        except BaseException:
+            _quietly_close(connection)
+            raise
+        return connection
+
+    def _ready_connection(self) -> smtplib.SMTP:
+        connection = self._connection
+        if connection is not None and time.monotonic() - self._last_used > IDLE_CHECK_SECONDS:
+            try:
+                if connection.noop()[0] != 250:
+                    raise smtplib.SMTPServerDisconnected("noop refused")
+            except (smtplib.SMTPException, OSError):
+                self.close()
+                connection = None
+        if connection is None:
+            connection = self._connection = self._connect()
+        return connection
+
+    def send(self, message: EmailMessage, from_address: str, to_address: str) -> dict:
+        """Hand one message over; returns what to record. Raises SendFailed."""
+        envelope_from = parseaddr(from_address)[1] or from_address
+        envelope_to = parseaddr(to_address)[1] or to_address
+        try:
+            connection = self._ready_connection()
+            connection.send_message(message, envelope_from, [envelope_to])
+        except smtplib.SMTPRecipientsRefused as exc:
+            code, text = next(iter(exc.recipients.values()), (0, b""))
+            self._reset()
+            raise SendFailed(
+                _smtp_error("recipient refused", code, text), permanent=code >= 500
+            ) from None
+        except smtplib.SMTPResponseException as exc:
+            self._reset()
+            raise SendFailed(
+                _smtp_error("server refused", exc.smtp_code, exc.smtp_error),
+                permanent=exc.smtp_code >= 500
+                and not isinstance(exc, smtplib.SMTPAuthenticationError),
+            ) from None
+        except (smtplib.SMTPException, OSError) as exc:
+            self.close()
+            raise SendFailed(f"SMTP connection failed: {type(exc).__name__}") from None
+        self._last_used = time.monotonic()
+        return {"smtp": "accepted"}
+
+    def _reset(self) -> None:
+        # After a refusal the connection is still good; RSET clears the
+        # transaction so the next message starts clean.
+        if self._connection is not None:
+            try:
+                self._connection.rset()
+                self._last_used = time.monotonic()
+            except (smtplib.SMTPException, OSError):
+                self.close()
+
+    def close(self) -> None:
+        if self._connection is not None:
+            _quietly_close(self._connection)
+            self._connection = None
+
+
+def _smtp_error(what: str, code: int, text) -> str:
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    return f"{what}: {code} {str(text)[:300]}"
+
+
+def _quietly_close(connection: smtplib.SMTP) -> None:
+    try:
+        connection.quit()
+    except (smtplib.SMTPException, OSError):
+        with contextlib.suppress(OSError):
+            connection.close()

@@ -1,0 +1,176 @@
+"""Outgoing webhooks: the SSRF guard and the signed request.
+
+:func:`check_url` refuses what a workflow author must not reach from our
+network: other schemes, and hosts that resolve to loopback, private,
+link-local (cloud metadata), shared, multicast, reserved or unspecified
+addresses -- however the address is spelt (``2130706433``, ``0177.0.0.1``,
+``0x7f.0.0.1``, ``::ffff:127.0.0.1``: the resolver normalises them and every
+resolved address is checked). ``WEBHOOK_ALLOW_PRIVATE`` lifts the address
+check (local development, tests), never the scheme check.
+
+At send time the URL is checked again and the request goes to the address
+that was checked (the IP is pinned, the ``Host`` header and TLS SNI keep
+the name), so a DNS answer that changes between check and connect (DNS
+rebinding) cannot redirect it. Redirects are never followed; a 3xx is a
+failure like any other non-2xx answer.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import socket
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+from app.automation.delivery.errors import SendFailed
+from app.automation.delivery.signing import sign_headers
+
+MAX_RESPONSE_BYTES = 500
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_6TO4 = ipaddress.ip_network("2002::/16")
+
+
+class UnsafeURL(ValueError):
+    """A webhook URL we refuse to call; the message is safe to show."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where to connect (``url`` with the IP) and what to call it."""
+
+    url: str
+    host_header: str
+    hostname: str
+    address: str
+
+
+def _public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    if isinstance(address, ipaddress.IPv6Address):
+        embedded = address.ipv4_mapped or address.sixtofour
+        if embedded is None and address in _NAT64:
+            embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+        if embedded is None and address.teredo:
+            embedded = address.teredo[1]
+        if embedded is not None:
+            return _public(embedded)
+        if address.is_site_local:
+            return False
+    return address.is_global and not (
+        address.is_multicast
+        or address.is_private
+        or address.is_loopback
+        or address.is_link_local
+        or address.is_reserved
+        or address.is_unspecified
+    )
+
+
+def resolve(url: str, allow_private: bool) -> Target:
+    """Check ``url`` and pick the address to connect to; raises UnsafeURL."""
+    if not isinstance(url, str) or not url.strip():
+        raise UnsafeURL("URL is empty")
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        raise UnsafeURL("URL is malformed") from None
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https"):
+        raise UnsafeURL("only http:// and https:// URLs are allowed")
+    hostname = parts.hostname
+    if not hostname:
+        raise UnsafeURL("URL has no host")
+    if parts.username is not None or parts.password is not None:
+        raise UnsafeURL("credentials in the URL are not allowed; send them as a header")
+    port = port or (443 if scheme == "https" else 80)
+    try:
+        infos = socket.getaddrinfo(hostname, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError, ValueError):
+        raise UnsafeURL(f"host {hostname!r} does not resolve") from None
+    addresses = []
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0].split("%", 1)[0])
+        if address not in addresses:
+            addresses.append(address)
+    if not addresses:
+        raise UnsafeURL(f"host {hostname!r} does not resolve")
+    if not allow_private:
+        for address in addresses:
+            if not _public(address):
+                raise UnsafeURL(
+                    f"host {hostname!r} resolves to a non-public address ({address}); "
+                    "webhooks may only call public addresses"
+                )
+    chosen = addresses[0]
+    shown = f"[{chosen}]" if chosen.version == 6 else str(chosen)
+    default_port = 443 if scheme == "https" else 80
+    netloc = shown if port == default_port else f"{shown}:{port}"
+    host_name = f"[{hostname}]" if ":" in hostname else hostname
+    host_header = host_name if port == default_port else f"{host_name}:{port}"
+    pinned = urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
+    return Target(pinned, host_header, hostname, str(chosen))
+
+
+def check_url(url: str, allow_private: bool = False) -> None:
+    """Raise :class:`UnsafeURL` for a webhook URL we would refuse to call
+    (used at save time by the API and the builder, and again at send time)."""
+    resolve(url, allow_private)
+
+
+def encode_body(body) -> bytes:
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def send_webhook(
+    client: httpx.Client, row, secret: str, *, allow_private: bool, user_agent: str
+) -> dict:
+    """Send one outbox row's webhook; returns what to record as its response.
+    Raises :class:`SendFailed` (the error text never carries the secret
+    or the request headers)."""
+    payload = row.payload or {}
+    method = (payload.get("method") or "POST").upper()
+    try:
+        target = resolve(row.to_address, allow_private)
+    except UnsafeURL as exc:
+        raise SendFailed(str(exc), permanent=True) from None
+    body = b"" if method == "GET" else encode_body(payload.get("body"))
+    headers = {str(k): str(v) for k, v in (payload.get("headers") or {}).items()}
+    headers.update(sign_headers(secret, row.message_id, body))
+    headers["Idempotency-Key"] = row.message_id
+    headers["Host"] = target.host_header
+    headers.setdefault("User-Agent", user_agent)
+    if body:
+        headers["Content-Type"] = "application/json"
+    extensions = {"sni_hostname": target.hostname} if target.url.startswith("https") else {}
+    timeout = float(payload.get("timeout_seconds") or 10)
+    try:
+        with client.stream(
+            method,
+            target.url,
+            content=body or None,
+            headers=headers,
+            timeout=timeout,
+            follow_redirects=False,
+            extensions=extensions,
+        ) as response:
+            # Keep only the start of the answer: a receiver cannot make us
+            # hold a huge body.
+            received = b""
+            for chunk in response.iter_bytes():
+                received += chunk
+                if len(received) >= MAX_RESPONSE_BYTES:
+                    break
+    except httpx.TimeoutException:
+        raise SendFailed(f"timed out after {timeout:g}s") from None
+    except httpx.HTTPError as exc:
+        raise SendFailed(f"request failed: {type(exc).__name__}") from None
+    result = {
+        "status_code": response.status_code,
+        "body": received[:MAX_RESPONSE_BYTES].decode("utf-8", "replace"),
+    }
+    if not 200 <= response.status_code < 300:
+        raise SendFailed(f"receiver answered HTTP {response.status_code}", result)
+    return result
