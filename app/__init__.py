@@ -75,6 +75,10 @@ def _register_blueprints(app: Flask) -> None:
 
     register_web(app)
 
+    from app.api import register_api
+
+    register_api(app)
+
     @app.get("/healthz")
     def healthz():
         from app.health import health_report

@@ -101,7 +101,9 @@ class ApiToken(FirmScoped, db.Model):
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
-    user: Mapped[User] = relationship()
+    # Loaded with the token, in authenticate()'s cross-firm query: a lazy load
+    # would run before any firm is current and find no user.
+    user: Mapped[User] = relationship(lazy="joined")
 
     @classmethod
     def issue(cls, user: User, name: str = "") -> tuple[ApiToken, str]:

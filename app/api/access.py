@@ -1,0 +1,89 @@
+"""Who may call the API, how often, and loading objects the caller may see.
+
+Authentication itself happens once per request in :mod:`app.auth` (Bearer
+token or browser session -> ``g.user`` and the current firm). Here:
+
+- no user -> 401; a portal user -> 403 (CONTRACT.md);
+- a session-authenticated write must carry the CSRF token (header
+  ``X-CSRFToken``), a token-authenticated one need not: a browser never
+  attaches a Bearer header on its own, so a cross-site request cannot
+  forge one. Flask-WTF's automatic check is therefore switched off for
+  the blueprint and :func:`flask_wtf.csrf.CSRFProtect.protect` is called
+  here when there is no token;
+- writes are rate limited per token and per client address (429 with
+  ``Retry-After``), in Redis when REDIS_URL is set.
+
+Another firm's objects are never found: the tenancy filter hides them,
+so :func:`get_or_404` answers 404, never 403.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from flask import current_app, g, request
+from flask_limiter.util import get_remote_address
+from sqlalchemy import select
+
+from app.api.core import SAFE_METHODS, api_bp
+from app.api.errors import ApiError, not_found
+from app.extensions import csrf, db, limiter
+
+WRITE_METHODS = ["POST", "PUT", "PATCH", "DELETE"]
+
+
+def require_api_user() -> None:
+    user = g.get("user")
+    if user is None:
+        raise ApiError(
+            401,
+            "unauthorized",
+            "authentication required: send 'Authorization: Bearer <token>' or sign in",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    if user.is_portal:
+        raise ApiError(403, "forbidden", "portal users cannot use the API")
+    if request.method not in SAFE_METHODS and g.get("api_token") is None:
+        csrf.protect()
+
+
+def _token_key() -> str:
+    """The rate-limit bucket of the caller's token (its hash, never the token).
+
+    The limiter runs before :func:`app.auth.authenticate_request`, so the
+    key is taken from the header itself; without a token it is the
+    session's client address."""
+    header = request.headers.get("Authorization", "")
+    if header[:7].lower() == "bearer " and header[7:].strip():
+        return "token:" + hashlib.sha256(header[7:].strip().encode()).hexdigest()[:32]
+    return "addr:" + (get_remote_address() or "unknown")
+
+
+def _ip_key() -> str:
+    return "ip:" + (get_remote_address() or "unknown")
+
+
+def _token_limit() -> str:
+    return current_app.config.get("API_WRITE_LIMIT_PER_TOKEN", "120/minute")
+
+
+def _ip_limit() -> str:
+    return current_app.config.get("API_WRITE_LIMIT_PER_IP", "300/minute")
+
+
+def install() -> None:
+    csrf.exempt(api_bp)
+    api_bp.before_request(require_api_user)
+    limiter.limit(_token_limit, key_func=_token_key, methods=WRITE_METHODS)(api_bp)
+    limiter.limit(_ip_limit, key_func=_ip_key, methods=WRITE_METHODS)(api_bp)
+
+
+def get_or_404(model, object_id: int, *options, what: str | None = None):
+    """The current firm's ``model`` row with this id, or a 404 ApiError."""
+    stmt = select(model).where(model.id == object_id)
+    if options:
+        stmt = stmt.options(*options)
+    obj = db.session.scalars(stmt).first()
+    if obj is None:
+        raise not_found(what or model.__name__.lower())
+    return obj

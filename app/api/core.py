@@ -1,0 +1,164 @@
+"""The API blueprints and the one decorator every endpoint is declared with.
+
+``@endpoint`` binds a view to ``/api/v1<rule>``, validates the JSON body
+and the query string with the pydantic models it names, serializes the
+view's return value with the response model, and records all of that in
+:data:`ENDPOINTS`, from which :mod:`app.api.openapi` builds the OpenAPI
+document. The models that validate a request are therefore the very
+models the documentation shows.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import wraps
+from typing import Any
+
+from flask import Blueprint, Response, request
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from app.api.errors import ApiError, pydantic_fields, validation_error
+
+# /api/v1/...: every endpoint, authenticated (see app/api/access.py).
+api_bp = Blueprint("api", __name__, url_prefix="/api/v1", template_folder="templates")
+# /api/openapi.json and /api/docs/: public, no authentication.
+docs_bp = Blueprint("api_docs", __name__, url_prefix="/api", template_folder="templates")
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class Input(BaseModel):
+    """Base of request bodies: unknown fields are an error (400), not ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Output(BaseModel):
+    """Base of response bodies: built from ORM objects' attributes."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+
+@dataclass
+class Endpoint:
+    """One operation as the OpenAPI document describes it."""
+
+    rule: str
+    method: str
+    name: str
+    summary: str
+    description: str
+    tag: str
+    body: type[BaseModel] | None
+    query: type[BaseModel] | None
+    response: type[BaseModel] | None
+    status: int
+    errors: tuple[int, ...]
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+ENDPOINTS: list[Endpoint] = []
+
+
+def endpoint(
+    rule: str,
+    method: str = "GET",
+    *,
+    tag: str,
+    summary: str,
+    body: type[BaseModel] | None = None,
+    query: type[BaseModel] | None = None,
+    response: type[BaseModel] | None = None,
+    status: int = 200,
+    errors: tuple[int, ...] = (),
+    headers: dict[str, str] | None = None,
+) -> Callable:
+    """Declare an API operation.
+
+    The view receives the URL variables, plus ``body=`` (an instance of
+    ``body``) and ``query=`` (an instance of ``query``) when given. It
+    returns an ORM object or a dict that ``response`` can validate
+    (``from_attributes``), a ``Response`` for anything special, or ``None``
+    for 204. ``errors`` lists the extra error statuses the operation may
+    answer with, for the document (401, 403, 400 and 429 are implied).
+    ``headers`` documents request headers the view reads (name: description).
+    """
+
+    def decorator(view: Callable) -> Callable:
+        name = f"{view.__module__.rsplit('.', 1)[-1]}_{view.__name__}"
+
+        @wraps(view)
+        def wrapper(**kwargs: Any):
+            if query is not None:
+                kwargs["query"] = parse_query(query)
+            if body is not None:
+                kwargs["body"] = parse_body(body)
+            result = view(**kwargs)
+            return render(result, response, status)
+
+        api_bp.add_url_rule(rule, endpoint=name, view_func=wrapper, methods=[method])
+        ENDPOINTS.append(
+            Endpoint(
+                rule=rule,
+                method=method,
+                name=name,
+                summary=summary,
+                description=(view.__doc__ or "").strip(),
+                tag=tag,
+                body=body,
+                query=query,
+                response=response,
+                status=status,
+                errors=tuple(errors),
+                headers=dict(headers or {}),
+            )
+        )
+        return wrapper
+
+    return decorator
+
+
+def parse_body(model: type[BaseModel]) -> BaseModel:
+    """The request's JSON object validated by ``model``.
+
+    Reading the body raises werkzeug's 413 past MAX_CONTENT_LENGTH (1 MiB);
+    the error handlers turn it into JSON."""
+    raw = request.get_data(cache=True)
+    if not raw.strip():
+        data: Any = {}
+    else:
+        try:
+            data = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ApiError(400, "malformed_json", f"the body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "malformed_json", "the body must be a JSON object")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise validation_error(pydantic_fields(exc)) from None
+
+
+def parse_query(model: type[BaseModel]) -> BaseModel:
+    values = {key: request.args.get(key) for key in request.args}
+    try:
+        return model.model_validate(values)
+    except ValidationError as exc:
+        raise validation_error(pydantic_fields(exc)) from None
+
+
+def dump(model: type[BaseModel], obj: Any) -> dict:
+    """Serialize ``obj`` (ORM object or dict) through a response model."""
+    return model.model_validate(obj, from_attributes=True).model_dump(mode="json")
+
+
+def render(result: Any, response: type[BaseModel] | None, status: int):
+    if isinstance(result, Response):
+        return result
+    if result is None:
+        return Response(status=204)
+    if response is not None:
+        result = dump(response, result)
+    return result, status
