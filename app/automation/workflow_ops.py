@@ -1,0 +1,224 @@
+"""Everyday workflow operations shared by the browser pages and the API:
+create, rename, duplicate, delete, and the per-row figures of the list.
+
+Each public function validates, changes, records an audit entry and commits
+once. Errors are :class:`WorkflowOpError` with the field they concern, so a
+form can show them inline and the API can answer 400/409 naming the field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import case, func, select
+
+from app.extensions import db
+from app.models import (
+    Workflow,
+    WorkflowEdge,
+    WorkflowExecution,
+    WorkflowGoal,
+    WorkflowNode,
+    WorkflowTrigger,
+)
+from app.models.audit import record
+from app.models.execution import ACTIVE_STATUSES
+
+NAME_MAX = 200
+DESCRIPTION_MAX = 5000
+
+
+class WorkflowOpError(ValueError):
+    """A refused operation; ``field`` names the input at fault (or None)."""
+
+    def __init__(self, message: str, field: str | None = None, conflict: bool = False):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        # True when the request was fine but the workflow's state forbids it (409).
+        self.conflict = conflict
+
+
+def clean_name(name: str | None) -> str:
+    cleaned = " ".join((name or "").split())
+    if not cleaned:
+        raise WorkflowOpError("Give the workflow a name.", field="name")
+    if len(cleaned) > NAME_MAX:
+        raise WorkflowOpError(f"Keep the name under {NAME_MAX} characters.", field="name")
+    return cleaned
+
+
+def clean_description(description: str | None) -> str:
+    cleaned = (description or "").strip()
+    if len(cleaned) > DESCRIPTION_MAX:
+        raise WorkflowOpError(
+            f"Keep the description under {DESCRIPTION_MAX} characters.", field="description"
+        )
+    return cleaned
+
+
+def create_workflow(name: str | None, description: str | None = "", user=None) -> Workflow:
+    """A new, empty draft owned by the current firm."""
+    workflow = Workflow(
+        name=clean_name(name),
+        description=clean_description(description),
+        status="draft",
+        created_by_id=getattr(user, "id", None),
+    )
+    db.session.add(workflow)
+    db.session.flush()
+    record("workflow.created", workflow)
+    db.session.commit()
+    return workflow
+
+
+def rename_workflow(workflow: Workflow, name: str | None, user=None) -> Workflow:
+    new_name = clean_name(name)
+    if new_name != workflow.name:
+        old = workflow.name
+        workflow.name = new_name
+        record("workflow.renamed", workflow, data={"from": old, "to": new_name})
+        db.session.commit()
+    return workflow
+
+
+def delete_workflow(workflow: Workflow, user=None) -> None:
+    """Delete a workflow that is not live, with its executions and history.
+
+    An active workflow is refused: contacts are inside it and triggers would
+    stop silently. Pausing first makes that a deliberate choice."""
+    if workflow.status == "active":
+        raise WorkflowOpError("Pause the workflow before deleting it.", conflict=True)
+    record("workflow.deleted", workflow, data={"name": workflow.name})
+    db.session.delete(workflow)
+    db.session.commit()
+
+
+def duplicate_workflow(workflow: Workflow, user=None) -> Workflow:
+    """A draft copy: same graph (node ids kept), triggers, goals and settings;
+    no executions, no versions. Copied triggers only fire once the copy is
+    activated."""
+    copy = Workflow(
+        name=_copy_name(workflow.name),
+        description=workflow.description or "",
+        status="draft",
+        version=0,
+        canvas_data=dict(workflow.canvas_data or {}),
+        allow_reentry=workflow.allow_reentry,
+        exit_on_goal=workflow.exit_on_goal,
+        enroll_existing=workflow.enroll_existing,
+        created_by_id=getattr(user, "id", None),
+    )
+    db.session.add(copy)
+    db.session.flush()
+
+    new_pk: dict[int, int] = {}
+    for node in workflow.nodes:
+        clone = WorkflowNode(
+            workflow_id=copy.id,
+            node_id=node.node_id,
+            node_type=node.node_type,
+            label=node.label,
+            position_x=node.position_x,
+            position_y=node.position_y,
+            configuration=dict(node.configuration or {}),
+        )
+        db.session.add(clone)
+        db.session.flush()
+        new_pk[node.id] = clone.id
+    for edge in workflow.edges:
+        if edge.source_node_id not in new_pk or edge.target_node_id not in new_pk:
+            continue
+        db.session.add(
+            WorkflowEdge(
+                workflow_id=copy.id,
+                source_node_id=new_pk[edge.source_node_id],
+                target_node_id=new_pk[edge.target_node_id],
+                condition_type=edge.condition_type,
+                condition_config=dict(edge.condition_config or {}),
+                label=edge.label,
+            )
+        )
+    for trigger in workflow.triggers:
+        db.session.add(
+            WorkflowTrigger(
+                workflow_id=copy.id,
+                trigger_type=trigger.trigger_type,
+                configuration=dict(trigger.configuration or {}),
+                is_active=trigger.is_active,
+            )
+        )
+    goals = db.session.scalars(select(WorkflowGoal).where(WorkflowGoal.workflow_id == workflow.id))
+    for goal in goals:
+        db.session.add(
+            WorkflowGoal(
+                workflow_id=copy.id,
+                name=goal.name,
+                goal_node_id=new_pk.get(goal.goal_node_id) if goal.goal_node_id else None,
+                goal_value=goal.goal_value,
+            )
+        )
+    record("workflow.duplicated", copy, data={"from": workflow.id})
+    db.session.commit()
+    db.session.refresh(copy)
+    return copy
+
+
+def _copy_name(name: str) -> str:
+    return ("Copy of " + name)[:NAME_MAX]
+
+
+@dataclass
+class WorkflowFigures:
+    """What the list shows per workflow beside its own columns."""
+
+    triggers: list[tuple[str, bool]]
+    active_now: int = 0
+    completed: int = 0
+    goal_reached: int = 0
+    total: int = 0
+
+    @property
+    def conversion(self) -> float | None:
+        """Goal conversion in percent of all (non-test) executions; None
+        before anyone entered, so the list can show a dash rather than 0%."""
+        if not self.total:
+            return None
+        return round(100.0 * self.goal_reached / self.total, 1)
+
+
+def list_figures(workflow_ids: list[int]) -> dict[int, WorkflowFigures]:
+    """Figures for a page of workflows in two grouped queries, whatever its size."""
+    figures = {wid: WorkflowFigures(triggers=[]) for wid in workflow_ids}
+    if not workflow_ids:
+        return figures
+    trigger_rows = db.session.execute(
+        select(WorkflowTrigger.workflow_id, WorkflowTrigger.trigger_type, WorkflowTrigger.is_active)
+        .where(WorkflowTrigger.workflow_id.in_(workflow_ids))
+        .order_by(WorkflowTrigger.id)
+    )
+    for workflow_id, trigger_type, is_active in trigger_rows:
+        figures[workflow_id].triggers.append((trigger_type, bool(is_active)))
+
+    status = WorkflowExecution.status
+    counts = db.session.execute(
+        select(
+            WorkflowExecution.workflow_id,
+            func.count(),
+            func.sum(case((status.in_(ACTIVE_STATUSES), 1), else_=0)),
+            func.sum(case((status.in_(("completed", "goal_reached")), 1), else_=0)),
+            func.sum(case((status == "goal_reached", 1), else_=0)),
+        )
+        .where(
+            WorkflowExecution.workflow_id.in_(workflow_ids),
+            WorkflowExecution.test_mode.is_(False),
+        )
+        .group_by(WorkflowExecution.workflow_id)
+    )
+    for workflow_id, total, active, completed, reached in counts:
+        row = figures[workflow_id]
+        row.total = int(total or 0)
+        row.active_now = int(active or 0)
+        row.completed = int(completed or 0)
+        row.goal_reached = int(reached or 0)
+    return figures
