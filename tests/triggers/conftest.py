@@ -38,3 +38,12 @@ def executions_of(firm, workflow=None) -> list[WorkflowExecution]:
         if workflow is not None:
             stmt = stmt.where(WorkflowExecution.workflow_id == workflow.id)
         return list(db.session.scalars(stmt))
+
+
+def trigger_id(firm, workflow) -> int:
+    """The id of the workflow's (first) trigger."""
+    from app.models import WorkflowTrigger
+
+    with firm_context(firm.id):
+        stmt = select(WorkflowTrigger.id).where(WorkflowTrigger.workflow_id == workflow.id)
+        return db.session.scalars(stmt.order_by(WorkflowTrigger.id)).first()

@@ -35,6 +35,13 @@ def _evaluate(rule_group: dict, contact: Contact, context: dict, workflow_id=Non
     return bool(evaluate(rule_group, facts_for(contact, context=context, workflow_id=workflow_id)))
 
 
+def passing(rule_group: dict | None, contacts: list[Contact], workflow_id=None) -> list[int]:
+    """Ids of the loaded ``contacts`` that pass ``rule_group`` (all when None)."""
+    if rule_group is None:
+        return [c.id for c in contacts]
+    return [c.id for c in contacts if _evaluate(rule_group, c, {}, workflow_id)]
+
+
 def matching_contact_ids(
     rule_group: dict | None, batch: int = BATCH, workflow_id: int | None = None, where=()
 ) -> Iterator[list[int]]:
@@ -51,10 +58,5 @@ def matching_contact_ids(
         if not contacts:
             return
         last_id = contacts[-1].id
-        if rule_group is None:
-            yield [c.id for c in contacts]
-        else:
-            yield [c.id for c in contacts if _evaluate(rule_group, c, {}, workflow_id)]
-        # Loaded contacts are done with; keep the identity map small.
-        for contact in contacts:
-            db.session.expunge(contact)
+        # The identity map holds rows weakly: a finished batch is freed.
+        yield passing(rule_group, contacts, workflow_id)

@@ -44,7 +44,7 @@ from app.automation.enrollment import NotEnrollable, enroll
 from app.automation.triggers.filters import event_matches, rule_group_of
 from app.clock import now
 from app.extensions import db
-from app.models import EventLog, Workflow, WorkflowTrigger
+from app.models import AuditLog, EventLog, Workflow, WorkflowTrigger
 from app.models.audit import record
 from app.tenancy import firm_context
 
@@ -267,6 +267,37 @@ def audit_firing(workflow, contact_id, event_id, source, trigger=None, trigger_t
             "trigger_type": trigger_type or getattr(trigger, "trigger_type", None),
         },
     )
+
+
+def audit_many(workflow, trigger, contact_ids: list[int], event_id: str, source: str) -> None:
+    """The same entries as :func:`audit_firing`, one INSERT for a batch."""
+    if not contact_ids:
+        return
+    from app.auth import current_actor
+
+    user_id, actor = current_actor()
+    moment = now()
+    rows = [
+        {
+            "firm_id": workflow.firm_id,
+            "user_id": user_id,
+            "actor": actor,
+            "action": "trigger.fired",
+            "object_type": "Workflow",
+            "object_id": str(workflow.id),
+            "data": {
+                "workflow_id": workflow.id,
+                "contact_id": contact_id,
+                "event_id": event_id,
+                "source": source,
+                "trigger_id": getattr(trigger, "id", None),
+                "trigger_type": getattr(trigger, "trigger_type", None),
+            },
+            "created_at": moment,
+        }
+        for contact_id in contact_ids
+    ]
+    db.session.execute(AuditLog.__table__.insert(), rows)
 
 
 def _jsonable(value):
