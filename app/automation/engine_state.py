@@ -72,28 +72,39 @@ class WorkflowInfo:
         self.as_dict = {"id": workflow_id, "name": name}
 
 
-_definitions: dict[tuple[int, int], dict] = {}
+_definitions: dict[tuple, dict] = {}
 _definitions_lock = threading.Lock()
 
 
 def _definitions_for(pairs: set[tuple[int, int]]) -> dict[tuple[int, int], dict]:
-    """Published versions are immutable, so they are cached per process;
-    version 0 (a never-published draft's test run) reads the live graph."""
-    found = {pair: _definitions[pair] for pair in pairs if pair in _definitions}
-    wanted = [pair for pair in pairs if pair not in found and pair[1]]
-    if wanted:
-        table = WorkflowVersion.__table__
+    """Published versions are immutable, so their definitions are cached per
+    process, keyed by the version row's identity (id and creation time: ids
+    can be reused on SQLite after deletes). Version 0 (a never-published
+    draft's test run) reads the live graph."""
+    wanted = {pair for pair in pairs if pair[1]}
+    if not wanted:
+        return {}
+    table = WorkflowVersion.__table__
+    conn = db.session.connection()
+    stmt = select(table.c.workflow_id, table.c.number, table.c.id, table.c.created_at).where(
+        table.c.workflow_id.in_({w for w, _ in wanted}),
+        table.c.number.in_({n for _, n in wanted}),
+    )
+    identity = {
+        (w, n): (vid, created) for w, n, vid, created in conn.execute(stmt) if (w, n) in wanted
+    }
+    found = {pair: _definitions[ident] for pair, ident in identity.items() if ident in _definitions}
+    missing = [identity[pair][0] for pair in identity if pair not in found]
+    if missing:
         stmt = select(table.c.workflow_id, table.c.number, table.c.definition).where(
-            table.c.workflow_id.in_({w for w, _ in wanted}),
-            table.c.number.in_({n for _, n in wanted}),
+            table.c.id.in_(missing)
         )
-        for workflow_id, number, definition in db.session.connection().execute(stmt):
-            if (workflow_id, number) in pairs:
-                found[(workflow_id, number)] = definition
-                with _definitions_lock:
-                    if len(_definitions) > 512:
-                        _definitions.clear()
-                    _definitions[(workflow_id, number)] = definition
+        for workflow_id, number, definition in conn.execute(stmt):
+            found[(workflow_id, number)] = definition
+            with _definitions_lock:
+                if len(_definitions) > 512:
+                    _definitions.clear()
+                _definitions[identity[(workflow_id, number)]] = definition
     return found
 
 

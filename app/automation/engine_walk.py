@@ -18,7 +18,8 @@ Rules the walk enforces:
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from decimal import Decimal
 
 from flask import current_app
 
@@ -31,6 +32,22 @@ from app.tenancy import firm_context
 log = logging.getLogger(__name__)
 
 NON_RETRYABLE = (LookupError,)
+
+
+def jsonable(value):
+    """Results and context are stored as JSON: dates become ISO strings,
+    decimals floats, sets sorted lists."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, set):
+        return sorted((jsonable(v) for v in value), key=str)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)
+    return value
 
 
 def _error_text(exc: Exception) -> str:
@@ -195,7 +212,7 @@ class Walk:
             "node_id": step.node.node_id,
             "visit": step.visit,
             "action_status": outcome.status,
-            "action_result": outcome.result,
+            "action_result": jsonable(outcome.result),
             "exited_at": self.moment if exited else None,
             "variant": outcome.variant,
             "branch": outcome.variant if outcome.branch == "variant" else outcome.branch,
@@ -232,7 +249,7 @@ class Walk:
             "id": self.row["id"],
             "current_node": node_id,
             "execution_path": self.path,
-            "context_data": self.context,
+            "context_data": jsonable(self.context),
             "goal_reached": self.goal_reached,
             "attempts": self.attempts,
             "steps_taken": int(self.row["steps_taken"] or 0) + self.effects.steps,

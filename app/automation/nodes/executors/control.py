@@ -81,7 +81,11 @@ def target_time(step: Step) -> datetime | None:
     zone = _zone(step.contact.contact.get("timezone"))
     if isinstance(value, str):
         try:
-            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            value = (
+                date.fromisoformat(value)
+                if len(value.strip()) == 10
+                else datetime.fromisoformat(value.replace("Z", "+00:00"))
+            )
         except ValueError:
             return None
     if isinstance(value, datetime):

@@ -1,0 +1,105 @@
+"""Run a worker: ``python worker.py`` (as many as wanted, on any host).
+
+One process serves the engine, delivery and default queues with an RQ
+``SimpleWorker`` (jobs run in this process: the app is imported once, no
+fork per job) and runs the periodic jobs (``app.queue.PERIODIC_JOBS``,
+the sweep every ``SWEEP_INTERVAL_SECONDS``) in a scheduler thread. With
+several workers, a Redis lock per job and interval lets one of them run
+each periodic job; the sweep is idempotent anyway (claims are conditional).
+
+SIGTERM / SIGINT: RQ's warm shutdown — the current job finishes, then the
+worker exits; the scheduler thread stops at its next tick. A worker killed
+outright (SIGKILL) loses nothing: its leases expire and the sweep hands
+the executions to another worker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import threading
+
+from rq import SimpleWorker
+
+from app import create_app
+from app.queue import QUEUES, queue_name, redis_connection, tick
+
+log = logging.getLogger("worker")
+
+
+class AppWorker(SimpleWorker):
+    """Each job in a fresh app context, with a clean database session."""
+
+    flask_app = None
+
+    def execute_job(self, job, queue):
+        from app.extensions import db
+
+        with self.flask_app.app_context():
+            try:
+                return super().execute_job(job, queue)
+            finally:
+                db.session.remove()
+
+
+def scheduler_loop(app, stop: threading.Event) -> None:
+    """Run periodic jobs on time; a Redis ``SET NX PX`` lock per job and
+    interval lets one worker of many run each."""
+    next_run: dict[str, float] = {}
+    prefix = app.config.get("QUEUE_PREFIX") or "automation"
+
+    def lock(job: dict) -> bool:
+        from app.queue import periodic_interval
+
+        with app.app_context():
+            millis = max(int(periodic_interval(job, app) * 1000) - 50, 100)
+            return bool(
+                redis_connection().set(f"{prefix}:periodic:{job['name']}", "1", nx=True, px=millis)
+            )
+
+    while not stop.wait(0.25):
+        try:
+            tick(app, next_run, lock)
+        except Exception:
+            log.exception("scheduler tick failed")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--burst", action="store_true", help="exit when the queues are empty")
+    parser.add_argument("--no-scheduler", action="store_true", help="do not run periodic jobs")
+    parser.add_argument("--name", default=None)
+    args = parser.parse_args(argv)
+
+    logging.basicConfig(
+        level=os.environ.get("LOG_LEVEL", "INFO"),
+        format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s",
+    )
+    app = create_app()
+    if not app.config.get("REDIS_URL"):
+        parser.error("REDIS_URL is not set: without Redis the web process runs jobs in-process")
+    with app.app_context():
+        connection = redis_connection()
+        queues = [queue_name(name) for name in QUEUES]
+    AppWorker.flask_app = app
+    worker = AppWorker(queues, connection=connection, name=args.name)
+
+    stop = threading.Event()
+    scheduler = None
+    if not args.no_scheduler:
+        scheduler = threading.Thread(
+            target=scheduler_loop, args=(app, stop), name="scheduler", daemon=True
+        )
+        scheduler.start()
+    try:
+        worker.work(burst=args.burst, logging_level=os.environ.get("LOG_LEVEL", "INFO"))
+    finally:
+        stop.set()
+        if scheduler is not None:
+            scheduler.join(timeout=5)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
