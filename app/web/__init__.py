@@ -34,6 +34,11 @@ def register_web(app: Flask) -> None:
 
     app.register_blueprint(analytics_bp)
 
+    # The visual builder (/automation/builder/<id>).
+    from app.web.builder import bp as builder_bp
+
+    app.register_blueprint(builder_bp)
+
     @app.get("/")
     def index():
         return redirect(url_for("workflows.list_workflows"))

@@ -1,0 +1,289 @@
+"""The visual builder (/automation/builder/<id>): page, canvas edits, settings,
+activation. Inspector, triggers and test-run views live in ``builder_*.py``
+modules that register on the same blueprint.
+
+Canvas edits (add/move/connect/delete) come from ``static/canvas.js`` as
+JSON with the CSRF header; they answer JSON (the new node id, or an error
+naming the field) and the script then reloads the ``graph`` fragment, so
+the server stays the one source of truth for what is drawn.
+"""
+
+from __future__ import annotations
+
+from flask import jsonify, render_template, request
+from werkzeug.wrappers import Response
+
+from app.auth import login_required_page
+from app.automation.validation import WorkflowInvalid
+from app.extensions import db
+from app.models.audit import record
+from app.web.builder_common import (
+    acting_user,
+    back_to_builder,
+    bp,
+    graph_context,
+    is_htmx,
+    load_node,
+    load_workflow,
+    number,
+    page_context,
+    payload,
+    render_panel,
+)
+from app.web.builder_graph import (
+    GraphError,
+    add_node,
+    connect,
+    move_node,
+    remove_edge,
+    remove_node,
+)
+
+MAX_NAME = 200
+MAX_DESCRIPTION = 5000
+
+
+def _error(exc: GraphError, status: int = 422):
+    return jsonify({"error": {"message": str(exc), "field": exc.field}}), status
+
+
+def _changed(body: dict | None = None, status: int = 200) -> Response:
+    """A JSON answer that tells HTMX listeners the graph changed."""
+    response = jsonify(body or {})
+    response.status_code = status
+    response.headers["HX-Trigger"] = "graph-changed"
+    return response
+
+
+@bp.get("/<int:workflow_id>")
+@login_required_page
+def builder_page(workflow_id: int):
+    workflow = load_workflow(workflow_id)
+    selected = request.args.get("node", "")
+    extra = {}
+    if selected and workflow.node_by_key(selected) is not None:
+        from app.web.builder_inspector import inspector_context
+
+        extra = inspector_context(workflow, workflow.node_by_key(selected))
+        extra["panel_template"] = "builder/_inspector.html"
+    return render_template("builder/page.html", **page_context(workflow, **extra))
+
+
+@bp.get("/<int:workflow_id>/graph")
+@login_required_page
+def graph_fragment(workflow_id: int):
+    workflow = load_workflow(workflow_id)
+    if not is_htmx():
+        return back_to_builder(workflow)
+    return render_template("builder/_graph.html", **graph_context(workflow))
+
+
+@bp.get("/<int:workflow_id>/problems")
+@login_required_page
+def problems_fragment(workflow_id: int):
+    workflow = load_workflow(workflow_id)
+    if not is_htmx():
+        return back_to_builder(workflow)
+    return render_template("builder/_problems.html", **graph_context(workflow))
+
+
+@bp.post("/<int:workflow_id>/nodes")
+@login_required_page
+def create_node(workflow_id: int):
+    workflow = load_workflow(workflow_id)
+    data = payload()
+    try:
+        x = number(data.get("x", 80), "x")
+        y = number(data.get("y", 80), "y")
+        node = add_node(workflow, str(data.get("node_type", "")), x, y)
+    except GraphError as exc:
+        db.session.rollback()
+        if not is_htmx():
+            return back_to_builder(workflow, str(exc), "error")
+        return _error(exc)
+    record("workflow.node_added", workflow, data={"node": node.node_id})
+    db.session.commit()
+    if not is_htmx():
+        return back_to_builder(workflow, f"Added {node.label}.")
+    return _changed({"node_id": node.node_id}, 201)
+
+
+@bp.post("/<int:workflow_id>/nodes/<node_id>/position")
+@login_required_page
+def save_position(workflow_id: int, node_id: str):
+    workflow = load_workflow(workflow_id)
+    node = load_node(workflow, node_id)
+    data = payload()
+    try:
+        move_node(node, number(data.get("x"), "x"), number(data.get("y"), "y"))
+    except GraphError as exc:
+        return _error(exc)
+    db.session.commit()
+    return jsonify({"node_id": node.node_id, "x": node.position_x, "y": node.position_y})
+
+
+@bp.post("/<int:workflow_id>/nodes/<node_id>/delete")
+@login_required_page
+def delete_node(workflow_id: int, node_id: str):
+    workflow = load_workflow(workflow_id)
+    node = load_node(workflow, node_id)
+    remove_node(workflow, node)
+    record("workflow.node_removed", workflow, data={"node": node_id})
+    db.session.commit()
+    if not is_htmx():
+        return back_to_builder(workflow, "Step deleted.")
+    response = _changed({"deleted": node_id})
+    return response
+
+
+@bp.post("/<int:workflow_id>/edges")
+@login_required_page
+def create_edge(workflow_id: int):
+    workflow = load_workflow(workflow_id)
+    data = payload()
+    try:
+        edge = connect(
+            workflow,
+            str(data.get("source", "")),
+            str(data.get("port") or "next"),
+            str(data.get("target", "")),
+        )
+    except GraphError as exc:
+        db.session.rollback()
+        if not is_htmx():
+            return back_to_builder(workflow, str(exc), "error")
+        return _error(exc)
+    db.session.commit()
+    if not is_htmx():
+        return back_to_builder(workflow, "Connected.")
+    return _changed({"edge_id": edge.id}, 201)
+
+
+@bp.post("/<int:workflow_id>/edges/<int:edge_id>/delete")
+@login_required_page
+def delete_edge(workflow_id: int, edge_id: int):
+    workflow = load_workflow(workflow_id)
+    edge = next((edge for edge in workflow.edges if edge.id == edge_id), None)
+    if edge is None:
+        return jsonify({"error": {"message": "no such connection", "field": "edge"}}), 404
+    remove_edge(workflow, edge)
+    db.session.commit()
+    if not is_htmx():
+        return back_to_builder(workflow, "Connection deleted.")
+    return _changed({"deleted": edge_id})
+
+
+@bp.post("/<int:workflow_id>/viewport")
+@login_required_page
+def save_viewport(workflow_id: int):
+    """Pan and zoom are part of the canvas a reload shows."""
+    workflow = load_workflow(workflow_id)
+    data = payload()
+    try:
+        viewport = {
+            "x": max(-1e6, min(1e6, number(data.get("x", 0), "x"))),
+            "y": max(-1e6, min(1e6, number(data.get("y", 0), "y"))),
+            "k": max(0.2, min(3.0, number(data.get("k", 1), "k"))),
+        }
+    except GraphError as exc:
+        return _error(exc)
+    workflow.canvas_data = {**(workflow.canvas_data or {}), "viewport": viewport}
+    db.session.commit()
+    return jsonify(viewport)
+
+
+# -- settings ---------------------------------------------------------------
+
+
+@bp.route("/<int:workflow_id>/settings", methods=["GET", "POST"])
+@login_required_page
+def settings_panel(workflow_id: int):
+    workflow = load_workflow(workflow_id)
+    errors: dict[str, str] = {}
+    saved = False
+    if request.method == "POST":
+        name = request.form.get("name", "").strip()
+        description = request.form.get("description", "").strip()
+        if not name:
+            errors["name"] = "Give the workflow a name."
+        elif len(name) > MAX_NAME:
+            errors["name"] = f"At most {MAX_NAME} characters."
+        if len(description) > MAX_DESCRIPTION:
+            errors["description"] = f"At most {MAX_DESCRIPTION} characters."
+        if not errors:
+            workflow.name = name
+            workflow.description = description
+            for flag in ("allow_reentry", "exit_on_goal", "enroll_existing"):
+                setattr(workflow, flag, request.form.get(flag) in ("on", "true", "1"))
+            record("workflow.settings_changed", workflow)
+            db.session.commit()
+            saved = True
+            if not is_htmx():
+                return back_to_builder(workflow, "Settings saved.")
+    form = request.form if request.method == "POST" else None
+    status = 422 if errors else 200
+    response = render_panel(
+        workflow,
+        "builder/_settings.html",
+        status=status,
+        form=form,
+        errors=errors,
+        saved=saved,
+    )
+    return response
+
+
+# -- lifecycle --------------------------------------------------------------
+
+
+def _lifecycle(workflow, problems=None, message=None, status=200):
+    if not is_htmx():
+        if problems:
+            return back_to_builder(
+                workflow, "The workflow cannot be activated yet: fix the problems shown.", "error"
+            )
+        return back_to_builder(workflow, message)
+    body = render_template(
+        "builder/_lifecycle.html", workflow=workflow, activation_problems=problems, message=message
+    )
+    return body, status, {"HX-Trigger": "graph-changed"}
+
+
+@bp.get("/<int:workflow_id>/lifecycle")
+@login_required_page
+def lifecycle_fragment(workflow_id: int):
+    workflow = load_workflow(workflow_id)
+    if not is_htmx():
+        return back_to_builder(workflow)
+    return render_template("builder/_lifecycle.html", workflow=workflow)
+
+
+@bp.post("/<int:workflow_id>/activate")
+@login_required_page
+def activate(workflow_id: int):
+    workflow = load_workflow(workflow_id)
+    try:
+        version = workflow.activate(acting_user())
+    except WorkflowInvalid as exc:
+        db.session.rollback()
+        return _lifecycle(workflow, problems=exc.problems, status=422)
+    db.session.commit()
+    number_ = getattr(version, "number", workflow.version)
+    return _lifecycle(workflow, message=f"Active (version {number_}).")
+
+
+@bp.post("/<int:workflow_id>/pause")
+@login_required_page
+def pause(workflow_id: int):
+    workflow = load_workflow(workflow_id)
+    try:
+        workflow.pause(acting_user())
+    except ValueError as exc:
+        db.session.rollback()
+        return _lifecycle(workflow, message=str(exc), status=409)
+    db.session.commit()
+    return _lifecycle(workflow, message="Paused: no new contacts enter.")
+
+
+# The other builder views register on the same blueprint.
+from app.web import builder_inspector, builder_run, builder_triggers  # noqa: E402,F401

@@ -1,0 +1,114 @@
+"""What every builder view shares: the blueprint, loading, page rendering.
+
+The builder is one page (``/automation/builder/<id>``) whose parts — the
+canvas, the side panel (inspector, triggers, settings, test run), the
+problems list and the lifecycle bar — are also served as HTMX fragments.
+A fragment URL opened without ``HX-Request`` renders the whole page with
+that part in place, so every URL survives a reload.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any
+
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+
+from app.automation.nodes.registry import all_node_types
+from app.extensions import db
+from app.models import Workflow, WorkflowNode
+from app.web.builder_graph import drawing
+
+bp = Blueprint("builder", __name__, url_prefix="/automation/builder")
+
+FAMILY_TITLES = OrderedDict([("action", "Actions"), ("control", "Flow control"), ("goal", "Goals")])
+
+
+def is_htmx() -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
+def load_workflow(workflow_id: int) -> Workflow:
+    """The workflow of the current firm, or 404 (tenancy filters the query)."""
+    return db.get_or_404(Workflow, workflow_id)
+
+
+def load_node(workflow: Workflow, node_id: str) -> WorkflowNode:
+    node = workflow.node_by_key(node_id)
+    if node is None:
+        abort(404)
+    return node
+
+
+def payload() -> dict[str, Any]:
+    """JSON body from canvas.js, or form fields from a plain form."""
+    data = request.get_json(silent=True)
+    if isinstance(data, dict):
+        return data
+    return request.form.to_dict()
+
+
+def number(value: Any, field: str) -> float:
+    try:
+        result = float(value)
+    except (TypeError, ValueError):
+        from app.web.builder_graph import GraphError
+
+        raise GraphError(f"{field} must be a number", field) from None
+    if result != result or result in (float("inf"), float("-inf")):
+        from app.web.builder_graph import GraphError
+
+        raise GraphError(f"{field} must be a finite number", field)
+    return result
+
+
+def palette() -> list[tuple[str, list]]:
+    groups: OrderedDict[str, list] = OrderedDict((title, []) for title in FAMILY_TITLES.values())
+    for kind in all_node_types():
+        groups.setdefault(FAMILY_TITLES.get(kind.family, kind.family.title()), []).append(kind)
+    return [(title, kinds) for title, kinds in groups.items() if kinds]
+
+
+def graph_context(workflow: Workflow) -> dict[str, Any]:
+    problems = workflow.validate_workflow()
+    return {
+        "workflow": workflow,
+        "problems": problems,
+        "general_problems": [p for p in problems if not p.get("node")],
+        "drawing": drawing(workflow, problems),
+    }
+
+
+def page_context(workflow: Workflow, **extra: Any) -> dict[str, Any]:
+    context = graph_context(workflow)
+    context.update(
+        palette=palette(),
+        viewport=(workflow.canvas_data or {}).get("viewport") or {},
+        selected=request.args.get("node", ""),
+        panel_template=None,
+    )
+    context.update(extra)
+    return context
+
+
+def render_panel(workflow: Workflow, template: str, status: int = 200, **context: Any):
+    """A side-panel fragment for HTMX, or the page with that panel open."""
+    if is_htmx():
+        return render_template(template, workflow=workflow, **context), status
+    return (
+        render_template(
+            "builder/page.html", **page_context(workflow, panel_template=template, **context)
+        ),
+        status,
+    )
+
+
+def back_to_builder(workflow: Workflow, message: str | None = None, category: str = "info"):
+    """After a plain (non-HTMX) form post: show the page again."""
+    if message:
+        flash(message, category)
+    return redirect(url_for("builder.builder_page", workflow_id=workflow.id))
+
+
+def acting_user():
+    return g.get("user")

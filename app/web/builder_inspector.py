@@ -1,0 +1,243 @@
+"""The node inspector: a form per node type, saved only when valid.
+
+``POST .../nodes/<node_id>`` carries ``_action``: ``save`` validates the
+configuration with the registry (and the webhook SSRF guard) and stores it;
+row actions (``add_rule:tag``, ``remove_variant:1``...) only redraw the form
+with the typed values, so the rule builder needs no JavaScript.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app, render_template, request
+from sqlalchemy import select
+
+from app.auth import login_required_page
+from app.automation.nodes.registry import UnknownNodeType, config_errors, get_node_type
+from app.extensions import db
+from app.models import Contact, ContactList, Tag, User, Workflow, WorkflowNode
+from app.models.audit import record
+from app.web.builder_common import bp, is_htmx, load_node, load_workflow, render_panel
+from app.web.builder_forms import (
+    apply_row_action,
+    config_from_values,
+    error_summary,
+    values_from_config,
+    values_from_form,
+)
+from app.web.builder_graph import GraphError, rename_node_id
+
+MAX_LABEL = 200
+PICKER_LIMIT = 500
+SAMPLE_CONTACT = {
+    "id": 0,
+    "email": "ada@example.com",
+    "first_name": "Ada",
+    "last_name": "Lovelace",
+    "score": 42,
+    "custom_fields": {"plan": "pro"},
+}
+MERGE_FIELDS = (
+    "contact.first_name",
+    "contact.last_name",
+    "contact.full_name",
+    "contact.email",
+    "contact.phone",
+    "contact.score",
+    "contact.custom.<key>",
+    "deal.title",
+    "deal.value",
+    "deal.stage",
+    "workflow.name",
+    "context.<key>",
+)
+
+
+def pickers(workflow: Workflow) -> dict[str, Any]:
+    """The firm's tags, lists, users and contacts for the form's pickers."""
+    return {
+        "tags": db.session.scalars(select(Tag.name).order_by(Tag.name).limit(PICKER_LIMIT)).all(),
+        "lists": db.session.execute(
+            select(ContactList.id, ContactList.name).order_by(ContactList.name).limit(PICKER_LIMIT)
+        ).all(),
+        "users": db.session.scalars(
+            select(User.email).where(User.role != "portal").order_by(User.email)
+        ).all(),
+        "contacts": db.session.execute(
+            select(Contact.id, Contact.email).order_by(Contact.id.desc()).limit(50)
+        ).all(),
+        "email_nodes": [n.node_id for n in workflow.nodes if n.node_type == "send_email"],
+    }
+
+
+def inspector_context(
+    workflow: Workflow,
+    node: WorkflowNode,
+    values: dict | None = None,
+    errors: dict | None = None,
+    saved: bool = False,
+) -> dict[str, Any]:
+    try:
+        kind = get_node_type(node.node_type)
+    except UnknownNodeType:
+        kind = None
+    if values is None:
+        values = values_from_config(node.node_type, node.configuration)
+        values["label"] = node.label
+        values["node_id"] = node.node_id
+    errors = errors or {}
+    return {
+        "node": node,
+        "kind": kind,
+        "values": values,
+        "errors": errors,
+        "summary": error_summary(errors),
+        "saved": saved,
+        "pickers": pickers(workflow),
+        "merge_fields": MERGE_FIELDS,
+        "partial": f"nodes/_{node.node_type}.html" if kind else None,
+    }
+
+
+@bp.get("/<int:workflow_id>/nodes/<node_id>")
+@login_required_page
+def inspector(workflow_id: int, node_id: str):
+    workflow = load_workflow(workflow_id)
+    node = load_node(workflow, node_id)
+    return render_panel(workflow, "builder/_inspector.html", **inspector_context(workflow, node))
+
+
+def _webhook_errors(config: dict) -> dict[str, list[str]]:
+    """The SSRF guard runs at save time too, so a bad URL never gets stored."""
+    from app.automation.delivery.webhook import UnsafeURL, check_url
+
+    try:
+        check_url(config.get("url", ""), current_app.config.get("WEBHOOK_ALLOW_PRIVATE", False))
+    except UnsafeURL as exc:
+        return {"url": [str(exc)]}
+    return {}
+
+
+TEMPLATED = {
+    "send_email": ("subject", "body_html", "body_text"),
+    "send_sms": ("body",),
+    "internal_notification": ("message",),
+    "create_task": ("title", "description"),
+    "create_deal": ("title",),
+}
+
+
+def _template_errors(node_type: str, config: dict) -> dict[str, list[str]]:
+    """Template syntax is checked at save, not discovered at send time."""
+    from app.automation.templating import template_errors, template_strings_errors
+
+    errors: dict[str, list[str]] = {}
+    for key in TEMPLATED.get(node_type, ()):
+        if isinstance(config.get(key), str):
+            problems = template_errors(config[key])
+            if problems:
+                errors[key] = problems
+    if node_type == "webhook" and isinstance(config.get("payload"), dict):
+        for path, problems in template_strings_errors(config["payload"]).items():
+            errors.setdefault(f"payload.{path}", []).extend(problems)
+    return errors
+
+
+@bp.post("/<int:workflow_id>/nodes/<node_id>")
+@login_required_page
+def save_node(workflow_id: int, node_id: str):
+    workflow = load_workflow(workflow_id)
+    node = load_node(workflow, node_id)
+    values = values_from_form(request.form)
+    action = request.form.get("_action", "save")
+    if action != "save":
+        apply_row_action(values, action)
+        return render_panel(
+            workflow, "builder/_inspector.html", **inspector_context(workflow, node, values)
+        )
+
+    config, errors = config_from_values(node.node_type, values)
+    for field, messages in config_errors(node.node_type, config).items():
+        errors.setdefault(field, []).extend(messages)
+    if node.node_type == "webhook" and "url" not in errors and config.get("url"):
+        errors.update(_webhook_errors(config))
+    for field, messages in _template_errors(node.node_type, config).items():
+        errors.setdefault(field, []).extend(messages)
+    label = (values.get("label") or "").strip()
+    if not label:
+        errors.setdefault("label", []).append("give the step a name")
+    elif len(label) > MAX_LABEL:
+        errors.setdefault("label", []).append(f"at most {MAX_LABEL} characters")
+    if not errors:
+        try:
+            rename_node_id(workflow, node, values.get("node_id") or node.node_id)
+        except GraphError as exc:
+            errors.setdefault(exc.field, []).append(str(exc))
+    if errors:
+        db.session.rollback()
+        node = load_node(workflow, node_id)
+        context = inspector_context(workflow, node, values, errors)
+        return render_panel(workflow, "builder/_inspector.html", status=422, **context)
+
+    node.configuration = config
+    node.label = label
+    record("workflow.node_configured", workflow, data={"node": node.node_id})
+    db.session.commit()
+    if not is_htmx():
+        from app.web.builder_common import back_to_builder
+
+        return back_to_builder(workflow, f"Saved {label}.")
+    body, status = render_panel(
+        workflow, "builder/_inspector.html", **inspector_context(workflow, node, saved=True)
+    )
+    return body, status, {"HX-Trigger": "graph-changed"}
+
+
+@bp.post("/<int:workflow_id>/nodes/<node_id>/preview")
+@login_required_page
+def preview(workflow_id: int, node_id: str):
+    """The message as the chosen (or a sample) contact would get it."""
+    workflow = load_workflow(workflow_id)
+    node = load_node(workflow, node_id)
+    if not is_htmx():
+        from app.web.builder_common import back_to_builder
+
+        return back_to_builder(workflow)
+    values = values_from_form(request.form)
+    contact: Any = SAMPLE_CONTACT
+    raw_id = (values.get("preview_contact") or "").strip()
+    if raw_id.isdigit():
+        contact = db.session.get(Contact, int(raw_id)) or SAMPLE_CONTACT
+    rendered = render_preview(workflow, node.node_type, values, contact)
+    return render_template("builder/_preview.html", rendered=rendered, contact=contact)
+
+
+def render_preview(workflow: Workflow, node_type: str, values: dict, contact: Any) -> list[dict]:
+    """[{"label", "text"|"html"|"error"}] for each templated field of the node."""
+    from app.automation.context import render_context
+    from app.automation.templating import TemplateError, render_html, render_text
+
+    context = render_context(contact, workflow)
+    fields = {
+        "send_email": (
+            ("subject", "Subject", False),
+            ("body_html", "HTML body", True),
+            ("body_text", "Text body", False),
+        ),
+        "send_sms": (("body", "SMS", False),),
+        "internal_notification": (("message", "Message", False),),
+        "create_task": (("title", "Task title", False),),
+    }.get(node_type, ())
+    rendered = []
+    for key, label, html in fields:
+        source = values.get(key) or ""
+        if not source.strip():
+            continue
+        try:
+            output = render_html(source, context) if html else render_text(source, context)
+        except TemplateError as exc:
+            rendered.append({"label": label, "error": str(exc)})
+            continue
+        rendered.append({"label": label, "html" if html else "text": output})
+    return rendered
