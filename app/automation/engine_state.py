@@ -202,7 +202,9 @@ class BatchState:
             table.c.entered_at,
             table.c.action_result,
             table.c.variant,
-        ).where(table.c.execution_id.in_(resuming), table.c.action_status == "waiting")
+        ).where(
+            table.c.execution_id.in_(resuming), table.c.action_status.in_(("waiting", "failed"))
+        )
         return {
             (row.execution_id, row.node_id, row.visit): dict(row._mapping)
             for row in db.session.connection().execute(stmt)

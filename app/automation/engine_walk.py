@@ -168,7 +168,7 @@ class Walk:
         except Exception as exc:
             from app.automation.templating import TemplateError
 
-            retryable = not isinstance(exc, TemplateError | NON_RETRYABLE)
+            retryable = not isinstance(exc, (TemplateError, *NON_RETRYABLE))
             if retryable:
                 log.warning("step %s of execution %s raised", step.node.node_id, step.row["id"])
             return Outcome.fail(_error_text(exc), retryable=retryable)
