@@ -35,12 +35,13 @@ class SmtpInbox:
     def __init__(self):
         self.messages: list[email.message.EmailMessage] = []
         self.envelopes: list[tuple[str, list[str]]] = []
-        self.refuse_with: str | None = None  # e.g. "550 no such user"
+        self.sessions: set[int] = set()
+        self.refusals: list[str] = []  # RCPT answers to give first, e.g. "451 later"
         self.lock = threading.Lock()
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        if self.refuse_with:
-            return self.refuse_with
+        if self.refusals:
+            return self.refusals.pop(0)
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
@@ -49,6 +50,7 @@ class SmtpInbox:
         with self.lock:
             self.messages.append(message)
             self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
+            self.sessions.add(id(session))
         return "250 Message accepted for delivery"
 
 

@@ -31,6 +31,9 @@ from app.automation.tracking import decorate_html, decorate_text, text_to_html, 
 from app.clock import now
 
 IDLE_CHECK_SECONDS = 5.0
+# Long lines up to RFC 5322's hard limit: a folded List-Unsubscribe URL
+# trips some unsubscribe parsers.
+SMTP_POLICY = policy.SMTP.clone(max_line_length=998)
 _TAGS = re.compile(r"<(script|style)\b.*?</\1\s*>|<[^>]+>", re.IGNORECASE | re.DOTALL)
 _LINK = re.compile(
     r"""<a\b[^>]*?\bhref\s*=\s*(["'])(https?://.*?)\1[^>]*>(.*?)</a\s*>""", re.I | re.S
@@ -49,7 +52,7 @@ def html_to_text(body_html: str) -> str:
 def compose(row) -> EmailMessage:
     """The MIME message for an outbox row (an ``OutboxMessage``)."""
     unsubscribe = unsubscribe_url(row.firm_id, row.id)
-    message = EmailMessage(policy=policy.SMTP)
+    message = EmailMessage(policy=SMTP_POLICY)
     message["From"] = row.from_address
     message["To"] = row.to_address
     message["Subject"] = row.subject

@@ -1,0 +1,280 @@
+"""What recipients do with a sent e-mail: opens, clicks, unsubscribes, and
+the provider's callbacks (bounces, replies...).
+
+Each is recorded as a ``TrackingEvent`` and fed to the trigger bus
+(``email_opened``, ``email_clicked``, ``email_unsubscribed``,
+``email_bounced``, ``email_replied``) with ``data`` = ``workflow_id``,
+``node``, ``message_id``, ``email_id`` (the outbox id) and ``url`` for
+clicks. Every open and click is recorded; the bus sees one event per
+message (open, unsubscribe) or per message and link (click), because the
+event id is derived from them and the bus drops a repeated id.
+
+Public tokens are checked under the firm they name: a token whose firm does
+not own the message finds nothing (404), like a tampered one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from app.automation.tracking import BadToken, read_token
+from app.clock import now
+from app.extensions import db
+from app.models import Contact, OutboxMessage, TrackingEvent
+from app.tenancy import firm_context
+
+log = logging.getLogger(__name__)
+
+# Provider callback types (CONTRACT.md) -> tracking kind and bus event.
+PROVIDER_TYPES = {
+    "email_bounced": "bounce",
+    "email_replied": "reply",
+    "email_opened": "open",
+    "email_clicked": "click",
+    "email_unsubscribed": "unsubscribe",
+}
+EVENT_OF_KIND = {kind: event for event, kind in PROVIDER_TYPES.items()}
+MAX_TEXT = 1000
+
+
+@dataclass(frozen=True)
+class Tracked:
+    """The message a public token points to (plain values, no ORM)."""
+
+    firm_id: int
+    outbox_id: int
+    contact_id: int | None
+    url: str = ""
+
+
+class UnknownMessage(LookupError):
+    """The callback names no message or address we sent to."""
+
+
+def _message(kind: str, token: str) -> tuple[Tracked, OutboxMessage] | None:
+    try:
+        parsed = read_token(kind, token)
+    except BadToken:
+        return None
+    row = db.session.scalars(
+        select(OutboxMessage).where(
+            OutboxMessage.id == parsed.outbox_id, OutboxMessage.channel == "email"
+        )
+    ).first()
+    if row is None:
+        return None
+    return Tracked(parsed.firm_id, row.id, row.contact_id, parsed.url), row
+
+
+def _event(row: OutboxMessage, kind: str, url: str = "", user_agent: str = "", event_id=None):
+    return TrackingEvent(
+        outbox_id=row.id,
+        contact_id=row.contact_id,
+        execution_id=row.execution_id,
+        workflow_id=row.workflow_id,
+        node_id=row.node_id,
+        kind=kind,
+        url=url[: MAX_TEXT * 4],
+        user_agent=(user_agent or "")[:MAX_TEXT],
+        event_id=event_id,
+    )
+
+
+def _emit(row: OutboxMessage, kind: str, event_id: str, url: str = "") -> None:
+    """Tell the trigger bus; a bus failure must not lose the recorded event
+    or break the recipient's redirect, so it is logged, not raised."""
+    if row.contact_id is None:
+        return
+    data = {
+        "workflow_id": row.workflow_id,
+        "node": row.node_id,
+        "message_id": row.message_id,
+        "email_id": row.id,
+    }
+    if url:
+        data["url"] = url
+    try:
+        from app.automation.triggers.bus import emit
+
+        emit(
+            row.firm_id,
+            EVENT_OF_KIND[kind],
+            row.contact_id,
+            data=data,
+            event_id=event_id,
+            source="email",
+        )
+    except ImportError:
+        pass
+    except Exception:
+        log.exception("emitting %s for outbox %s failed", kind, row.id)
+        db.session.rollback()
+
+
+def _bus_event_id(row: OutboxMessage, kind: str, url: str = "", fallback: str = "") -> str:
+    """Opens and unsubscribes count once per message, clicks once per message
+    and link -- whether they came from our endpoints or a provider."""
+    if kind == "click":
+        return f"email_clicked:{row.id}:{hashlib.sha256(url.encode()).hexdigest()[:16]}"
+    if kind in ("open", "unsubscribe"):
+        return f"{EVENT_OF_KIND[kind]}:{row.id}"
+    return fallback
+
+
+def _firm_of(kind: str, token: str) -> int | None:
+    try:
+        return read_token(kind, token).firm_id
+    except BadToken:
+        return None
+
+
+def record_open(token: str, user_agent: str = "") -> bool:
+    """Record an open (every one); False for a bad or foreign token."""
+    firm_id = _firm_of("open", token)
+    if firm_id is None:
+        return False
+    with firm_context(firm_id):
+        found = _message("open", token)
+        if found is None:
+            return False
+        _, row = found
+        db.session.add(_event(row, "open", user_agent=user_agent))
+        db.session.commit()
+        _emit(row, "open", _bus_event_id(row, "open"))
+    return True
+
+
+def record_click(token: str, user_agent: str = "") -> Tracked | None:
+    """Record a click; returns where to send the browser (the link that was
+    in the e-mail, from the signed token), or None for a bad token."""
+    firm_id = _firm_of("click", token)
+    if firm_id is None:
+        return None
+    with firm_context(firm_id):
+        found = _message("click", token)
+        if found is None:
+            return None
+        tracked, row = found
+        db.session.add(_event(row, "click", url=tracked.url, user_agent=user_agent))
+        db.session.commit()
+        _emit(row, "click", _bus_event_id(row, "click", tracked.url), url=tracked.url)
+    return tracked
+
+
+def unsubscribe_details(token: str) -> dict | None:
+    """What the confirmation page shows: a masked address, and whether the
+    contact is already unsubscribed. None for a bad token."""
+    firm_id = _firm_of("unsubscribe", token)
+    if firm_id is None:
+        return None
+    with firm_context(firm_id):
+        found = _message("unsubscribe", token)
+        if found is None:
+            return None
+        _, row = found
+        contact = db.session.get(Contact, row.contact_id) if row.contact_id else None
+        return {
+            "email": mask_email(row.to_address),
+            "already": bool(contact and contact.unsubscribed),
+        }
+
+
+def unsubscribe(token: str, user_agent: str = "") -> bool:
+    """Unsubscribe the message's contact (the page's button or RFC 8058
+    one-click POST). Idempotent; False for a bad token."""
+    firm_id = _firm_of("unsubscribe", token)
+    if firm_id is None:
+        return False
+    with firm_context(firm_id):
+        found = _message("unsubscribe", token)
+        if found is None:
+            return False
+        _, row = found
+        _unsubscribe_contact(row, user_agent)
+    return True
+
+
+def _unsubscribe_contact(row: OutboxMessage, user_agent: str = "", record: bool = True) -> None:
+    contact = db.session.get(Contact, row.contact_id) if row.contact_id else None
+    if contact is not None and not contact.unsubscribed:
+        contact.unsubscribed = True
+        contact.unsubscribed_at = now()
+        if record:
+            db.session.add(_event(row, "unsubscribe", user_agent=user_agent))
+    db.session.commit()
+    _emit(row, "unsubscribe", _bus_event_id(row, "unsubscribe"))
+
+
+def mask_email(address: str) -> str:
+    local, at, domain = (address or "").partition("@")
+    if not at:
+        return ""
+    return f"{local[:1]}{'*' * max(len(local) - 1, 1)}@{domain}"
+
+
+# --- provider callbacks --------------------------------------------------------
+
+
+def _find_outbox(message_id: str, email: str) -> OutboxMessage | None:
+    """The e-mail a provider event is about: by Message-ID, else the latest
+    e-mail sent to that address. Provider callbacks are system-wide (one
+    operator secret), so this looks across firms on purpose."""
+    candidates = []
+    if message_id:
+        bare = message_id.strip().strip("<>")
+        candidates = [f"<{bare}>", bare]
+        row = db.session.scalars(
+            select(OutboxMessage)
+            .where(OutboxMessage.message_id.in_(candidates), OutboxMessage.channel == "email")
+            .execution_options(all_firms=True)
+        ).first()
+        if row is not None:
+            return row
+    if email:
+        return db.session.scalars(
+            select(OutboxMessage)
+            .where(
+                OutboxMessage.to_address == email.strip(),
+                OutboxMessage.channel == "email",
+                OutboxMessage.status == "sent",
+            )
+            .order_by(OutboxMessage.sent_at.desc(), OutboxMessage.id.desc())
+            .limit(1)
+            .execution_options(all_firms=True)
+        ).first()
+    return None
+
+
+def handle_provider_event(payload: dict, event_id: str) -> dict:
+    """Record one verified provider callback. A replayed ``event_id`` is a
+    no-op. Raises ``ValueError`` for an unknown type and
+    :class:`UnknownMessage` when nothing matches."""
+    kind = PROVIDER_TYPES.get(str(payload.get("type") or ""))
+    if kind is None:
+        raise ValueError(f"type must be one of: {', '.join(PROVIDER_TYPES)}")
+    found = _find_outbox(str(payload.get("message_id") or ""), str(payload.get("email") or ""))
+    db.session.commit()
+    if found is None:
+        raise UnknownMessage("no sent e-mail matches message_id or email")
+    firm_id, outbox_id = found.firm_id, found.id
+    url = str(payload.get("url") or "") if kind == "click" else ""
+    with firm_context(firm_id):
+        row = db.session.get(OutboxMessage, outbox_id)
+        event_id = f"provider:{event_id}"[:200]
+        try:
+            db.session.add(_event(row, kind, url=url, event_id=event_id))
+            db.session.flush()
+        except IntegrityError:
+            db.session.rollback()
+            return {"status": "duplicate", "email_id": outbox_id}
+        if kind == "unsubscribe":
+            _unsubscribe_contact(row, record=False)
+        else:
+            db.session.commit()
+            _emit(row, kind, _bus_event_id(row, kind, url, fallback=event_id), url=url)
+    return {"status": "recorded", "email_id": outbox_id, "kind": kind}

@@ -1,0 +1,112 @@
+"""Public e-mail tracking endpoints (no login, no CSRF token, rate-limited).
+
+- ``GET /t/o/<token>.gif``: the open pixel;
+- ``GET /t/c/<token>``: a tracked link -> 302 to the link that was sent,
+  and the ``atv`` visitor cookie that ties this browser to the contact;
+- ``GET /t/u/<token>``: the unsubscribe confirmation page; ``POST`` (its
+  button, or an RFC 8058 one-click POST from the mail client) unsubscribes;
+- ``POST /hooks/email-events``: provider callbacks signed like our outgoing
+  webhooks (Standard Webhooks, key ``EMAIL_EVENTS_SECRET``).
+
+The tokens carry their own authority (HMAC-signed), so CSRF protection adds
+nothing here, and a one-click POST from a mail provider could not carry a
+CSRF token anyway. Bad, tampered or foreign tokens get a plain 404; nothing
+from the request is echoed back.
+"""
+
+from __future__ import annotations
+
+import json
+
+from flask import Blueprint, abort, current_app, jsonify, redirect, render_template, request
+
+from app.automation.delivery import tracking_events
+from app.automation.delivery.signing import InvalidSignature, verify
+from app.automation.triggers.visitor import set_visitor_cookie
+from app.extensions import csrf, limiter
+
+bp = Blueprint("public_tracking", __name__)
+csrf.exempt(bp)
+
+# The smallest transparent GIF.
+PIXEL = (
+    b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00"
+    b",\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;"
+)
+NO_STORE = {"Cache-Control": "no-store, private", "X-Robots-Tag": "noindex"}
+
+
+def _user_agent() -> str:
+    return request.user_agent.string or ""
+
+
+@bp.get("/t/o/<token>.gif")
+@limiter.limit("600 per minute")
+def open_pixel(token: str):
+    if not tracking_events.record_open(token, _user_agent()):
+        abort(404)
+    return current_app.response_class(PIXEL, mimetype="image/gif", headers=NO_STORE)
+
+
+@bp.get("/t/c/<token>")
+@limiter.limit("600 per minute")
+def click(token: str):
+    tracked = tracking_events.record_click(token, _user_agent())
+    if tracked is None:
+        abort(404)
+    response = redirect(tracked.url, code=302)
+    response.headers.update(NO_STORE)
+    if tracked.contact_id is not None:
+        set_visitor_cookie(response, tracked.firm_id, tracked.contact_id)
+    return response
+
+
+@bp.get("/t/u/<token>")
+@limiter.limit("60 per minute")
+def unsubscribe_page(token: str):
+    details = tracking_events.unsubscribe_details(token)
+    if details is None:
+        abort(404)
+    return render_template("public/unsubscribe.html", details=details), 200, NO_STORE
+
+
+@bp.post("/t/u/<token>")
+@limiter.limit("60 per minute")
+def unsubscribe(token: str):
+    details = tracking_events.unsubscribe_details(token)
+    if details is None or not tracking_events.unsubscribe(token, _user_agent()):
+        abort(404)
+    return render_template("public/unsubscribe_done.html", details=details), 200, NO_STORE
+
+
+@bp.post("/hooks/email-events")
+@limiter.limit("1200 per minute")
+def email_events():
+    secret = current_app.config.get("EMAIL_EVENTS_SECRET")
+    if not secret:
+        return _error(401, "unauthorized", "provider callbacks are not configured")
+    body = request.get_data(cache=False)
+    try:
+        msg_id = verify(secret, request.headers, body)
+    except InvalidSignature:
+        return _error(401, "unauthorized", "missing, stale or invalid signature")
+    try:
+        payload = json.loads(body or b"null")
+    except (ValueError, UnicodeDecodeError):
+        payload = None
+    if not isinstance(payload, dict):
+        return _error(400, "validation_error", "the body must be a JSON object")
+    event_id = str(payload.get("event_id") or msg_id)
+    try:
+        result = tracking_events.handle_provider_event(payload, event_id)
+    except tracking_events.UnknownMessage as exc:
+        return _error(404, "not_found", str(exc), {"message_id": ["no matching e-mail"]})
+    except ValueError as exc:
+        return _error(422, "validation_error", str(exc), {"type": [str(exc)]})
+    return jsonify(result), 200
+
+
+def _error(status: int, code: str, message: str, fields: dict | None = None):
+    response = jsonify({"error": {"code": code, "message": message, "fields": fields or {}}})
+    response.status_code = status
+    return response
