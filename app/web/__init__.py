@@ -29,6 +29,11 @@ def register_web(app: Flask) -> None:
 
     app.register_blueprint(public_site_bp)
 
+    # Public e-mail tracking: pixel, click redirect, unsubscribe, provider callbacks.
+    from app.web.public_tracking import bp as public_tracking_bp
+
+    app.register_blueprint(public_tracking_bp)
+
     # Analytics dashboard (/automation/analytics/<id>).
     from app.web.analytics import bp as analytics_bp
 
