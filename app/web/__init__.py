@@ -21,6 +21,13 @@ def register_web(app: Flask) -> None:
     app.register_blueprint(executions_bp)
     app.register_blueprint(outbox_bp)
 
+    # Forms, lists and tags; admin (users, API tokens, queues).
+    from app.web.admin import bp as admin_bp
+    from app.web.crm_pages import bp as crm_bp
+
+    app.register_blueprint(crm_bp)
+    app.register_blueprint(admin_bp)
+
     # Public, unauthenticated pages (triggers): forms and site tracking.
     from app.web.public_forms import bp as public_forms_bp
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from app.automation.enrollment import NotEnrollable
 from app.models import Contact, Workflow
 
 MAX_BULK = 1000
@@ -31,7 +30,7 @@ def _check(workflow: Workflow | None) -> Workflow:
 
 
 def _count(result) -> int:
-    """Helpers answer an execution, a list of them (or of ids), a count or None."""
+    """trigger_manual answers an execution or None; trigger_manual_many a list of ids."""
     if result is None:
         return 0
     if isinstance(result, bool):
@@ -44,14 +43,14 @@ def _count(result) -> int:
 
 
 def start_one(user, workflow: Workflow | None, contact: Contact) -> str:
-    from app.automation.triggers.helpers import trigger_manual
+    from app.automation.triggers.helpers import TriggerNotAllowed, trigger_manual
 
     workflow = _check(workflow)
     try:
         result = trigger_manual(
-            user.firm, workflow.id, contact, {"started_by": user.email, "source": "contact page"}
+            user.firm, workflow.id, contact, {"started_by": user.email, "origin": "contact page"}
         )
-    except (NotEnrollable, ValueError, LookupError, PermissionError) as exc:
+    except (TriggerNotAllowed, LookupError) as exc:
         raise EnrollRefused(str(exc) or "This workflow cannot be started by hand.") from exc
     if _count(result):
         return f"Started “{workflow.name}” for {contact.email}."
@@ -62,7 +61,7 @@ def start_one(user, workflow: Workflow | None, contact: Contact) -> str:
 
 
 def start_many(user, workflow: Workflow | None, contact_ids: Sequence[int]) -> str:
-    from app.automation.triggers.helpers import trigger_manual_many
+    from app.automation.triggers.helpers import TriggerNotAllowed, trigger_manual_many
 
     if not contact_ids:
         raise EnrollRefused("Select at least one contact.")
@@ -71,12 +70,9 @@ def start_many(user, workflow: Workflow | None, contact_ids: Sequence[int]) -> s
     workflow = _check(workflow)
     try:
         result = trigger_manual_many(
-            user.firm,
-            workflow.id,
-            list(contact_ids),
-            {"started_by": user.email, "source": "contact list"},
+            workflow, list(contact_ids), {"started_by": user.email, "origin": "contact list"}
         )
-    except (NotEnrollable, ValueError, LookupError, PermissionError) as exc:
+    except (TriggerNotAllowed, LookupError) as exc:
         raise EnrollRefused(str(exc) or "This workflow cannot be started by hand.") from exc
     started = _count(result)
     skipped = len(contact_ids) - started

@@ -1,0 +1,148 @@
+"""Admin pages: the firm's users and API tokens, and the queue monitor.
+
+A new token is shown once, in the response to the request that made it;
+only its hash is stored (``ApiToken.issue``)."""
+
+from __future__ import annotations
+
+from email_validator import EmailNotValidError, validate_email
+from flask import Blueprint, flash, g, redirect, render_template, request, url_for
+from sqlalchemy import func, select
+from sqlalchemy.orm import joinedload
+
+from app.auth import admin_required_page
+from app.clock import now
+from app.extensions import db
+from app.models import ROLES, ApiToken, User, WorkflowExecution
+from app.models.audit import record
+from app.web.pages import get_or_404, int_list
+from app.web.queue_status import queue_report
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+PASSWORD_MIN = 12
+
+
+def _page(status: int = 200, **extra):
+    users = db.session.scalars(select(User).order_by(User.email)).all()
+    tokens = db.session.scalars(
+        select(ApiToken).options(joinedload(ApiToken.user)).order_by(ApiToken.id.desc())
+    ).all()
+    context = {
+        "users": users,
+        "tokens": tokens,
+        "roles": ROLES,
+        "user_form": {"email": "", "name": "", "role": "marketer"},
+        "user_errors": {},
+        "token_errors": {},
+        "new_token": None,
+    }
+    context.update(extra)
+    return render_template("admin/index.html", **context), status
+
+
+@bp.get("", strict_slashes=False)
+@admin_required_page
+def index():
+    return _page()
+
+
+@bp.post("/users")
+@admin_required_page
+def create_user():
+    form = {
+        "email": (request.form.get("email") or "").strip(),
+        "name": (request.form.get("name") or "").strip()[:200],
+        "role": request.form.get("role") or "",
+    }
+    password = request.form.get("password") or ""
+    errors: dict[str, str] = {}
+    try:
+        form["email"] = validate_email(form["email"], check_deliverability=False).normalized.lower()
+    except EmailNotValidError as exc:
+        errors["email"] = str(exc) if form["email"] else "Enter an e-mail address."
+    else:
+        # E-mail addresses are unique across firms (login looks them up).
+        if User.find_by_email(form["email"]) is not None:
+            errors["email"] = "This e-mail address already has an account."
+    if form["role"] not in ROLES:
+        errors["role"] = "Choose admin, marketer or portal."
+    if len(password) < PASSWORD_MIN:
+        errors["password"] = f"Use at least {PASSWORD_MIN} characters."
+    if errors:
+        return _page(400, user_form=form, user_errors=errors)
+    user = User(email=form["email"], name=form["name"], role=form["role"])
+    user.set_password(password)
+    db.session.add(user)
+    db.session.flush()
+    record("user.created", user, data={"email": user.email, "role": user.role})
+    db.session.commit()
+    flash(f"Added {user.email} ({user.role}).")
+    return redirect(url_for("admin.index"))
+
+
+@bp.post("/users/<int:user_id>/toggle")
+@admin_required_page
+def toggle_user(user_id: int):
+    user = get_or_404(User, user_id)
+    if user.id == g.user.id:
+        flash("You cannot deactivate your own account.", "error")
+        return redirect(url_for("admin.index"), code=303)
+    user.is_active_user = not user.is_active_user
+    record("user.activated" if user.is_active_user else "user.deactivated", user)
+    db.session.commit()
+    flash(f"{user.email} is now {'active' if user.is_active_user else 'deactivated'}.")
+    return redirect(url_for("admin.index"))
+
+
+@bp.post("/tokens")
+@admin_required_page
+def issue_token():
+    name = " ".join((request.form.get("name") or "").split())[:200]
+    ids = int_list([request.form.get("user_id", "")])
+    owner = db.session.scalars(select(User).where(User.id == ids[0])).first() if ids else None
+    errors: dict[str, str] = {}
+    if not name:
+        errors["name"] = "Name the token after what uses it, e.g. “CRM sync”."
+    if owner is None or not owner.is_active:
+        errors["user_id"] = "Choose an active user of your firm."
+    elif owner.is_portal:
+        errors["user_id"] = "Portal users cannot use the API."
+    if errors:
+        return _page(400, token_errors=errors)
+    token, raw = ApiToken.issue(owner, name=name)
+    db.session.flush()
+    record("token.issued", token, data={"name": name, "user": owner.email})
+    db.session.commit()
+    # Rendered, not redirected: the raw token never goes into the session.
+    return _page(201, new_token={"raw": raw, "name": name, "user": owner.email})
+
+
+@bp.post("/tokens/<int:token_id>/revoke")
+@admin_required_page
+def revoke_token(token_id: int):
+    token = get_or_404(ApiToken, token_id)
+    if token.revoked_at is None:
+        token.revoked_at = now()
+        record("token.revoked", token, data={"name": token.name})
+        db.session.commit()
+    flash(f"Revoked the token “{token.name}”.")
+    return redirect(url_for("admin.index"))
+
+
+@bp.get("/queues")
+@admin_required_page
+def queues():
+    ready = db.session.scalar(
+        select(func.count())
+        .select_from(WorkflowExecution)
+        .where(WorkflowExecution.status == "running", WorkflowExecution.wake_at <= now())
+    )
+    waiting = db.session.scalar(
+        select(func.count())
+        .select_from(WorkflowExecution)
+        .where(WorkflowExecution.status == "waiting")
+    )
+    return render_template(
+        "admin/queues.html", report=queue_report(), ready=ready or 0, waiting=waiting or 0
+    )
