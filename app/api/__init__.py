@@ -83,15 +83,24 @@ ENDPOINT_MODULES = (
 _installed = False
 
 
+def load_endpoints() -> list:
+    """Import the endpoint modules; returns :data:`app.api.core.ENDPOINTS`
+    (tests parametrize over it before any app exists)."""
+    from app.api.core import ENDPOINTS
+
+    for name in ENDPOINT_MODULES:
+        if importlib.util.find_spec(name) is not None:
+            importlib.import_module(name)
+    return ENDPOINTS
+
+
 def _install_once() -> None:
     """Endpoints and hooks are declared on module-level blueprints; a test
     session may build several apps, so this runs once per process."""
     global _installed
     if _installed:
         return
-    for name in ENDPOINT_MODULES:
-        if importlib.util.find_spec(name) is not None:
-            importlib.import_module(name)
+    load_endpoints()
     errors.install(api_bp, docs_bp)
     access.install()
     _installed = True

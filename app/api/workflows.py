@@ -3,14 +3,24 @@ flow visualization and the API trigger (seed + CONTRACT.md)."""
 
 from __future__ import annotations
 
+from datetime import date, timedelta
+from typing import Literal
+
+from flask import g
+from pydantic import Field
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from app.api.access import get_or_404
-from app.api.core import endpoint
-from app.api.errors import ApiError
+from app.api.core import Input, endpoint
+from app.api.errors import ApiError, validation_error
+from app.api.executions import ExecutionFilters, executions_page
 from app.api.pagination import PageQuery, page_of, paginate
 from app.api.schemas.automation import (
+    AnalyticsOut,
+    ExecutionOut,
+    FlowVisualization,
+    TriggerRun,
     WorkflowCreate,
     WorkflowDetail,
     WorkflowOut,
@@ -25,7 +35,12 @@ DETAIL = "/automation/workflows/<int:workflow_id>/"
 
 
 class WorkflowQuery(PageQuery):
-    status: str | None = None
+    status: Literal["draft", "active", "paused", "archived"] | None = None
+
+
+class PeriodQuery(Input):
+    start: date | None = Field(default=None, description="YYYY-MM-DD; default: 30 days ago")
+    end: date | None = Field(default=None, description="YYYY-MM-DD; default: today")
 
 
 def load_workflow(workflow_id: int) -> Workflow:
@@ -64,8 +79,6 @@ def list_workflows(query: WorkflowQuery):
     status=201,
 )
 def create_workflow(body: WorkflowCreate):
-    from flask import g
-
     workflow = Workflow(**body.model_dump(), created_by_id=g.user.id)
     db.session.add(workflow)
     db.session.flush()
@@ -125,3 +138,154 @@ def delete_workflow(workflow_id: int):
     db.session.delete(workflow)
     db.session.commit()
     return None
+
+
+@endpoint(
+    DETAIL + "activate/",
+    "POST",
+    tag=TAG,
+    summary="Validate and activate (publish) a workflow",
+    response=WorkflowDetail,
+    errors=(409, 422),
+)
+def activate_workflow(workflow_id: int):
+    """422 ``invalid_workflow`` with ``problems`` (``node``, ``message``)
+    when the graph cannot run; 403 when the firm requires an admin's
+    approval; 409 for an archived workflow."""
+    from app.automation.lifecycle import ApprovalRequired
+    from app.automation.validation import WorkflowInvalid
+
+    workflow = load_workflow(workflow_id)
+    try:
+        workflow.activate(user=g.user)
+    except WorkflowInvalid as exc:
+        db.session.rollback()
+        raise ApiError(
+            422,
+            "invalid_workflow",
+            f"the workflow cannot be activated: {len(exc.problems)} problem(s)",
+            problems=exc.problems,
+        ) from None
+    except ApprovalRequired as exc:
+        db.session.rollback()
+        raise ApiError(403, "approval_required", str(exc)) from None
+    except ValueError as exc:
+        db.session.rollback()
+        raise ApiError(409, "conflict", str(exc)) from None
+    db.session.commit()
+    return load_workflow(workflow_id)
+
+
+@endpoint(
+    DETAIL + "pause/",
+    "POST",
+    tag=TAG,
+    summary="Pause an active workflow",
+    response=WorkflowDetail,
+    errors=(409,),
+)
+def pause_workflow(workflow_id: int):
+    """New contacts stop entering; executions inside wait where they are."""
+    workflow = load_workflow(workflow_id)
+    try:
+        workflow.pause(user=g.user)
+    except ValueError as exc:
+        db.session.rollback()
+        raise ApiError(409, "conflict", str(exc)) from None
+    db.session.commit()
+    return load_workflow(workflow_id)
+
+
+@endpoint(
+    DETAIL + "duplicate/",
+    "POST",
+    tag=TAG,
+    summary="Copy a workflow as a new draft",
+    response=WorkflowDetail,
+    status=201,
+)
+def duplicate_workflow(workflow_id: int):
+    """Same graph, triggers, goals and settings; no executions or versions."""
+    from app.automation.workflow_ops import duplicate_workflow as duplicate
+
+    copy = duplicate(load_workflow(workflow_id), user=g.user)
+    return load_workflow(copy.id)
+
+
+@endpoint(
+    DETAIL + "analytics/",
+    tag=TAG,
+    summary="Analytics of a workflow for a period",
+    query=PeriodQuery,
+    response=AnalyticsOut,
+)
+def workflow_analytics(workflow_id: int, query: PeriodQuery):
+    """Computed for ``start``..``end`` (inclusive) and stored."""
+    from app.automation.analytics import AnalyticsCalculator
+    from app.clock import now
+
+    workflow = get_or_404(Workflow, workflow_id, what="workflow")
+    end = query.end or now().date()
+    start = query.start or end - timedelta(days=30)
+    if end < start:
+        raise validation_error({"end": ["must be on or after start"]})
+    return AnalyticsCalculator.calculate_workflow_analytics(workflow, start, end)
+
+
+@endpoint(
+    DETAIL + "executions/",
+    tag=TAG,
+    summary="Executions of a workflow",
+    query=ExecutionFilters,
+    response=page_of(ExecutionOut),
+)
+def workflow_executions(workflow_id: int, query: ExecutionFilters):
+    get_or_404(Workflow, workflow_id, what="workflow")
+    return executions_page(query, workflow_id)
+
+
+@endpoint(
+    DETAIL + "flow_visualization/",
+    tag=TAG,
+    summary="Visits, drop-off and transitions per node and edge",
+    response=FlowVisualization,
+)
+def workflow_flow_visualization(workflow_id: int):
+    from app.automation.analytics import AnalyticsCalculator
+
+    workflow = load_workflow(workflow_id)
+    return AnalyticsCalculator.get_flow_visualization_data(workflow)
+
+
+@endpoint(
+    DETAIL + "trigger/",
+    "POST",
+    tag=TAG,
+    summary="Start an execution for a contact (api/manual trigger)",
+    body=TriggerRun,
+    response=ExecutionOut,
+    status=201,
+    errors=(409, 422),
+    headers={"Idempotency-Key": "a repeat with the same key returns the same execution"},
+)
+def trigger_workflow(workflow_id: int, body: TriggerRun):
+    """The workflow must be active and have an active ``api`` or ``manual``
+    trigger (else 409)."""
+    from flask import request
+
+    from app.api.graph import referenced
+    from app.automation.triggers.helpers import (
+        AlreadyEnrolled,
+        IdempotencyConflict,
+        TriggerNotAllowed,
+        trigger_api,
+    )
+    from app.models import Contact
+
+    workflow = load_workflow(workflow_id)
+    referenced(Contact, body.contact_id, "contact_id")
+    key = (request.headers.get("Idempotency-Key") or "").strip() or None
+    try:
+        return trigger_api(workflow, body.contact_id, body.context, key)
+    except (TriggerNotAllowed, AlreadyEnrolled, IdempotencyConflict) as exc:
+        raise ApiError(409, "conflict", str(exc)) from None

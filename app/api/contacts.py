@@ -1,0 +1,219 @@
+"""Contacts and their tags and list memberships (CONTRACT.md "CRM").
+
+Changes go through the ORM, so the CRM trigger events (contact_created,
+tag_added, list_joined, ...) fire from the flush hooks of
+``app.automation.triggers.crm_events`` exactly as for browser edits.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import selectinload
+
+from app.api.access import get_or_404
+from app.api.core import endpoint
+from app.api.errors import ApiError
+from app.api.graph import referenced
+from app.api.pagination import PageQuery, page_of, paginate
+from app.api.schemas.crm import ContactCreate, ContactOut, ContactUpdate, ListRef, TagIn
+from app.clock import now
+from app.extensions import db
+from app.models import Contact, ContactList, Tag
+from app.models.audit import record
+
+TAG = "Contacts"
+LIST = "/contacts/"
+ONE = "/contacts/<int:contact_id>/"
+RELATED = (selectinload(Contact.tags), selectinload(Contact.lists))
+
+
+class ContactQuery(PageQuery):
+    email: str | None = Field(default=None, max_length=320, description="exact e-mail address")
+    tag: str | None = Field(default=None, max_length=100, description="contacts with this tag")
+    list: int | None = Field(default=None, description="members of this list")
+
+
+def load_contact(contact_id: int) -> Contact:
+    return get_or_404(Contact, contact_id, *RELATED, what="contact")
+
+
+def _email_taken(email: str, exclude_id: int | None = None) -> None:
+    stmt = select(Contact.id).where(Contact.email == email)
+    if exclude_id is not None:
+        stmt = stmt.where(Contact.id != exclude_id)
+    if db.session.scalars(stmt).first() is not None:
+        raise _duplicate_email()
+
+
+def _duplicate_email() -> ApiError:
+    return ApiError(
+        409,
+        "conflict",
+        "a contact with this e-mail address already exists",
+        fields={"email": ["already taken"]},
+    )
+
+
+def tag_named(name: str) -> Tag:
+    """The firm's tag of that name, created on first use."""
+    tag = db.session.scalars(select(Tag).where(Tag.name == name)).first()
+    if tag is None:
+        tag = Tag(name=name)
+        db.session.add(tag)
+    return tag
+
+
+def _commit() -> None:
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        raise _duplicate_email() from None
+
+
+@endpoint(LIST, tag=TAG, summary="List contacts", query=ContactQuery, response=page_of(ContactOut))
+def list_contacts(query: ContactQuery):
+    stmt = select(Contact).options(*RELATED)
+    if query.email:
+        stmt = stmt.where(Contact.email == query.email.strip().lower())
+    if query.tag:
+        stmt = stmt.where(Contact.tags.any(Tag.name == query.tag))
+    if query.list is not None:
+        stmt = stmt.where(Contact.lists.any(ContactList.id == query.list))
+    return paginate(stmt, Contact.id, query, newest_first=True)
+
+
+@endpoint(
+    LIST,
+    "POST",
+    tag=TAG,
+    summary="Create a contact",
+    body=ContactCreate,
+    response=ContactOut,
+    status=201,
+    errors=(409, 422),
+)
+def create_contact(body: ContactCreate):
+    """``email`` is unique per firm (409); ``tags`` are names (created as
+    needed); ``lists`` are list ids of your firm."""
+    email = body.email.lower()
+    _email_taken(email)
+    lists = [referenced(ContactList, list_id, "lists") for list_id in body.lists]
+    contact = Contact(
+        **body.model_dump(exclude={"email", "tags", "lists"}),
+        email=email,
+        unsubscribed_at=now() if body.unsubscribed else None,
+    )
+    contact.tags = [tag_named(name) for name in body.tags]
+    contact.lists = lists
+    db.session.add(contact)
+    db.session.flush()
+    record("contact.created", contact, data={"email": email})
+    _commit()
+    return load_contact(contact.id)
+
+
+@endpoint(ONE, tag=TAG, summary="Get a contact", response=ContactOut)
+def get_contact(contact_id: int):
+    return load_contact(contact_id)
+
+
+@endpoint(
+    ONE,
+    "PATCH",
+    tag=TAG,
+    summary="Update a contact",
+    body=ContactUpdate,
+    response=ContactOut,
+    errors=(409,),
+)
+def update_contact(contact_id: int, body: ContactUpdate):
+    contact = load_contact(contact_id)
+    changes = {k: v for k, v in body.model_dump(exclude_unset=True).items() if v is not None}
+    if "email" in changes:
+        changes["email"] = changes["email"].lower()
+        _email_taken(changes["email"], exclude_id=contact.id)
+    if "unsubscribed" in changes and changes["unsubscribed"] != contact.unsubscribed:
+        contact.unsubscribed_at = now() if changes["unsubscribed"] else None
+    for name, value in changes.items():
+        setattr(contact, name, value)
+    record("contact.updated", contact, data={"fields": sorted(changes)})
+    _commit()
+    return load_contact(contact_id)
+
+
+@endpoint(ONE, "DELETE", tag=TAG, summary="Delete a contact", status=204)
+def delete_contact(contact_id: int):
+    contact = load_contact(contact_id)
+    record("contact.deleted", contact, data={"email": contact.email})
+    db.session.delete(contact)
+    db.session.commit()
+
+
+@endpoint(
+    ONE + "tags/",
+    "POST",
+    tag=TAG,
+    summary="Tag a contact",
+    body=TagIn,
+    response=ContactOut,
+    status=201,
+)
+def add_tag(contact_id: int, body: TagIn):
+    contact = load_contact(contact_id)
+    name = body.tag.strip()
+    if name not in contact.tag_names:
+        contact.tags.append(tag_named(name))
+        record("contact.tagged", contact, data={"tag": name})
+        db.session.commit()
+    return load_contact(contact_id)
+
+
+@endpoint(ONE + "tags/<tag>/", "DELETE", tag=TAG, summary="Remove a tag from a contact", status=204)
+def remove_tag(contact_id: int, tag: str):
+    contact = load_contact(contact_id)
+    kept = [existing for existing in contact.tags if existing.name != tag]
+    if len(kept) == len(contact.tags):
+        raise ApiError(404, "not_found", f"the contact has no tag {tag!r}")
+    contact.tags = kept
+    record("contact.untagged", contact, data={"tag": tag})
+    db.session.commit()
+
+
+@endpoint(
+    ONE + "lists/",
+    "POST",
+    tag=TAG,
+    summary="Add a contact to a list",
+    body=ListRef,
+    response=ContactOut,
+    status=201,
+    errors=(422,),
+)
+def add_to_list(contact_id: int, body: ListRef):
+    contact = load_contact(contact_id)
+    contact_list = referenced(ContactList, body.list, "list")
+    if contact_list not in contact.lists:
+        contact.lists.append(contact_list)
+        record("contact.listed", contact, data={"list": contact_list.id})
+        db.session.commit()
+    return load_contact(contact_id)
+
+
+@endpoint(
+    ONE + "lists/<int:list_id>/",
+    "DELETE",
+    tag=TAG,
+    summary="Remove a contact from a list",
+    status=204,
+)
+def remove_from_list(contact_id: int, list_id: int):
+    contact = load_contact(contact_id)
+    kept = [member for member in contact.lists if member.id != list_id]
+    if len(kept) == len(contact.lists):
+        raise ApiError(404, "not_found", "the contact is not in that list")
+    contact.lists = kept
+    record("contact.unlisted", contact, data={"list": list_id})
+    db.session.commit()

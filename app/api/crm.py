@@ -1,0 +1,346 @@
+"""Lists, forms, deals, tasks and inbound events (CONTRACT.md "CRM")."""
+
+from __future__ import annotations
+
+import uuid
+
+from flask import g
+from pydantic import Field
+from sqlalchemy import select
+
+from app.api.access import get_or_404
+from app.api.core import endpoint
+from app.api.errors import ApiError, validation_error
+from app.api.graph import referenced
+from app.api.pagination import PageQuery, page_of, paginate
+from app.api.schemas.crm import (
+    DealCreate,
+    DealOut,
+    DealUpdate,
+    EventIn,
+    EventOut,
+    FormCreate,
+    FormOut,
+    FormUpdate,
+    ListCreate,
+    ListOut,
+    ListUpdate,
+    TaskCreate,
+    TaskOut,
+    TaskUpdate,
+)
+from app.clock import now
+from app.extensions import db
+from app.models import Contact, ContactList, Deal, EventLog, Form, Task, User
+from app.models.audit import record
+
+
+def _changes(body) -> dict:
+    return {k: v for k, v in body.model_dump(exclude_unset=True).items() if v is not None}
+
+
+def _save(obj, action: str, data: dict | None = None):
+    db.session.add(obj)
+    db.session.flush()
+    record(action, obj, data=data)
+    db.session.commit()
+    return obj
+
+
+def _remove(obj, action: str) -> None:
+    record(action, obj)
+    db.session.delete(obj)
+    db.session.commit()
+
+
+# --- lists -------------------------------------------------------------------
+
+
+def _list_name_free(name: str, exclude_id: int | None = None) -> None:
+    stmt = select(ContactList.id).where(ContactList.name == name)
+    if exclude_id is not None:
+        stmt = stmt.where(ContactList.id != exclude_id)
+    if db.session.scalars(stmt).first() is not None:
+        raise ApiError(
+            409, "conflict", "a list with this name exists", fields={"name": ["already taken"]}
+        )
+
+
+@endpoint(
+    "/lists/", tag="Lists", summary="List contact lists", query=PageQuery, response=page_of(ListOut)
+)
+def list_lists(query: PageQuery):
+    return paginate(select(ContactList), ContactList.id, query)
+
+
+@endpoint(
+    "/lists/",
+    "POST",
+    tag="Lists",
+    summary="Create a list",
+    body=ListCreate,
+    response=ListOut,
+    status=201,
+    errors=(409,),
+)
+def create_list(body: ListCreate):
+    _list_name_free(body.name)
+    return _save(ContactList(**body.model_dump()), "list.created", {"name": body.name})
+
+
+@endpoint("/lists/<int:list_id>/", tag="Lists", summary="Get a list", response=ListOut)
+def get_list(list_id: int):
+    return get_or_404(ContactList, list_id, what="list")
+
+
+@endpoint(
+    "/lists/<int:list_id>/",
+    "PATCH",
+    tag="Lists",
+    summary="Update a list",
+    body=ListUpdate,
+    response=ListOut,
+    errors=(409,),
+)
+def update_list(list_id: int, body: ListUpdate):
+    contact_list = get_or_404(ContactList, list_id, what="list")
+    changes = _changes(body)
+    if "name" in changes:
+        _list_name_free(changes["name"], exclude_id=list_id)
+    for name, value in changes.items():
+        setattr(contact_list, name, value)
+    return _save(contact_list, "list.updated", {"fields": sorted(changes)})
+
+
+@endpoint("/lists/<int:list_id>/", "DELETE", tag="Lists", summary="Delete a list", status=204)
+def delete_list(list_id: int):
+    _remove(get_or_404(ContactList, list_id, what="list"), "list.deleted")
+
+
+# --- forms -------------------------------------------------------------------
+
+
+@endpoint("/forms/", tag="Forms", summary="List forms", query=PageQuery, response=page_of(FormOut))
+def list_forms(query: PageQuery):
+    return paginate(select(Form), Form.id, query)
+
+
+@endpoint(
+    "/forms/",
+    "POST",
+    tag="Forms",
+    summary="Create a form",
+    body=FormCreate,
+    response=FormOut,
+    status=201,
+)
+def create_form(body: FormCreate):
+    """``form_key`` is generated; the public form is served at /f/<form_key>."""
+    form = Form(**body.model_dump())
+    return _save(form, "form.created", {"name": body.name})
+
+
+@endpoint("/forms/<int:form_id>/", tag="Forms", summary="Get a form", response=FormOut)
+def get_form(form_id: int):
+    return get_or_404(Form, form_id, what="form")
+
+
+@endpoint(
+    "/forms/<int:form_id>/",
+    "PATCH",
+    tag="Forms",
+    summary="Update a form (form_key is read-only)",
+    body=FormUpdate,
+    response=FormOut,
+)
+def update_form(form_id: int, body: FormUpdate):
+    form = get_or_404(Form, form_id, what="form")
+    changes = {k: v for k, v in body.model_dump(exclude_unset=True).items() if v is not None}
+    for name, value in changes.items():
+        setattr(form, name, value)
+    return _save(form, "form.updated", {"fields": sorted(changes)})
+
+
+@endpoint("/forms/<int:form_id>/", "DELETE", tag="Forms", summary="Delete a form", status=204)
+def delete_form(form_id: int):
+    _remove(get_or_404(Form, form_id, what="form"), "form.deleted")
+
+
+# --- deals -------------------------------------------------------------------
+
+
+class DealQuery(PageQuery):
+    contact: int | None = None
+    status: str | None = Field(default=None, max_length=10)
+
+
+def _apply_deal(deal: Deal, changes: dict) -> None:
+    if "contact" in changes:
+        deal.contact_id = referenced(Contact, changes.pop("contact"), "contact").id
+    status = changes.get("status")
+    if status is not None and status != deal.status:
+        deal.closed_at = now() if status in ("won", "lost") else None
+    for name, value in changes.items():
+        setattr(deal, name, value)
+
+
+@endpoint("/deals/", tag="Deals", summary="List deals", query=DealQuery, response=page_of(DealOut))
+def list_deals(query: DealQuery):
+    stmt = select(Deal)
+    if query.contact is not None:
+        stmt = stmt.where(Deal.contact_id == query.contact)
+    if query.status:
+        stmt = stmt.where(Deal.status == query.status)
+    return paginate(stmt, Deal.id, query, newest_first=True)
+
+
+@endpoint(
+    "/deals/",
+    "POST",
+    tag="Deals",
+    summary="Create a deal",
+    body=DealCreate,
+    response=DealOut,
+    status=201,
+    errors=(422,),
+)
+def create_deal(body: DealCreate):
+    deal = Deal(status="open")
+    _apply_deal(deal, body.model_dump(exclude_none=True))
+    return _save(deal, "deal.created", {"title": body.title})
+
+
+@endpoint("/deals/<int:deal_id>/", tag="Deals", summary="Get a deal", response=DealOut)
+def get_deal(deal_id: int):
+    return get_or_404(Deal, deal_id, what="deal")
+
+
+@endpoint(
+    "/deals/<int:deal_id>/",
+    "PATCH",
+    tag="Deals",
+    summary="Update a deal (status won/lost fires deal_won/deal_lost)",
+    body=DealUpdate,
+    response=DealOut,
+    errors=(422,),
+)
+def update_deal(deal_id: int, body: DealUpdate):
+    deal = get_or_404(Deal, deal_id, what="deal")
+    changes = _changes(body)
+    _apply_deal(deal, dict(changes))
+    return _save(deal, "deal.updated", {"fields": sorted(changes)})
+
+
+@endpoint("/deals/<int:deal_id>/", "DELETE", tag="Deals", summary="Delete a deal", status=204)
+def delete_deal(deal_id: int):
+    _remove(get_or_404(Deal, deal_id, what="deal"), "deal.deleted")
+
+
+# --- tasks -------------------------------------------------------------------
+
+
+class TaskQuery(PageQuery):
+    contact: int | None = None
+    assignee: int | None = None
+    status: str | None = Field(default=None, max_length=10)
+
+
+def _apply_task(task: Task, changes: dict) -> None:
+    if "contact" in changes:
+        task.contact_id = referenced(Contact, changes.pop("contact"), "contact").id
+    if "assignee" in changes:
+        task.assignee_id = referenced(User, changes.pop("assignee"), "assignee").id
+    for name, value in changes.items():
+        setattr(task, name, value)
+
+
+@endpoint("/tasks/", tag="Tasks", summary="List tasks", query=TaskQuery, response=page_of(TaskOut))
+def list_tasks(query: TaskQuery):
+    stmt = select(Task)
+    if query.contact is not None:
+        stmt = stmt.where(Task.contact_id == query.contact)
+    if query.assignee is not None:
+        stmt = stmt.where(Task.assignee_id == query.assignee)
+    if query.status:
+        stmt = stmt.where(Task.status == query.status)
+    return paginate(stmt, Task.id, query, newest_first=True)
+
+
+@endpoint(
+    "/tasks/",
+    "POST",
+    tag="Tasks",
+    summary="Create a task",
+    body=TaskCreate,
+    response=TaskOut,
+    status=201,
+    errors=(422,),
+)
+def create_task(body: TaskCreate):
+    task = Task()
+    _apply_task(task, body.model_dump(exclude_none=True))
+    return _save(task, "task.created", {"title": body.title})
+
+
+@endpoint("/tasks/<int:task_id>/", tag="Tasks", summary="Get a task", response=TaskOut)
+def get_task(task_id: int):
+    return get_or_404(Task, task_id, what="task")
+
+
+@endpoint(
+    "/tasks/<int:task_id>/",
+    "PATCH",
+    tag="Tasks",
+    summary="Update a task",
+    body=TaskUpdate,
+    response=TaskOut,
+    errors=(422,),
+)
+def update_task(task_id: int, body: TaskUpdate):
+    task = get_or_404(Task, task_id, what="task")
+    changes = _changes(body)
+    _apply_task(task, dict(changes))
+    return _save(task, "task.updated", {"fields": sorted(changes)})
+
+
+@endpoint("/tasks/<int:task_id>/", "DELETE", tag="Tasks", summary="Delete a task", status=204)
+def delete_task(task_id: int):
+    _remove(get_or_404(Task, task_id, what="task"), "task.deleted")
+
+
+# --- events ------------------------------------------------------------------
+
+
+@endpoint(
+    "/events/",
+    "POST",
+    tag="Events",
+    summary="Report an event from another system",
+    body=EventIn,
+    response=EventOut,
+    status=202,
+    errors=(422,),
+)
+def post_event(body: EventIn):
+    """Any trigger type (``email_opened``, ``page_visited``, ...) for one of
+    your contacts; starts the workflows it triggers. A repeated
+    ``event_id`` is a no-op (``duplicate: true``)."""
+    from app.automation.triggers.bus import emit
+    from app.automation.triggers.registry import TRIGGER_TYPES
+
+    if body.type not in TRIGGER_TYPES:
+        raise validation_error({"type": [f"unknown event type {body.type!r}"]}, status=422)
+    referenced(Contact, body.contact_id, "contact_id")
+    event_id = body.event_id or f"api_{uuid.uuid4().hex}"
+    seen = db.session.scalars(select(EventLog.id).where(EventLog.event_id == event_id)).first()
+    if seen is not None:
+        return {"event_id": event_id, "duplicate": True, "executions": []}
+    started = emit(
+        g.user.firm_id,
+        body.type,
+        body.contact_id,
+        data=body.data,
+        event_id=event_id,
+        source="api",
+    )
+    return {"event_id": event_id, "duplicate": False, "executions": started}
