@@ -13,6 +13,7 @@ from collections import OrderedDict
 from typing import Any
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from sqlalchemy import select
 
 from app.automation.nodes.registry import all_node_types
 from app.extensions import db
@@ -29,8 +30,15 @@ def is_htmx() -> bool:
 
 
 def load_workflow(workflow_id: int) -> Workflow:
-    """The workflow of the current firm, or 404 (tenancy filters the query)."""
-    return db.get_or_404(Workflow, workflow_id)
+    """The workflow of the current firm, or 404 (tenancy filters the query).
+
+    A SELECT rather than ``session.get``: the identity map would hand back
+    a row loaded earlier in the same session without asking the database,
+    and so without the firm filter."""
+    workflow = db.session.scalars(select(Workflow).where(Workflow.id == workflow_id)).first()
+    if workflow is None:
+        abort(404)
+    return workflow
 
 
 def load_node(workflow: Workflow, node_id: str) -> WorkflowNode:
