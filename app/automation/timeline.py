@@ -77,7 +77,14 @@ class StepView:
         if not isinstance(result, dict):
             return {"result": result}
         skip = {*_EXPLANATION_KEYS, "result"} if self.explanation is not None else set()
-        return {key: value for key, value in result.items() if key not in skip}
+        # Empty values and a false "test" flag are noise for a marketer.
+        return {
+            key: value
+            for key, value in result.items()
+            if key not in skip
+            and value not in (None, "", [], {})
+            and not (key == "test" and value is False)
+        }
 
 
 @dataclass
