@@ -93,7 +93,7 @@ def submit(form_key: str):
         if as_json:
             return _error(422, "validation_error", "some fields need attention", result.errors)
         return _page(form, values=raw, errors=result.errors, status=422)
-    submission, contact = domain.submit(form, result.values, request.user_agent.string or "")
+    submission, contact, _ = domain.submit(form, result.values, request.user_agent.string or "")
     return _done(form, as_json, contact=contact, submission=submission)
 
 

@@ -163,8 +163,9 @@ def _type_problem(kind: str, name: str, text: str) -> str | None:
 
 def submit(
     form: Form, values: dict, user_agent: str = "", *, _retry: bool = True
-) -> tuple[FormSubmission, Contact]:
-    """Upsert the contact by e-mail, record the submission, fire the trigger.
+) -> tuple[FormSubmission, Contact, list[int]]:
+    """Upsert the contact by e-mail, record the submission, fire the trigger;
+    returns the submission, the contact and the executions started.
 
     Runs in the form's firm. The contact's own created/updated events fire
     from the CRM hooks (source "form"); ``form_submitted`` carries the
@@ -200,7 +201,7 @@ def submit(
         finally:
             session.info.pop("event_source", None)
         submission_id, contact_id = submission.id, contact.id
-        emit(
+        started = emit(
             form.firm_id,
             "form_submitted",
             contact_id,
@@ -208,7 +209,11 @@ def submit(
             event_id=f"form:{submission_id}",
             source="form",
         )
-        return db.session.get(FormSubmission, submission_id), db.session.get(Contact, contact_id)
+        return (
+            db.session.get(FormSubmission, submission_id),
+            db.session.get(Contact, contact_id),
+            started,
+        )
 
 
 def _upsert(values: dict) -> Contact:

@@ -1,0 +1,261 @@
+"""The seed's trigger helpers, and the starts that are not events.
+
+``trigger_form_submitted``, ``trigger_email_opened``, ``trigger_email_clicked``,
+``trigger_score_threshold`` and ``trigger_page_visited`` (the seed's names and
+signatures) feed the event bus like the real sources do. ``trigger_manual``
+(a user's button), ``trigger_api`` (``POST .../workflows/{id}/trigger/``)
+and ``enroll_existing`` (on activation) start a chosen workflow directly.
+``firm`` and ``contact`` arguments take a model or its id.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+
+from sqlalchemy import select
+
+from app.automation.enrollment import NotEnrollable, enroll
+from app.automation.triggers.audience import BATCH, matching_contact_ids
+from app.automation.triggers.bus import audit_firing, audit_many, emit
+from app.automation.triggers.filters import rule_group_of
+from app.extensions import db
+from app.models import Contact, Form, OutboxMessage, Workflow, WorkflowExecution, WorkflowTrigger
+from app.tenancy import firm_context
+
+EVENT_TRIGGERS_FOR_EXISTING = {
+    # "Enroll existing contacts": what an event trigger's filter means for a
+    # contact that is already there (e.g. "tag vip added" -> "has tag vip").
+    "contact_tag_added": lambda c: [{"tag": c["tag"], "op": "has"}] if c.get("tag") else [],
+    "contact_list_added": lambda c: [{"list": c["list"], "op": "in"}] if c.get("list") else [],
+    "score_threshold_reached": lambda c: (
+        [{"field": "contact.score", "op": "gte", "value": c["threshold"]}]
+        if c.get("threshold") is not None
+        else []
+    ),
+}
+
+
+class TriggerNotAllowed(Exception):
+    """The workflow is not active or has no active api/manual trigger (409)."""
+
+
+class ContactNotFound(LookupError):
+    """No such contact in the workflow's firm (404)."""
+
+
+class AlreadyEnrolled(Exception):
+    """The contact is in (or, without re-entry, has been through) the workflow (409)."""
+
+
+class IdempotencyConflict(Exception):
+    """The Idempotency-Key was used for another contact (409)."""
+
+
+def _id(value) -> int | None:
+    return None if value is None else int(getattr(value, "id", value))
+
+
+# --- the seed's event helpers ----------------------------------------------
+
+
+def trigger_form_submitted(firm, form_id: int, submission_data: dict) -> list[int]:
+    """Submit ``submission_data`` to form ``form_id`` as the public page would
+    (without its token): validate, upsert the contact, fire ``form_submitted``.
+    Raises ``ValueError`` naming the fields when the data does not validate."""
+    from app.automation.triggers import forms
+
+    with firm_context(_id(firm)):
+        form = db.session.get(Form, int(form_id))
+        if form is None:
+            raise LookupError(f"no form {form_id}")
+        result = forms.clean(form, {str(k): v for k, v in (submission_data or {}).items()})
+        if result.errors:
+            raise ValueError(f"invalid submission: {result.errors}")
+        return forms.submit(form, result.values)[2]
+
+
+def _email_data(email_id) -> dict:
+    data: dict = {"email_id": email_id}
+    if email_id is not None:
+        message = db.session.get(OutboxMessage, int(email_id))
+        if message is not None:
+            data.update(workflow_id=message.workflow_id, node=message.node_id)
+    return data
+
+
+def trigger_email_opened(firm, contact, email_id) -> list[int]:
+    with firm_context(_id(firm)):
+        data = _email_data(email_id)
+    return emit(_id(firm), "email_opened", _id(contact), data, source="email")
+
+
+def trigger_email_clicked(firm, contact, email_id, link_url: str) -> list[int]:
+    with firm_context(_id(firm)):
+        data = {**_email_data(email_id), "url": link_url}
+    return emit(_id(firm), "email_clicked", _id(contact), data, source="email")
+
+
+def trigger_score_threshold(firm, contact, score: int, threshold: int) -> list[int]:
+    """The contact's score now stands at ``score`` against ``threshold``:
+    at or above starts "score reached" workflows of that threshold, below
+    starts "score dropped" ones."""
+    kind = "score_threshold_reached" if score >= threshold else "score_threshold_dropped"
+    data = {"score": score, "threshold": threshold}
+    return emit(_id(firm), kind, _id(contact), data, source="score")
+
+
+def trigger_page_visited(firm, contact, page_url: str, visit_data: dict | None = None) -> list[int]:
+    data = {**(visit_data or {}), "url": page_url}
+    return emit(_id(firm), "page_visited", _id(contact), data, source="site")
+
+
+# --- direct starts -----------------------------------------------------------
+
+
+def trigger_manual(firm, workflow_id: int, contact, context: dict | None = None):
+    """Start ``workflow_id`` for one contact (a user's button); returns the
+    execution, or None when the contact cannot enter (already inside)."""
+    with firm_context(_id(firm)):
+        workflow = db.session.get(Workflow, int(workflow_id))
+        if workflow is None:
+            raise LookupError(f"no workflow {workflow_id}")
+        started = trigger_manual_many(workflow, [_id(contact)], context)
+        return db.session.get(WorkflowExecution, started[0]) if started else None
+
+
+def trigger_manual_many(
+    workflow: Workflow, contact_ids: Iterable[int], context: dict | None = None
+) -> list[int]:
+    """Start ``workflow`` for chosen contacts (current firm); returns the
+    execution ids started. Raises TriggerNotAllowed for a workflow that is
+    not active."""
+    if workflow.status != "active":
+        raise TriggerNotAllowed(f"workflow {workflow.id} is {workflow.status}, not active")
+    trigger = _trigger_of(workflow, ("manual", "api"))
+    event_id = f"manual:{uuid.uuid4().hex}"
+    ids = [int(c) for c in contact_ids]
+    ctx = {"trigger_type": "manual", "event_id": event_id, "source": "manual", **(context or {})}
+    try:
+        started = enroll(
+            workflow, ids, trigger=trigger, trigger_type="manual", event_id=event_id, context=ctx
+        )
+    except NotEnrollable as exc:
+        raise TriggerNotAllowed(str(exc)) from exc
+    _audit_started(workflow, trigger, started, event_id, "manual")
+    return started
+
+
+def trigger_api(workflow: Workflow, contact_id: int, context: dict | None, idempotency_key=None):
+    """``POST /api/v1/automation/workflows/{id}/trigger/``: returns the execution."""
+    return start_via_api(workflow, contact_id, context, idempotency_key)[0]
+
+
+def start_via_api(
+    workflow: Workflow, contact_id: int, context: dict | None, idempotency_key: str | None = None
+) -> tuple[WorkflowExecution, bool]:
+    """(execution, created). A repeat with the same key returns the first
+    call's execution with ``created`` False."""
+    trigger = _trigger_of(workflow, ("api", "manual"))
+    if workflow.status != "active" or trigger is None:
+        raise TriggerNotAllowed(
+            f"workflow {workflow.id} must be active with an active api or manual trigger"
+        )
+    key = (idempotency_key or "").strip()[:150]
+    event_id = f"api:{key}" if key else f"api:{uuid.uuid4().hex}"
+    if key:
+        found = _existing(workflow, event_id, contact_id)
+        if found is not None:
+            return found, False
+    if db.session.get(Contact, int(contact_id)) is None:
+        raise ContactNotFound(f"no contact {contact_id}")
+    ctx = {"trigger_type": "api", "event_id": event_id, "source": "api", **(context or {})}
+    try:
+        started = enroll(
+            workflow, [int(contact_id)], trigger=trigger, trigger_type="api",
+            event_id=event_id, context=ctx,
+        )  # fmt: skip
+    except NotEnrollable as exc:
+        raise TriggerNotAllowed(str(exc)) from exc
+    if started:
+        _audit_started(workflow, trigger, started, event_id, "api")
+        return db.session.get(WorkflowExecution, started[0]), True
+    # Lost a race with the same key, or the contact is already inside.
+    found = _existing(workflow, event_id, contact_id) if key else None
+    if found is not None:
+        return found, False
+    raise AlreadyEnrolled(
+        f"contact {contact_id} is already in workflow {workflow.id}"
+        + ("" if workflow.allow_reentry else " (re-entry is off)")
+    )
+
+
+def _existing(workflow: Workflow, event_id: str, contact_id: int) -> WorkflowExecution | None:
+    stmt = select(WorkflowExecution).where(
+        WorkflowExecution.workflow_id == workflow.id, WorkflowExecution.event_id == event_id
+    )
+    found = db.session.scalars(stmt.limit(1)).first()
+    if found is not None and found.contact_id != int(contact_id):
+        raise IdempotencyConflict("this Idempotency-Key was used for another contact")
+    return found
+
+
+def enroll_existing(workflow: Workflow, batch: int = BATCH) -> int:
+    """Enroll every contact that already matches the workflow's triggers
+    (their rules, and for tag/list/score triggers what their filter means
+    for a contact already there), in batches; returns executions started."""
+    if workflow.status != "active":
+        raise TriggerNotAllowed(f"workflow {workflow.id} is {workflow.status}, not active")
+    event_id = f"existing:{workflow.id}:{workflow.version}"
+    groups = []
+    for trigger in _active_triggers(workflow) or [None]:
+        config = getattr(trigger, "configuration", None) or {}
+        own = rule_group_of(config)
+        implied = EVENT_TRIGGERS_FOR_EXISTING.get(getattr(trigger, "trigger_type", ""))
+        rules = (implied(config) if implied else []) + ([own] if own else [])
+        groups.append((trigger, {"match": "all", "rules": rules} if rules else None))
+    started = 0
+    for trigger, group in groups:
+        for ids in matching_contact_ids(group, batch, workflow_id=workflow.id):
+            context = {
+                "trigger_type": "enroll_existing",
+                "event_id": event_id,
+                "source": "activation",
+            }
+            new = enroll(workflow, ids, trigger=trigger, event_id=event_id, context=context)
+            _audit_started(workflow, trigger, new, event_id, "activation")
+            started += len(new)
+    return started
+
+
+def _active_triggers(workflow: Workflow) -> list[WorkflowTrigger]:
+    stmt = (
+        select(WorkflowTrigger)
+        .where(WorkflowTrigger.workflow_id == workflow.id, WorkflowTrigger.is_active.is_(True))
+        .order_by(WorkflowTrigger.id)
+    )
+    return list(db.session.scalars(stmt))
+
+
+def _trigger_of(workflow: Workflow, types: tuple[str, ...]) -> WorkflowTrigger | None:
+    for wanted in types:
+        for trigger in _active_triggers(workflow):
+            if trigger.trigger_type == wanted:
+                return trigger
+    return None
+
+
+def _audit_started(workflow, trigger, execution_ids: list[int], event_id: str, source: str):
+    if not execution_ids:
+        return
+    if len(execution_ids) == 1:
+        contact_id = db.session.scalar(
+            select(WorkflowExecution.contact_id).where(WorkflowExecution.id == execution_ids[0])
+        )
+        audit_firing(workflow, contact_id, event_id, source, trigger)
+    else:
+        contact_ids = db.session.scalars(
+            select(WorkflowExecution.contact_id).where(WorkflowExecution.id.in_(execution_ids))
+        )
+        audit_many(workflow, trigger, list(contact_ids), event_id, source)
+    db.session.commit()
