@@ -46,6 +46,12 @@ def pending_request(workflow: Workflow) -> ApprovalRequest | None:
     return db.session.scalars(stmt.order_by(ApprovalRequest.id.desc())).first()
 
 
+def last_request(workflow: Workflow) -> ApprovalRequest | None:
+    """The newest request of any status (the versions page shows its outcome)."""
+    stmt = select(ApprovalRequest).where(ApprovalRequest.workflow_id == workflow.id)
+    return db.session.scalars(stmt.order_by(ApprovalRequest.id.desc())).first()
+
+
 def pending_requests() -> list[ApprovalRequest]:
     """The current firm's queue, oldest first."""
     stmt = select(ApprovalRequest).where(ApprovalRequest.status == "pending")

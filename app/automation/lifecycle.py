@@ -170,6 +170,16 @@ def waiting_counts(workflow) -> dict[str, int]:
     return {node: count for node, count in db.session.execute(stmt)}
 
 
+def counts_by_version(workflow) -> dict[int, int]:
+    """Contacts inside the workflow per version they run on."""
+    stmt = (
+        select(WorkflowExecution.version, func.count())
+        .where(*_active_executions(workflow))
+        .group_by(WorkflowExecution.version)
+    )
+    return {version: count for version, count in db.session.execute(stmt)}
+
+
 def _groups_on_other_versions(workflow, number: int) -> list[tuple[int, str, int]]:
     stmt = (
         select(WorkflowExecution.version, WorkflowExecution.current_node, func.count())

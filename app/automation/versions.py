@@ -156,3 +156,69 @@ def node_status_map(diff: dict) -> dict[str, str]:
     for key in diff["nodes"]["moved"]:
         status[key] = "moved"
     return status
+
+
+NODE_W, NODE_H, MARGIN = 190.0, 52.0, 30.0
+
+
+def diff_drawing(old: dict, new: dict, diff: dict | None = None) -> dict:
+    """Both graphs drawn as one: every node of ``new`` at its position plus
+    the removed nodes of ``old`` at theirs, each with its diff status
+    ("added", "removed", "changed", "moved", "same"), and the edges of
+    both with theirs. Coordinates are shifted so the drawing starts at
+    (MARGIN, MARGIN); ``width``/``height`` size the SVG viewBox."""
+    diff = diff or diff_definitions(old, new)
+    status = node_status_map(diff)
+    placed: dict[str, dict] = {}
+    for node in list(new.get("nodes", [])) + diff["nodes"]["removed"]:
+        key = node["node_id"]
+        if key in placed:
+            continue
+        placed[key] = {
+            "node_id": key,
+            "label": node.get("label") or key,
+            "node_type": node["node_type"],
+            "x": float(node.get("position_x") or 0),
+            "y": float(node.get("position_y") or 0),
+            "status": status.get(key, "same"),
+        }
+    if placed:
+        min_x = min(n["x"] for n in placed.values())
+        min_y = min(n["y"] for n in placed.values())
+        for n in placed.values():
+            n["x"] += MARGIN - min_x
+            n["y"] += MARGIN - min_y
+    removed_edges = {_edge_key(edge) for edge in diff["edges"]["removed"]}
+    added_edges = {_edge_key(edge) for edge in diff["edges"]["added"]}
+    edges = []
+    for edge in list(new.get("edges", [])) + diff["edges"]["removed"]:
+        source, target = placed.get(edge["source"]), placed.get(edge["target"])
+        if source is None or target is None:
+            continue
+        key = _edge_key(edge)
+        edges.append(
+            {
+                "x1": source["x"] + NODE_W / 2,
+                "y1": source["y"] + NODE_H,
+                "x2": target["x"] + NODE_W / 2,
+                "y2": target["y"],
+                "label": (edge.get("condition_config") or {}).get("variant")
+                or edge.get("condition_type")
+                or "",
+                "status": "removed"
+                if key in removed_edges
+                else "added"
+                if key in added_edges
+                else "same",
+            }
+        )
+    width = max((n["x"] for n in placed.values()), default=0) + NODE_W + MARGIN
+    height = max((n["y"] for n in placed.values()), default=0) + NODE_H + MARGIN
+    return {
+        "nodes": list(placed.values()),
+        "edges": edges,
+        "width": width,
+        "height": height,
+        "node_w": NODE_W,
+        "node_h": NODE_H,
+    }

@@ -51,6 +51,12 @@ def register_web(app: Flask) -> None:
 
     app.register_blueprint(builder_bp)
 
+    # Lifecycle: versions + diff, publish/rollback, templates, import/export,
+    # comments, approvals (/automation/<id>/versions, /automation/templates...).
+    from app.web.lifecycle import bp as lifecycle_bp
+
+    app.register_blueprint(lifecycle_bp)
+
     @app.get("/")
     def index():
         return redirect(url_for("workflows.list_workflows"))
