@@ -4,6 +4,15 @@ from __future__ import annotations
 
 import pytest
 
+# The browser fixtures of tests/e2e (live server, Chromium, signed-in page).
+from tests.e2e.conftest import (  # noqa: F401
+    browser,
+    live_server,
+    logged_in_page,
+    page,
+    screenshot,
+)
+
 
 @pytest.fixture(autouse=True)
 def _forget_cached_versions():
