@@ -236,7 +236,7 @@ def settings_panel(workflow_id: int):
 # -- lifecycle --------------------------------------------------------------
 
 
-def _lifecycle(workflow, problems=None, message=None, status=200):
+def _lifecycle(workflow, problems=None, message=None, status=200, approval=False):
     if not is_htmx():
         if problems:
             return back_to_builder(
@@ -244,7 +244,11 @@ def _lifecycle(workflow, problems=None, message=None, status=200):
             )
         return back_to_builder(workflow, message)
     body = render_template(
-        "builder/_lifecycle.html", workflow=workflow, activation_problems=problems, message=message
+        "builder/_lifecycle.html",
+        workflow=workflow,
+        activation_problems=problems,
+        message=message,
+        approval=approval,
     )
     return body, status, {"HX-Trigger": "graph-changed"}
 
@@ -261,15 +265,38 @@ def lifecycle_fragment(workflow_id: int):
 @bp.post("/<int:workflow_id>/activate")
 @login_required_page
 def activate(workflow_id: int):
+    from app.automation.lifecycle import ApprovalRequired
+
     workflow = load_workflow(workflow_id)
     try:
         version = workflow.activate(acting_user())
     except WorkflowInvalid as exc:
         db.session.rollback()
         return _lifecycle(workflow, problems=exc.problems, status=422)
+    except ApprovalRequired:
+        db.session.rollback()
+        return _lifecycle(
+            workflow,
+            message="In this firm an admin approves activations.",
+            approval=True,
+            status=409,
+        )
+    except ValueError as exc:
+        db.session.rollback()
+        return _lifecycle(workflow, message=str(exc), status=409)
     db.session.commit()
-    number_ = getattr(version, "number", workflow.version)
-    return _lifecycle(workflow, message=f"Active (version {number_}).")
+    message = f"Active (version {version.number})."
+    if workflow.enroll_existing:
+        message += f" {_enroll_existing(workflow)} existing contacts enrolled."
+    return _lifecycle(workflow, message=message)
+
+
+def _enroll_existing(workflow) -> int:
+    """The "enroll existing contacts on activation" setting. Enrollment is
+    idempotent per version, so activating again enrolls nobody twice."""
+    from app.automation.triggers.helpers import enroll_existing
+
+    return enroll_existing(workflow)
 
 
 @bp.post("/<int:workflow_id>/pause")

@@ -28,10 +28,13 @@ def drop_step(page, node_type: str, x: int, y: int) -> None:
 
 
 def connect(page, source: str, port: str, target: str) -> None:
+    # The canvas redraws after each save; let it settle before measuring.
+    page.wait_for_load_state("networkidle")
     handle = page.locator(f'#node-{source} .port-out[data-port="{port}"] circle')
     handle.wait_for()
     box = handle.bounding_box()
     goal = page.locator(f"#node-{target} .node-box").bounding_box()
+    assert box and goal, "the canvas was redrawn while measuring"
     page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     page.mouse.down()
     page.mouse.move(goal["x"] + goal["width"] / 2, goal["y"] + goal["height"] / 2, steps=8)
@@ -122,7 +125,18 @@ def test_a_marketer_builds_and_activates_the_welcome_campaign(
     # Activate from the builder.
     page.get_by_role("button", name="Activate").click()
     page.locator("#workflow-status", has_text="active").wait_for()
+    # Live counts appear on the nodes (polled every 5 s while active).
+    page.locator('[data-live-for="wait_2_days"]', has_text="waiting").wait_for()
     screenshot(page, "builder-welcome-campaign-active")
+
+    # A test run for Ada: each step listed, the path lit on the canvas.
+    page.get_by_role("link", name=re.compile("Test run")).click()
+    page.locator("#test-contact").select_option(label="ada@example.com — Ada")
+    page.get_by_role("button", name="Run test").click()
+    page.locator(".test-result").wait_for()
+    page.wait_for_function("document.querySelectorAll('#graph .node.on-path').length === 3")
+    assert page.locator("#graph .edge.on-path").count() == 2
+    screenshot(page, "builder-welcome-campaign-test-run")
     assert page.js_errors == []
 
     db.session.expire_all()
@@ -138,3 +152,44 @@ def test_a_marketer_builds_and_activates_the_welcome_campaign(
             ("send_welcome_email", "wait_2_days"),
             ("wait_2_days", "goal"),
         }
+
+
+def test_keyboard_selection_delete_and_zoom(logged_in_page, live_server, alice, acme):
+    workflow = make_workflow(
+        acme,
+        nodes=[
+            {"node_id": "tag_it", "node_type": "add_tag", "configuration": {"tag": "a"}},
+            {"node_id": "untag", "node_type": "remove_tag", "configuration": {"tag": "a"}},
+        ],
+        edges=[("tag_it", "untag")],
+    )
+    page = logged_in_page(alice)
+    page.goto(f"{live_server.url}/automation/builder/{workflow.id}?node=untag")
+    # ?node= selects the step and opens its inspector.
+    page.locator("#node-untag.selected").wait_for()
+    page.locator("#inspector[data-node-id='untag']").wait_for()
+
+    # Tab reaches the steps; Enter opens the inspector.
+    page.locator("#node-tag_it").focus()
+    page.keyboard.press("Enter")
+    page.locator("#inspector[data-node-id='tag_it']").wait_for()
+
+    # Click a connection, press Delete: it is gone, also after a reload.
+    page.locator(".edge .edge-hit").first.click(force=True)
+    page.locator(".edge.selected").wait_for(state="attached")
+    page.keyboard.press("Delete")
+    page.locator(".edge").wait_for(state="detached")
+    page.reload()
+    page.locator("#node-untag").wait_for()
+    assert page.locator(".edge").count() == 0
+
+    # Zoom buttons change the view; the view survives a reload.
+    before = page.locator("#viewport").get_attribute("transform")
+    page.get_by_role("button", name="Zoom in").click()
+    after = page.locator("#viewport").get_attribute("transform")
+    assert after != before
+    page.wait_for_timeout(800)  # the view is saved after a short pause
+    page.reload()
+    page.locator("#node-untag").wait_for()
+    assert page.locator("#viewport").get_attribute("transform") == after
+    assert page.js_errors == []

@@ -221,3 +221,23 @@ def test_a_test_run_shows_each_step_and_sends_nothing(client, signed_in, alice, 
         assert statuses <= {"test"}
     nobody = post(client, token, url(workflow, "/test-run"), {"contact_id": "999999"})
     assert nobody.status_code == 422 and "Choose a contact" in nobody.get_data(as_text=True)
+
+
+def test_activation_enrolls_existing_contacts_when_asked(client, signed_in, alice, acme):
+    workflow = make_workflow(
+        acme,
+        nodes=WELCOME_NODES,
+        edges=WELCOME_EDGES,
+        triggers=[{"trigger_type": "contact_created"}],
+        enroll_existing=True,
+    )
+    make_contact(acme)
+    make_contact(acme)
+    token = signed_in(alice)
+    response = post(client, token, url(workflow, "/activate"))
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert "2 existing contacts enrolled" in response.get_data(as_text=True)
+    with firm_context(acme.id):
+        executions = db.session.scalars(select(WorkflowExecution)).all()
+        assert len(executions) == 2
+        assert all(e.workflow_id == workflow.id for e in executions)
