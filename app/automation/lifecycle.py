@@ -46,9 +46,17 @@ class BadMapping(ValueError):
         self.problems = problems
 
 
-class ApprovalRequired(PermissionError):
-    """The firm requires an admin's approval for this user's publications;
-    ask with :func:`app.automation.approvals.request_publication`."""
+class ApprovalRequired(WorkflowInvalid):
+    """The firm requires an admin's approval for this user's publications.
+
+    A kind of :class:`WorkflowInvalid` on purpose: every caller that shows
+    activation problems shows this one too ("sent for approval") instead of
+    failing; callers that care catch it first. ``request`` is the approval
+    request created, when one was."""
+
+    def __init__(self, message: str, request=None):
+        super().__init__([{"node": None, "message": message}])
+        self.request = request
 
 
 def latest_version(workflow) -> WorkflowVersion | None:
@@ -131,11 +139,19 @@ def activate_workflow(workflow, user=None) -> WorkflowVersion:
     On a draft this is the first publish. Resuming a paused workflow leaves
     contacts already inside on the version they run on (use :func:`publish`
     to move them). Does not commit: the caller commits once with its other
-    changes. Raises :class:`ApprovalRequired` when an admin must approve."""
+    changes. When an admin must approve, creates the approval request
+    and raises :class:`ApprovalRequired`."""
     if workflow.status == "archived":
         raise ValueError("an archived workflow cannot be activated")
     if needs_approval(workflow, user):
-        raise ApprovalRequired("activation needs an admin's approval in this firm")
+        # Activation by a marketer becomes a request (committed now, so it
+        # survives the caller rolling back on this exception).
+        from app.automation.approvals import request_publication
+
+        request = request_publication(workflow, user)
+        raise ApprovalRequired(
+            "sent to an admin for approval: it goes live when an admin approves it", request
+        )
     version = _version_for(workflow, _check_valid(workflow), user)
     workflow.status = "active"
     workflow.activated_at = now()

@@ -34,8 +34,21 @@ def test_a_marketer_cannot_publish_directly(strict, bob):
     with firm_context(strict.id):
         with pytest.raises(ApprovalRequired):
             publish(workflow, bob)
-        with pytest.raises(ApprovalRequired):
+        assert workflow.status == "draft" and list_versions(workflow) == []
+        assert pending_request(workflow) is None
+
+
+def test_activation_by_a_marketer_becomes_an_approval_request(strict, bob):
+    workflow = nurture_workflow(strict)
+    with firm_context(strict.id):
+        with pytest.raises(ApprovalRequired) as info:
             workflow.activate(bob)
+        # A kind of WorkflowInvalid: activation views show it as a message.
+        assert isinstance(info.value, WorkflowInvalid)
+        assert "approval" in info.value.problems[0]["message"]
+        db.session.rollback()  # what an activation view does on the exception
+        request = pending_request(workflow)
+        assert request is not None and request.requested_by_id == bob.id
         assert workflow.status == "draft" and list_versions(workflow) == []
 
 

@@ -233,6 +233,20 @@ def test_marketer_asks_and_admin_approves_in_the_queue(client, auth, acme, alice
         assert db.session.get(Workflow, workflow.id).status == "active"
 
 
+def test_activating_from_the_workflow_list_asks_for_approval(client, auth, acme, bob):
+    workflow = nurture_workflow(acme)
+    with firm_context(acme.id):
+        set_requires_approval(db.session.get(type(acme), acme.id), True)
+    auth.login(bob)
+    token = auth.csrf_token("/automation")
+    response = client.post(f"/automation/{workflow.id}/activate", data={"csrf_token": token})
+    assert response.status_code < 500
+    assert "approval" in response.get_data(as_text=True)
+    with firm_context(acme.id):
+        assert db.session.scalars(select(ApprovalRequest.status)).all() == ["pending"]
+        assert db.session.get(Workflow, workflow.id).status == "draft"
+
+
 def test_an_admin_rejects_and_the_marketer_sees_the_note(client, auth, acme, alice, bob):
     workflow = nurture_workflow(acme)
     with firm_context(acme.id):
