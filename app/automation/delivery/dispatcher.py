@@ -23,6 +23,7 @@ A failed attempt counts, and the row is retried after
 from __future__ import annotations
 
 import logging
+import random
 from datetime import timedelta
 
 import httpx
@@ -107,50 +108,63 @@ def _is_postgres() -> bool:
     return db.engine.dialect.name == "postgresql"
 
 
-def _due_ids(limit: int) -> list[int]:
-    moment = now()
-    stmt = (
-        select(OutboxMessage.id)
-        .where(OutboxMessage.status == "pending", OutboxMessage.next_attempt_at <= moment)
-        .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
-        .limit(limit)
-        .execution_options(all_firms=True)
-    )
-    ids = list(db.session.scalars(stmt))
-    db.session.commit()
-    return ids
+def _due():
+    return (OutboxMessage.status == "pending", OutboxMessage.next_attempt_at <= now())
 
 
-def _claim(outbox_id: int) -> OutboxMessage | None:
-    """Lock (PostgreSQL) or lease (SQLite) one due pending row, or None if
-    another dispatcher has it or it is no longer due."""
-    moment = now()
-    due = (
-        OutboxMessage.id == outbox_id,
-        OutboxMessage.status == "pending",
-        OutboxMessage.next_attempt_at <= moment,
-    )
-    if not _is_postgres():
-        claimed = db.session.execute(
-            update(OutboxMessage)
-            .where(*due)
-            .values(next_attempt_at=moment + timedelta(seconds=CLAIM_LEASE_SECONDS))
-            .execution_options(all_firms=True, synchronize_session=False)
-        ).rowcount
-        db.session.commit()
-        if claimed != 1:
-            return None
+class _PostgresClaims:
+    """Each claim locks the next due row nobody else holds (``FOR UPDATE
+    SKIP LOCKED``), so concurrent dispatchers share the queue without
+    waiting on or repeating each other."""
+
+    def next(self) -> OutboxMessage | None:
         return db.session.scalars(
             select(OutboxMessage)
-            .where(OutboxMessage.id == outbox_id)
+            .where(*_due())
+            .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
+            .limit(1)
+            .with_for_update(skip_locked=True)
             .execution_options(all_firms=True, populate_existing=True)
-        ).one()
-    return db.session.scalars(
-        select(OutboxMessage)
-        .where(*due)
-        .with_for_update(skip_locked=True)
-        .execution_options(all_firms=True, populate_existing=True)
-    ).one_or_none()
+        ).first()
+
+
+class _SqliteClaims:
+    """SQLite has no row locks: the due ids are read once, then each is
+    claimed by a conditional UPDATE that hides it for a lease (exactly one
+    claimer changes the row). The ids are shuffled so that concurrent runs
+    mostly try different rows first."""
+
+    def __init__(self, limit: int):
+        self.ids = list(
+            db.session.scalars(
+                select(OutboxMessage.id)
+                .where(*_due())
+                .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
+                .limit(limit)
+                .execution_options(all_firms=True)
+            )
+        )
+        db.session.commit()
+        random.shuffle(self.ids)
+
+    def next(self) -> OutboxMessage | None:
+        while self.ids:
+            outbox_id = self.ids.pop()
+            moment = now()
+            claimed = db.session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == outbox_id, *_due())
+                .values(next_attempt_at=moment + timedelta(seconds=CLAIM_LEASE_SECONDS))
+                .execution_options(all_firms=True, synchronize_session=False)
+            ).rowcount
+            db.session.commit()
+            if claimed == 1:
+                return db.session.scalars(
+                    select(OutboxMessage)
+                    .where(OutboxMessage.id == outbox_id)
+                    .execution_options(all_firms=True, populate_existing=True)
+                ).one()
+        return None
 
 
 def backoff(row: OutboxMessage) -> timedelta:
@@ -169,19 +183,15 @@ def _record_failure(row: OutboxMessage, failure: SendFailed) -> None:
         row.next_attempt_at = now() + backoff(row)
 
 
-def deliver_one(outbox_id: int, transports: Transports) -> str | None:
-    """Claim, send and record one row; returns its new status, or None when
-    the row was not ours to send."""
-    row = _claim(outbox_id)
-    if row is None:
-        db.session.rollback()
-        return None
+def send_and_record(row: OutboxMessage, transports: Transports) -> str:
+    """Send one claimed row and commit its outcome (which also releases the
+    PostgreSQL row lock); returns the row's new status."""
     try:
         result = transports.send(row)
     except SendFailed as failure:
         _record_failure(row, failure)
     except Exception as exc:  # a bug or an unexpected library error
-        log.exception("outbox %s: unexpected error while sending", outbox_id)
+        log.exception("outbox %s: unexpected error while sending", row.id)
         _record_failure(row, SendFailed(f"internal error: {type(exc).__name__}"))
     else:
         row.status = "sent"
@@ -192,7 +202,7 @@ def deliver_one(outbox_id: int, transports: Transports) -> str | None:
         row.response = result
     status = row.status
     db.session.commit()
-    log.debug("outbox %s -> %s", outbox_id, status)
+    log.debug("outbox %s -> %s", row.id, status)
     return status
 
 
@@ -207,35 +217,30 @@ def _wake(execution_ids: list[int]) -> None:
 
 
 def deliver_due(limit: int = 200) -> int:
-    """Send up to ``limit`` due messages; returns how many rows reached
-    ``sent`` or ``failed`` or were retried (attempted) in this run."""
-    ids = _due_ids(limit)
-    if not ids:
-        return 0
-    transports = Transports(current_app.config)
+    """Send up to ``limit`` due messages; returns how many were attempted
+    (sent, failed, or rescheduled for a retry)."""
+    claims = _PostgresClaims() if _is_postgres() else _SqliteClaims(limit)
+    transports: Transports | None = None
     handled = 0
     finished: list[int] = []
-    execution_of = dict(
-        db.session.execute(
-            select(OutboxMessage.id, OutboxMessage.execution_id)
-            .where(OutboxMessage.id.in_(ids))
-            .execution_options(all_firms=True)
-        ).all()
-    )
-    db.session.commit()
     try:
-        for outbox_id in ids:
-            status = deliver_one(outbox_id, transports)
-            if status is None:
-                continue
+        while handled < limit:
+            row = claims.next()
+            if row is None:
+                break
+            if transports is None:
+                transports = Transports(current_app.config)
+            execution_id = row.execution_id
+            status = send_and_record(row, transports)
             handled += 1
-            if status in ("sent", "failed") and execution_of.get(outbox_id):
-                finished.append(execution_of[outbox_id])
+            if status in ("sent", "failed") and execution_id:
+                finished.append(execution_id)
             if len(finished) >= WAKE_EVERY:
                 _wake(finished)
                 finished = []
     finally:
-        transports.close()
         db.session.rollback()
+        if transports is not None:
+            transports.close()
         _wake(finished)
     return handled

@@ -20,20 +20,17 @@ import contextlib
 import html
 import re
 import smtplib
+import socket
 import ssl
 import time
-from email import policy
-from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 
 from app.automation.delivery.errors import SendFailed
+from app.automation.delivery.mime import build_message
 from app.automation.tracking import decorate_html, decorate_text, text_to_html, unsubscribe_url
 from app.clock import now
 
 IDLE_CHECK_SECONDS = 5.0
-# Long lines up to RFC 5322's hard limit: a folded List-Unsubscribe URL
-# trips some unsubscribe parsers.
-SMTP_POLICY = policy.SMTP.clone(max_line_length=998)
 _TAGS = re.compile(r"<(script|style)\b.*?</\1\s*>|<[^>]+>", re.IGNORECASE | re.DOTALL)
 _LINK = re.compile(
     r"""<a\b[^>]*?\bhref\s*=\s*(["'])(https?://.*?)\1[^>]*>(.*?)</a\s*>""", re.I | re.S
@@ -49,24 +46,25 @@ def html_to_text(body_html: str) -> str:
     return _BLANK_LINES.sub("\n\n", text).strip()
 
 
-def compose(row) -> EmailMessage:
-    """The MIME message for an outbox row (an ``OutboxMessage``)."""
+def compose(row) -> bytes:
+    """The message for an outbox row (an ``OutboxMessage``), ready to send."""
     unsubscribe = unsubscribe_url(row.firm_id, row.id)
-    message = EmailMessage(policy=SMTP_POLICY)
-    message["From"] = row.from_address
-    message["To"] = row.to_address
-    message["Subject"] = row.subject
-    message["Date"] = format_datetime(now())
-    message["Message-ID"] = row.message_id
-    message["List-Unsubscribe"] = f"<{unsubscribe}>"
-    message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     body_text = row.body_text or html_to_text(row.body_html)
     body_html = row.body_html or text_to_html(row.body_text)
-    message.set_content(decorate_text(body_text, unsubscribe))
-    message.add_alternative(
-        decorate_html(body_html, row.firm_id, row.id, unsubscribe), subtype="html"
+    headers = [
+        ("From", row.from_address),
+        ("To", row.to_address),
+        ("Subject", row.subject),
+        ("Date", format_datetime(now())),
+        ("Message-ID", row.message_id),
+        ("List-Unsubscribe", f"<{unsubscribe}>"),
+        ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
+    ]
+    return build_message(
+        headers,
+        decorate_text(body_text, unsubscribe),
+        decorate_html(body_html, row.firm_id, row.id, unsubscribe),
     )
-    return message
 
 
 class SmtpSender:
@@ -104,9 +102,11 @@ class SmtpSender:
     def _connect(self) -> smtplib.SMTP:
         connection = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
         try:
+            _no_delay(connection)
             connection.ehlo()
             if self.starttls:
                 connection.starttls(context=ssl.create_default_context())
+                _no_delay(connection)
                 connection.ehlo()
             if self.username:
                 connection.login(self.username, self.password or "")
@@ -128,13 +128,13 @@ class SmtpSender:
             connection = self._connection = self._connect()
         return connection
 
-    def send(self, message: EmailMessage, from_address: str, to_address: str) -> dict:
+    def send(self, message: bytes, from_address: str, to_address: str) -> dict:
         """Hand one message over; returns what to record. Raises SendFailed."""
         envelope_from = parseaddr(from_address)[1] or from_address
         envelope_to = parseaddr(to_address)[1] or to_address
         try:
             connection = self._ready_connection()
-            connection.send_message(message, envelope_from, [envelope_to])
+            connection.sendmail(envelope_from, [envelope_to], message)
         except smtplib.SMTPRecipientsRefused as exc:
             code, text = next(iter(exc.recipients.values()), (0, b""))
             self._reset()
@@ -168,6 +168,13 @@ class SmtpSender:
         if self._connection is not None:
             _quietly_close(self._connection)
             self._connection = None
+
+
+def _no_delay(connection: smtplib.SMTP) -> None:
+    # SMTP is chatty (MAIL, RCPT, DATA, body): without TCP_NODELAY, Nagle
+    # and delayed ACKs add tens of milliseconds to every message.
+    with contextlib.suppress(OSError, AttributeError):
+        connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def _smtp_error(what: str, code: int, text) -> str:
