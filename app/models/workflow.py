@@ -6,7 +6,7 @@ from datetime import datetime
 
 from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, event
 from sqlalchemy import inspect as sa_inspect
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from app.clock import now
 from app.extensions import db
@@ -176,3 +176,11 @@ def _versions_are_immutable(mapper, connection, target) -> None:
             f"version {target.number} of workflow {target.workflow_id} is immutable "
             f"(tried to change {', '.join(changed)})"
         )
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _no_bulk_version_updates(state) -> None:
+    """The same rule for ORM bulk ``update(WorkflowVersion)`` statements."""
+    mapper = state.bind_mapper if state.is_update else None
+    if mapper is not None and mapper.class_ is WorkflowVersion:
+        raise ImmutableVersion("workflow versions are immutable (bulk UPDATE refused)")

@@ -249,3 +249,10 @@ def test_rollback_with_unmapped_contacts_changes_nothing(acme, live, alice):
 def test_rollback_to_an_unknown_version_is_a_lookup_error(acme, live, alice):
     with firm_context(acme.id), pytest.raises(LookupError):
         rollback(live, 9, alice)
+
+
+def test_a_bulk_update_of_versions_is_refused(acme, live):
+    from sqlalchemy import update
+
+    with firm_context(acme.id), pytest.raises(ImmutableVersion):
+        db.session.execute(update(WorkflowVersion).values(definition={}))
