@@ -38,6 +38,8 @@ class WorkflowExecution(FirmScoped, Timestamps, db.Model):
         Index("ix_executions_firm_workflow_status", "firm_id", "workflow_id", "status"),
         Index("ix_executions_workflow_contact", "workflow_id", "contact_id"),
         Index("ix_executions_firm_created", "firm_id", "created_at"),
+        # Analytics: a workflow's executions started in a period.
+        Index("ix_executions_workflow_started", "workflow_id", "started_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

@@ -229,3 +229,30 @@ def test_it_counts_entries_and_conversions_per_variant(acme, workflow):
     (result,) = analyse_splits(perf)
     assert result.best == "A"
     assert [v.rate for v in result.variants] == [100.0, 40.0]
+
+
+def test_a_period_holding_the_whole_history_gives_the_same_answers(acme, workflow):
+    # The whole history takes the no-join path (test runs subtracted).
+    row = calc(acme, workflow, history.EARLIER.start.date(), DAY)
+    perf = row.node_performance
+    assert row.total_executions == 11
+    assert perf["email"]["visits"] == 11
+    assert perf["email"]["successes"] == 10
+    assert perf["email"]["avg_time_seconds"] == pytest.approx(10)
+    assert perf["goal"]["visits"] == 7
+    assert perf["split"]["variants"] == {
+        "A": {"entered": 5, "conversions": 5},
+        "B": {"entered": 5, "conversions": 2},
+    }
+    assert perf["email"]["email"]["sent"] == 10
+
+
+def test_an_execution_without_a_current_node_stops_at_its_last_step(acme, workflow):
+    with firm_context(acme.id):
+        failed = db.session.scalars(
+            select(WorkflowExecution).where(WorkflowExecution.status == "failed")
+        ).one()
+        failed.current_node = None
+        db.session.commit()
+    points = {p["node_id"]: p for p in calc(acme, workflow).drop_off_points}
+    assert points["email"]["stopped"] == 1

@@ -40,18 +40,15 @@ def _email_block(counts: dict[str, int]) -> dict[str, Any]:
 
 
 def build_node_performance(
-    period: q.Period, nodes: list[dict], total_executions: int
+    period: q.Period, nodes: list[dict], total_executions: int, stops: dict[str, int]
 ) -> tuple[dict[str, dict], list[dict]]:
     """(node_performance, drop_off_points) for one period.
 
     Every count in node_performance is additive across periods (the
     dashboard sums daily rows); averages are derived from stored sums
     (``time_spent_seconds`` / ``timed``)."""
-    stats = q.node_stats(period)
-    transitions = q.transition_counts(period)
-    stops = q.stop_counts(period)
+    stats, transitions, variants = q.flow_stats(period)
     emails = q.email_counts(period)
-    variants = q.variant_counts(period)
 
     known = {node["node_id"]: node for node in nodes}
     keys = list(known) + sorted(
@@ -148,10 +145,10 @@ class AnalyticsCalculator:
     def compute(workflow: Workflow, period_start: date, period_end: date) -> dict[str, Any]:
         """Every WorkflowAnalytics field for the period, without storing."""
         period = q.Period(workflow.id, period_start, period_end)
-        totals = q.execution_totals(period)
+        totals, stops = q.execution_summary(period)
         average, median = q.completion_times(period)
         nodes = definition_of(workflow)["nodes"]
-        performance, drop_offs = build_node_performance(period, nodes, totals["total"])
+        performance, drop_offs = build_node_performance(period, nodes, totals["total"], stops)
         return {
             "total_executions": totals["total"],
             "completed_executions": totals["completed"],
@@ -182,9 +179,9 @@ class AnalyticsCalculator:
         workflow's whole history, laid on its current graph (nodes and
         moves seen only in older versions are appended)."""
         period = q.Period(workflow.id)
-        visits = q.visit_counts(workflow.id)
-        stops = q.stop_counts(period)
-        transitions = q.transition_counts(period)
+        stats, transitions, _ = q.flow_stats(period)
+        _, stops = q.execution_summary(period)
+        visits = {key: row["visits"] for key, row in stats.items()}
         return _overlay(definition_of(workflow), visits, stops, transitions)
 
     @staticmethod

@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import Float, and_, case, cast, func, literal, or_, select
 
-from app.clock import now
+from app.clock import ensure_utc, now
 from app.extensions import db
 from app.models import ContactFlowState, OutboxMessage, TrackingEvent, WorkflowExecution
 from app.models.execution import ACTIVE_STATUSES
@@ -49,6 +49,7 @@ class Period:
         self.end = end
         self.lo = datetime.combine(start, time.min, tzinfo=UTC) if start else None
         self.hi = datetime.combine(end + timedelta(days=1), time.min, tzinfo=UTC) if end else None
+        self._whole: bool | None = None
 
     def execution_filter(self) -> list:
         conditions = [E.workflow_id == self.workflow_id, E.test_mode.is_(False)]
@@ -61,19 +62,63 @@ class Period:
     def execution_ids(self):
         return select(E.id).where(*self.execution_filter())
 
-    def states(self, *columns):
-        """A select over the period's flow states (joined to executions only
-        when a period or the test-run exclusion needs them)."""
+    def test_run_ids(self):
+        return select(E.id).where(E.workflow_id == self.workflow_id, E.test_mode.is_(True))
+
+    @property
+    def whole(self) -> bool:
+        """True when every (non-test) execution of the workflow started in the
+        period: flow states, messages and events then need no join to
+        executions to be selected, only the workflow id (and the exclusion
+        of test runs). Looked up once, cheaply, on (workflow_id, started_at)."""
+        if self._whole is None:
+            if self.lo is None and self.hi is None:
+                self._whole = True
+            else:
+                first, last = db.session.execute(
+                    select(func.min(E.started_at), func.max(E.started_at)).where(
+                        E.workflow_id == self.workflow_id, E.test_mode.is_(False)
+                    )
+                ).one()
+                first, last = ensure_utc(first), ensure_utc(last)
+                self._whole = first is None or (
+                    (self.lo is None or first >= self.lo) and (self.hi is None or last < self.hi)
+                )
+        return self._whole
+
+    def states(self, *columns, include_tests: bool = False):
+        """A select over the period's flow states.
+
+        For a whole history the select reads the workflow's states alone,
+        test runs included (no join, no subquery: PostgreSQL can scan it in
+        parallel); callers subtract :meth:`test_states` from additive counts.
+        Otherwise it joins the executions started in the period."""
         stmt = select(*columns).select_from(S).where(S.workflow_id == self.workflow_id)
-        if self.lo is None and self.hi is None:
-            tests = select(E.id).where(E.workflow_id == self.workflow_id, E.test_mode.is_(True))
-            return stmt.where(S.execution_id.not_in(tests))
+        if self.whole:
+            return stmt
         stmt = stmt.join(E, E.id == S.execution_id).where(*self.execution_filter())
         if self.lo is not None:
             # Implied by the join (states come after their execution's start),
             # but lets the (workflow_id, entered_at) index narrow the scan.
             stmt = stmt.where(S.entered_at >= self.lo)
         return stmt
+
+    def test_states(self, *columns):
+        """The test runs' states, to subtract from a whole-history count
+        (test runs are few; found through the execution_id index)."""
+        return (
+            select(*columns)
+            .select_from(S)
+            .where(S.workflow_id == self.workflow_id, S.execution_id.in_(self.test_run_ids()))
+        )
+
+    def restrict(self, column) -> list:
+        """Filters on the outbox's or tracking's execution id column for this
+        period. None for a whole history: a test run's messages have status
+        "test" (never counted as sent) and, never leaving, get no events."""
+        if self.whole:
+            return []
+        return [column.in_(self.execution_ids())]
 
 
 def dialect() -> str:
@@ -108,25 +153,63 @@ def _int(value) -> int:
     return int(value or 0)
 
 
-def execution_totals(period: Period) -> dict[str, int]:
+def execution_summary(period: Period, at: datetime | None = None) -> tuple[dict, dict]:
+    """(totals by outcome, executions stopped short of a goal per node) in
+    one pass over the period's executions, grouped by the node each is at.
+
+    The node is the execution's ``current_node``; for the rare execution
+    without one, the node of its last flow state."""
     done = E.status.in_(("completed", "goal_reached"))
-    stmt = select(
-        func.count(),
-        func.sum(case((done, 1), else_=0)),
-        func.sum(case((E.status == "failed", 1), else_=0)),
-        func.sum(case((and_(done, goal_hit()), 1), else_=0)),
-        func.sum(case((E.status.in_(ACTIVE_STATUSES), 1), else_=0)),
-        func.sum(case((E.status == "canceled", 1), else_=0)),
-    ).where(*period.execution_filter())
-    total, completed, failed, goals, active, canceled = db.session.execute(stmt).one()
-    return {
-        "total": _int(total),
-        "completed": _int(completed),
-        "failed": _int(failed),
-        "goal_reached": _int(goals),
-        "active": _int(active),
-        "canceled": _int(canceled),
-    }
+    stopped = ended_without_goal(at)
+    stmt = (
+        select(
+            E.current_node,
+            func.count(),
+            func.sum(case((done, 1), else_=0)),
+            func.sum(case((E.status == "failed", 1), else_=0)),
+            func.sum(case((and_(done, goal_hit()), 1), else_=0)),
+            func.sum(case((E.status.in_(ACTIVE_STATUSES), 1), else_=0)),
+            func.sum(case((E.status == "canceled", 1), else_=0)),
+            func.sum(case((stopped, 1), else_=0)),
+        )
+        .where(*period.execution_filter())
+        .group_by(E.current_node)
+    )
+    names = ("total", "completed", "failed", "goal_reached", "active", "canceled")
+    totals = dict.fromkeys(names, 0)
+    stops: dict[str, int] = {}
+    lost = 0
+    for node, *counts in db.session.execute(stmt):
+        for name, value in zip(names, counts, strict=False):
+            totals[name] += _int(value)
+        if node is None:
+            lost += _int(counts[-1])
+        elif _int(counts[-1]):
+            stops[node] = stops.get(node, 0) + _int(counts[-1])
+    if lost:
+        for node, n in _stops_without_current_node(period, stopped).items():
+            stops[node] = stops.get(node, 0) + n
+    return totals, stops
+
+
+def _stops_without_current_node(period: Period, stopped) -> dict[str, int]:
+    last = (
+        select(func.max(S.id))
+        .select_from(S)
+        .join(E, E.id == S.execution_id)
+        .where(*period.execution_filter(), stopped, E.current_node.is_(None))
+        .group_by(S.execution_id)
+    )
+    stmt = select(S.node_id, func.count()).where(S.id.in_(last)).group_by(S.node_id)
+    return {node: _int(n) for node, n in db.session.execute(stmt)}
+
+
+def execution_totals(period: Period) -> dict[str, int]:
+    return execution_summary(period)[0]
+
+
+def stop_counts(period: Period, at: datetime | None = None) -> dict[str, int]:
+    return execution_summary(period, at)[1]
 
 
 def _completion_seconds():
@@ -146,12 +229,18 @@ def completion_times(period: Period) -> tuple[float | None, float | None]:
     without failure."""
     secs = _completion_seconds()
     where = _completed_filter(period)
-    average = db.session.scalar(select(func.avg(secs)).where(*where))
     if dialect() == "postgresql":
-        median = db.session.scalar(
-            select(func.percentile_cont(0.5).within_group(secs)).where(*where)
-        )
+        # Aggregating the intervals and converting once is cheaper than
+        # converting every row to seconds first.
+        span = E.completed_at - E.started_at
+        average, median = db.session.execute(
+            select(
+                cast(func.extract("epoch", func.avg(span)), Float),
+                cast(func.extract("epoch", func.percentile_cont(0.5).within_group(span)), Float),
+            ).where(*where)
+        ).one()
     else:
+        average = db.session.scalar(select(func.avg(secs)).where(*where))
         # SQLite has no percentile: the middle one or two values of the
         # ordered list, picked with LIMIT/OFFSET computed from the count.
         n = select(func.count()).select_from(E).where(*where).scalar_subquery()
@@ -190,66 +279,102 @@ def completion_histogram(period: Period, buckets: int = 20) -> list[dict[str, An
     ]
 
 
-def node_stats(period: Period) -> dict[str, dict[str, Any]]:
-    """Per node: visits, outcomes, exits onward and average time spent."""
-    spent = seconds_between(S.exited_at, S.entered_at)
-    timed = S.exited_at.is_not(None)
-    stmt = period.states(
-        S.node_id,
-        func.count(),
-        func.sum(case((S.action_status == "success", 1), else_=0)),
-        func.sum(case((S.action_status == "failed", 1), else_=0)),
-        func.sum(case((S.action_status == "skipped", 1), else_=0)),
-        func.sum(case((S.next_node.is_not(None), 1), else_=0)),
-        func.sum(case((timed, 1), else_=0)),
-        func.sum(case((timed, spent), else_=None)),
-    ).group_by(S.node_id)
-    result = {}
-    for node_id, visits, ok, failed, skipped, onward, n_timed, total_spent in db.session.execute(
-        stmt
-    ):
-        result[node_id] = {
-            "visits": _int(visits),
-            "successes": _int(ok),
-            "failures": _int(failed),
-            "skipped": _int(skipped),
-            "exited": _int(onward),
-            "timed": _int(n_timed),
-            "time_spent_seconds": float(total_spent or 0.0),
-        }
+def _new_node_row() -> dict[str, Any]:
+    return {
+        "visits": 0,
+        "successes": 0,
+        "failures": 0,
+        "skipped": 0,
+        "exited": 0,
+        "timed": 0,
+        "time_spent_seconds": 0.0,
+    }
+
+
+OUTCOME_FIELDS = {"success": "successes", "failed": "failures", "skipped": "skipped"}
+
+
+def flow_stats(period: Period, detail: bool = True) -> tuple[dict, dict, dict]:
+    """(per-node stats, transitions, per-variant counts) from one pass over
+    the period's flow states.
+
+    The pass groups by (node, next node, variant, outcome) and computes only
+    counts and one SUM per group; Python folds the few groups into per-node
+    figures. ``detail=False`` (the flow overlay) groups by (node, next node)
+    alone."""
+    if dialect() == "postgresql":
+        spent = func.sum(S.exited_at - S.entered_at)
+    else:
+        spent = func.sum(seconds_between(S.exited_at, S.entered_at))
+    keys = [S.node_id, S.next_node]
+    if detail:
+        keys += [S.variant, S.action_status]
+    columns = [*keys, func.count(), func.count(S.exited_at), spent]
+
+    def run(stmt, sign: int, into: list) -> None:
+        for row in db.session.execute(stmt.group_by(*keys)):
+            *group, visits, n_timed, total = row
+            into.append((group, sign * _int(visits), sign * _int(n_timed), total, sign))
+
+    groups: list = []
+    run(period.states(*columns), 1, groups)
+    if period.whole:
+        run(period.test_states(*columns), -1, groups)
+
+    nodes: dict[str, dict[str, Any]] = {}
+    transitions: dict[tuple[str, str], int] = {}
+    variants: dict[str, dict[str, dict[str, int]]] = {}
+    for group, visits, n_timed, total, sign in groups:
+        key, target = group[0], group[1]
+        row = nodes.setdefault(key, _new_node_row())
+        row["visits"] += visits
+        row["timed"] += n_timed
+        row["time_spent_seconds"] += sign * _seconds(total)
+        if target is not None:
+            row["exited"] += visits
+            transitions[(key, target)] = transitions.get((key, target), 0) + visits
+        if detail:
+            variant, outcome = group[2], group[3]
+            if outcome in OUTCOME_FIELDS:
+                row[OUTCOME_FIELDS[outcome]] += visits
+            if variant is not None:
+                slot = variants.setdefault(key, {}).setdefault(
+                    variant, {"entered": 0, "conversions": 0}
+                )
+                slot["entered"] += visits
+    if detail and variants:
+        for key, by_variant in _variant_conversions(period).items():
+            for variant, n in by_variant.items():
+                if variant in variants.get(key, {}):
+                    variants[key][variant]["conversions"] = n
+    for row in nodes.values():
+        row["time_spent_seconds"] = round(row["time_spent_seconds"], 3)
+    return nodes, transitions, variants
+
+
+def _seconds(total) -> float:
+    if total is None:
+        return 0.0
+    if isinstance(total, timedelta):
+        return total.total_seconds()
+    return float(total)
+
+
+def _variant_conversions(period: Period) -> dict[str, dict[str, int]]:
+    """Split visits whose execution reached a goal, per node and variant:
+    a join of the (partially indexed) split rows with the executions."""
+    stmt = (
+        select(S.node_id, S.variant, func.count())
+        .select_from(S)
+        .join(E, E.id == S.execution_id)
+        .where(S.workflow_id == period.workflow_id, S.variant.is_not(None), goal_hit())
+        .where(*period.execution_filter())
+        .group_by(S.node_id, S.variant)
+    )
+    result: dict[str, dict[str, int]] = {}
+    for key, variant, n in db.session.execute(stmt):
+        result.setdefault(key, {})[variant] = _int(n)
     return result
-
-
-def transition_counts(period: Period) -> dict[tuple[str, str], int]:
-    """How many times contacts moved from one node to the next."""
-    stmt = (
-        period.states(S.node_id, S.next_node, func.count())
-        .where(S.next_node.is_not(None))
-        .group_by(S.node_id, S.next_node)
-    )
-    return {(source, target): _int(n) for source, target, n in db.session.execute(stmt)}
-
-
-def stop_counts(period: Period, at: datetime | None = None) -> dict[str, int]:
-    """Per node, the executions that stopped there short of a goal.
-
-    The node is the execution's ``current_node``; when an engine cleared it,
-    the node of its last flow state (looked up only for those rows)."""
-    last_state = (
-        select(S.node_id)
-        .where(S.execution_id == E.id)
-        .order_by(S.id.desc())
-        .limit(1)
-        .correlate(E)
-        .scalar_subquery()
-    )
-    node = func.coalesce(E.current_node, last_state).label("node")
-    stmt = (
-        select(node, func.count())
-        .where(*period.execution_filter(), ended_without_goal(at))
-        .group_by(node)
-    )
-    return {key: _int(n) for key, n in db.session.execute(stmt) if key is not None}
 
 
 def waiting_counts(workflow_id: int) -> dict[str, int]:
@@ -267,38 +392,13 @@ def waiting_counts(workflow_id: int) -> dict[str, int]:
 
 
 def visit_counts(workflow_id: int) -> dict[str, int]:
-    stmt = Period(workflow_id).states(S.node_id, func.count()).group_by(S.node_id)
-    return {key: _int(n) for key, n in db.session.execute(stmt)}
-
-
-def variant_counts(period: Period) -> dict[str, dict[str, dict[str, int]]]:
-    """Per split node and variant: contacts entered and goal conversions."""
-    stmt = (
-        select(
-            S.node_id,
-            S.variant,
-            func.count(),
-            func.sum(case((goal_hit(), 1), else_=0)),
-        )
-        .select_from(S)
-        .join(E, E.id == S.execution_id)
-        .where(S.workflow_id == period.workflow_id, S.variant.is_not(None))
-        .where(*period.execution_filter())
-        .group_by(S.node_id, S.variant)
-    )
-    result: dict[str, dict[str, dict[str, int]]] = {}
-    for node_id, variant, entered, converted in db.session.execute(stmt):
-        result.setdefault(node_id, {})[variant] = {
-            "entered": _int(entered),
-            "conversions": _int(converted),
-        }
-    return result
+    nodes, _, _ = flow_stats(Period(workflow_id), detail=False)
+    return {key: row["visits"] for key, row in nodes.items()}
 
 
 def email_counts(period: Period) -> dict[str, dict[str, int]]:
     """Per e-mail node: messages sent and unique opens, clicks,
     unsubscribes and bounces (one per execution and kind)."""
-    ids = period.execution_ids()
     sent_stmt = (
         select(
             OutboxMessage.node_id,
@@ -307,7 +407,7 @@ def email_counts(period: Period) -> dict[str, dict[str, int]]:
         .where(
             OutboxMessage.workflow_id == period.workflow_id,
             OutboxMessage.channel == "email",
-            OutboxMessage.execution_id.in_(ids),
+            *period.restrict(OutboxMessage.execution_id),
         )
         .group_by(OutboxMessage.node_id)
     )
@@ -320,7 +420,7 @@ def email_counts(period: Period) -> dict[str, dict[str, int]]:
         .where(
             T.workflow_id == period.workflow_id,
             T.kind.in_(tuple(TRACKED_KINDS)),
-            T.execution_id.in_(ids),
+            *period.restrict(T.execution_id),
         )
         .group_by(T.node_id, T.kind)
     )
@@ -353,12 +453,11 @@ __all__ = [
     "completion_histogram",
     "completion_times",
     "email_counts",
+    "execution_summary",
     "execution_totals",
+    "flow_stats",
     "goal_conversions",
-    "node_stats",
     "stop_counts",
-    "transition_counts",
-    "variant_counts",
     "visit_counts",
     "waiting_counts",
 ]
