@@ -9,7 +9,16 @@ and posts them back as JSON. The domain work is in
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, jsonify, make_response, redirect, render_template, request
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    jsonify,
+    make_response,
+    redirect,
+    render_template,
+    request,
+)
 
 from app.automation.triggers import forms as domain
 from app.automation.triggers.visitor import set_visitor_cookie
@@ -65,7 +74,7 @@ def show(form_key: str):
 
 
 @bp.post("/f/<form_key>")
-@limiter.limit("20 per minute; 200 per hour")
+@limiter.limit(lambda: current_app.config.get("PUBLIC_FORM_RATE_LIMIT", "20/minute;200/hour"))
 def submit(form_key: str):
     form = _load(form_key)
     as_json = _wants_json()

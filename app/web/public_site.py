@@ -52,7 +52,7 @@ def beacon_preflight():
 
 
 @bp.post("/t/v")
-@limiter.limit("120 per minute")
+@limiter.limit(lambda: current_app.config.get("SITE_BEACON_RATE_LIMIT", "120/minute"))
 def beacon():
     body = _body()
     if body is None:

@@ -114,3 +114,50 @@ def test_emit_many_records_every_event_and_counts_starts(acme, globex, live_work
     with firm_context(globex.id):
         # The contact's own creation, then the event emitted by hand.
         assert db.session.scalar(select(db.func.count(EventLog.id))) == 2
+
+
+def test_trigger_rules_filter_the_contact_and_the_event_context(acme, live_workflow):
+    workflow = live_workflow(
+        acme,
+        "email_clicked",
+        {
+            "match": "all",
+            "rules": [
+                {"field": "contact.score", "op": "gte", "value": 50},
+                {"field": "context.url", "op": "contains", "value": "pricing"},
+            ],
+        },
+        allow_reentry=True,
+    )
+    cold, hot = make_contact(acme, score=10), make_contact(acme, score=70)
+    url = {"url": "https://acme.example/pricing"}
+    assert emit(acme.id, "email_clicked", cold.id, url) == []
+    assert emit(acme.id, "email_clicked", hot.id, {"url": "https://acme.example/blog"}) == []
+    assert len(emit(acme.id, "email_clicked", hot.id, url)) == 1
+    assert [e.contact_id for e in executions_of(acme, workflow)] == [hot.id]
+
+
+def test_a_score_change_reported_by_the_engine_derives_the_crossing(acme, live_workflow):
+    reached = live_workflow(acme, "score_threshold_reached", {"threshold": 80}, name="Up")
+    dropped = live_workflow(acme, "score_threshold_dropped", {"threshold": 50}, name="Down")
+    contact = make_contact(acme)
+
+    def engine_reports(old, new):
+        return emit_many(
+            [
+                {
+                    "firm_id": acme.id,
+                    "event_type": "contact_updated",
+                    "contact_id": contact.id,
+                    "data": {"changed": {"score": [old, new]}},
+                    "source": "workflow",
+                    "exclude_workflow_id": None,
+                }
+            ]
+        )
+
+    assert engine_reports(10, 79) == 0
+    assert engine_reports(79, 80) == 1
+    assert engine_reports(80, 95) == 0
+    assert engine_reports(95, 40) == 1
+    assert [e.workflow_id for e in executions_of(acme)] == [reached.id, dropped.id]
