@@ -164,6 +164,22 @@ def duplicate_workflow(workflow: Workflow, user=None) -> Workflow:
     return copy
 
 
+def activate_and_enroll(workflow: Workflow, user=None):
+    """Go live (``Workflow.activate``: validation, version snapshot), commit,
+    then honour "enroll existing contacts on activation". Returns
+    ``(version, contacts enrolled)``. Raises what ``activate`` raises
+    (``WorkflowInvalid`` with the problems, ``ApprovalRequired``...)."""
+    version = workflow.activate(user)
+    db.session.commit()
+    enrolled = 0
+    if workflow.enroll_existing:
+        # Idempotent per contact, so activating again enrolls nobody twice.
+        from app.automation.triggers.helpers import enroll_existing
+
+        enrolled = enroll_existing(workflow)
+    return version, enrolled
+
+
 def _copy_name(name: str) -> str:
     return ("Copy of " + name)[:NAME_MAX]
 

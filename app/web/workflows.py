@@ -24,6 +24,7 @@ from app.automation.triggers.registry import TRIGGER_TYPES
 from app.automation.validation import WorkflowInvalid
 from app.automation.workflow_ops import (
     WorkflowOpError,
+    activate_and_enroll,
     create_workflow,
     delete_workflow,
     duplicate_workflow,
@@ -180,16 +181,32 @@ def duplicate(workflow_id: int):
 @bp.post("/<int:workflow_id>/activate")
 @login_required_page
 def activate(workflow_id: int):
+    from app.automation.lifecycle import ApprovalRequired
+
     workflow = get_or_404(Workflow, workflow_id)
     try:
-        version = workflow.activate(g.user)
-        db.session.commit()
+        version, enrolled = activate_and_enroll(workflow, g.user)
+    except ApprovalRequired:
+        # The approval request is already saved; nothing else changes.
+        db.session.rollback()
+        return _notice(
+            f"“{workflow.name}” was sent to an admin for approval: "
+            "it goes live when an admin approves it.",
+            "info",
+            202,
+        )
     except WorkflowInvalid as exc:
         db.session.rollback()
         return _problems(workflow, exc.problems)
+    except ValueError as exc:  # e.g. an archived workflow
+        db.session.rollback()
+        return _notice(str(exc).capitalize() + ".", "error", 409)
+    message = f"“{workflow.name}” is active (version {version.number})."
+    if enrolled:
+        message += f" {enrolled} existing contact{'s' if enrolled != 1 else ''} enrolled."
     if is_htmx():
-        return _row(workflow)
-    flash(f"“{workflow.name}” is active (version {version.number}).")
+        return _row(workflow, flash_text=message if enrolled else None)
+    flash(message)
     return redirect(url_for("workflows.list_workflows"))
 
 
@@ -221,6 +238,19 @@ def _message(text: str, status: int):
     response.headers["HX-Retarget"] = "#list-messages"
     response.headers["HX-Reswap"] = "innerHTML"
     return response
+
+
+def _notice(text: str, category: str, status: int):
+    """A message above the list (HTMX) or a flash on the list (no JS)."""
+    if is_htmx():
+        response = make_response(
+            render_template("workflows/_message.html", message=text, category=category), status
+        )
+        response.headers["HX-Retarget"] = "#list-messages"
+        response.headers["HX-Reswap"] = "innerHTML"
+        return response
+    flash(text, category)
+    return redirect(url_for("workflows.list_workflows"))
 
 
 def _problems(workflow: Workflow, problems: list[dict]):

@@ -267,3 +267,44 @@ def test_another_firms_workflow_is_404(client, signed_in, charlie, acme):
         assert response.status_code == 404, path
     (still,) = _workflows(acme)
     assert still.name == "Acme only"
+
+
+def test_activation_enrolls_existing_contacts_when_asked(client, signed_in, alice, acme):
+    workflow = make_workflow(
+        acme,
+        nodes=WELCOME_NODES,
+        edges=WELCOME_EDGES,
+        triggers=[{"trigger_type": "contact_tag_added", "configuration": {"tag": "vip"}}],
+        enroll_existing=True,
+    )
+    from app.models import Tag
+
+    vip = make_contact(acme)
+    make_contact(acme)
+    with firm_context(acme.id):
+        tag = Tag(name="vip")
+        db.session.add(tag)
+        db.session.get(type(vip), vip.id).tags.append(tag)
+        db.session.commit()
+    token = signed_in(alice)
+    response = client.post(
+        f"/automation/{workflow.id}/activate", data={"csrf_token": token}, headers=HX
+    )
+    assert response.status_code == 200
+    assert "1 existing contact enrolled" in response.get_data(as_text=True)
+    with firm_context(acme.id):
+        started = db.session.scalars(select(WorkflowExecution.contact_id)).all()
+    assert started == [vip.id]
+
+
+def test_a_marketer_needing_approval_is_told_so(client, signed_in, bob, acme):
+    acme.settings = {"require_approval": True}
+    db.session.commit()
+    workflow = _welcome(acme)
+    token = signed_in(bob)
+    response = client.post(
+        f"/automation/{workflow.id}/activate", data={"csrf_token": token}, headers=HX
+    )
+    assert response.status_code == 202
+    assert "sent to an admin for approval" in response.get_data(as_text=True)
+    assert _workflows(acme)[0].status == "draft"
