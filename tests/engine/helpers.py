@@ -60,3 +60,36 @@ def flow_states(firm_id: int, execution_id: int) -> list[ContactFlowState]:
 
 def states_by_node(firm_id: int, execution_id: int) -> dict[str, ContactFlowState]:
     return {s.node_id: s for s in flow_states(firm_id, execution_id)}
+
+
+def make_contacts(firm, count: int) -> list:
+    """Many contacts at once (one INSERT), for load-shaped tests."""
+    from app.clock import now
+    from app.models import Contact
+
+    moment = now()
+    rows = [
+        {
+            "firm_id": firm.id,
+            "email": f"bulk{i}-{moment.timestamp()}@example.com",
+            "first_name": f"Bulk{i}",
+            "last_name": "",
+            "phone": "",
+            "score": 0,
+            "timezone": "UTC",
+            "custom_fields": {},
+            "unsubscribed": False,
+            "created_at": moment,
+            "updated_at": moment,
+        }
+        for i in range(count)
+    ]
+    table = Contact.__table__
+    ids = db.session.execute(table.insert().returning(table.c.id), rows).scalars().all()
+    db.session.commit()
+    return [_ContactRef(i) for i in ids]
+
+
+class _ContactRef:
+    def __init__(self, contact_id: int):
+        self.id = contact_id

@@ -58,13 +58,14 @@ def send_message(step: Step) -> Outcome:
             return _finish(step, existing)
     from app.automation.delivery.outbox import build_outbox_row
 
+    context = step.template_context()
     row = build_outbox_row(
         firm_id=step.firm_id,
         execution=step.execution_view(),
         node=step.node_view(),
         visit=step.visit,
-        context=step.template_context(),
-        contact=step.template_context()["contact"],
+        context=context,
+        contact=context["contact"],
     )
     row.setdefault("firm_id", step.firm_id)
     row.setdefault("execution_id", step.row["id"])
