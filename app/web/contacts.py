@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 from sqlalchemy import exists, or_, select
+from sqlalchemy.orm import selectinload
 
 from app.auth import login_required_page
 from app.automation.timeline import timelines
@@ -87,7 +88,11 @@ def list_contacts():
                 list_members.c.contact_id == Contact.id, list_members.c.list_id == list_id
             )
         )
-    page = paginate(stmt.order_by(Contact.created_at.desc(), Contact.id.desc()), PER_PAGE)
+    page = paginate(
+        stmt.order_by(Contact.created_at.desc(), Contact.id.desc()),
+        PER_PAGE,
+        options=(selectinload(Contact.tags),),
+    )
     return page_or_block(
         "contacts/list.html",
         "results",

@@ -239,3 +239,29 @@ def test_another_firms_contact_is_404(client, signed_in, charlie, acme):
     assert response.status_code == 404
     with firm_context(acme.id):
         assert db.session.scalars(select(Tag)).all() == []
+
+
+def test_the_list_loads_tags_without_a_query_per_contact(
+    client, signed_in, alice, acme, count_queries
+):
+    signed_in(alice)
+    with firm_context(acme.id):
+        tag = Tag(name="vip")
+        db.session.add(tag)
+        db.session.commit()
+
+    def tagged_contacts(n):
+        for _ in range(n):
+            contact = make_contact(acme)
+            with firm_context(acme.id):
+                db.session.get(Contact, contact.id).tags.append(tag)
+                db.session.commit()
+
+    tagged_contacts(2)
+    with count_queries() as few:
+        client.get("/contacts", headers=HX)
+    tagged_contacts(10)
+    with count_queries() as many:
+        page = client.get("/contacts", headers=HX).get_data(as_text=True)
+    assert page.count(">vip<") == 12
+    assert many["n"] == few["n"], many["sql"]

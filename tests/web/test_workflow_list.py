@@ -308,3 +308,19 @@ def test_a_marketer_needing_approval_is_told_so(client, signed_in, bob, acme):
     assert response.status_code == 202
     assert "sent to an admin for approval" in response.get_data(as_text=True)
     assert _workflows(acme)[0].status == "draft"
+
+
+def test_last_change_counts_edits_of_steps(client, signed_in, alice, acme):
+    import time_machine
+
+    with time_machine.travel("2026-01-05 10:00:00Z", tick=False):
+        workflow = _welcome(acme)
+    with time_machine.travel("2026-03-07 12:30:00Z", tick=False), firm_context(acme.id):
+        node = db.session.scalars(
+            select(WorkflowNode).where(WorkflowNode.workflow_id == workflow.id)
+        ).first()
+        node.label = "Renamed step"
+        db.session.commit()
+    signed_in(alice)
+    row = client.get(f"/automation/{workflow.id}/row", headers=HX).get_data(as_text=True)
+    assert "2026-03-07 12:30" in row
