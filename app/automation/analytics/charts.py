@@ -169,7 +169,7 @@ def ab_comparison(splits: list[SplitResult]) -> go.Figure:
                     "array": [round(v.ci_high - v.rate, 2) for v in split.variants],
                     "arrayminus": [round(v.rate - v.ci_low, 2) for v in split.variants],
                 },
-                text=[f"{v.conversions}/{v.entered}" for v in split.variants],
+                text=[f"{v.conversions} of {v.entered}" for v in split.variants],
                 hovertemplate="%{x}: %{y:.1f}% (%{text})<extra></extra>",
             )
         )
