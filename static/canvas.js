@@ -105,13 +105,14 @@
       minX = Math.min(minX, p.x); minY = Math.min(minY, p.y);
       maxX = Math.max(maxX, p.x + W + 90); maxY = Math.max(maxY, p.y + H + 30);
     });
-    var r = svg.getBoundingClientRect(), pad = 40;
-    var k = Math.min(1.2, (r.width - 2 * pad) / (maxX - minX), (r.height - 2 * pad) / (maxY - minY));
+    // Leave room at the top for the floating toolbar.
+    var r = svg.getBoundingClientRect(), pad = 40, top = 64;
+    var k = Math.min(1.1, (r.width - 2 * pad) / (maxX - minX), (r.height - top - pad) / (maxY - minY));
     k = Math.min(MAX_K, Math.max(MIN_K, k));
     view = {
       k: k,
       x: (r.width - (maxX - minX) * k) / 2 - minX * k,
-      y: (r.height - (maxY - minY) * k) / 2 - minY * k
+      y: top + (r.height - top - pad - (maxY - minY) * k) / 2 - minY * k
     };
     applyView();
     if (!keep) saveView();

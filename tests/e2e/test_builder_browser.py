@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from playwright.sync_api import expect
 from sqlalchemy import select
 
 from app.extensions import db
@@ -39,6 +40,14 @@ def connect(page, source: str, port: str, target: str) -> None:
     page.mouse.down()
     page.mouse.move(goal["x"] + goal["width"] / 2, goal["y"] + goal["height"] / 2, steps=8)
     page.mouse.up()
+
+
+def open_panel(page, name: str, ready: str) -> None:
+    """Open a side panel and wait until htmx has wired up its controls."""
+    page.get_by_role("link", name=re.compile(name)).click()
+    page.locator(ready).wait_for()
+    page.wait_for_load_state("networkidle")
+    expect(page.locator(".htmx-settling, .htmx-swapping, .htmx-request")).to_have_count(0)
 
 
 def fill_inspector(page, fields: dict[str, str], selects: dict[str, str] | None = None) -> None:
@@ -100,7 +109,7 @@ def test_a_marketer_builds_and_activates_the_welcome_campaign(
 
     # Without a trigger the workflow cannot start: the problems panel says so.
     page.locator("#problems", has_text="add an active trigger").wait_for()
-    page.get_by_role("link", name=re.compile("Triggers")).click()
+    open_panel(page, "Triggers", "#new-trigger-type")
     page.locator("#new-trigger-type").select_option("contact_created")
     page.get_by_role("button", name="Add trigger").click()
     page.locator(".trigger-card", has_text="Contact created").wait_for()
@@ -130,11 +139,11 @@ def test_a_marketer_builds_and_activates_the_welcome_campaign(
     screenshot(page, "builder-welcome-campaign-active")
 
     # A test run for Ada: each step listed, the path lit on the canvas.
-    page.get_by_role("link", name=re.compile("Test run")).click()
+    open_panel(page, "Test run", "#test-contact")
     page.locator("#test-contact").select_option(label="ada@example.com — Ada")
     page.get_by_role("button", name="Run test").click()
     page.locator(".test-result").wait_for()
-    page.wait_for_function("document.querySelectorAll('#graph .node.on-path').length === 3")
+    expect(page.locator("#graph .node.on-path")).to_have_count(3)
     assert page.locator("#graph .edge.on-path").count() == 2
     screenshot(page, "builder-welcome-campaign-test-run")
     assert page.js_errors == []

@@ -241,3 +241,43 @@ def test_activation_enrolls_existing_contacts_when_asked(client, signed_in, alic
         executions = db.session.scalars(select(WorkflowExecution)).all()
         assert len(executions) == 2
         assert all(e.workflow_id == workflow.id for e in executions)
+
+
+def test_the_analytics_overlay_counts_visits_and_transitions(client, signed_in, alice, acme):
+    from app.models import ContactFlowState
+
+    workflow = welcome_without_trigger(acme)
+    contact = make_contact(acme)
+    with firm_context(acme.id):
+        execution = WorkflowExecution(
+            workflow_id=workflow.id,
+            contact_id=contact.id,
+            status="waiting",
+            current_node="wait_2_days",
+            idempotency_key="k2",
+        )
+        db.session.add(execution)
+        db.session.flush()
+        db.session.add_all(
+            [
+                ContactFlowState(
+                    execution_id=execution.id,
+                    workflow_id=workflow.id,
+                    node_id="send_welcome_email",
+                    action_status="success",
+                    next_node="wait_2_days",
+                ),
+                ContactFlowState(
+                    execution_id=execution.id,
+                    workflow_id=workflow.id,
+                    node_id="wait_2_days",
+                    action_status="waiting",
+                ),
+            ]
+        )
+        db.session.commit()
+    signed_in(alice)
+    body = client.get(url(workflow, "/overlay"), headers=HX).get_data(as_text=True)
+    assert 'data-node="send_welcome_email" data-visits="1"' in body
+    assert 'data-source="send_welcome_email" data-target="wait_2_days" data-transitions="1"' in body
+    assert client.get(url(workflow, "/overlay")).status_code == 302
