@@ -45,33 +45,73 @@ class LiveServer:
     server: BaseWSGIServer
 
 
+# Other test packages import these fixtures into their modules, which makes
+# pytest hold one copy per module. Two sync Playwright instances cannot share
+# the main thread, so every copy shares one server and one browser, counted,
+# and the last copy to finish closes them.
+_shared: dict = {"users": 0}
+
+
+def _acquire_server(app) -> LiveServer:
+    if "server" not in _shared:
+        server = make_server("127.0.0.1", 0, app, threaded=True)
+        thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
+        thread.start()
+        _shared["server"] = LiveServer(url=f"http://127.0.0.1:{server.server_port}", server=server)
+        _shared["server_thread"] = thread
+    _shared["server_users"] = _shared.get("server_users", 0) + 1
+    return _shared["server"]
+
+
+def _release_server() -> None:
+    _shared["server_users"] -= 1
+    if _shared["server_users"] == 0:
+        _shared.pop("server").server.shutdown()
+        _shared.pop("server_thread").join(timeout=10)
+
+
 @pytest.fixture(scope="session")
 def live_server(app) -> Iterator[LiveServer]:
     """The app on 127.0.0.1 and a free port, served by a werkzeug thread."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
-    thread.start()
     try:
-        yield LiveServer(url=f"http://127.0.0.1:{server.server_port}", server=server)
+        yield _acquire_server(app)
     finally:
-        server.shutdown()
-        thread.join(timeout=10)
+        _release_server()
+
+
+def _acquire_browser():
+    if "browser" not in _shared:
+        from playwright.sync_api import sync_playwright
+
+        playwright = sync_playwright().start()
+        try:
+            _shared["browser"] = playwright.chromium.launch(
+                executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+            )
+        except Exception:
+            playwright.stop()
+            raise
+        _shared["playwright"] = playwright
+    _shared["users"] += 1
+    return _shared["browser"]
+
+
+def _release_browser() -> None:
+    _shared["users"] -= 1
+    if _shared["users"] == 0:
+        _shared.pop("browser").close()
+        _shared.pop("playwright").stop()
 
 
 @pytest.fixture(scope="session")
 def browser():
     if not Path(CHROMIUM).exists():
         pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    chromium = _acquire_browser()
+    try:
+        yield chromium
+    finally:
+        _release_browser()
 
 
 @pytest.fixture
