@@ -211,9 +211,16 @@
     if (el) el.classList.add("selected");
   }
 
+  // The address bar always names what a reload should show: the selected
+  // step (?node=) or the open panel. No history entries: Back leaves the builder.
   function setUrlNode(id) {
+    if (id) {
+      window.history.replaceState(null, "", base + "?node=" + encodeURIComponent(id));
+      return;
+    }
     var url = new URL(window.location.href);
-    if (id) url.searchParams.set("node", id); else url.searchParams.delete("node");
+    if (!url.searchParams.has("node")) return;
+    url.searchParams.delete("node");
     window.history.replaceState(null, "", url.pathname + url.search);
   }
 
@@ -236,6 +243,7 @@
 
   function closePanel() {
     if (emptyPanel) sidePanel.innerHTML = emptyPanel.innerHTML;
+    window.history.replaceState(null, "", base);
     if (selection && selection.kind === "node") select(null, null);
   }
 
@@ -401,7 +409,9 @@
     paletteDrag = null;
     if (!d || !d.ghost) return;
     d.ghost.remove();
+    // The click that follows this pointerup must not add a second step.
     d.item.dataset.dragged = "1";
+    window.setTimeout(function () { delete d.item.dataset.dragged; }, 0);
     var r = svg.getBoundingClientRect();
     if (event.clientX < r.left || event.clientX > r.right || event.clientY < r.top || event.clientY > r.bottom) {
       say("Drop the step on the canvas to add it.");
@@ -512,6 +522,11 @@
         selection = { kind: "node", id: inspector.dataset.nodeId };
         setUrlNode(selection.id);
         markSelection();
+      }
+      var config = event.detail.requestConfig;
+      var path = event.detail.pathInfo && event.detail.pathInfo.requestPath;
+      if (!inspector && config && config.verb === "get" && path && /\/(triggers|settings|test-run)(\?|$)/.test(path)) {
+        window.history.replaceState(null, "", path);
       }
       var result = sidePanel.querySelector("[data-test-path]");
       testPath = result ? (readJSON(result.getAttribute("data-test-path")) || []) : testPath;
