@@ -161,3 +161,16 @@ def test_a_score_change_reported_by_the_engine_derives_the_crossing(acme, live_w
     assert engine_reports(80, 95) == 0
     assert engine_reports(95, 40) == 1
     assert [e.workflow_id for e in executions_of(acme)] == [reached.id, dropped.id]
+
+
+def test_emit_many_takes_more_events_than_one_statement_can_bind(acme, live_workflow):
+    # 9,000 events x 8 columns is over PostgreSQL's 65,535 bound parameters.
+    contact = make_contact(acme)
+    events = [
+        {"firm_id": acme.id, "event_type": "site_activity", "contact_id": contact.id}
+        for _ in range(9000)
+    ]
+    assert emit_many(events) == 0
+    with firm_context(acme.id):
+        count = select(db.func.count(EventLog.id)).where(EventLog.event_type == "site_activity")
+        assert db.session.scalar(count) == 9000

@@ -179,13 +179,14 @@ def _record(firm_id: int, events: list[dict]) -> list[dict]:
     ]
     table = EventLog.__table__
     insert = postgresql.insert if _dialect() == "postgresql" else sqlite.insert
+    # One cached statement, executed many: SQLAlchemy batches the rows into
+    # multi-row INSERT ... RETURNING under the drivers' parameter limits.
     stmt = (
         insert(table)
-        .values(rows)
         .on_conflict_do_nothing(index_elements=["firm_id", "event_id"])
         .returning(table.c.event_id)
     )
-    inserted = set(db.session.scalars(stmt))
+    inserted = set(db.session.scalars(stmt, rows))
     return [event for key, event in unique.items() if key in inserted]
 
 
