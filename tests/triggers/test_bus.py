@@ -174,3 +174,16 @@ def test_emit_many_takes_more_events_than_one_statement_can_bind(acme, live_work
     with firm_context(acme.id):
         count = select(db.func.count(EventLog.id)).where(EventLog.event_type == "site_activity")
         assert db.session.scalar(count) == 9000
+
+
+def test_an_event_about_a_missing_contact_is_logged_about_nobody(acme, globex, live_workflow):
+    live_workflow(acme, "email_opened")
+    stranger = make_contact(globex)
+    assert emit(acme.id, "email_opened", 987654, event_id="gone") == []
+    assert emit(acme.id, "email_opened", stranger.id, event_id="foreign") == []
+    with firm_context(acme.id):
+        logged = db.session.scalars(
+            select(EventLog).where(EventLog.event_type == "email_opened").order_by(EventLog.id)
+        ).all()
+    assert [(e.event_id, e.contact_id) for e in logged] == [("gone", None), ("foreign", None)]
+    assert logged[1].data["unknown_contact_id"] == stranger.id

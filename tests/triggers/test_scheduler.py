@@ -227,3 +227,13 @@ def test_date_field_reached_works_on_the_creation_date(acme, live_workflow, cloc
     assert _started(acme, workflow) == [
         (member.id, f"date:{trigger_id(acme, workflow)}:2026-05-01")
     ]
+
+
+def test_the_process_waiting_command_runs_the_date_triggers(acme, live_workflow, clock, runner):
+    clock("2026-12-01 08:00")
+    contact = make_contact(acme)
+    live_workflow(acme, "date_reached", {"at": "2026-12-02T09:00:00Z"})
+    clock("2026-12-02 09:30")
+    result = runner.invoke(args=["process-waiting"])
+    assert result.exit_code == 0, result.output
+    assert [c for c, _ in _started(acme)] == [contact.id]

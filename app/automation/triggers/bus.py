@@ -44,7 +44,7 @@ from app.automation.enrollment import NotEnrollable, enroll
 from app.automation.triggers.filters import event_matches, rule_group_of
 from app.clock import now
 from app.extensions import db
-from app.models import AuditLog, EventLog, Workflow, WorkflowTrigger
+from app.models import AuditLog, Contact, EventLog, Workflow, WorkflowTrigger
 from app.models.audit import record
 from app.tenancy import firm_context
 
@@ -128,6 +128,7 @@ def _with_derived(events: list[dict]) -> list[dict]:
 
 
 def _dispatch_firm(firm_id: int, events: list[dict]) -> list[int]:
+    _forget_unknown_contacts(events)
     fresh = _record(firm_id, events)
     if not fresh:
         db.session.commit()
@@ -156,6 +157,21 @@ def _dispatch_firm(firm_id: int, events: list[dict]) -> list[int]:
             )
     db.session.commit()
     return started
+
+
+def _forget_unknown_contacts(events: list[dict]) -> None:
+    """An event about a contact this firm does not have (deleted since, or
+    another firm's id) is still logged, but about nobody: it starts nothing
+    and cannot break the log's foreign key."""
+    ids = {int(e["contact_id"]) for e in events if e["contact_id"] is not None}
+    if not ids:
+        return
+    # The tenancy rule limits this to the current firm's contacts.
+    known = set(db.session.scalars(select(Contact.id).where(Contact.id.in_(ids))))
+    for event in events:
+        if event["contact_id"] is not None and int(event["contact_id"]) not in known:
+            event["data"] = {**event["data"], "unknown_contact_id": event["contact_id"]}
+            event["contact_id"] = None
 
 
 def _record(firm_id: int, events: list[dict]) -> list[dict]:
