@@ -27,6 +27,15 @@ from app.extensions import csrf, limiter
 bp = Blueprint("public_forms", __name__)
 csrf.exempt(bp)
 
+# Firms embed their forms in an iframe on their own site: the form pages
+# may be framed anywhere (nothing on them acts with a signed-in user's
+# rights), and run no script at all. ``frame-ancestors`` takes precedence
+# over the app-wide X-Frame-Options in browsers.
+EMBEDDABLE = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
+    "form-action 'self' https: http:; frame-ancestors *; base-uri 'none'"
+)
+
 
 def _wants_json() -> bool:
     if request.method == "POST":
@@ -47,7 +56,7 @@ def _page(form, *, values=None, errors=None, message=None, status=200):
         errors=errors or {},
         message=message,
     )
-    return page, status, {"Cache-Control": "no-store"}
+    return page, status, {"Cache-Control": "no-store", "Content-Security-Policy": EMBEDDABLE}
 
 
 def _load(form_key: str):
@@ -122,6 +131,7 @@ def _done(form, as_json: bool, *, contact, submission=None):
         response = redirect(target, code=303)
     else:
         response = make_response(render_template("public/form_success.html", form=form))
+        response.headers["Content-Security-Policy"] = EMBEDDABLE
     if contact is not None:
         set_visitor_cookie(response, form.firm_id, contact.id)
     response.headers["Cache-Control"] = "no-store"

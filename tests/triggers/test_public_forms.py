@@ -211,3 +211,11 @@ def test_a_logged_in_user_of_another_firm_submits_into_the_forms_firm(
         data={"_form_token": _token(client, signup), "email": "a@example.com", "first_name": "A"},
     )
     assert [c.email for c in _contacts(acme)] == ["a@example.com"]
+
+
+def test_the_form_page_can_be_embedded_and_runs_no_script(client, signup):
+    response = client.get(f"/f/{signup.form_key}")
+    policy = response.headers["Content-Security-Policy"]
+    assert "frame-ancestors *" in policy
+    assert "default-src 'none'" in policy and "script-src" not in policy
+    assert "<script" not in response.get_data(as_text=True)
