@@ -55,6 +55,7 @@
       },
       body: body ? JSON.stringify(body) : undefined
     }).then(function (response) {
+      if (response.redirected) throw new Error("You were signed out: reload the page to sign in again.");
       return response.json().catch(function () { return {}; }).then(function (data) {
         if (!response.ok) {
           var message = (data && data.error && data.error.message) || ("Request failed (" + response.status + ")");
@@ -179,7 +180,10 @@
     window.clearTimeout(refresh.timer);
     refresh.timer = window.setTimeout(function () {
       fetch(base + "/graph", { credentials: "same-origin", headers: { "HX-Request": "true" } })
-        .then(function (r) { return r.ok ? r.text() : Promise.reject(new Error("reload failed")); })
+        .then(function (r) {
+          if (r.redirected) return Promise.reject(new Error("You were signed out: reload the page to sign in again."));
+          return r.ok ? r.text() : Promise.reject(new Error("Could not redraw the canvas (" + r.status + ")."));
+        })
         .then(function (html) {
           graph.innerHTML = html;
           var empty = document.getElementById("canvas-empty");

@@ -18,8 +18,9 @@ from typing import Any
 
 from werkzeug.datastructures import MultiDict
 
+from app.web.builder_rules import RULE_KINDS, rules_from_values, rules_values
+
 ROW_FIELD = re.compile(r"^(?P<group>[a-z_]+)-(?P<index>\d+)-(?P<name>[a-z_]+)$")
-RULE_KINDS = ("field", "tag", "list", "event", "group")
 RULE_NODE_TYPES = ("condition", "wait_condition", "goal")
 UNITS = {"minutes": 1 / 60, "hours": 1.0, "days": 24.0}
 ACTION_RETRY = ("max_attempts", "retry_backoff_seconds")
@@ -42,39 +43,6 @@ def split_hours(hours: float | None) -> tuple[str, str]:
         if abs(amount - round(amount)) < 1e-9 and round(amount) != 0:
             return str(int(round(amount))), unit
     return f"{hours:g}", "hours"
-
-
-def rule_row(rule: dict) -> dict[str, str]:
-    if "rules" in rule:
-        return {"kind": "group", "json": json.dumps(rule, indent=1)}
-    for kind in ("tag", "list", "event"):
-        if kind in rule:
-            row = {"kind": kind, kind: str(rule.get(kind) or ""), "op": rule.get("op", "")}
-            if kind == "event":
-                row["node"] = rule.get("node") or ""
-            return row
-    value = rule.get("value")
-    if isinstance(value, list):
-        shown = ", ".join(str(item) for item in value)
-    elif value is None:
-        shown = ""
-    elif isinstance(value, bool):
-        shown = "true" if value else "false"
-    else:
-        shown = str(value)
-    return {
-        "kind": "field",
-        "field": rule.get("field", ""),
-        "op": rule.get("op", "eq"),
-        "value": shown,
-    }
-
-
-def rules_values(config: dict) -> Values:
-    return {
-        "match": config.get("match", "all"),
-        "rules": [rule_row(rule) for rule in config.get("rules") or [] if isinstance(rule, dict)],
-    }
 
 
 def _plain(value: Any) -> Any:
@@ -223,48 +191,6 @@ def _hours(values: Values, prefix: str, errors: Errors) -> float | None:
         errors.setdefault(f"{prefix}_unit", []).append("choose minutes, hours or days")
         return None
     return amount * UNITS[unit]
-
-
-def _scalar(raw: str, op: str) -> Any:
-    """What a rule value typed into a text box means."""
-    if op == "in":
-        return [_scalar(part.strip(), "eq") for part in raw.split(",") if part.strip()]
-    if raw in ("true", "false"):
-        return raw == "true"
-    if NUMBER.match(raw):
-        return int(raw) if "." not in raw else float(raw)
-    return raw
-
-
-def rules_from_values(values: Values, errors: Errors) -> dict:
-    rules = []
-    for i, row in enumerate(values.get("rules") or []):
-        kind = row.get("kind", "field")
-        op = (row.get("op") or "").strip()
-        if kind == "group":
-            try:
-                rule = json.loads(row.get("json") or "")
-            except ValueError:
-                errors.setdefault(f"rules.{i}", []).append("must be a JSON rule group")
-                continue
-        elif kind == "tag":
-            rule = {"tag": (row.get("tag") or "").strip(), "op": op or "has"}
-        elif kind == "list":
-            raw = (row.get("list") or "").strip()
-            if not raw.isdigit():
-                errors.setdefault(f"rules.{i}.list", []).append("choose a list")
-                continue
-            rule = {"list": int(raw), "op": op or "in"}
-        elif kind == "event":
-            rule = {"event": row.get("event") or "email_opened", "op": op or "happened"}
-            if (row.get("node") or "").strip():
-                rule["node"] = row["node"].strip()
-        else:
-            rule = {"field": (row.get("field") or "").strip(), "op": op or "eq"}
-            if rule["op"] not in ("is_set", "is_not_set"):
-                rule["value"] = _scalar((row.get("value") or "").strip(), rule["op"])
-        rules.append(rule)
-    return {"match": values.get("match") or "all", "rules": rules}
 
 
 def _retry(values: Values, config: dict, errors: Errors) -> None:

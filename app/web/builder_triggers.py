@@ -27,14 +27,9 @@ from app.extensions import db
 from app.models import Form, Workflow, WorkflowTrigger
 from app.models.audit import record
 from app.web.builder_common import bp, is_htmx, load_workflow, render_panel
-from app.web.builder_forms import (
-    apply_row_action,
-    error_summary,
-    rules_from_values,
-    rules_values,
-    values_from_form,
-)
+from app.web.builder_forms import apply_row_action, error_summary, values_from_form
 from app.web.builder_inspector import pickers
+from app.web.builder_rules import rules_from_values, rules_values
 
 RULE_KEYS = ("match", "rules")
 PICKER_FIELDS = {"form_id": "forms", "workflow_id": "workflows", "list": "lists", "tag": "tags"}

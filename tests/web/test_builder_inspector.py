@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from html.parser import HTMLParser
+
+from werkzeug.datastructures import MultiDict
+
+from app.automation.nodes.registry import get_node_type
 from tests.factories import make_contact, make_workflow
 from tests.web.conftest import HX
 from tests.web.test_builder import reload_workflow, url
@@ -383,3 +388,80 @@ def test_lists_and_users_are_offered_from_the_firm(
     assert "Newsletter" in lists and "Globex secret list" not in lists
     users = client.get(url(workflow, "/nodes/tell"), headers=HX).get_data(as_text=True)
     assert "bob@acme.test" in users and "charlie@globex.test" not in users
+
+
+class _FormReader(HTMLParser):
+    """The values a browser would submit for ``#node-form`` (no button)."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.fields: list[tuple[str, str]] = []
+        self._select: str | None = None
+        self._options: list[tuple[str, bool]] = []
+        self._textarea: str | None = None
+        self._text = ""
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        name = a.get("name")
+        if tag == "input" and name and name not in ("csrf_token",):
+            kind = a.get("type", "text")
+            if kind in ("checkbox", "radio") and "checked" not in a:
+                return
+            self.fields.append((name, a.get("value") or ""))
+        elif tag == "select" and name:
+            self._select, self._options = name, []
+        elif tag == "option" and self._select:
+            self._options.append((a.get("value", ""), "selected" in a))
+        elif tag == "textarea" and name:
+            self._textarea, self._text = name, ""
+
+    def handle_data(self, data):
+        if self._textarea:
+            self._text += data
+
+    def handle_endtag(self, tag):
+        if tag == "select" and self._select:
+            chosen = [v for v, on in self._options if on] or [v for v, _ in self._options[:1]]
+            if chosen:
+                self.fields.append((self._select, chosen[0]))
+            self._select = None
+        elif tag == "textarea" and self._textarea:
+            self.fields.append((self._textarea, self._text))
+            self._textarea = None
+
+
+def test_every_form_saves_back_the_configuration_it_shows(client, signed_in, alice, acme):
+    """Opening a step and pressing Save without changes keeps its configuration."""
+    from app.automation.nodes.registry import all_node_types
+
+    configs = {kind.key: kind.default_config() for kind in all_node_types()}
+    configs["add_to_list"] = configs["remove_from_list"] = {"list": 7}
+    configs["condition"] = {
+        "match": "any",
+        "rules": [
+            {"field": "contact.score", "op": "gte", "value": 80},
+            {"list": 7, "op": "not_in"},
+            {"match": "all", "rules": [{"tag": "a", "op": "has"}]},
+        ],
+    }
+    configs["webhook"] = {
+        "url": "http://93.184.216.34/h",
+        "method": "PATCH",
+        "headers": {"X-A": "1"},
+        "payload": {"a": [1, 2]},
+        "max_attempts": 4,
+    }
+    token = signed_in(alice)
+    for key, config in configs.items():
+        workflow = one_node(acme, key, config, node_id=key)
+        form = client.get(url(workflow, f"/nodes/{key}"), headers=HX).get_data(as_text=True)
+        reader = _FormReader()
+        reader.feed(form.split('id="node-form"', 1)[1])
+        data = MultiDict(reader.fields)
+        data["csrf_token"] = token
+        response = client.post(url(workflow, f"/nodes/{key}"), data=data, headers=HX)
+        assert response.status_code == 200, (key, response.get_data(as_text=True).split("Not saved")[-1][:600])
+        saved = reload_workflow(workflow).node_by_key(key).configuration
+        expected = get_node_type(key).parse_config(config).model_dump(mode="json")
+        assert get_node_type(key).parse_config(saved).model_dump(mode="json") == expected, key
