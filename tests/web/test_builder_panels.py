@@ -281,3 +281,51 @@ def test_the_analytics_overlay_counts_visits_and_transitions(client, signed_in, 
     assert 'data-node="send_welcome_email" data-visits="1"' in body
     assert 'data-source="send_welcome_email" data-target="wait_2_days" data-transitions="1"' in body
     assert client.get(url(workflow, "/overlay")).status_code == 302
+
+
+def test_every_trigger_form_saves_back_what_it_shows(client, signed_in, alice, acme):
+    from werkzeug.datastructures import MultiDict
+
+    from app.automation.triggers.registry import TRIGGER_TYPES, get_trigger_type
+    from tests.web.test_builder_inspector import _FormReader
+
+    required = {
+        "score_threshold_reached": {"threshold": 80},
+        "score_threshold_dropped": {"threshold": 10},
+        "date_reached": {"at": "2026-12-24T09:00:00Z", "rules": [{"tag": "vip", "op": "has"}]},
+        "date_field_reached": {"field": "custom.renewal_date", "offset_days": -7, "at": "08:30"},
+        "anniversary": {"field": "created_at"},
+        "time_delay": {"delay_hours": 36},
+        "contact_updated": {"fields": ["email", "score"]},
+        "deal_stage_changed": {"from_stage": "proposal", "to_stage": "won"},
+        "page_visited": {
+            "url_contains": "/pricing",
+            "match": "any",
+            "rules": [{"field": "contact.score", "op": "gt", "value": 5}],
+        },
+    }
+    token = signed_in(alice)
+    for key in TRIGGER_TYPES:
+        config = required.get(key, {})
+        workflow = make_workflow(
+            acme, name=key, triggers=[{"trigger_type": key, "configuration": config}]
+        )
+        trigger_id = reload_workflow(workflow).triggers[0].id
+        panel = client.get(url(workflow, "/triggers"), headers=HX).get_data(as_text=True)
+        form = panel.split(f'action="/automation/builder/{workflow.id}/triggers/{trigger_id}"', 1)[
+            1
+        ]
+        reader = _FormReader()
+        reader.feed(form.split("</form>", 1)[0])
+        data = MultiDict(reader.fields)
+        data["csrf_token"] = token
+        response = client.post(url(workflow, f"/triggers/{trigger_id}"), data=data, headers=HX)
+        assert response.status_code == 200, (
+            key,
+            response.get_data(as_text=True).split("Not saved")[-1][:500],
+        )
+        saved = reload_workflow(workflow).triggers[0].configuration
+        kind = get_trigger_type(key)
+        assert kind.Config.model_validate(saved).model_dump(
+            mode="json"
+        ) == kind.Config.model_validate(config).model_dump(mode="json"), key
