@@ -28,7 +28,7 @@ from datetime import timedelta
 
 import httpx
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import Connection, Row, bindparam, select, update
 
 from app.automation.delivery.errors import SendFailed
 from app.automation.delivery.sms import send_sms
@@ -45,6 +45,8 @@ USER_AGENT = "automation-webhooks/1.0"
 CLAIM_LEASE_SECONDS = 300
 MAX_BACKOFF_SECONDS = 7 * 24 * 3600
 WAKE_EVERY = 100
+
+outbox = OutboxMessage.__table__
 
 
 class Transports:
@@ -77,7 +79,8 @@ class Transports:
             self._secrets[firm_id] = firm.webhook_secret if firm else ""
         return self._secrets[firm_id]
 
-    def send(self, row: OutboxMessage) -> dict:
+    def send(self, row) -> dict:
+        """Hand one outbox row (a Row of the table) to its transport."""
         if row.channel == "email":
             if not self.config.get("SMTP_HOST"):
                 raise SendFailed("no SMTP server configured (SMTP_HOST)")
@@ -109,23 +112,47 @@ def _is_postgres() -> bool:
 
 
 def _due():
-    return (OutboxMessage.status == "pending", OutboxMessage.next_attempt_at <= now())
+    return (outbox.c.status == "pending", outbox.c.next_attempt_at <= bindparam("moment"))
+
+
+# Built once: the loop runs them thousands of times a second.
+_NEXT_DUE = (
+    select(outbox)
+    .where(*_due())
+    .order_by(outbox.c.next_attempt_at, outbox.c.id)
+    .limit(1)
+    .with_for_update(skip_locked=True)
+)
+_DUE_IDS = (
+    select(outbox.c.id)
+    .where(*_due())
+    .order_by(outbox.c.next_attempt_at, outbox.c.id)
+    .limit(bindparam("limit"))
+)
+_LEASE = (
+    update(outbox)
+    .where(outbox.c.id == bindparam("row_id"), *_due())
+    .values(next_attempt_at=bindparam("lease"))
+)
+_BY_ID = select(outbox).where(outbox.c.id == bindparam("row_id"))
+# The SET clause comes from the parameters given (the outcome's columns).
+_RECORD = update(outbox).where(outbox.c.id == bindparam("row_id"))
 
 
 class _PostgresClaims:
     """Each claim locks the next due row nobody else holds (``FOR UPDATE
-    SKIP LOCKED``), so concurrent dispatchers share the queue without
-    waiting on or repeating each other."""
+    SKIP LOCKED``) and keeps the transaction open until the outcome is
+    recorded, so concurrent dispatchers share the queue without waiting on
+    or repeating each other."""
 
-    def next(self) -> OutboxMessage | None:
-        return db.session.scalars(
-            select(OutboxMessage)
-            .where(*_due())
-            .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
-            .limit(1)
-            .with_for_update(skip_locked=True)
-            .execution_options(all_firms=True, populate_existing=True)
-        ).first()
+    def __init__(self, conn: Connection):
+        self.conn = conn
+
+    def next(self) -> Row | None:
+        row = self.conn.execute(_NEXT_DUE, {"moment": now()}).first()
+        if row is None:
+            self.conn.rollback()
+        return row
 
 
 class _SqliteClaims:
@@ -134,74 +161,72 @@ class _SqliteClaims:
     claimer changes the row). The ids are shuffled so that concurrent runs
     mostly try different rows first."""
 
-    def __init__(self, limit: int):
-        self.ids = list(
-            db.session.scalars(
-                select(OutboxMessage.id)
-                .where(*_due())
-                .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
-                .limit(limit)
-                .execution_options(all_firms=True)
-            )
-        )
-        db.session.commit()
+    def __init__(self, conn: Connection, limit: int):
+        self.conn = conn
+        self.ids = list(conn.scalars(_DUE_IDS, {"moment": now(), "limit": limit}))
+        conn.rollback()
         random.shuffle(self.ids)
 
-    def next(self) -> OutboxMessage | None:
+    def next(self) -> Row | None:
         while self.ids:
             outbox_id = self.ids.pop()
             moment = now()
-            claimed = db.session.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.id == outbox_id, *_due())
-                .values(next_attempt_at=moment + timedelta(seconds=CLAIM_LEASE_SECONDS))
-                .execution_options(all_firms=True, synchronize_session=False)
+            lease = moment + timedelta(seconds=CLAIM_LEASE_SECONDS)
+            claimed = self.conn.execute(
+                _LEASE, {"row_id": outbox_id, "moment": moment, "lease": lease}
             ).rowcount
-            db.session.commit()
+            self.conn.commit()
             if claimed == 1:
-                return db.session.scalars(
-                    select(OutboxMessage)
-                    .where(OutboxMessage.id == outbox_id)
-                    .execution_options(all_firms=True, populate_existing=True)
-                ).one()
+                row = self.conn.execute(_BY_ID, {"row_id": outbox_id}).one()
+                self.conn.rollback()
+                return row
         return None
 
 
-def backoff(row: OutboxMessage) -> timedelta:
-    seconds = float(row.retry_backoff_seconds or 0) * 2 ** max(row.attempts - 1, 0)
+def backoff(retry_backoff_seconds: float, attempts: int) -> timedelta:
+    """The wait before the next try after ``attempts`` failed ones."""
+    seconds = float(retry_backoff_seconds or 0) * 2 ** max(attempts - 1, 0)
     return timedelta(seconds=min(seconds, MAX_BACKOFF_SECONDS))
 
 
-def _record_failure(row: OutboxMessage, failure: SendFailed) -> None:
-    row.attempts += 1
-    row.last_error = str(failure)[:2000]
-    row.response = failure.response or {}
-    if failure.permanent or row.attempts >= row.max_attempts:
-        row.status = "failed"
-        row.next_attempt_at = None
-    else:
-        row.next_attempt_at = now() + backoff(row)
-
-
-def send_and_record(row: OutboxMessage, transports: Transports) -> str:
-    """Send one claimed row and commit its outcome (which also releases the
-    PostgreSQL row lock); returns the row's new status."""
+def _outcome(row: Row, transports: Transports) -> dict:
+    """Send one claimed row; the column values that record what happened."""
+    attempts = row.attempts + 1
     try:
         result = transports.send(row)
-    except SendFailed as failure:
-        _record_failure(row, failure)
+    except SendFailed as exc:
+        failure = exc
     except Exception as exc:  # a bug or an unexpected library error
         log.exception("outbox %s: unexpected error while sending", row.id)
-        _record_failure(row, SendFailed(f"internal error: {type(exc).__name__}"))
+        failure = SendFailed(f"internal error: {type(exc).__name__}")
     else:
-        row.status = "sent"
-        row.attempts += 1
-        row.sent_at = now()
-        row.next_attempt_at = None
-        row.last_error = None
-        row.response = result
-    status = row.status
-    db.session.commit()
+        return {
+            "status": "sent",
+            "attempts": attempts,
+            "sent_at": now(),
+            "next_attempt_at": None,
+            "last_error": None,
+            "response": result,
+        }
+    values = {
+        "attempts": attempts,
+        "last_error": str(failure)[:2000],
+        "response": failure.response or {},
+    }
+    if failure.permanent or attempts >= row.max_attempts:
+        values.update(status="failed", next_attempt_at=None)
+    else:
+        values.update(next_attempt_at=now() + backoff(row.retry_backoff_seconds, attempts))
+    return values
+
+
+def send_and_record(conn: Connection, row: Row, transports: Transports) -> str:
+    """Send one claimed row and commit its outcome at once (which also
+    releases the PostgreSQL row lock); returns the row's new status."""
+    values = _outcome(row, transports)
+    conn.execute(_RECORD, {"row_id": row.id, **values})
+    conn.commit()
+    status = values.get("status", row.status)
     log.debug("outbox %s -> %s", row.id, status)
     return status
 
@@ -218,29 +243,34 @@ def _wake(execution_ids: list[int]) -> None:
 
 def deliver_due(limit: int = 200) -> int:
     """Send up to ``limit`` due messages; returns how many were attempted
-    (sent, failed, or rescheduled for a retry)."""
-    claims = _PostgresClaims() if _is_postgres() else _SqliteClaims(limit)
+    (sent, failed, or rescheduled for a retry).
+
+    The loop runs on one connection of its own (a claim, a send and a
+    record per message: a few round trips, no pool checkout in between);
+    this is system work across firms, so it uses the table directly."""
     transports: Transports | None = None
     handled = 0
     finished: list[int] = []
-    try:
-        while handled < limit:
-            row = claims.next()
-            if row is None:
-                break
-            if transports is None:
-                transports = Transports(current_app.config)
-            execution_id = row.execution_id
-            status = send_and_record(row, transports)
-            handled += 1
-            if status in ("sent", "failed") and execution_id:
-                finished.append(execution_id)
-            if len(finished) >= WAKE_EVERY:
-                _wake(finished)
-                finished = []
-    finally:
-        db.session.rollback()
-        if transports is not None:
-            transports.close()
-        _wake(finished)
+    with db.engine.connect() as conn:
+        claims = _PostgresClaims(conn) if _is_postgres() else _SqliteClaims(conn, limit)
+        try:
+            while handled < limit:
+                row = claims.next()
+                if row is None:
+                    break
+                if transports is None:
+                    transports = Transports(current_app.config)
+                status = send_and_record(conn, row, transports)
+                handled += 1
+                if status in ("sent", "failed") and row.execution_id:
+                    finished.append(row.execution_id)
+                if len(finished) >= WAKE_EVERY:
+                    _wake(finished)
+                    finished = []
+        finally:
+            conn.rollback()
+            if transports is not None:
+                transports.close()
+            db.session.rollback()
+            _wake(finished)
     return handled

@@ -11,6 +11,7 @@ encoded words (``email.header``), CR/LF never allowed inside a header.
 from __future__ import annotations
 
 import binascii
+import re
 import secrets
 from email.header import Header
 from email.utils import formataddr, parseaddr
@@ -25,7 +26,12 @@ def _header_text(value: str) -> str:
     return Header(value, "utf-8", maxlinelen=998).encode().replace("\n", CRLF)
 
 
+_BARE_ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9.-]+")
+
+
 def _address(value: str) -> str:
+    if _BARE_ADDRESS.fullmatch(value):
+        return value  # the common case, without the slow parser
     name, address = parseaddr(" ".join(str(value).split()))
     if not address:
         raise ValueError("an e-mail address is required")

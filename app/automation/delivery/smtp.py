@@ -26,7 +26,7 @@ import time
 from email.utils import format_datetime, parseaddr
 
 from app.automation.delivery.errors import SendFailed
-from app.automation.delivery.mime import build_message
+from app.automation.delivery.mime import _BARE_ADDRESS, build_message
 from app.automation.tracking import decorate_html, decorate_text, text_to_html, unsubscribe_url
 from app.clock import now
 
@@ -130,8 +130,8 @@ class SmtpSender:
 
     def send(self, message: bytes, from_address: str, to_address: str) -> dict:
         """Hand one message over; returns what to record. Raises SendFailed."""
-        envelope_from = parseaddr(from_address)[1] or from_address
-        envelope_to = parseaddr(to_address)[1] or to_address
+        envelope_from = envelope_address(from_address)
+        envelope_to = envelope_address(to_address)
         try:
             connection = self._ready_connection()
             connection.sendmail(envelope_from, [envelope_to], message)
@@ -168,6 +168,12 @@ class SmtpSender:
         if self._connection is not None:
             _quietly_close(self._connection)
             self._connection = None
+
+
+def envelope_address(value: str) -> str:
+    if _BARE_ADDRESS.fullmatch(value):
+        return value
+    return parseaddr(value)[1] or value
 
 
 def _no_delay(connection: smtplib.SMTP) -> None:

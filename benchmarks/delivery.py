@@ -1,0 +1,297 @@
+"""Delivery throughput: 10,000 queued e-mails to a local SMTP server.
+
+Queues ``--count`` e-mail outbox rows (rendered by ``build_outbox_row``,
+inserted set-based, their executions waiting on the delivery), starts an
+aiosmtpd server in its own process (so it does not share our GIL), then
+times ``deliver_due`` draining the outbox: per message a claim, the
+composed message with pixel, tracked links and unsubscribe headers over
+one reused SMTP connection, and the ``sent`` commit; executions are woken
+as their messages go. Checks that the server got every Message-ID once.
+
+Uses DATABASE_URL (a fresh PostgreSQL database, dropped afterwards) when
+set, else a temporary SQLite file. The last line is JSON:
+``{"benchmark": "delivery", "metric": "emails_per_s", "value": ..., "unit": "1/s"}``.
+
+    .venv/bin/python benchmarks/delivery.py
+    DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres .venv/bin/python benchmarks/delivery.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+from sqlalchemy import create_engine, insert, text
+from sqlalchemy.engine import make_url
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+HTML = (
+    "<p>Hi {{ contact.first_name }},</p><p>Our <a href='https://example.com/offer'>offer</a> "
+    "and <a href='https://example.com/blog?x=1&amp;y=2'>blog</a>.</p>"
+)
+
+
+def _smtp_process(conn) -> None:
+    """An aiosmtpd server that counts messages and Message-IDs."""
+    import re
+
+    from aiosmtpd.controller import Controller
+
+    message_id = re.compile(rb"^Message-ID: *(<[^>\r\n]*>)", re.MULTILINE | re.IGNORECASE)
+
+    class Counting:
+        def __init__(self):
+            self.ids: dict[str, int] = {}
+
+        async def handle_DATA(self, server, session, envelope):
+            # A regex, not the e-mail parser: the server should cost little.
+            match = message_id.search(envelope.content)
+            key = match.group(1).decode() if match else ""
+            self.ids[key] = self.ids.get(key, 0) + 1
+            return "250 OK"
+
+    class Free(Controller):
+        def _trigger_server(self):
+            self.port = self.server.sockets[0].getsockname()[1]
+            super()._trigger_server()
+
+    handler = Counting()
+    controller = Free(handler, hostname="127.0.0.1", port=0)
+    controller.start()
+    conn.send(controller.port)
+    while True:
+        if conn.recv() == "stop":
+            conn.send((sum(handler.ids.values()), len(handler.ids)))
+            controller.stop()
+            return
+
+
+def _database(base: str | None):
+    if not base:
+        path = Path(tempfile.mkdtemp()) / "delivery-bench.db"
+        return f"sqlite:///{path}", lambda: None
+    url = make_url(base)
+    if url.drivername in ("postgresql", "postgres"):
+        url = url.set(drivername="postgresql+psycopg")
+    name = f"bench_delivery_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+
+    def drop():
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    return url.set(database=name).render_as_string(hide_password=False), drop
+
+
+def _queue(app, count: int) -> float:
+    from app.automation.delivery.outbox import build_outbox_row
+    from app.clock import now
+    from app.extensions import db
+    from app.models import Contact, Firm, OutboxMessage, WorkflowExecution
+    from app.tenancy import firm_context
+    from tests.factories import make_workflow
+
+    firm = Firm(name="Bench")
+    db.session.add(firm)
+    db.session.commit()
+    workflow = make_workflow(
+        firm,
+        nodes=[
+            {
+                "node_id": "mail",
+                "node_type": "send_email",
+                "configuration": {"subject": "Hello {{ contact.first_name }}", "body_html": HTML},
+            }
+        ],
+    )
+    moment = now()
+    with firm_context(firm.id):
+        node = {
+            "node_id": "mail",
+            "node_type": "send_email",
+            "configuration": workflow.nodes[0].configuration,
+        }
+        db.session.execute(
+            insert(Contact),
+            [
+                {
+                    "firm_id": firm.id,
+                    "email": f"person{i}@example.com",
+                    "first_name": f"Person{i}",
+                    "created_at": moment,
+                    "updated_at": moment,
+                }
+                for i in range(count)
+            ],
+        )
+        contacts = db.session.execute(text("SELECT id, email, first_name FROM contacts")).all()
+        db.session.execute(
+            insert(WorkflowExecution),
+            [
+                {
+                    "firm_id": firm.id,
+                    "workflow_id": workflow.id,
+                    "contact_id": contact.id,
+                    "status": "waiting",
+                    "wait_reason": "delivery",
+                    "current_node": "mail",
+                    "idempotency_key": uuid.uuid4().hex,
+                    "created_at": moment,
+                    "updated_at": moment,
+                    "started_at": moment,
+                }
+                for contact in contacts
+            ],
+        )
+        executions = db.session.execute(
+            text("SELECT id, contact_id, workflow_id FROM workflow_executions")
+        ).all()
+        by_contact = {c.id: c for c in contacts}
+        started = time.perf_counter()
+        rows = [
+            build_outbox_row(
+                firm_id=firm.id,
+                execution={"id": e.id, "workflow_id": e.workflow_id},
+                node=node,
+                visit=1,
+                context={"contact": {"first_name": by_contact[e.contact_id].first_name}},
+                contact={
+                    "id": e.contact_id,
+                    "email": by_contact[e.contact_id].email,
+                    "unsubscribed": False,
+                },
+            )
+            for e in executions
+        ]
+        render_seconds = time.perf_counter() - started
+        db.session.execute(insert(OutboxMessage), rows)
+        db.session.commit()
+    return render_seconds
+
+
+def _drain(app, dispatchers: int, batch: int) -> int:
+    """Run ``dispatchers`` concurrent dispatchers (threads, each with its own
+    database session and SMTP connection, as separate workers would) until
+    the outbox is empty; returns the messages they handled."""
+    from app.automation.delivery.dispatcher import deliver_due
+    from app.extensions import db
+
+    totals: list[int] = []
+    errors: list[BaseException] = []
+
+    def run():
+        with app.app_context():
+            total = 0
+            try:
+                while True:
+                    count = deliver_due(limit=batch)
+                    if not count:
+                        break
+                    total += count
+            except BaseException as exc:
+                errors.append(exc)
+            finally:
+                totals.append(total)
+                db.session.remove()
+
+    threads = [threading.Thread(target=run) for _ in range(dispatchers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return sum(totals)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--count", type=int, default=10_000)
+    parser.add_argument("--batch", type=int, default=1000, help="deliver_due(limit=...)")
+    parser.add_argument(
+        "--dispatchers", type=int, default=4, help="concurrent dispatchers (threads)"
+    )
+    args = parser.parse_args()
+
+    parent, child = multiprocessing.Pipe()
+    server = multiprocessing.Process(target=_smtp_process, args=(child,), daemon=True)
+    server.start()
+    port = parent.recv()
+
+    database_url, drop = _database(os.environ.get("DATABASE_URL"))
+    from app import create_app
+    from app.extensions import db
+
+    app = create_app(
+        {
+            "SQLALCHEMY_DATABASE_URI": database_url,
+            "REDIS_URL": None,
+            "SECRET_KEY": "bench",
+            "SMTP_HOST": "127.0.0.1",
+            "SMTP_PORT": port,
+            "MAIL_FROM": "news@bench.test",
+            "BASE_URL": "https://mail.bench.test",
+            "INLINE_RUNNER": False,  # time delivery alone, not the engine it wakes
+            "INLINE_SCHEDULER": False,
+            "RATELIMIT_ENABLED": False,
+        }
+    )
+    try:
+        with app.app_context():
+            db.create_all()
+            render_seconds = _queue(app, args.count)
+            started = time.perf_counter()
+            cpu = time.process_time()
+            delivered = _drain(app, args.dispatchers, args.batch)
+            elapsed = time.perf_counter() - started
+            cpu = time.process_time() - cpu
+            waiting = db.session.execute(
+                text("SELECT count(*) FROM workflow_executions WHERE status = 'waiting'")
+            ).scalar()
+            db.session.remove()
+            db.engine.dispose()
+    finally:
+        parent.send("stop")
+        received, unique = parent.recv()
+        server.join(10)
+        drop()
+
+    backend = "postgresql" if database_url.startswith("postgresql") else "sqlite"
+    print(f"backend: {backend}, dispatchers: {args.dispatchers}")
+    print(f"queued and rendered {args.count} e-mails in {render_seconds:.2f}s (build_outbox_row)")
+    print(
+        f"delivered {delivered} in {elapsed:.2f}s; server received {received}, unique Message-IDs {unique}"
+    )
+    print(f"executions still waiting on delivery: {waiting}")
+    print(
+        f"dispatcher process CPU: {cpu / max(delivered, 1) * 1000:.2f} ms per message; "
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
+    )
+    if received != args.count or unique != args.count:
+        raise SystemExit("some messages were lost or sent twice")
+    print(
+        json.dumps(
+            {
+                "benchmark": "delivery",
+                "metric": "emails_per_s",
+                "value": round(delivered / elapsed, 1),
+                "unit": "1/s",
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
