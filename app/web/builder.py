@@ -15,6 +15,7 @@ from werkzeug.wrappers import Response
 
 from app.auth import login_required_page
 from app.automation.validation import WorkflowInvalid
+from app.automation.workflow_ops import WorkflowOpError, clean_description, clean_name
 from app.extensions import db
 from app.models.audit import record
 from app.web.builder_common import (
@@ -38,9 +39,6 @@ from app.web.builder_graph import (
     remove_edge,
     remove_node,
 )
-
-MAX_NAME = 200
-MAX_DESCRIPTION = 5000
 
 
 def _error(exc: GraphError, status: int = 422):
@@ -202,14 +200,15 @@ def settings_panel(workflow_id: int):
     errors: dict[str, str] = {}
     saved = False
     if request.method == "POST":
-        name = request.form.get("name", "").strip()
-        description = request.form.get("description", "").strip()
-        if not name:
-            errors["name"] = "Give the workflow a name."
-        elif len(name) > MAX_NAME:
-            errors["name"] = f"At most {MAX_NAME} characters."
-        if len(description) > MAX_DESCRIPTION:
-            errors["description"] = f"At most {MAX_DESCRIPTION} characters."
+        # The same name rules as the workflow list and the API.
+        try:
+            name = clean_name(request.form.get("name"))
+        except WorkflowOpError as exc:
+            errors["name"] = exc.message
+        try:
+            description = clean_description(request.form.get("description"))
+        except WorkflowOpError as exc:
+            errors["description"] = exc.message
         if not errors:
             workflow.name = name
             workflow.description = description

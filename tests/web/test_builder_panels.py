@@ -119,6 +119,8 @@ def test_it_saves_the_settings(client, signed_in, alice, acme):
     )
     assert response.status_code == 200
     assert "Settings saved." in response.get_data(as_text=True)
+    # The page title follows (an out-of-band swap).
+    assert 'id="builder-title" hx-disable hx-swap-oob="true"' in response.get_data(as_text=True)
     saved = reload_workflow(workflow)
     assert (saved.name, saved.description) == ("Welcome v2", "New contacts")
     assert (saved.allow_reentry, saved.exit_on_goal, saved.enroll_existing) == (True, False, True)
