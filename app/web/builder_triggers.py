@@ -12,7 +12,7 @@ import typing
 from datetime import datetime
 from typing import Any
 
-from flask import request
+from flask import flash, redirect, request, url_for
 from sqlalchemy import select
 
 from app.auth import login_required_page
@@ -156,6 +156,10 @@ def _panel(workflow: Workflow, status: int = 200, *, editing=None, new=None, mes
             "form_errors": errors,
             "summary": error_summary(errors),
         }
+    if message and status == 200 and not is_htmx():
+        # A plain form post: redirect, so a reload does not post again.
+        flash(message)
+        return redirect(url_for("builder.triggers_panel", workflow_id=workflow.id))
     families: dict[str, list[TriggerType]] = {}
     for kind in TRIGGER_TYPES.values():
         families.setdefault(kind.family, []).append(kind)

@@ -92,6 +92,13 @@ def test_it_configures_disables_enables_and_removes_a_trigger(client, signed_in,
     assert post(client, token, base + "/delete").status_code == 200
     assert reload_workflow(workflow).triggers == []
     assert post(client, token, base + "/delete").status_code == 404
+    plain = client.post(
+        url(workflow, "/triggers"), data={"csrf_token": token, "trigger_type": "api"}
+    )
+    assert plain.status_code == 302 and plain.headers["Location"].endswith(
+        url(workflow, "/triggers")
+    )
+    assert [t.trigger_type for t in reload_workflow(workflow).triggers] == ["api"]
 
 
 def test_another_firm_cannot_touch_the_triggers(client, signed_in, charlie, acme):
