@@ -71,10 +71,15 @@ def claim_ready(limit: int, owner: str, ids: list[int] | None = None) -> list[di
         pick = pick.where(table.c.id.in_(list(ids)))
     pick = pick.order_by(table.c.id).limit(limit)
     if is_postgres():
-        pick = pick.with_for_update(skip_locked=True)
+        # A materialized CTE runs the SKIP LOCKED pick exactly once; as an
+        # IN (subquery) the planner may re-run it and lease more than limit.
+        picked = pick.with_for_update(skip_locked=True).cte("picked").prefix_with("MATERIALIZED")
+        where = (table.c.id == picked.c.id, ready_clause(moment))
+    else:
+        where = (table.c.id.in_(pick.scalar_subquery()), ready_clause(moment))
     stmt = (
         update(table)
-        .where(table.c.id.in_(pick.scalar_subquery()), ready_clause(moment))
+        .where(*where)
         .values(lease_owner=owner, lease_until=moment + lease)
         .returning(*COLUMNS)
     )

@@ -11,14 +11,15 @@ the transaction commits once. Any error rolls everything back.
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 
-from sqlalchemy import bindparam, delete, func, select, tuple_, update
+from sqlalchemy import delete, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from app.automation.engine_bulk import bulk_insert, bulk_update
 from app.automation.engine_claim import is_postgres
 from app.automation.nodes.executors.base import Effects
+from app.clock import now
 from app.extensions import db
 from app.models import (
     Contact,
@@ -83,15 +84,8 @@ def write_back(owner: str, effects: list[Effects], state) -> list[Effects]:
 
 def _outbox(conn, kept: list[Effects]) -> None:
     rows = [row for e in kept for row in e.outbox]
-    if rows:
-        table = OutboxMessage.__table__
-        columns = set(table.c.keys())
-        rows = [{k: v for k, v in row.items() if k in columns} for row in rows]
-        stmt = _insert(table).on_conflict_do_nothing(
-            index_elements=["execution_id", "node_id", "visit"]
-        )
-        for group in _same_keys(rows):
-            conn.execute(stmt, group)
+    # A re-run finds the step's row already there and keeps it (rule 3).
+    bulk_insert(conn, OutboxMessage.__table__, rows, conflict=("execution_id", "node_id", "visit"))
 
 
 def _same_keys(rows: list[dict]) -> list[list[dict]]:
@@ -103,36 +97,14 @@ def _same_keys(rows: list[dict]) -> list[list[dict]]:
 
 
 def _flow_states(conn, kept: list[Effects]) -> None:
-    new = []
-    changed = []
+    new, changed = [], []
     for e in kept:
         for row in e.flow:
-            (changed if row["exists"] else new).append(row)
-    if new:
-        stmt = flows.insert()
-        conn.execute(stmt, [{k: v for k, v in row.items() if k != "exists"} for row in new])
-    if changed:
-        for group in _same_keys([{k: v for k, v in r.items() if k != "exists"} for r in changed]):
-            values = {k: bindparam(f"v_{k}") for k in group[0] if k not in _FLOW_KEY}
-            stmt = (
-                update(flows)
-                .where(
-                    flows.c.execution_id == bindparam("k_execution_id"),
-                    flows.c.node_id == bindparam("k_node_id"),
-                    flows.c.visit == bindparam("k_visit"),
-                )
-                .values(**values)
+            (changed if row["exists"] else new).append(
+                {k: v for k, v in row.items() if k != "exists"}
             )
-            conn.execute(
-                stmt,
-                [
-                    {(f"k_{k}" if k in _FLOW_KEY else f"v_{k}"): v for k, v in row.items()}
-                    for row in group
-                ],
-            )
-
-
-_FLOW_KEY = ("execution_id", "node_id", "visit")
+    bulk_insert(conn, flows, new)
+    bulk_update(conn, flows, changed, keys=("execution_id", "node_id", "visit"))
 
 
 def _dead_letters(conn, kept: list[Effects]) -> None:
@@ -158,22 +130,18 @@ _EXECUTION_COLUMNS = (
 
 
 def _executions(conn, owner: str, kept: list[Effects]) -> None:
-    if not kept:
-        return
-    stmt = (
-        update(executions)
-        .where(executions.c.id == bindparam("b_id"), executions.c.lease_owner == owner)
-        .values(
-            lease_owner=None,
-            lease_until=None,
-            **{name: bindparam(f"b_{name}") for name in _EXECUTION_COLUMNS},
-        )
-    )
-    params = [
-        {"b_id": e.execution_id, **{f"b_{k}": e.execution[k] for k in _EXECUTION_COLUMNS}}
+    rows = [
+        {"id": e.execution_id, **{k: e.execution[k] for k in _EXECUTION_COLUMNS}}
         for e in sorted(kept, key=lambda e: e.execution_id)
     ]
-    conn.execute(stmt, params)
+    bulk_update(
+        conn,
+        executions,
+        rows,
+        keys=("id",),
+        fixed={"lease_owner": None, "lease_until": None},
+        where_equal={"lease_owner": owner},
+    )
 
 
 # -- CRM ----------------------------------------------------------------------
@@ -186,12 +154,8 @@ def _crm(conn, kept: list[Effects], state) -> None:
         _lists(conn, firm_effects)
     _contacts(conn, kept)
     _deals(conn, kept)
-    tasks = [row for e in kept for row in e.tasks]
-    if tasks:
-        conn.execute(Task.__table__.insert(), tasks)
-    notes = [row for e in kept for row in e.notifications]
-    if notes:
-        conn.execute(Notification.__table__.insert(), notes)
+    bulk_insert(conn, Task.__table__, [row for e in kept for row in e.tasks])
+    bulk_insert(conn, Notification.__table__, [row for e in kept for row in e.notifications])
 
 
 def _tags(conn, firm_id: int, firm_effects: list[Effects], state) -> None:
@@ -212,9 +176,11 @@ def _tags(conn, firm_id: int, firm_effects: list[Effects], state) -> None:
         known = state.firm_tags(firm_id, names | set(missing))
     if adds:
         rows = sorted({(c, known[n]) for _, c, n in adds})
-        conn.execute(
-            _insert(contact_tags).on_conflict_do_nothing(),
+        bulk_insert(
+            conn,
+            contact_tags,
             [{"contact_id": c, "tag_id": t, "created_at": state.moment} for c, t in rows],
+            conflict=(),
         )
     if removes:
         pairs = sorted({(c, known[n]) for _, c, n in removes if n in known})
@@ -240,9 +206,11 @@ def _lists(conn, firm_effects: list[Effects]) -> None:
     adds = sorted({pair for e in firm_effects for pair in e.list_adds})
     removes = sorted({pair for e in firm_effects for pair in e.list_removes})
     if adds:
-        conn.execute(
-            _insert(list_members).on_conflict_do_nothing(),
-            [{"contact_id": c, "list_id": lst} for c, lst in adds],
+        bulk_insert(
+            conn,
+            list_members,
+            [{"contact_id": c, "list_id": lst, "created_at": now()} for c, lst in adds],
+            conflict=(),
         )
     if removes:
         conn.execute(
@@ -273,33 +241,26 @@ def _contacts(conn, kept: list[Effects]) -> None:
     if not merged:
         return
     contacts = Contact.__table__
+    moment = kept[0].execution["updated_at"]
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for contact_id in sorted(merged):
         change = merged[contact_id]
-        shape = (bool(change["score"]), tuple(sorted(change["set"])), bool(change["custom"]))
-        params = {"c_id": contact_id, "c_delta": change["score"], "c_custom": change["custom"]}
-        params.update({f"c_{k}": v for k, v in change["set"].items()})
-        groups[shape].append(params)
-    moment = kept[0].execution["updated_at"]
-    for (has_delta, columns, has_custom), params in groups.items():
-        values: dict = {"updated_at": moment}
-        values.update({name: bindparam(f"c_{name}") for name in columns})
-        if has_delta and "score" not in columns:
-            values["score"] = contacts.c.score + bindparam("c_delta")
-        if has_custom:
-            values["custom_fields"] = _json_merge(contacts.c.custom_fields)
-            for p in params:
-                p["c_custom"] = json.dumps(p["c_custom"])
-        stmt = update(contacts).where(contacts.c.id == bindparam("c_id")).values(**values)
-        conn.execute(stmt, params)
-
-
-def _json_merge(column):
-    if is_postgres():
-        return func.coalesce(column, func.cast("{}", postgresql.JSONB)).op("||")(
-            func.cast(bindparam("c_custom"), postgresql.JSONB)
+        row = {"id": contact_id, "updated_at": moment, **change["set"]}
+        delta = bool(change["score"]) and "score" not in change["set"]
+        if delta:
+            row["score"] = change["score"]
+        if change["custom"]:
+            row["custom_fields"] = change["custom"]
+        groups[(delta, tuple(sorted(row)))].append(row)
+    for (delta, _), rows in groups.items():
+        bulk_update(
+            conn,
+            contacts,
+            rows,
+            keys=("id",),
+            increments=("score",) if delta else (),
+            json_merge=("custom_fields",),
         )
-    return func.json_patch(func.coalesce(column, "{}"), bindparam("c_custom"))
 
 
 def _deals(conn, kept: list[Effects]) -> None:

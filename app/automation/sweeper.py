@@ -38,11 +38,12 @@ def make_due_waits_ready(kick: bool = True) -> int:
         due = and_(table.c.status == "waiting", table.c.wake_at <= moment)
         pick = select(table.c.id).where(due).order_by(table.c.id).limit(WAKE_BATCH)
         if is_postgres():
-            pick = pick.with_for_update(skip_locked=True)
+            picked = pick.with_for_update(skip_locked=True).cte("due").prefix_with("MATERIALIZED")
+            where = (table.c.id == picked.c.id, due)
+        else:
+            where = (table.c.id.in_(pick.scalar_subquery()), due)
         stmt = (
-            update(table)
-            .where(table.c.id.in_(pick.scalar_subquery()), due)
-            .values(status="running", lease_owner=None, lease_until=None)
+            update(table).where(*where).values(status="running", lease_owner=None, lease_until=None)
         )
         try:
             count = db.session.connection().execute(stmt).rowcount

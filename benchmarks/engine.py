@@ -1,0 +1,291 @@
+"""Engine throughput: 20,000 contacts through a five-step workflow.
+
+add_tag -> condition (has the tag) -> send_email (an outbox row; no SMTP
+configured, so "recorded") -> update_contact (score +10) -> goal.
+
+With ``DATABASE_URL`` and ``REDIS_URL`` it creates a fresh PostgreSQL
+database, enrolls the contacts, starts ``--workers`` real ``worker.py``
+processes (default 2) on a private queue prefix and times them from the
+kick until every execution has finished. Without them it uses a temporary
+SQLite file and advances the batches in this process (the embedded mode).
+It cleans up (database, Redis keys, processes) and prints its figures last
+as JSON lines: ``node_steps_per_s``, ``executions_per_s``, ``worker_rss_mb``.
+
+    .venv/bin/python benchmarks/engine.py
+    DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres \\
+        REDIS_URL=redis://127.0.0.1:6379/0 .venv/bin/python benchmarks/engine.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+NODES = [
+    ("tag", "add_tag", {"tag": "bench"}),
+    ("check", "condition", {"rules": [{"tag": "bench", "op": "has"}]}),
+    ("mail", "send_email", {"subject": "Hi {{ contact.first_name }}", "body_text": "Hello!"}),
+    ("score", "update_contact", {"fields": {"score": "+10"}}),
+    ("done", "goal", {"goal_value": 1}),
+]
+EDGES = [
+    ("tag", "check", None),
+    ("check", "mail", "yes"),
+    ("mail", "score", None),
+    ("score", "done", None),
+]
+
+
+def _database(base: str | None):
+    if not base:
+        path = Path(tempfile.mkdtemp()) / "engine-bench.db"
+        return f"sqlite:///{path}", lambda: path.unlink(missing_ok=True)
+    url = make_url(base.replace("postgresql://", "postgresql+psycopg://", 1))
+    name = f"engine_bench_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+
+    def drop():
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    return url.set(database=name).render_as_string(hide_password=False), drop
+
+
+def _setup(count: int):
+    """A firm, a user, the active workflow and ``count`` enrolled contacts."""
+    from app.automation.enrollment import enroll
+    from app.clock import now
+    from app.extensions import db
+    from app.models import (
+        Contact,
+        Firm,
+        User,
+        Workflow,
+        WorkflowEdge,
+        WorkflowNode,
+        WorkflowTrigger,
+    )
+    from app.tenancy import firm_context
+
+    firm = Firm(name="Bench")
+    db.session.add(firm)
+    db.session.commit()
+    with firm_context(firm.id):
+        user = User(email="bench@example.com", role="admin")
+        workflow = Workflow(name="Bench")
+        db.session.add_all([user, workflow])
+        db.session.flush()
+        db.session.add(WorkflowTrigger(workflow_id=workflow.id, trigger_type="manual"))
+        nodes = {}
+        for key, node_type, config in NODES:
+            nodes[key] = WorkflowNode(
+                workflow_id=workflow.id, node_id=key, node_type=node_type, configuration=config
+            )
+            db.session.add(nodes[key])
+        db.session.flush()
+        for source, target, kind in EDGES:
+            db.session.add(
+                WorkflowEdge(
+                    workflow_id=workflow.id,
+                    source_node_id=nodes[source].id,
+                    target_node_id=nodes[target].id,
+                    condition_type=kind,
+                )
+            )
+        db.session.flush()
+        workflow.activate(user)
+        db.session.commit()
+        moment = now()
+        table = Contact.__table__
+        rows = [
+            {
+                "firm_id": firm.id,
+                "email": f"c{i}@bench.example.com",
+                "first_name": f"C{i}",
+                "last_name": "",
+                "phone": "",
+                "score": 0,
+                "timezone": "UTC",
+                "custom_fields": {},
+                "unsubscribed": False,
+                "created_at": moment,
+                "updated_at": moment,
+            }
+            for i in range(count)
+        ]
+        ids = list(db.session.execute(table.insert().returning(table.c.id), rows).scalars())
+        db.session.commit()
+        enroll(workflow, ids, trigger_type="manual")
+
+
+def _finished() -> int:
+    from app.extensions import db
+    from app.models import WorkflowExecution
+
+    table = WorkflowExecution.__table__
+    stmt = select(func.count()).where(table.c.status.notin_(("running", "waiting")))
+    value = db.session.connection().execute(stmt).scalar()
+    db.session.rollback()
+    return int(value or 0)
+
+
+def _statuses() -> dict:
+    from app.extensions import db
+    from app.models import WorkflowExecution
+
+    table = WorkflowExecution.__table__
+    stmt = select(table.c.status, func.count()).group_by(table.c.status)
+    return dict(db.session.connection().execute(stmt).all())
+
+
+def _steps() -> int:
+    from app.extensions import db
+    from app.models import ContactFlowState
+
+    stmt = select(func.count()).select_from(ContactFlowState.__table__)
+    return int(db.session.connection().execute(stmt).scalar() or 0)
+
+
+def _peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _run_workers(app, count: int, workers: int, database_url: str, prefix: str, timeout: float):
+    from rq import Worker
+
+    from app.queue import kick_engine, redis_connection
+
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "REDIS_URL": app.config["REDIS_URL"],
+        "QUEUE_PREFIX": prefix,
+        "LOG_LEVEL": "WARNING",
+    }
+    procs = [
+        subprocess.Popen([sys.executable, str(ROOT / "worker.py")], cwd=ROOT, env=env)
+        for _ in range(workers)
+    ]
+    try:
+        connection = redis_connection()
+        deadline = time.monotonic() + 60
+        while len(Worker.all(connection=connection)) < workers and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.5)
+        started = time.monotonic()
+        kick_engine()
+        while _finished() < count and time.monotonic() - started < timeout:
+            time.sleep(0.05)
+        elapsed = time.monotonic() - started
+        rss = max(_peak_rss_mb(proc.pid) for proc in procs)
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    return elapsed, rss
+
+
+def _run_inline(count: int, timeout: float):
+    from app.automation.engine import advance_ready_batch
+
+    started = time.monotonic()
+    while _finished() < count and time.monotonic() - started < timeout:
+        if not advance_ready_batch()["executions"]:
+            time.sleep(0.01)
+    elapsed = time.monotonic() - started
+    return elapsed, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="Engine throughput benchmark")
+    parser.add_argument("--contacts", type=int, default=20_000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=None, help="ENGINE_BATCH_SIZE")
+    parser.add_argument("--timeout", type=float, default=240.0)
+    args = parser.parse_args()
+    if args.batch:
+        os.environ["ENGINE_BATCH_SIZE"] = str(args.batch)
+
+    database_url, drop = _database(os.environ.get("DATABASE_URL"))
+    redis_url = os.environ.get("REDIS_URL") or None
+    prefix = f"bench-{uuid.uuid4().hex[:8]}"
+    from app import create_app
+    from app.extensions import db
+
+    app = create_app(
+        {
+            "SQLALCHEMY_DATABASE_URI": database_url,
+            "REDIS_URL": redis_url,
+            "QUEUE_PREFIX": prefix,
+            "INLINE_SCHEDULER": False,
+            "INLINE_RUNNER": False,
+            "SMTP_HOST": None,
+        }
+    )
+    try:
+        with app.app_context():
+            db.create_all()
+            _setup(args.contacts)
+            if redis_url:
+                from app.queue import redis_connection
+
+                connection = redis_connection()
+                for key in connection.scan_iter(f"*{prefix}*"):
+                    connection.delete(key)  # start timing from our own kick
+                elapsed, rss = _run_workers(
+                    app, args.contacts, args.workers, database_url, prefix, args.timeout
+                )
+                mode = f"{args.workers} workers, PostgreSQL + Redis"
+            else:
+                elapsed, rss = _run_inline(args.contacts, args.timeout)
+                mode = "in-process, " + db.engine.dialect.name
+            steps, finished, statuses = _steps(), _finished(), _statuses()
+            if redis_url:
+                for key in redis_connection().scan_iter(f"*{prefix}*"):
+                    redis_connection().delete(key)
+            db.session.remove()
+            db.engine.dispose()
+    finally:
+        drop()
+    print(
+        f"# {mode}: {finished}/{args.contacts} executions {statuses}, {steps} steps in {elapsed:.2f}s"
+    )
+    for metric, value, unit in (
+        ("node_steps_per_s", steps / elapsed, "1/s"),
+        ("executions_per_s", finished / elapsed, "1/s"),
+        ("worker_rss_mb", rss, "MB"),
+    ):
+        print(
+            json.dumps(
+                {"benchmark": "engine", "metric": metric, "value": round(value, 1), "unit": unit}
+            )
+        )
+    return 0 if finished == args.contacts else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
