@@ -36,6 +36,9 @@ def create_app(overrides: dict | None = None) -> Flask:
 
     configure_database(app)
     _register_request_hooks(app)
+    from app.queue import init_app as init_queue
+
+    init_queue(app)  # the in-process scheduler, when there is no Redis
     _register_blueprints(app)
 
     from app.cli import register_commands
