@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.clock import now
@@ -38,8 +38,15 @@ class WorkflowExecution(FirmScoped, Timestamps, db.Model):
         Index("ix_executions_firm_workflow_status", "firm_id", "workflow_id", "status"),
         Index("ix_executions_workflow_contact", "workflow_id", "contact_id"),
         Index("ix_executions_firm_created", "firm_id", "created_at"),
-        # Analytics: a workflow's executions started in a period.
+        # Analytics: a workflow's executions started in a period, and its
+        # (few) test runs, which never count.
         Index("ix_executions_workflow_started", "workflow_id", "started_at"),
+        Index(
+            "ix_executions_workflow_test_runs",
+            "workflow_id",
+            postgresql_where=text("test_mode"),
+            sqlite_where=text("test_mode"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

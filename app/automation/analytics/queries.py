@@ -50,6 +50,7 @@ class Period:
         self.lo = datetime.combine(start, time.min, tzinfo=UTC) if start else None
         self.hi = datetime.combine(end + timedelta(days=1), time.min, tzinfo=UTC) if end else None
         self._whole: bool | None = None
+        self._test_ids: list[int] | None = None
 
     def execution_filter(self) -> list:
         conditions = [E.workflow_id == self.workflow_id, E.test_mode.is_(False)]
@@ -62,8 +63,12 @@ class Period:
     def execution_ids(self):
         return select(E.id).where(*self.execution_filter())
 
-    def test_run_ids(self):
-        return select(E.id).where(E.workflow_id == self.workflow_id, E.test_mode.is_(True))
+    def test_run_ids(self) -> list[int]:
+        """The workflow's test runs (few; found by a partial index)."""
+        if self._test_ids is None:
+            stmt = select(E.id).where(E.workflow_id == self.workflow_id, E.test_mode)
+            self._test_ids = list(db.session.scalars(stmt))
+        return self._test_ids
 
     @property
     def whole(self) -> bool:
@@ -105,11 +110,14 @@ class Period:
 
     def test_states(self, *columns):
         """The test runs' states, to subtract from a whole-history count
-        (test runs are few; found through the execution_id index)."""
+        (found through the execution_id index); None without test runs."""
+        ids = self.test_run_ids()
+        if not ids:
+            return None
         return (
             select(*columns)
             .select_from(S)
-            .where(S.workflow_id == self.workflow_id, S.execution_id.in_(self.test_run_ids()))
+            .where(S.workflow_id == self.workflow_id, S.execution_id.in_(ids))
         )
 
     def restrict(self, column) -> list:
@@ -318,8 +326,9 @@ def flow_stats(period: Period, detail: bool = True) -> tuple[dict, dict, dict]:
 
     groups: list = []
     run(period.states(*columns), 1, groups)
-    if period.whole:
-        run(period.test_states(*columns), -1, groups)
+    tests = period.test_states(*columns) if period.whole else None
+    if tests is not None:
+        run(tests, -1, groups)
 
     nodes: dict[str, dict[str, Any]] = {}
     transitions: dict[tuple[str, str], int] = {}
