@@ -18,7 +18,7 @@ from app.automation.definition import definition_of
 from app.automation.validation import WorkflowInvalid, validate_workflow
 from app.clock import now
 from app.extensions import db
-from app.models import ContactFlowState, Firm, WorkflowExecution
+from app.models import ContactFlowState, Firm, Workflow, WorkflowExecution
 from app.models.audit import record
 from app.models.execution import ACTIVE_STATUSES
 from app.models.workflow import WorkflowVersion
@@ -85,9 +85,17 @@ def list_versions(workflow) -> list[WorkflowVersion]:
     return list(db.session.scalars(stmt))
 
 
+def _lock(workflow) -> None:
+    """Serialize publications of one workflow (PostgreSQL row lock until
+    commit; SQLite serializes writers anyway), so two publishers cannot
+    both take the next version number."""
+    db.session.execute(select(Workflow.id).where(Workflow.id == workflow.id).with_for_update())
+
+
 def snapshot(workflow, user=None) -> WorkflowVersion:
     """Store the current graph as the next immutable version."""
-    number = (workflow.version or 0) + 1
+    latest = latest_version(workflow)
+    number = max(latest.number if latest else 0, workflow.version or 0) + 1
     version = WorkflowVersion(
         workflow_id=workflow.id,
         firm_id=workflow.firm_id,
@@ -130,7 +138,7 @@ def _next_number(workflow, definition: dict) -> int:
     version = latest_version(workflow)
     if version is not None and version.definition == definition:
         return version.number
-    return (workflow.version or 0) + 1
+    return max(version.number if version else 0, workflow.version or 0) + 1
 
 
 def activate_workflow(workflow, user=None) -> WorkflowVersion:
@@ -152,6 +160,7 @@ def activate_workflow(workflow, user=None) -> WorkflowVersion:
         raise ApprovalRequired(
             "sent to an admin for approval: it goes live when an admin approves it", request
         )
+    _lock(workflow)
     version = _version_for(workflow, _check_valid(workflow), user)
     workflow.status = "active"
     workflow.activated_at = now()
@@ -246,6 +255,7 @@ def publish(
     if needs_approval(workflow, user):
         raise ApprovalRequired("publishing needs an admin's approval in this firm")
     mapping = dict(mapping or {})
+    _lock(workflow)
     definition = _check_valid(workflow)
     new_types = {node["node_id"]: node["node_type"] for node in definition["nodes"]}
     bad = [
@@ -364,6 +374,7 @@ def rollback(
     if needs_approval(workflow, user):
         raise ApprovalRequired("rolling back needs an admin's approval in this firm")
     try:
+        _lock(workflow)
         apply_definition(workflow, old.definition)
         result = publish(workflow, user, mapping, keep_on_old_version, commit=False)
     except Exception:

@@ -256,3 +256,39 @@ def test_a_bulk_update_of_versions_is_refused(acme, live):
 
     with firm_context(acme.id), pytest.raises(ImmutableVersion):
         db.session.execute(update(WorkflowVersion).values(definition={}))
+
+
+@pytest.mark.postgres
+def test_concurrent_publishes_take_one_version_number_each(app, acme, live, alice):
+    """Two publishers at once: the row lock orders them; no duplicate number."""
+    import threading
+
+    _edit(acme, live, lambda d: d["nodes"][2]["configuration"].update(subject="Concurrent"))
+    barrier = threading.Barrier(2)
+    results, errors = [], []
+    # Plain values: the fixtures' objects belong to this thread's session.
+    workflow_id, user_id, firm_id = live.id, alice.id, acme.id
+    Workflow, User = type(live), type(alice)
+
+    def run():
+        with app.app_context(), firm_context(firm_id):
+            try:
+                workflow = db.session.get(Workflow, workflow_id)
+                user = db.session.get(User, user_id)
+                barrier.wait(timeout=10)
+                version, _ = publish(workflow, user)
+                results.append(version.number)
+            except Exception as exc:  # the failure this test guards against
+                errors.append(exc)
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert errors == []
+    assert sorted(results) == [2, 2]
+    with firm_context(acme.id):
+        assert [v.number for v in list_versions(live)] == [2, 1]
