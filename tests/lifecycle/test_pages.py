@@ -239,7 +239,9 @@ def test_activating_from_the_workflow_list_asks_for_approval(client, auth, acme,
         set_requires_approval(db.session.get(type(acme), acme.id), True)
     auth.login(bob)
     token = auth.csrf_token("/automation")
-    response = client.post(f"/automation/{workflow.id}/activate", data={"csrf_token": token})
+    response = client.post(
+        f"/automation/{workflow.id}/activate", data={"csrf_token": token}, follow_redirects=True
+    )
     assert response.status_code < 500
     assert "approval" in response.get_data(as_text=True)
     with firm_context(acme.id):
