@@ -548,10 +548,14 @@
     say("The server refused that (" + event.detail.xhr.status + ").", true);
   });
 
+  function plural(count, word) {
+    return count + " " + word + (String(count) === "1" ? "" : "s");
+  }
+
   function paintLive() {
     graph.querySelectorAll("[data-live-for]").forEach(function (text) {
       var c = liveCounts && liveCounts[text.getAttribute("data-live-for")];
-      text.textContent = c ? "⏳ " + c.waiting + " waiting · " + c.visits + " visits" : "";
+      text.textContent = c ? "⏳ " + c.waiting + " waiting · " + plural(c.visits, "visit") : "";
     });
   }
 
@@ -559,7 +563,7 @@
     svg.classList.toggle("overlay-on", !!overlayData);
     graph.querySelectorAll("[data-overlay-for]").forEach(function (text) {
       var n = overlayData && overlayData.nodes[text.getAttribute("data-overlay-for")];
-      text.textContent = n ? "👣 " + n.visits + " visits · ↘ " + n.dropOff + " stopped" : "";
+      text.textContent = n ? "👣 " + plural(n.visits, "visit") + " · ↘ " + n.dropOff + " stopped" : "";
     });
     graph.querySelectorAll(".edge").forEach(function (edge) {
       var label = edge.querySelector(".edge-count");

@@ -8,11 +8,15 @@ happened), activate. Screenshots go to test-artifacts/.
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
+import time_machine
 from playwright.sync_api import expect
 from sqlalchemy import select
 
+from app.automation.engine import drain
+from app.clock import now
 from app.extensions import db
 from app.models import Workflow
 from app.tenancy import firm_context
@@ -134,9 +138,20 @@ def test_a_marketer_builds_and_activates_the_welcome_campaign(
     # Activate from the builder.
     page.get_by_role("button", name="Activate").click()
     page.locator("#workflow-status", has_text="active").wait_for()
-    # Live counts appear on the nodes (polled every 5 s while active).
-    page.locator('[data-live-for="wait_2_days"]', has_text="waiting").wait_for()
+    # A new contact enters (contact_created); the canvas counts, polled every
+    # 5 s, show it waiting on the 48-hour wait, then, two days later, at the goal.
+    page.locator('[data-live-for="wait_2_days"]', has_text="0 waiting").wait_for()
+    make_contact(acme, email="grace@example.com", first_name="Grace")
+    drain()
+    expect(page.locator('[data-live-for="wait_2_days"]')).to_contain_text(
+        "1 waiting", timeout=12_000
+    )
     screenshot(page, "builder-welcome-campaign-active")
+    with time_machine.travel(now() + timedelta(hours=49), tick=True):
+        drain()
+        expect(page.locator('[data-live-for="goal"]')).to_contain_text("1 visit", timeout=12_000)
+    expect(page.locator('[data-live-for="wait_2_days"]')).to_contain_text("0 waiting")
+    screenshot(page, "builder-welcome-campaign-goal-reached")
 
     # A test run for Ada: each step listed, the path lit on the canvas.
     open_panel(page, "Test run", "#test-contact")
