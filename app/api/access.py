@@ -25,7 +25,7 @@ from flask import current_app, g, request
 from flask_limiter.util import get_remote_address
 from sqlalchemy import select
 
-from app.api.core import SAFE_METHODS, api_bp
+from app.api.core import SAFE_METHODS, api_bp, max_id_of
 from app.api.errors import ApiError, not_found
 from app.extensions import csrf, db, limiter
 
@@ -79,7 +79,12 @@ def install() -> None:
 
 
 def get_or_404(model, object_id: int, *options, what: str | None = None):
-    """The current firm's ``model`` row with this id, or a 404 ApiError."""
+    """The current firm's ``model`` row with this id, or a 404 ApiError.
+
+    An id beyond the column's range cannot exist: 404 without asking the
+    database (PostgreSQL would refuse the comparison)."""
+    if not 0 < object_id <= max_id_of(model.id):
+        raise not_found(what or model.__name__.lower())
     stmt = select(model).where(model.id == object_id)
     if options:
         stmt = stmt.options(*options)

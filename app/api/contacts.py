@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from app.api.access import get_or_404
-from app.api.core import endpoint
+from app.api.core import DbId, endpoint
 from app.api.errors import ApiError
 from app.api.graph import referenced
 from app.api.pagination import PageQuery, page_of, paginate
@@ -32,7 +32,7 @@ RELATED = (selectinload(Contact.tags), selectinload(Contact.lists))
 class ContactQuery(PageQuery):
     email: str | None = Field(default=None, max_length=320, description="exact e-mail address")
     tag: str | None = Field(default=None, max_length=100, description="contacts with this tag")
-    list: int | None = Field(default=None, description="members of this list")
+    list: DbId | None = Field(default=None, description="members of this list")
 
 
 def load_contact(contact_id: int) -> Contact:

@@ -14,10 +14,10 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import wraps
-from typing import Any
+from typing import Annotated, Any
 
 from flask import Blueprint, Response, request
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from app.api.errors import ApiError, pydantic_fields, validation_error
 
@@ -27,6 +27,18 @@ api_bp = Blueprint("api", __name__, url_prefix="/api/v1", template_folder="templ
 docs_bp = Blueprint("api_docs", __name__, url_prefix="/api", template_folder="templates")
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+# Ids in bodies and query strings: positive and within PostgreSQL's INTEGER,
+# so an absurd id is a 400 naming the field, not a database error.
+MAX_ID = 2**31 - 1
+DbId = Annotated[int, Field(ge=1, le=MAX_ID)]
+
+
+def max_id_of(column) -> int:
+    """The largest id a primary-key column can hold (BIGINT or INTEGER)."""
+    from sqlalchemy import BigInteger
+
+    return 2**63 - 1 if isinstance(column.type, BigInteger) else MAX_ID
 
 
 class Input(BaseModel):

@@ -9,7 +9,7 @@ from pydantic import Field
 from sqlalchemy import select
 
 from app.api.access import get_or_404
-from app.api.core import endpoint
+from app.api.core import DbId, endpoint
 from app.api.errors import ApiError, validation_error
 from app.api.graph import referenced
 from app.api.pagination import PageQuery, page_of, paginate
@@ -170,7 +170,7 @@ def delete_form(form_id: int):
 
 
 class DealQuery(PageQuery):
-    contact: int | None = None
+    contact: DbId | None = None
     status: str | None = Field(default=None, max_length=10)
 
 
@@ -240,8 +240,8 @@ def delete_deal(deal_id: int):
 
 
 class TaskQuery(PageQuery):
-    contact: int | None = None
-    assignee: int | None = None
+    contact: DbId | None = None
+    assignee: DbId | None = None
     status: str | None = Field(default=None, max_length=10)
 
 

@@ -19,6 +19,7 @@ from flask import Blueprint, jsonify, request
 from flask_limiter.errors import RateLimitExceeded
 from flask_wtf.csrf import CSRFError
 from pydantic import ValidationError
+from sqlalchemy.exc import DataError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.routing import RequestRedirect
 
@@ -148,6 +149,16 @@ def handle_validation_error(exc: ValidationError):
     return handle_api_error(validation_error(pydantic_fields(exc)))
 
 
+def handle_data_error(exc: DataError):
+    """A value the database cannot hold (an id past INTEGER's range, say)
+    is bad input, not a server fault."""
+    from app.extensions import db
+
+    db.session.rollback()
+    log.info("API input rejected by the database: %s", exc.orig)
+    return error_response(400, "invalid_value", "a value in the request is out of range")
+
+
 def handle_unexpected(exc: Exception):
     if isinstance(exc, HTTPException):
         return handle_http_exception(exc)
@@ -165,6 +176,7 @@ def install(bp: Blueprint, app_hooks_bp: Blueprint) -> None:
         target.register_error_handler(ApiError, handle_api_error)
         target.register_error_handler(ValidationError, handle_validation_error)
         target.register_error_handler(HTTPException, handle_http_exception)
+        target.register_error_handler(DataError, handle_data_error)
         target.register_error_handler(Exception, handle_unexpected)
 
     @bp.before_app_request

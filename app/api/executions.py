@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from app.api.access import get_or_404
-from app.api.core import endpoint
+from app.api.core import DbId, endpoint
 from app.api.errors import ApiError
 from app.api.pagination import PageQuery, page_of, paginate
 from app.api.schemas.automation import ExecutionDetail, ExecutionOut, FlowVisualization
@@ -25,13 +25,13 @@ class ExecutionFilters(PageQuery):
     status: (
         Literal["running", "waiting", "completed", "goal_reached", "failed", "canceled"] | None
     ) = None
-    contact: int | None = None
+    contact: DbId | None = None
     start: date | None = Field(default=None, description="started on or after (YYYY-MM-DD)")
     end: date | None = Field(default=None, description="started on or before (YYYY-MM-DD)")
 
 
 class ExecutionQuery(ExecutionFilters):
-    workflow: int | None = None
+    workflow: DbId | None = None
 
 
 def executions_page(query: ExecutionFilters, workflow_id: int | None) -> dict:

@@ -6,7 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from app.api.access import get_or_404
-from app.api.core import endpoint
+from app.api.core import DbId, endpoint, max_id_of
 from app.api.errors import validation_error
 from app.api.graph_checks import (
     check_edge,
@@ -32,17 +32,19 @@ from app.models.audit import record
 
 
 class ByWorkflow(PageQuery):
-    workflow: int | None = None
+    workflow: DbId | None = None
 
 
 def referenced(model, object_id: int | None, field: str, *options):
     """A row named in a request body; another firm's is simply not found (422)."""
     if object_id is None:
         return None
-    stmt = select(model).where(model.id == object_id)
-    if options:
-        stmt = stmt.options(*options)
-    obj = db.session.scalars(stmt).first()
+    obj = None
+    if 0 < object_id <= max_id_of(model.id):
+        stmt = select(model).where(model.id == object_id)
+        if options:
+            stmt = stmt.options(*options)
+        obj = db.session.scalars(stmt).first()
     if obj is None:
         raise validation_error({field: [f"no such {field.replace('_', ' ')}"]}, status=422)
     return obj

@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, create_model
 from sqlalchemy import Select
 
+from app.api.core import max_id_of
 from app.api.errors import validation_error
 from app.extensions import db
 
@@ -52,6 +53,8 @@ def paginate(stmt: Select, id_column, query: PageQuery, *, newest_first: bool = 
     """One page of ``stmt``'s rows ordered by ``id_column``."""
     if query.cursor:
         after = decode_cursor(query.cursor)
+        if after > max_id_of(id_column):
+            raise validation_error({"cursor": ["invalid cursor"]})
         stmt = stmt.where(id_column < after if newest_first else id_column > after)
     stmt = stmt.order_by(id_column.desc() if newest_first else id_column.asc())
     rows = list(db.session.scalars(stmt.limit(query.limit + 1)).unique())

@@ -29,11 +29,6 @@ CHECKS = [
 ]
 
 
-@pytest.fixture
-def world_headers(acme, alice, token_for):
-    return make_world(acme), token_for(alice)
-
-
 def _document() -> dict:
     """The very document /api/openapi.json serves (built from the models
     without an app, so operations can be parametrized at collection)."""
@@ -47,6 +42,20 @@ def _document() -> dict:
 schema = schemathesis.openapi.from_dict(_document())
 
 
+@pytest.fixture
+def lazy_world(acme):
+    """One of everything, built on first use: hypothesis runs the examples
+    of one operation within one test, so they share it."""
+    cache: dict = {}
+
+    def get() -> dict:
+        if "ids" not in cache:
+            cache["ids"] = make_world(acme)
+        return cache["ids"]
+
+    return get
+
+
 @schema.parametrize()
 @settings(
     max_examples=4,
@@ -54,9 +63,10 @@ schema = schemathesis.openapi.from_dict(_document())
     derandomize=True,
     suppress_health_check=list(HealthCheck),
 )
-def test_the_api_keeps_its_documented_promises(app, client, case, world_headers):
-    world, headers = world_headers
+def test_the_api_keeps_its_documented_promises(app, case, lazy_world, alice, token_for):
+    headers = token_for(alice)
     if case.path_parameters:
+        world = lazy_world()
         for name in case.path_parameters:
             if name in world:
                 case.path_parameters[name] = world[name]

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from app.api.core import Input, Output
+from app.api.core import DbId, Input, Output
 
 NODE_KEY = r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,99}$"
 Name = Field(min_length=1, max_length=200)
@@ -66,7 +66,7 @@ class WorkflowOut(Output):
 
 
 class TriggerCreate(Input):
-    workflow: int = Field(ge=1)
+    workflow: DbId
     trigger_type: str = Field(min_length=1, max_length=50)
     configuration: dict[str, Any] = Field(default_factory=dict)
     is_active: bool = True
@@ -92,7 +92,7 @@ class TriggerOut(Output):
 
 
 class NodeCreate(Input):
-    workflow: int = Field(ge=1)
+    workflow: DbId
     node_id: str = Field(pattern=NODE_KEY, description="the node's key in the graph")
     node_type: str = Field(min_length=1, max_length=50)
     label: str = Field(default="", max_length=200)
@@ -127,11 +127,11 @@ class NodeOut(Output):
 
 
 class EdgeCreate(Input):
-    workflow: int | None = Field(
-        default=None, ge=1, description="optional; must be the source node's workflow"
+    workflow: DbId | None = Field(
+        default=None, description="optional; must be the source node's workflow"
     )
-    source_node: int = Field(ge=1)
-    target_node: int = Field(ge=1)
+    source_node: DbId
+    target_node: DbId
     condition_type: str | None = Field(
         default=None, max_length=20, description="null for a plain edge; yes/no, timeout, variant"
     )
@@ -202,7 +202,7 @@ class ExecutionDetail(ExecutionOut):
 
 
 class TriggerRun(Input):
-    contact_id: int = Field(ge=1)
+    contact_id: DbId
     context: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -227,15 +227,15 @@ class FlowVisualization(Output):
 
 
 class GoalCreate(Input):
-    workflow: int = Field(ge=1)
+    workflow: DbId
     name: str = Name
-    goal_node: int | None = Field(default=None, ge=1)
+    goal_node: DbId | None = None
     goal_value: Decimal = Field(default=Decimal("0"), ge=0, max_digits=14, decimal_places=2)
 
 
 class GoalUpdate(Input):
     name: str | None = Field(default=None, min_length=1, max_length=200)
-    goal_node: int | None = Field(default=None, ge=1)
+    goal_node: DbId | None = None
     goal_value: Decimal | None = Field(default=None, ge=0, max_digits=14, decimal_places=2)
 
 

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import EmailStr, Field, field_validator
 
-from app.api.core import Input, Output
+from app.api.core import DbId, Input, Output
 
 TagName = Field(min_length=1, max_length=100)
 FORM_FIELD_TYPES = Literal[
@@ -40,7 +40,7 @@ class ContactCreate(Input):
     timezone: str = Field(default="UTC", max_length=64)
     custom_fields: dict[str, Any] = Field(default_factory=dict)
     tags: list[str] = Field(default_factory=list, max_length=100)
-    lists: list[int] = Field(default_factory=list, max_length=100)
+    lists: list[DbId] = Field(default_factory=list, max_length=100)
     unsubscribed: bool = False
 
     _tz = field_validator("timezone")(classmethod(lambda cls, v: _timezone(v)))
@@ -99,7 +99,7 @@ class TagIn(Input):
 
 
 class ListRef(Input):
-    list: int = Field(ge=1)
+    list: DbId
 
 
 # --- lists, forms ------------------------------------------------------------
@@ -166,7 +166,7 @@ class FormOut(Output):
 
 
 class DealCreate(Input):
-    contact: int | None = Field(default=None, ge=1)
+    contact: DbId | None = None
     title: str = Field(min_length=1, max_length=200)
     value: Decimal = Field(default=Decimal("0"), ge=0, max_digits=14, decimal_places=2)
     stage: str = Field(default="new", min_length=1, max_length=100)
@@ -174,7 +174,7 @@ class DealCreate(Input):
 
 
 class DealUpdate(Input):
-    contact: int | None = Field(default=None, ge=1)
+    contact: DbId | None = None
     title: str | None = Field(default=None, min_length=1, max_length=200)
     value: Decimal | None = Field(default=None, ge=0, max_digits=14, decimal_places=2)
     stage: str | None = Field(default=None, min_length=1, max_length=100)
@@ -194,8 +194,8 @@ class DealOut(Output):
 
 
 class TaskCreate(Input):
-    contact: int | None = Field(default=None, ge=1)
-    assignee: int | None = Field(default=None, ge=1, description="a user id of your firm")
+    contact: DbId | None = None
+    assignee: DbId | None = Field(default=None, description="a user id of your firm")
     title: str = Field(min_length=1, max_length=300)
     description: str = Field(default="", max_length=10000)
     due_at: datetime | None = None
@@ -203,8 +203,8 @@ class TaskCreate(Input):
 
 
 class TaskUpdate(Input):
-    contact: int | None = Field(default=None, ge=1)
-    assignee: int | None = Field(default=None, ge=1)
+    contact: DbId | None = None
+    assignee: DbId | None = None
     title: str | None = Field(default=None, min_length=1, max_length=300)
     description: str | None = Field(default=None, max_length=10000)
     due_at: datetime | None = None
@@ -229,7 +229,7 @@ class TaskOut(Output):
 
 class EventIn(Input):
     type: str = Field(min_length=1, max_length=50, description="any trigger type")
-    contact_id: int = Field(ge=1)
+    contact_id: DbId
     data: dict[str, Any] = Field(default_factory=dict)
     event_id: str | None = Field(
         default=None, min_length=1, max_length=200, description="a repeat is a no-op"
