@@ -219,3 +219,21 @@ def test_the_form_page_can_be_embedded_and_runs_no_script(client, signup):
     assert "frame-ancestors *" in policy
     assert "default-src 'none'" in policy and "script-src" not in policy
     assert "<script" not in response.get_data(as_text=True)
+
+
+def test_the_email_matches_an_existing_contact_whatever_its_case(client, acme, signup):
+    existing = make_contact(acme, email="Ann@Example.com")
+    client.post(
+        f"/f/{signup.form_key}",
+        json={"_form_token": _token(client, signup), "email": "ann@example.com", "first_name": "A"},
+    )
+    assert [c.id for c in _contacts(acme)] == [existing.id]
+
+
+def test_structured_json_values_are_refused_by_name(client, acme, signup):
+    response = client.post(
+        f"/f/{signup.form_key}",
+        json={"_form_token": _token(client, signup), "email": "a@example.com", "first_name": ["A"]},
+    )
+    assert response.status_code == 422
+    assert response.get_json()["error"]["fields"] == {"first_name": ["must be a single value"]}

@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from itsdangerous import BadData, URLSafeTimedSerializer
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from app.automation.triggers.bus import emit
@@ -111,6 +111,9 @@ def clean(form: Form, raw: dict) -> Submission:
             if spec["required"] and not value:
                 result.errors.setdefault(name, []).append("required")
             result.values[name] = value
+            continue
+        if isinstance(value, dict | list):
+            result.errors.setdefault(name, []).append("must be a single value")
             continue
         text = "" if value is None else str(value).strip()
         if not text:
@@ -218,7 +221,9 @@ def submit(
 
 def _upsert(values: dict) -> Contact:
     email = values["email"]
-    contact = db.session.scalars(select(Contact).where(Contact.email == email)).first()
+    # Addresses typed elsewhere may differ in case; they are the same person.
+    stmt = select(Contact).where(func.lower(Contact.email) == email).order_by(Contact.id)
+    contact = db.session.scalars(stmt).first()
     if contact is None:
         contact = Contact(email=email)
         db.session.add(contact)
