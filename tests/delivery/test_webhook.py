@@ -98,6 +98,14 @@ def test_a_failing_receiver_is_retried_with_backoff_then_failed(acme, receiver):
     assert keys == ids == {message.message_id}
 
 
+def test_the_request_goes_to_the_checked_address_under_its_name(acme, receiver):
+    queue_message(acme, "webhook", {"url": f"http://localhost:{receiver.port}/hook"})
+    deliver_due()
+    [request] = receiver.requests
+    # Connected to the resolved 127.0.0.1, the Host header keeps the name.
+    assert request["headers"]["host"] == f"localhost:{receiver.port}"
+
+
 def test_redirects_are_not_followed(acme, receiver):
     receiver.redirect_to = "http://127.0.0.1:9/internal"
     message = queue_message(acme, "webhook", {"url": receiver.url + "/hook", "max_attempts": 1})
