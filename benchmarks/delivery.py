@@ -221,7 +221,7 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=10_000)
     parser.add_argument("--batch", type=int, default=1000, help="deliver_due(limit=...)")
     parser.add_argument(
-        "--dispatchers", type=int, default=4, help="concurrent dispatchers (threads)"
+        "--dispatchers", type=int, default=8, help="concurrent dispatchers (threads)"
     )
     args = parser.parse_args()
 
