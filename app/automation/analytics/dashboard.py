@@ -98,7 +98,6 @@ def daily_rows(workflow: Workflow, start: date, end: date) -> tuple[list[Workflo
     """Stored rows for closed days, fresh ones for the rest; also returns
     how many days were computed live."""
     end = min(end, now().date())
-    busy = _started_days(workflow, start, end)
     stored = {
         row.period_start: row
         for row in db.session.scalars(
@@ -110,14 +109,23 @@ def daily_rows(workflow: Workflow, start: date, end: date) -> tuple[list[Workflo
             )
         )
     }
-    rows, live = [], 0
-    for day in sorted(busy):
-        row = stored.get(day)
-        closed = row is not None and row.computed_at >= _day_start(day + timedelta(days=1))
-        if not closed:
-            row = AnalyticsCalculator.calculate_workflow_analytics(workflow, day, day)
-            live += 1
-        rows.append(row)
+    closed = {
+        day: row
+        for day, row in stored.items()
+        if row.computed_at >= _day_start(day + timedelta(days=1))
+    }
+    # Only the days without a closed row are looked up (usually just today).
+    open_days = [
+        start + timedelta(days=n)
+        for n in range((end - start).days + 1)
+        if start + timedelta(days=n) not in closed
+    ]
+    busy = _started_days(workflow, open_days[0], open_days[-1]) if open_days else set()
+    rows, live = list(closed.values()), 0
+    for day in sorted(busy - set(closed)):
+        rows.append(AnalyticsCalculator.calculate_workflow_analytics(workflow, day, day))
+        live += 1
+    rows.sort(key=lambda row: row.period_start)
     return rows, live
 
 
@@ -217,8 +225,10 @@ def summarize(workflow: Workflow, start: date, end: date) -> Summary:
     summary.splits = analyse_splits(performance)
     if summary.total:
         period = q.Period(workflow.id, start, end)
-        summary.avg_seconds, summary.median_seconds = q.completion_times(period)
-        summary.histogram = q.completion_histogram(period)
+        times = q.completion_summary(period)
+        summary.avg_seconds, summary.median_seconds = times["average"], times["median"]
+        if times["min"] is not None:
+            summary.histogram = q.completion_histogram(period, low=times["min"], high=times["max"])
     return summary
 
 
