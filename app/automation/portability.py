@@ -16,6 +16,7 @@ not connected) imports as a draft, and activation reports the rest.
 from __future__ import annotations
 
 import copy
+import re
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -183,6 +184,24 @@ class _Resolver:
 
 # ------------------------------------------------------------------- export
 
+# Webhook headers that carry credentials are blanked: a document is meant to
+# be shared, and a firm's API keys are firm data. Import keeps the header
+# (empty) so the marketer sees where to put the new firm's own value.
+_SECRET_HEADER = re.compile(r"auth|token|secret|key|password|signature|cookie|session", re.I)
+
+
+def _without_secrets(configuration: dict) -> dict:
+    headers = configuration.get("headers")
+    if not isinstance(headers, dict):
+        return configuration
+    return {
+        **configuration,
+        "headers": {
+            name: ("" if _SECRET_HEADER.search(str(name)) else value)
+            for name, value in headers.items()
+        },
+    }
+
 
 def export_workflow(workflow: Workflow) -> dict[str, Any]:
     """The workflow as a document (JSON-ready, no ids, no firm data)."""
@@ -203,8 +222,10 @@ def export_workflow(workflow: Workflow) -> dict[str, Any]:
             "nodes": [
                 {
                     **node,
-                    "configuration": _map_configuration(
-                        node["configuration"], _NODE_REFS.get(node["node_type"]), _to_reference
+                    "configuration": _without_secrets(
+                        _map_configuration(
+                            node["configuration"], _NODE_REFS.get(node["node_type"]), _to_reference
+                        )
                     ),
                 }
                 for node in definition["nodes"]

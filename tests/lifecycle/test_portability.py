@@ -189,3 +189,29 @@ def test_an_unfinished_graph_imports_as_a_draft(acme, bob):
         workflow = import_workflow(document, bob, name="Renamed")
         assert workflow.name == "Renamed" and workflow.status == "draft"
         assert workflow.validate_workflow()  # no trigger yet
+
+
+def test_credentials_in_webhook_headers_are_not_exported(acme, bob):
+    workflow = make_workflow(
+        acme,
+        nodes=[
+            {
+                "node_id": "hook",
+                "node_type": "webhook",
+                "configuration": {
+                    "url": "https://example.com/hook",
+                    "headers": {"Authorization": "Bearer s3cr3t", "X-Api-Key": "k", "X-Team": "a"},
+                },
+            }
+        ],
+        triggers=[{"trigger_type": "manual"}],
+    )
+    with firm_context(acme.id):
+        document = export_workflow(workflow)
+        assert document["workflow"]["nodes"][0]["configuration"]["headers"] == {
+            "Authorization": "",
+            "X-Api-Key": "",
+            "X-Team": "a",
+        }
+        assert "s3cr3t" not in json.dumps(document)
+        assert export_workflow(import_workflow(document, bob)) == document
