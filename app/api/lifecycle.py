@@ -17,12 +17,12 @@ from app.api.core import Input, Output, endpoint
 from app.api.errors import ApiError, not_found, validation_error
 from app.api.pagination import PageQuery, page_of, paginate
 from app.api.schemas.automation import WorkflowDetail
-from app.automation import approvals, comments, lifecycle
+from app.automation import approvals, lifecycle
 from app.automation.portability import Document, ImportProblems, export_workflow, import_workflow
 from app.automation.templates_library import UnknownTemplate, instantiate, list_templates
 from app.automation.validation import WorkflowInvalid
 from app.automation.versions import diff_definitions
-from app.models import ApprovalRequest, Workflow, WorkflowVersion
+from app.models import Workflow, WorkflowVersion
 
 TAG = "Lifecycle"
 WF = "/automation/workflows/<int:workflow_id>"
@@ -99,46 +99,20 @@ class InstantiateIn(Input):
     name: str = Field(default="", max_length=200)
 
 
-class CommentIn(Input):
-    body: str = Field(max_length=5000)
-    node_id: str | None = Field(default=None, max_length=100)
-
-
-class CommentOut(Output):
-    id: int
-    workflow: int = Field(validation_alias="workflow_id")
-    node_id: str | None
-    author: int | None = Field(validation_alias="author_id")
-    body: str
-    created_at: datetime
-
-
-class CommentQuery(PageQuery):
-    node: str | None = Field(default=None, description="only this step's comments")
-
-
-class NodeCounts(Output):
-    counts: dict[str, int]
-
-
-class RejectIn(Input):
-    note: str = Field(default="", max_length=2000)
-
-
 # ---------------------------------------------------------------- helpers
 
 
-def _workflow(workflow_id: int) -> Workflow:
+def workflow_or_404(workflow_id: int) -> Workflow:
     return get_or_404(Workflow, workflow_id, what="workflow")
 
 
-def _user():
+def acting_user():
     from flask import g
 
     return g.user
 
 
-def _publish_errors(call):
+def publish_errors(call):
     """Run a publish/rollback and map domain refusals onto API errors."""
     try:
         return call()
@@ -167,9 +141,9 @@ def _published(version, moved) -> dict:
 
 def _ask_approval(workflow: Workflow, body: PublishIn):
     """The firm requires approval: answer 202 with the new request."""
-    approval = _publish_errors(
+    approval = publish_errors(
         lambda: approvals.request_publication(
-            workflow, _user(), body.mapping, body.keep_on_old_version
+            workflow, acting_user(), body.mapping, body.keep_on_old_version
         )
     )
     answer = PublishOut(approval=ApprovalOut.model_validate(approval))
@@ -190,7 +164,7 @@ def _ask_approval(workflow: Workflow, body: PublishIn):
     errors=(404,),
 )
 def list_versions(workflow_id: int, query: PageQuery):
-    _workflow(workflow_id)
+    workflow_or_404(workflow_id)
     stmt = select(WorkflowVersion).where(WorkflowVersion.workflow_id == workflow_id)
     return paginate(stmt, WorkflowVersion.id, query, newest_first=True)
 
@@ -203,7 +177,7 @@ def list_versions(workflow_id: int, query: PageQuery):
     errors=(404,),
 )
 def get_version(workflow_id: int, number: int):
-    version = lifecycle.get_version(_workflow(workflow_id), number)
+    version = lifecycle.get_version(workflow_or_404(workflow_id), number)
     if version is None:
         raise not_found("version")
     return version
@@ -221,7 +195,7 @@ def diff_versions(workflow_id: int, query: DiffQuery):
     changed), edges added/removed, trigger and setting changes."""
     from app.automation.definition import definition_of
 
-    workflow = _workflow(workflow_id)
+    workflow = workflow_or_404(workflow_id)
     base = lifecycle.get_version(workflow, query.base)
     if base is None:
         raise not_found("version")
@@ -245,7 +219,7 @@ def diff_versions(workflow_id: int, query: DiffQuery):
     errors=(404,),
 )
 def waiting(workflow_id: int):
-    return {"counts": lifecycle.waiting_counts(_workflow(workflow_id))}
+    return {"counts": lifecycle.waiting_counts(workflow_or_404(workflow_id))}
 
 
 @endpoint(
@@ -263,11 +237,11 @@ def publish(workflow_id: int, body: PublishIn):
     ``unmapped_nodes`` lists nodes with contacts but no counterpart. When
     the firm requires approval, a marketer's call creates an approval
     request instead (202 with ``approval``)."""
-    workflow = _workflow(workflow_id)
-    if lifecycle.needs_approval(workflow, _user()):
+    workflow = workflow_or_404(workflow_id)
+    if lifecycle.needs_approval(workflow, acting_user()):
         return _ask_approval(workflow, body)
-    version, moved = _publish_errors(
-        lambda: lifecycle.publish(workflow, _user(), body.mapping, body.keep_on_old_version)
+    version, moved = publish_errors(
+        lambda: lifecycle.publish(workflow, acting_user(), body.mapping, body.keep_on_old_version)
     )
     return _published(version, moved)
 
@@ -282,14 +256,14 @@ def publish(workflow_id: int, body: PublishIn):
     errors=(404, 409, 422),
 )
 def rollback(workflow_id: int, body: RollbackIn):
-    workflow = _workflow(workflow_id)
+    workflow = workflow_or_404(workflow_id)
     if lifecycle.get_version(workflow, body.version) is None:
         raise validation_error({"version": ["this workflow has no such version"]}, status=422)
-    if lifecycle.needs_approval(workflow, _user()):
+    if lifecycle.needs_approval(workflow, acting_user()):
         raise ApiError(403, "approval_required", "only an admin can roll back in this firm")
-    version, moved = _publish_errors(
+    version, moved = publish_errors(
         lambda: lifecycle.rollback(
-            workflow, body.version, _user(), body.mapping, body.keep_on_old_version
+            workflow, body.version, acting_user(), body.mapping, body.keep_on_old_version
         )
     )
     return _published(version, moved)
@@ -320,7 +294,7 @@ def templates():
 )
 def instantiate_template(key: str, body: InstantiateIn):
     try:
-        return instantiate(key, body.name, _user())
+        return instantiate(key, body.name, acting_user())
     except UnknownTemplate:
         raise not_found("template") from None
 
@@ -336,7 +310,7 @@ def instantiate_template(key: str, body: InstantiateIn):
     errors=(404,),
 )
 def export(workflow_id: int):
-    return jsonify(export_workflow(_workflow(workflow_id)))
+    return jsonify(export_workflow(workflow_or_404(workflow_id)))
 
 
 @endpoint(
@@ -356,130 +330,12 @@ def import_document():
     if document is None:
         raise ApiError(400, "malformed_json", "the body must be a JSON document")
     try:
-        return import_workflow(document, _user())
+        return import_workflow(document, acting_user())
     except ImportProblems as exc:
         raise ApiError(
             422, "invalid_document", "the document cannot be imported", problems=exc.problems
         ) from None
 
 
-# ---------------------------------------------------------------- comments
-
-
-@endpoint(
-    f"{WF}/comments/",
-    tag=TAG,
-    summary="Comments on a workflow (oldest first); ?node= for one step",
-    query=CommentQuery,
-    response=page_of(CommentOut),
-    errors=(404,),
-)
-def list_comments(workflow_id: int, query: CommentQuery):
-    from app.models import WorkflowComment
-
-    _workflow(workflow_id)
-    stmt = select(WorkflowComment).where(WorkflowComment.workflow_id == workflow_id)
-    if query.node:
-        stmt = stmt.where(WorkflowComment.node_id == query.node)
-    return paginate(stmt, WorkflowComment.id, query)
-
-
-@endpoint(
-    f"{WF}/comments/counts/",
-    tag=TAG,
-    summary="Comment counts per step (canvas badges)",
-    response=NodeCounts,
-    errors=(404,),
-)
-def comment_counts(workflow_id: int):
-    return {"counts": comments.comments_by_node(_workflow(workflow_id))}
-
-
-@endpoint(
-    f"{WF}/comments/",
-    "POST",
-    tag=TAG,
-    summary="Comment on a workflow, or on one of its steps (node_id)",
-    body=CommentIn,
-    response=CommentOut,
-    status=201,
-    errors=(404,),
-)
-def add_comment(workflow_id: int, body: CommentIn):
-    try:
-        return comments.add_comment(_workflow(workflow_id), _user(), body.body, body.node_id)
-    except comments.CommentError as exc:
-        raise validation_error({exc.field: [str(exc)]}) from None
-
-
-@endpoint(
-    f"{WF}/comments/<int:comment_id>/",
-    "DELETE",
-    tag=TAG,
-    summary="Delete a comment (its author or an admin)",
-    errors=(404,),
-)
-def delete_comment(workflow_id: int, comment_id: int):
-    comment = comments.get_comment(_workflow(workflow_id), comment_id)
-    if comment is None:
-        raise not_found("comment")
-    try:
-        comments.delete_comment(comment, _user())
-    except comments.CommentError as exc:
-        raise ApiError(exc.status, "forbidden", str(exc)) from None
-    return None
-
-
-# --------------------------------------------------------------- approvals
-
-
-def _approval(approval_id: int) -> ApprovalRequest:
-    return get_or_404(ApprovalRequest, approval_id, what="approval request")
-
-
-@endpoint(
-    "/automation/approvals/",
-    tag=TAG,
-    summary="Approval requests waiting for an admin",
-    query=PageQuery,
-    response=page_of(ApprovalOut),
-)
-def list_approvals(query: PageQuery):
-    stmt = select(ApprovalRequest).where(ApprovalRequest.status == "pending")
-    return paginate(stmt, ApprovalRequest.id, query)
-
-
-def _decide(call):
-    try:
-        return call()
-    except approvals.ApprovalError as exc:
-        code = "forbidden" if exc.status == 403 else "conflict"
-        raise ApiError(exc.status, code, str(exc)) from None
-
-
-@endpoint(
-    "/automation/approvals/<int:approval_id>/approve/",
-    "POST",
-    tag=TAG,
-    summary="Approve a request: publishes the requested graph (admins only)",
-    response=PublishOut,
-    errors=(403, 404, 409, 422),
-)
-def approve(approval_id: int):
-    approval = _approval(approval_id)
-    version, moved = _publish_errors(lambda: _decide(lambda: approvals.approve(approval, _user())))
-    return {"version": version, "moved": moved, "approval": approval}
-
-
-@endpoint(
-    "/automation/approvals/<int:approval_id>/reject/",
-    "POST",
-    tag=TAG,
-    summary="Reject a request, with a note (admins only)",
-    body=RejectIn,
-    response=ApprovalOut,
-    errors=(403, 404, 409),
-)
-def reject(approval_id: int, body: RejectIn):
-    approval = _approval(approval_id)
-    return _decide(lambda: approvals.reject(approval, _user(), body.note))
+# Comments and approvals live in their own module, registered on import.
+from app.api import lifecycle_collab  # noqa: E402,F401
