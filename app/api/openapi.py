@@ -45,9 +45,9 @@ class ErrorBody(BaseModel):
 
 
 ERROR_DESCRIPTIONS = {
-    400: "Malformed JSON, unknown or invalid fields, bad query parameters",
+    400: "Malformed JSON, unknown or invalid fields, bad query parameters, missing CSRF token",
     401: "No or invalid credentials",
-    403: "Portal users may not use the API; CSRF token missing on a session write",
+    403: "Portal users may not use the API",
     404: "No such object in your firm",
     409: "Conflicts with existing data",
     413: "Body larger than 1 MiB",

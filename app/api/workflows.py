@@ -154,10 +154,12 @@ def activate_workflow(workflow_id: int):
     approval; 409 for an archived workflow."""
     from app.automation.lifecycle import ApprovalRequired
     from app.automation.validation import WorkflowInvalid
+    from app.automation.workflow_ops import activate_and_enroll
 
     workflow = load_workflow(workflow_id)
     try:
-        workflow.activate(user=g.user)
+        # Commits; then enrolls existing contacts when the workflow asks to.
+        activate_and_enroll(workflow, user=g.user)
     except WorkflowInvalid as exc:
         db.session.rollback()
         raise ApiError(
@@ -172,7 +174,6 @@ def activate_workflow(workflow_id: int):
     except ValueError as exc:
         db.session.rollback()
         raise ApiError(409, "conflict", str(exc)) from None
-    db.session.commit()
     return load_workflow(workflow_id)
 
 

@@ -3,8 +3,6 @@ Campaign, activate it, and watch a contact enter it."""
 
 from __future__ import annotations
 
-import pytest
-
 WF = "/api/v1/automation/workflows/"
 
 
@@ -107,9 +105,6 @@ def test_the_welcome_campaign_is_built_and_runs(api, acme):
     assert analytics["total_executions"] == 1
 
 
-@pytest.mark.xfail(
-    strict=False, reason="C's trigger_api (app.automation.triggers.helpers) has not landed"
-)
 def test_the_welcome_campaign_is_triggered_manually_once_per_key(api, acme):
     workflow = build_welcome_campaign(api, trigger_type="manual")
     assert api.post(f"{WF}{workflow['id']}/activate/").status_code == 200

@@ -178,3 +178,14 @@ def test_a_trigger_call_for_another_firms_contact_is_refused(api, acme, globex):
     response = api.post(f"{WF}{workflow.id}/trigger/", json={"contact_id": theirs.id})
     assert response.status_code == 422
     assert "contact_id" in response.json["error"]["fields"]
+
+
+def test_activating_enrolls_existing_contacts_when_asked(api, acme):
+    from app.models import WorkflowExecution
+
+    workflow = welcome(acme, enroll_existing=True)
+    contacts = {make_contact(acme).id for _ in range(3)}
+    assert api.post(f"{WF}{workflow.id}/activate/").status_code == 200
+    with firm_context(acme.id):
+        enrolled = {e.contact_id for e in db.session.query(WorkflowExecution).all()}
+    assert enrolled == contacts
