@@ -77,6 +77,7 @@ class Transports:
         if firm_id not in self._secrets:
             firm = db.session.get(Firm, firm_id)
             self._secrets[firm_id] = firm.webhook_secret if firm else ""
+            db.session.rollback()  # a read: do not sit idle in a transaction
         return self._secrets[firm_id]
 
     def send(self, row) -> dict:
