@@ -14,10 +14,9 @@ from app.tenancy import firm_context
 
 
 @pytest.fixture
-def limited(database_url, redis_url):
+def limited(app, database_url, redis_url):
     from app import create_app
 
-    was_enabled = limiter.enabled
     application = create_app(
         {
             "TESTING": True,
@@ -34,7 +33,9 @@ def limited(database_url, redis_url):
         yield application
     finally:
         limiter.reset()
-        limiter.enabled = was_enabled
+        # The limiter object is shared: put it back as the shared test app
+        # configured it (limits off), or later tests would be limited.
+        limiter.enabled = bool(app.config.get("RATELIMIT_ENABLED"))
 
 
 def test_form_posts_are_limited_per_address(limited, acme):
