@@ -205,11 +205,13 @@ def test_daily_analytics_store_yesterday_and_today_once(acme, workflow):
         rows = db.session.scalars(
             select(WorkflowAnalytics).order_by(WorkflowAnalytics.period_start)
         ).all()
+    earlier = history.EARLIER.start.date()
     assert [(r.period_start, r.period_end) for r in rows] == [
+        (earlier, earlier),  # filled in: it had executions and no row
         (DAY, DAY),
         (DAY + timedelta(days=1), DAY + timedelta(days=1)),
     ]
-    assert rows[0].total_executions == 10
+    assert rows[1].total_executions == 10
 
 
 def test_the_cli_runs_daily_analytics(runner, acme, workflow):
@@ -256,3 +258,24 @@ def test_an_execution_without_a_current_node_stops_at_its_last_step(acme, workfl
         db.session.commit()
     points = {p["node_id"]: p for p in calc(acme, workflow).drop_off_points}
     assert points["email"]["stopped"] == 1
+
+
+def test_daily_analytics_fill_in_missing_older_days_once(acme, workflow):
+    later = START + timedelta(days=3)
+    with time_machine.travel(later, tick=False):
+        run_daily_analytics()
+    with firm_context(acme.id):
+        days = db.session.scalars(
+            select(WorkflowAnalytics.period_start).order_by(WorkflowAnalytics.period_start)
+        ).all()
+    # The two days with executions, then yesterday and today.
+    assert days == [
+        history.EARLIER.start.date(),
+        DAY,
+        DAY + timedelta(days=2),
+        DAY + timedelta(days=3),
+    ]
+    with time_machine.travel(later + timedelta(hours=1), tick=False):
+        run_daily_analytics()
+    with firm_context(acme.id):
+        assert db.session.scalar(select(func.count()).select_from(WorkflowAnalytics)) == 4

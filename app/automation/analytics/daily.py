@@ -13,12 +13,16 @@ from datetime import date, timedelta
 from sqlalchemy import select
 
 from app.automation.analytics.calculator import AnalyticsCalculator
+from app.automation.analytics.dashboard import daily_rows
 from app.clock import now
 from app.extensions import db
 from app.models import Workflow
 from app.tenancy import firm_context
 
 log = logging.getLogger(__name__)
+
+# How far back the job fills in missing daily rows (the dashboard's longest preset).
+BACKFILL_DAYS = 90
 
 
 def today() -> date:
@@ -27,7 +31,8 @@ def today() -> date:
 
 def run_daily_analytics() -> int:
     """Compute yesterday's and today's rows for every active workflow, firm
-    by firm; returns the number of workflows done."""
+    by firm, and any missing closed day of the last BACKFILL_DAYS; returns
+    the number of workflows done."""
     day = today()
     pairs = db.session.execute(
         select(Workflow.id, Workflow.firm_id)
@@ -44,6 +49,10 @@ def run_daily_analytics() -> int:
             try:
                 for when in (day - timedelta(days=1), day):
                     AnalyticsCalculator.calculate_workflow_analytics(workflow, when, when)
+                # Older days with executions but no closed row (a workflow
+                # older than the job, a missed night) are filled in once, so
+                # the dashboard never computes more than today.
+                daily_rows(workflow, day - timedelta(days=BACKFILL_DAYS - 1), day)
             except Exception:
                 # One broken workflow must not stop the others' numbers.
                 db.session.rollback()
