@@ -142,15 +142,40 @@ def parse_body(model: type[BaseModel]) -> BaseModel:
         data: Any = {}
     else:
         try:
-            data = json.loads(raw)
+            data = json.loads(raw, parse_constant=_refuse_constant)
         except (ValueError, UnicodeDecodeError) as exc:
             raise ApiError(400, "malformed_json", f"the body is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise ApiError(400, "malformed_json", "the body is nested too deeply") from None
     if not isinstance(data, dict):
         raise ApiError(400, "malformed_json", "the body must be a JSON object")
+    if _has_nul(data):
+        # PostgreSQL cannot store NUL in text or JSONB; refuse it on every backend.
+        raise ApiError(400, "malformed_json", "strings may not contain NUL (\\u0000)")
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         raise validation_error(pydantic_fields(exc)) from None
+
+
+def _has_nul(data: Any) -> bool:
+    stack = [data]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str):
+            if "\x00" in value:
+                return True
+        elif isinstance(value, dict):
+            stack.extend(value.keys())
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return False
+
+
+def _refuse_constant(name: str):
+    """NaN and Infinity are not JSON (RFC 8259); Python would accept them."""
+    raise ValueError(f"{name} is not a JSON value")
 
 
 def parse_query(model: type[BaseModel]) -> BaseModel:

@@ -197,3 +197,20 @@ def test_writes_are_rate_limited_per_address(database_url, redis_url, acme, alic
             for i in range(3)
         ]
     assert statuses == [201, 201, 429]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b'{"name": NaN}', b"\xff\xfe{}", b"[" * 100_000 + b"]" * 100_000],
+    ids=["nan", "not-utf8", "deeply-nested"],
+)
+def test_strange_bodies_are_400s(api, acme, body):
+    response = api.post(WORKFLOWS, data=body, content_type="application/json")
+    assert response.status_code == 400
+    assert response.json["error"]["code"] == "malformed_json"
+
+
+def test_a_nul_character_is_refused_on_every_backend(api, acme):
+    response = api.post(WORKFLOWS, json={"name": "ok", "canvas_data": {"k\u0000": 1}})
+    assert response.status_code == 400
+    assert "NUL" in response.json["error"]["message"]
