@@ -255,6 +255,11 @@ def docs_page():
                     "responses": responses,
                 }
             )
+    # Tags in the order their modules declare them (workflows first), not A-Z.
+    order = list(dict.fromkeys(ep.tag for ep in ENDPOINTS))
+    operations_by_tag = dict(
+        sorted(operations_by_tag.items(), key=lambda item: order.index(item[0]))
+    )
     schemas = [
         {"name": name, "description": schema.get("description", ""), "rows": _schema_rows(schema)}
         for name, schema in document["components"]["schemas"].items()
