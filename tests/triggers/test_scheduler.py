@@ -237,3 +237,24 @@ def test_the_process_waiting_command_runs_the_date_triggers(acme, live_workflow,
     result = runner.invoke(args=["process-waiting"])
     assert result.exit_code == 0, result.output
     assert [c for c, _ in _started(acme)] == [contact.id]
+
+
+def test_frequent_runs_leave_a_finished_date_trigger_alone(acme, live_workflow, clock):
+    clock("2026-12-01 08:00")
+    make_contact(acme)
+    workflow = live_workflow(acme, "date_reached", {"at": "2026-12-01T09:00:00Z"})
+    tid = trigger_id(acme, workflow)
+
+    def cursor():
+        with firm_context(acme.id):
+            db.session.expire_all()
+            return db.session.get(WorkflowTrigger, tid).scheduled_through
+
+    clock("2026-12-01 09:00:10")
+    assert run_due_date_triggers() == 1
+    assert cursor() == at("2026-12-01 09:00:10")
+    clock("2026-12-01 09:00:20")  # moments later: nothing to do
+    assert run_due_date_triggers() == 0
+    clock("2026-12-01 10:00")  # the moment is behind the cursor for good
+    assert run_due_date_triggers() == 0
+    assert cursor() == at("2026-12-01 09:00:10")

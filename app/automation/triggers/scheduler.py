@@ -43,6 +43,9 @@ log = logging.getLogger(__name__)
 
 DATE_TYPES = ("date_reached", "date_field_reached", "anniversary", "time_delay")
 MAX_CATCH_UP = timedelta(days=7)
+# Date moments are minute-grained: a trigger's window grows at least this
+# much between runs, which keeps the sweeper's frequent calls cheap.
+MIN_STEP = timedelta(seconds=30)
 # A local date and the UTC date differ by at most this much (UTC-12..UTC+14).
 _TZ_SLACK = timedelta(days=2)
 
@@ -80,8 +83,12 @@ def run_trigger(trigger_id: int, until: datetime | None = None) -> int:
     workflow = trigger.workflow
     until = ensure_utc(until) or now()
     since = _window_start(trigger, workflow, until)
-    if since >= until:
-        return 0
+    if until - since < MIN_STEP:
+        return 0  # ran moments ago (the sweeper calls every few seconds)
+    if trigger.trigger_type == "date_reached":
+        moment = _parse_instant(trigger.configuration.get("at"))
+        if moment is None or moment <= since:
+            return 0  # done for good: no need to move the cursor ever again
     runner = _RUNNERS[trigger.trigger_type]
     started = 0
     for occurrence, contact_ids in runner(trigger, since, until):
