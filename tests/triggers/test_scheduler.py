@@ -258,3 +258,19 @@ def test_frequent_runs_leave_a_finished_date_trigger_alone(acme, live_workflow, 
     clock("2026-12-01 10:00")  # the moment is behind the cursor for good
     assert run_due_date_triggers() == 0
     assert cursor() == at("2026-12-01 09:00:10")
+
+
+def test_the_time_of_day_holds_when_the_clocks_go_back(acme, live_workflow, clock):
+    clock("2026-10-20 00:00")
+    # Berlin leaves summer time at 03:00 on 2026-10-25 (UTC+2 -> UTC+1).
+    summer = make_contact(acme, timezone="Europe/Berlin", custom_fields={"d": "2026-10-24"})
+    winter = make_contact(acme, timezone="Europe/Berlin", custom_fields={"d": "2026-10-25"})
+    live_workflow(acme, "date_field_reached", {"field": "custom.d", "at": "09:00"})
+    run_due_date_triggers()
+    clock("2026-10-24 07:00")  # 09:00 CEST
+    assert run_due_date_triggers() == 1
+    clock("2026-10-25 07:59")  # 08:59 CET
+    assert run_due_date_triggers() == 0
+    clock("2026-10-25 08:00")  # 09:00 CET
+    assert run_due_date_triggers() == 1
+    assert [c for c, _ in _started(acme)] == [summer.id, winter.id]
