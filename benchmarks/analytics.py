@@ -263,13 +263,19 @@ def generate(conn, firm_id: int, workflow_id: int, flow_states: int) -> int:
 
 def profile(workflow, today) -> None:
     """Seconds per aggregate (one warm run each), to find the slow one."""
+    from app.automation.analytics import flow_queries as fq
     from app.automation.analytics import queries as q
 
     period = q.Period(workflow.id, today - timedelta(days=30), today)
-    for name in ("execution_summary", "completion_times", "flow_stats", "email_counts"):
-        seconds, _ = timed(lambda fn=getattr(q, name): fn(period), 2)
+    for module, name in (
+        (q, "execution_summary"),
+        (q, "completion_times"),
+        (fq, "flow_stats"),
+        (fq, "email_counts"),
+    ):
+        seconds, _ = timed(lambda fn=getattr(module, name): fn(period), 2)
         print(f"  {name}: {seconds:.3f} s", file=sys.stderr)
-    seconds, _ = timed(lambda: q.visit_counts(workflow.id), 2)
+    seconds, _ = timed(lambda: fq.visit_counts(workflow.id), 2)
     print(f"  visit_counts: {seconds:.3f} s", file=sys.stderr)
 
 

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
+from app.automation.analytics import flow_queries as fq
 from app.automation.analytics import queries as q
 from app.automation.definition import definition_of
 from app.automation.enrollment import workflow_definition
@@ -47,8 +48,8 @@ def build_node_performance(
     Every count in node_performance is additive across periods (the
     dashboard sums daily rows); averages are derived from stored sums
     (``time_spent_seconds`` / ``timed``)."""
-    stats, transitions, variants = q.flow_stats(period)
-    emails = q.email_counts(period)
+    stats, transitions, variants = fq.flow_stats(period)
+    emails = fq.email_counts(period)
 
     known = {node["node_id"]: node for node in nodes}
     keys = list(known) + sorted(
@@ -179,7 +180,7 @@ class AnalyticsCalculator:
         workflow's whole history, laid on its current graph (nodes and
         moves seen only in older versions are appended)."""
         period = q.Period(workflow.id)
-        stats, transitions, _ = q.flow_stats(period)
+        stats, transitions, _ = fq.flow_stats(period)
         _, stops = q.execution_summary(period)
         visits = {key: row["visits"] for key, row in stats.items()}
         return _overlay(definition_of(workflow), visits, stops, transitions)
@@ -246,7 +247,7 @@ def node_live_counts(workflow: Workflow) -> dict[str, dict[str, int]]:
     """For the builder's canvas: per node, executions waiting there now and
     visits ever (test runs excluded)."""
     waiting = q.waiting_counts(workflow.id)
-    visits = q.visit_counts(workflow.id)
+    visits = fq.visit_counts(workflow.id)
     keys = [node.node_id for node in workflow.nodes]
     keys += sorted((set(waiting) | set(visits)) - set(keys))
     return {key: {"waiting": waiting.get(key, 0), "visits": visits.get(key, 0)} for key in keys}

@@ -1,4 +1,4 @@
-"""SQL aggregates over executions, flow states, the outbox and tracking.
+"""SQL aggregates over executions (flow states, outbox and tracking: flow_queries).
 
 Every number is computed by the database (GROUP BY, conditional sums,
 ``percentile_cont``), so a workflow with a million flow states costs a few
@@ -21,7 +21,7 @@ from sqlalchemy import Float, and_, case, cast, func, literal, or_, select
 
 from app.clock import ensure_utc, now
 from app.extensions import db
-from app.models import ContactFlowState, OutboxMessage, TrackingEvent, WorkflowExecution
+from app.models import ContactFlowState, WorkflowExecution
 from app.models.execution import ACTIVE_STATUSES
 
 E = WorkflowExecution
@@ -309,107 +309,6 @@ def completion_histogram(
     ]
 
 
-def _new_node_row() -> dict[str, Any]:
-    return {
-        "visits": 0,
-        "successes": 0,
-        "failures": 0,
-        "skipped": 0,
-        "exited": 0,
-        "timed": 0,
-        "time_spent_seconds": 0.0,
-    }
-
-
-OUTCOME_FIELDS = {"success": "successes", "failed": "failures", "skipped": "skipped"}
-
-
-def flow_stats(period: Period, detail: bool = True) -> tuple[dict, dict, dict]:
-    """(per-node stats, transitions, per-variant counts) from one pass over
-    the period's flow states.
-
-    The pass groups by (node, next node, variant, outcome) and computes only
-    counts and one SUM per group; Python folds the few groups into per-node
-    figures. ``detail=False`` (the flow overlay) groups by (node, next node)
-    alone."""
-    if dialect() == "postgresql":
-        spent = func.sum(S.exited_at - S.entered_at)
-    else:
-        spent = func.sum(seconds_between(S.exited_at, S.entered_at))
-    keys = [S.node_id, S.next_node]
-    if detail:
-        keys += [S.variant, S.action_status]
-    columns = [*keys, func.count(), func.count(S.exited_at), spent]
-
-    def run(stmt, sign: int, into: list) -> None:
-        for row in db.session.execute(stmt.group_by(*keys)):
-            *group, visits, n_timed, total = row
-            into.append((group, sign * _int(visits), sign * _int(n_timed), total, sign))
-
-    groups: list = []
-    run(period.states(*columns), 1, groups)
-    tests = period.test_states(*columns) if period.whole else None
-    if tests is not None:
-        run(tests, -1, groups)
-
-    nodes: dict[str, dict[str, Any]] = {}
-    transitions: dict[tuple[str, str], int] = {}
-    variants: dict[str, dict[str, dict[str, int]]] = {}
-    for group, visits, n_timed, total, sign in groups:
-        key, target = group[0], group[1]
-        row = nodes.setdefault(key, _new_node_row())
-        row["visits"] += visits
-        row["timed"] += n_timed
-        row["time_spent_seconds"] += sign * _seconds(total)
-        if target is not None:
-            row["exited"] += visits
-            transitions[(key, target)] = transitions.get((key, target), 0) + visits
-        if detail:
-            variant, outcome = group[2], group[3]
-            if outcome in OUTCOME_FIELDS:
-                row[OUTCOME_FIELDS[outcome]] += visits
-            if variant is not None:
-                slot = variants.setdefault(key, {}).setdefault(
-                    variant, {"entered": 0, "conversions": 0}
-                )
-                slot["entered"] += visits
-    if detail and variants:
-        for key, by_variant in _variant_conversions(period).items():
-            for variant, n in by_variant.items():
-                if variant in variants.get(key, {}):
-                    variants[key][variant]["conversions"] = n
-    for row in nodes.values():
-        row["time_spent_seconds"] = round(row["time_spent_seconds"], 3)
-    return nodes, transitions, variants
-
-
-def _seconds(total) -> float:
-    if total is None:
-        return 0.0
-    if isinstance(total, timedelta):
-        return total.total_seconds()
-    return float(total)
-
-
-def _variant_conversions(period: Period) -> dict[str, dict[str, int]]:
-    """Split visits whose execution reached a goal, per node and variant:
-    a join of the (partially indexed) split rows with the executions."""
-    stmt = (
-        select(S.node_id, S.variant, func.count())
-        .select_from(S)
-        .join(E, E.id == S.execution_id)
-        .where(S.workflow_id == period.workflow_id, S.variant.is_not(None), goal_hit())
-        .where(*period.execution_filter())
-        .group_by(S.node_id, S.variant)
-    )
-    if not period.whole and period.lo is not None:
-        stmt = stmt.where(S.entered_at >= period.lo)
-    result: dict[str, dict[str, int]] = {}
-    for key, variant, n in db.session.execute(stmt):
-        result.setdefault(key, {})[variant] = _int(n)
-    return result
-
-
 def waiting_counts(workflow_id: int) -> dict[str, int]:
     """Executions in progress, per the node they are at right now."""
     stmt = (
@@ -422,45 +321,6 @@ def waiting_counts(workflow_id: int) -> dict[str, int]:
         .group_by(E.current_node)
     )
     return {key: _int(n) for key, n in db.session.execute(stmt) if key is not None}
-
-
-def visit_counts(workflow_id: int) -> dict[str, int]:
-    nodes, _, _ = flow_stats(Period(workflow_id), detail=False)
-    return {key: row["visits"] for key, row in nodes.items()}
-
-
-def email_counts(period: Period) -> dict[str, dict[str, int]]:
-    """Per e-mail node: messages sent and unique opens, clicks,
-    unsubscribes and bounces (one per execution and kind)."""
-    sent_stmt = (
-        select(
-            OutboxMessage.node_id,
-            func.sum(case((OutboxMessage.status.in_(SENT_STATUSES), 1), else_=0)),
-        )
-        .where(
-            OutboxMessage.workflow_id == period.workflow_id,
-            OutboxMessage.channel == "email",
-            *period.restrict(OutboxMessage.execution_id),
-        )
-        .group_by(OutboxMessage.node_id)
-    )
-    result: dict[str, dict[str, int]] = {}
-    for node_id, sent in db.session.execute(sent_stmt):
-        result[node_id] = {"sent": _int(sent), **{name: 0 for name in TRACKED_KINDS.values()}}
-    T = TrackingEvent
-    events_stmt = (
-        select(T.node_id, T.kind, func.count(func.distinct(T.execution_id)))
-        .where(
-            T.workflow_id == period.workflow_id,
-            T.kind.in_(tuple(TRACKED_KINDS)),
-            *period.restrict(T.execution_id),
-        )
-        .group_by(T.node_id, T.kind)
-    )
-    for node_id, kind, n in db.session.execute(events_stmt):
-        row = result.setdefault(node_id, {"sent": 0, **{k: 0 for k in TRACKED_KINDS.values()}})
-        row[TRACKED_KINDS[kind]] = _int(n)
-    return result
 
 
 def goal_conversions(workflow_id: int, goal_node_key: str | None) -> tuple[int, int]:
@@ -484,13 +344,11 @@ def goal_conversions(workflow_id: int, goal_node_key: str | None) -> tuple[int, 
 __all__ = [
     "Period",
     "completion_histogram",
+    "completion_summary",
     "completion_times",
-    "email_counts",
     "execution_summary",
     "execution_totals",
-    "flow_stats",
     "goal_conversions",
     "stop_counts",
-    "visit_counts",
     "waiting_counts",
 ]
