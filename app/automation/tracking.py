@@ -3,23 +3,31 @@
 Every sent e-mail carries an open pixel (``/t/o/<token>.gif``), links
 rewritten to ``/t/c/<token>`` and an unsubscribe link (``/t/u/<token>``).
 A token is the firm id, the outbox row id and, for clicks, the URL that was
-sent, signed with HMAC-SHA256 under ``SECRET_KEY`` (itsdangerous). So the
-click endpoint only ever redirects to a link we put in an e-mail, nobody
-can mint a token for another message, and a token of one kind (open) is
-not accepted as another (unsubscribe): each kind has its own salt.
+sent, as compact JSON in URL-safe base64, then ``.`` and an HMAC-SHA256 of
+it under a key derived from ``SECRET_KEY`` per kind. So the click endpoint
+only ever redirects to a link we put in an e-mail, nobody can mint a token
+for another message, and a token of one kind (open) is not accepted as
+another (unsubscribe).
+
+Written by hand rather than with itsdangerous: every e-mail carries several
+tokens and itsdangerous re-derives its key and tries zlib on each, which
+was a third of the dispatcher's CPU per message in the delivery benchmark.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import html
+import json
 import re
 from dataclasses import dataclass
 
 from flask import current_app
-from itsdangerous import BadSignature, URLSafeSerializer
 
 KINDS = ("open", "click", "unsubscribe")
+SIGNATURE_BYTES = 24  # 192 bits of HMAC-SHA256: far beyond guessing
 
 
 @dataclass(frozen=True)
@@ -34,33 +42,44 @@ class BadToken(Exception):
     """A token that is malformed, tampered with or of the wrong kind."""
 
 
-_serializers: dict[tuple[str, str], URLSafeSerializer] = {}
+_keys: dict[tuple[str, str], bytes] = {}
 
 
-def _serializer(kind: str) -> URLSafeSerializer:
+def _key(kind: str) -> bytes:
+    """A key per token kind, derived from SECRET_KEY (so an open token is
+    never a valid click or unsubscribe token)."""
     secret = current_app.config["SECRET_KEY"]
-    key = (secret, kind)
-    serializer = _serializers.get(key)
-    if serializer is None:
-        serializer = _serializers[key] = URLSafeSerializer(
-            secret,
-            salt=f"tracking-{kind}",
-            signer_kwargs={"digest_method": hashlib.sha256},
-        )
-    return serializer
+    key = _keys.get((secret, kind))
+    if key is None:
+        key = _keys[(secret, kind)] = hmac.new(
+            str(secret).encode(), f"tracking-{kind}".encode(), hashlib.sha256
+        ).digest()
+    return key
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _sign(kind: str, body: str) -> str:
+    return _b64(hmac.new(_key(kind), body.encode(), hashlib.sha256).digest()[:SIGNATURE_BYTES])
 
 
 def make_token(kind: str, firm_id: int, outbox_id: int, url: str = "") -> str:
     payload = [firm_id, outbox_id, url] if url else [firm_id, outbox_id]
-    return _serializer(kind).dumps(payload)
+    body = _b64(json.dumps(payload, separators=(",", ":")).encode())
+    return f"{body}.{_sign(kind, body)}"
 
 
 def read_token(kind: str, token: str) -> TrackingToken:
     if kind not in KINDS or not token or len(token) > 4096:
         raise BadToken
+    body, _, signature = token.partition(".")
+    if not hmac.compare_digest(signature.encode(), _sign(kind, body).encode()):
+        raise BadToken
     try:
-        payload = _serializer(kind).loads(token)
-    except (BadSignature, ValueError, TypeError):
+        payload = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    except (ValueError, UnicodeDecodeError):
         raise BadToken from None
     if (
         not isinstance(payload, list)
