@@ -95,3 +95,19 @@ def test_every_write_refuses_unknown_fields(api, acme):
             wrong[label(ep)] = (response.status_code, response.get_json())
     assert wrong == {}
     assert checked >= 20
+
+
+def test_every_list_validates_its_query(api, acme):
+    mine = make_world(acme)
+    checked, wrong = 0, {}
+    for ep in MINE:
+        if ep.query is None:
+            continue
+        checked += 1
+        response = api.get(url(ep, mine) + "?limit=0&nonsense=1")
+        fields = (response.get_json() or {}).get("error", {}).get("fields", {})
+        expected = {"nonsense"} | ({"limit"} if "limit" in ep.query.model_fields else set())
+        if response.status_code != 400 or set(fields) != expected:
+            wrong[label(ep)] = (response.status_code, response.get_json())
+    assert wrong == {}
+    assert checked >= 12
