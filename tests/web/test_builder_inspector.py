@@ -94,6 +94,9 @@ def test_invalid_input_is_shown_and_not_saved(client, signed_in, alice, acme):
     body = response.get_data(as_text=True)
     assert "Not saved" in body
     assert "subject: required" in body
+    # The field says it is invalid and points at its message.
+    assert 'aria-invalid="true" aria-describedby="err-subject"' in body
+    assert 'id="err-subject"' in body
     assert "body_text: syntax error on line 1" in body
     # What was typed is shown again.
     assert "Hi {{ contact.first_name</textarea>" in body
@@ -269,6 +272,7 @@ def test_split_weights_must_add_up_to_100(client, signed_in, alice, acme):
     bad = inspector_post(client, token, workflow, "step", data)
     assert bad.status_code == 422
     assert "weights must add up to 100" in bad.get_data(as_text=True)
+    assert "Total: 90% of 100%" in bad.get_data(as_text=True)
     data["variants-1-weight"] = "30"
     assert inspector_post(client, token, workflow, "step", data).status_code == 200
     assert reload_workflow(workflow).node_by_key("step").configuration == {
@@ -461,7 +465,10 @@ def test_every_form_saves_back_the_configuration_it_shows(client, signed_in, ali
         data = MultiDict(reader.fields)
         data["csrf_token"] = token
         response = client.post(url(workflow, f"/nodes/{key}"), data=data, headers=HX)
-        assert response.status_code == 200, (key, response.get_data(as_text=True).split("Not saved")[-1][:600])
+        assert response.status_code == 200, (
+            key,
+            response.get_data(as_text=True).split("Not saved")[-1][:600],
+        )
         saved = reload_workflow(workflow).node_by_key(key).configuration
         expected = get_node_type(key).parse_config(config).model_dump(mode="json")
         assert get_node_type(key).parse_config(saved).model_dump(mode="json") == expected, key
