@@ -61,6 +61,42 @@ def make_due_waits_ready(kick: bool = True) -> int:
     return total
 
 
+def wake_finished_deliveries(kick: bool = True) -> int:
+    """Executions waiting on a delivery whose message is no longer pending.
+
+    The dispatcher wakes them itself; this catches the wakes lost when a
+    worker died between recording a send and waking (the safety net would
+    otherwise be the delivery wait's recheck minutes later)."""
+    from app.models import OutboxMessage
+
+    outbox = OutboxMessage.__table__
+    still_pending = (
+        select(outbox.c.id)
+        .where(
+            outbox.c.execution_id == table.c.id,
+            outbox.c.node_id == table.c.current_node,
+            outbox.c.status == "pending",
+        )
+        .exists()
+    )
+    stmt = (
+        update(table)
+        .where(table.c.status == "waiting", table.c.wait_reason == "delivery", ~still_pending)
+        .values(status="running", wake_at=now(), lease_owner=None, lease_until=None)
+    )
+    try:
+        count = db.session.connection().execute(stmt).rowcount
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+    if count and kick:
+        from app.queue import kick_engine
+
+        kick_engine()
+    return count
+
+
 def ready_without_worker() -> int:
     """Running executions no live worker holds (never picked, or a lease
     that expired with its worker)."""
@@ -84,7 +120,10 @@ def process_waiting_executions() -> dict:
     """One sweep; returns what it did (for logs and the CLI)."""
     from app.queue import kick_engine
 
-    result = {"woken": make_due_waits_ready(kick=False), "ready": ready_without_worker()}
+    result = {
+        "woken": make_due_waits_ready(kick=False) + wake_finished_deliveries(kick=False),
+        "ready": ready_without_worker(),
+    }
     db.session.commit()
     if result["woken"] or result["ready"]:
         kick_engine()

@@ -89,6 +89,13 @@ def _statuses() -> dict[str, int]:
     return dict(db.session.execute(stmt.execution_options(all_firms=True)).all())
 
 
+def _outbox() -> dict:
+    from app.models import OutboxMessage
+
+    stmt = select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)
+    return dict(db.session.execute(stmt.execution_options(all_firms=True)).all())
+
+
 def _flow_state_counts() -> tuple[int, int]:
     table = ContactFlowState.__table__
     conn = db.session.connection()
@@ -154,3 +161,33 @@ def test_a_redis_flush_only_delays_queued_work(acme, alice, workers):
     workers(1)
     assert _wait_for(lambda: _statuses() == {"completed": 30}), _statuses()
     assert _flow_state_counts() == (30 * STEPS, 30 * STEPS)
+
+
+def test_a_worker_killed_while_sending_leaves_one_email_per_step(
+    acme, alice, workers, smtp_server, app
+):
+    specs, edges = chain(
+        ("mail", "send_email", {"subject": "Hi", "body_text": "Hello {{ contact.first_name }}"}),
+        ("after", "add_tag", {"tag": "mailed"}),
+    )
+    workflow = active_workflow(acme, alice, specs, edges)
+    count = 300
+    smtp = {"SMTP_HOST": "127.0.0.1", "SMTP_PORT": app.config["SMTP_PORT"]}
+    (victim,) = workers(1, ENGINE_LEASE_SECONDS=3, **smtp)
+    start(workflow, *make_contacts(acme, count))
+
+    deadline = time.monotonic() + 60
+    while len(smtp_server.messages) < count // 3 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(timeout=10)
+    sent_before = len(smtp_server.messages)
+    assert 0 < sent_before < count, "the worker was not killed mid-delivery"
+
+    workers(1, ENGINE_LEASE_SECONDS=3, **smtp)
+    assert _wait_for(lambda: _statuses() == {"completed": count}), (_statuses(), _outbox())
+    ids = [message["Message-ID"] for message in smtp_server.messages]
+    # One e-mail per step; a death between hand-over and record may repeat
+    # at most that one message, with the same Message-ID.
+    assert len(set(ids)) == count
+    assert len(ids) <= count + 1
