@@ -1,7 +1,8 @@
 """The seed's ``AnalyticsCalculator``: stored period analytics and the flow
 overlays the builder and the API show.
 
-Numbers come from the aggregates in :mod:`queries`; this module only shapes
+Numbers come from the aggregates in :mod:`queries` and :mod:`flow_queries`;
+this module only shapes
 them (per-node dicts, rates, the stored row)."""
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ def percent(part: float, whole: float) -> float:
     return round(100.0 * part / whole, 4) if whole else 0.0
 
 
-def _email_block(counts: dict[str, int]) -> dict[str, Any]:
+def email_block(counts: dict[str, int]) -> dict[str, Any]:
+    """E-mail counts with their rates (percent of sent)."""
     sent = counts.get("sent", 0)
     block: dict[str, Any] = dict(counts)
     rates = {
@@ -59,15 +61,7 @@ def build_node_performance(
     drop_offs: list[dict] = []
     for key in keys:
         node = known.get(key, {})
-        row = stats.get(key) or {
-            "visits": 0,
-            "successes": 0,
-            "failures": 0,
-            "skipped": 0,
-            "exited": 0,
-            "timed": 0,
-            "time_spent_seconds": 0.0,
-        }
+        row = stats.get(key) or fq.new_node_row()
         entry: dict[str, Any] = {
             "node_type": node.get("node_type", ""),
             "label": node.get("label") or key,
@@ -81,7 +75,7 @@ def build_node_performance(
             },
         }
         if entry["node_type"] == "send_email" or key in emails:
-            entry["email"] = _email_block(
+            entry["email"] = email_block(
                 emails.get(
                     key, {"sent": 0, "opened": 0, "clicked": 0, "unsubscribed": 0, "bounced": 0}
                 )

@@ -23,8 +23,8 @@ from app.automation.analytics import queries as q
 from app.automation.analytics.ab_testing import SplitResult, analyse_splits
 from app.automation.analytics.calculator import (
     AnalyticsCalculator,
-    _email_block,
     drop_off_point,
+    email_block,
     percent,
 )
 from app.clock import now
@@ -212,7 +212,7 @@ def summarize(workflow: Workflow, start: date, end: date) -> Summary:
             entry["time_spent_seconds"] / entry["timed"] if entry["timed"] else None
         )
         if "email" in entry:
-            entry["email"] = _email_block(entry["email"])
+            entry["email"] = email_block(entry["email"])
     summary.node_performance = performance
     summary.drop_off_points = sorted(
         (

@@ -26,7 +26,7 @@ from app.extensions import db
 from app.models import OutboxMessage, TrackingEvent
 
 
-def _new_node_row() -> dict[str, Any]:
+def new_node_row() -> dict[str, Any]:
     return {
         "visits": 0,
         "successes": 0,
@@ -74,7 +74,7 @@ def flow_stats(period: Period, detail: bool = True) -> tuple[dict, dict, dict]:
     variants: dict[str, dict[str, dict[str, int]]] = {}
     for group, visits, n_timed, total, sign in groups:
         key, target = group[0], group[1]
-        row = nodes.setdefault(key, _new_node_row())
+        row = nodes.setdefault(key, new_node_row())
         row["visits"] += visits
         row["timed"] += n_timed
         row["time_spent_seconds"] += sign * _seconds(total)
