@@ -219,3 +219,38 @@ def test_an_event_for_another_firms_contact_is_refused(api, acme, globex):
     theirs = make_contact(globex)
     response = api.post("/api/v1/events/", json={"type": "email_opened", "contact_id": theirs.id})
     assert response.status_code == 422
+
+
+def started_for(acme, workflow) -> list[int]:
+    with firm_context(acme.id):
+        rows = db.session.query(WorkflowExecution).filter_by(workflow_id=workflow.id).all()
+        return [row.contact_id for row in rows]
+
+
+def test_api_crm_changes_fire_the_same_triggers_as_the_browser(api, acme):
+    contact = make_contact(acme)
+    tagged = make_workflow(
+        acme,
+        name="On VIP",
+        nodes=WELCOME_NODES,
+        edges=WELCOME_EDGES,
+        triggers=[{"trigger_type": "contact_tag_added", "configuration": {"tag": "vip"}}],
+        status="active",
+    )
+    won = make_workflow(
+        acme,
+        name="On won",
+        nodes=WELCOME_NODES,
+        edges=WELCOME_EDGES,
+        triggers=[{"trigger_type": "deal_won"}],
+        status="active",
+    )
+    api.post(f"{CONTACTS}{contact.id}/tags/", json={"tag": "other"})
+    assert started_for(acme, tagged) == []
+    api.post(f"{CONTACTS}{contact.id}/tags/", json={"tag": "vip"})
+    assert started_for(acme, tagged) == [contact.id]
+
+    deal = api.post("/api/v1/deals/", json={"contact": contact.id, "title": "Pro"}).json
+    assert started_for(acme, won) == []
+    api.patch(f"/api/v1/deals/{deal['id']}/", json={"status": "won"})
+    assert started_for(acme, won) == [contact.id]
