@@ -244,6 +244,7 @@ def _lifecycle(workflow, problems=None, message=None, status=200, approval=False
         return back_to_builder(workflow, message)
     body = render_template(
         "builder/_lifecycle.html",
+        unpublished=has_unpublished_changes(workflow),
         workflow=workflow,
         activation_problems=problems,
         message=message,
@@ -258,7 +259,32 @@ def lifecycle_fragment(workflow_id: int):
     workflow = load_workflow(workflow_id)
     if not is_htmx():
         return back_to_builder(workflow)
-    return render_template("builder/_lifecycle.html", workflow=workflow)
+    return render_template(
+        "builder/_lifecycle.html", workflow=workflow, unpublished=has_unpublished_changes(workflow)
+    )
+
+
+def has_unpublished_changes(workflow) -> bool:
+    """The live graph differs from the version contacts run on (the same
+    comparison activation makes before taking a new snapshot)."""
+    from app.automation.definition import definition_of
+    from app.automation.lifecycle import latest_version
+
+    version = latest_version(workflow)
+    return version is not None and version.definition != definition_of(workflow)
+
+
+@bp.get("/<int:workflow_id>/unpublished")
+@login_required_page
+def unpublished_fragment(workflow_id: int):
+    workflow = load_workflow(workflow_id)
+    if not is_htmx():
+        return back_to_builder(workflow)
+    return render_template(
+        "builder/_unpublished.html",
+        workflow=workflow,
+        unpublished=has_unpublished_changes(workflow),
+    )
 
 
 @bp.post("/<int:workflow_id>/activate")

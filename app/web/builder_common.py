@@ -93,10 +93,17 @@ def page_context(workflow: Workflow, **extra: Any) -> dict[str, Any]:
         palette=palette(),
         viewport=(workflow.canvas_data or {}).get("viewport") or {},
         selected=request.args.get("node", ""),
+        unpublished=_unpublished(workflow),
         panel_template=None,
     )
     context.update(extra)
     return context
+
+
+def _unpublished(workflow: Workflow) -> bool:
+    from app.web.builder import has_unpublished_changes
+
+    return has_unpublished_changes(workflow)
 
 
 def render_panel(workflow: Workflow, template: str, status: int = 200, **context: Any):

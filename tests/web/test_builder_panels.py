@@ -338,3 +338,23 @@ def test_every_trigger_form_saves_back_what_it_shows(client, signed_in, alice, a
         assert kind.Config.model_validate(saved).model_dump(
             mode="json"
         ) == kind.Config.model_validate(config).model_dump(mode="json"), key
+
+
+def test_it_says_when_the_live_version_is_behind_the_canvas(client, signed_in, alice, acme):
+    workflow = make_workflow(
+        acme,
+        nodes=WELCOME_NODES,
+        edges=WELCOME_EDGES,
+        triggers=[{"trigger_type": "contact_created"}],
+    )
+    token = signed_in(alice)
+    activated = post(client, token, url(workflow, "/activate")).get_data(as_text=True)
+    assert "unpublished changes" not in activated
+    client.post(
+        url(workflow, "/nodes"),
+        json={"node_type": "add_tag", "x": 0, "y": 600},
+        headers={**HX, "X-CSRFToken": token},
+    )
+    badge = client.get(url(workflow, "/unpublished"), headers=HX).get_data(as_text=True)
+    assert "unpublished changes" in badge
+    assert "unpublished changes" in client.get(url(workflow)).get_data(as_text=True)
