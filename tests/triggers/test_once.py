@@ -128,3 +128,40 @@ def test_a_tag_added_by_a_workflow_starts_another_workflow_but_never_itself(acme
     with firm_context(acme.id):
         tags = set(db.session.get(Contact, contact.id).tag_names)
     assert tags == {"lead", "vip", "vip-seen"}
+
+
+@pytest.mark.postgres
+def test_two_schedulers_running_at_once_enroll_each_contact_once(
+    app, acme, live_workflow, time_machine
+):
+    from datetime import UTC, datetime
+
+    from app.automation.triggers.scheduler import run_due_date_triggers
+
+    time_machine.move_to(datetime(2026, 12, 1, 8, tzinfo=UTC), tick=False)
+    for _ in range(40):
+        make_contact(acme)
+    live_workflow(acme, "date_reached", {"at": "2026-12-01T09:00:00Z"}, allow_reentry=True)
+    time_machine.move_to(datetime(2026, 12, 1, 9, 30, tzinfo=UTC), tick=False)
+    barrier = threading.Barrier(4)
+    totals, errors = [], []
+
+    def worker():
+        with app.app_context():
+            try:
+                barrier.wait()
+                totals.append(run_due_date_triggers())
+            except Exception as exc:  # surfaced below
+                errors.append(exc)
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert sum(totals) == 40
+    executions = executions_of(acme)
+    assert len(executions) == len({e.contact_id for e in executions}) == 40
