@@ -11,6 +11,7 @@ the server stays the one source of truth for what is drawn.
 from __future__ import annotations
 
 from flask import jsonify, render_template, request
+from sqlalchemy.exc import IntegrityError
 from werkzeug.wrappers import Response
 
 from app.auth import login_required_page
@@ -94,13 +95,21 @@ def create_node(workflow_id: int):
         x = number(data.get("x", 80), "x")
         y = number(data.get("y", 80), "y")
         node = add_node(workflow, str(data.get("node_type", "")), x, y)
+    except IntegrityError:
+        db.session.rollback()
+        return _error(GraphError("another change came first; try again", "node_type"), 409)
     except GraphError as exc:
         db.session.rollback()
         if not is_htmx():
             return back_to_builder(workflow, str(exc), "error")
         return _error(exc)
     record("workflow.node_added", workflow, data={"node": node.node_id})
-    db.session.commit()
+    try:
+        db.session.commit()
+    except IntegrityError:
+        # Someone else took this step id between our read and our write.
+        db.session.rollback()
+        return _error(GraphError("another change came first; try again", "node_type"), 409)
     if not is_htmx():
         return back_to_builder(workflow, f"Added {node.label}.")
     return _changed({"node_id": node.node_id}, 201)

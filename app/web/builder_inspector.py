@@ -12,6 +12,7 @@ from typing import Any
 
 from flask import current_app, render_template, request
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from app.auth import login_required_page
 from app.automation.nodes.registry import UnknownNodeType, config_errors, get_node_type
@@ -183,7 +184,15 @@ def save_node(workflow_id: int, node_id: str):
     node.configuration = config
     node.label = label
     record("workflow.node_configured", workflow, data={"node": node.node_id})
-    db.session.commit()
+    try:
+        db.session.commit()
+    except IntegrityError:
+        # The new step id was taken by a concurrent change.
+        db.session.rollback()
+        node = load_node(workflow, node_id)
+        errors = {"node_id": ["this step id was just taken; choose another"]}
+        context = inspector_context(workflow, node, values, errors)
+        return render_panel(workflow, "builder/_inspector.html", status=409, **context)
     if not is_htmx():
         from app.web.builder_common import back_to_builder
 
