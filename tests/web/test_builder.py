@@ -333,3 +333,17 @@ def test_nodes_only_count_for_their_own_workflow(client, signed_in, alice, acme,
             ).all()
             == []
         )
+
+
+def test_a_step_id_taken_meanwhile_is_a_conflict_not_a_crash(
+    client, signed_in, alice, welcome, monkeypatch
+):
+    import app.web.builder_graph as graph
+
+    # As if another tab added "goal" between our read and our write.
+    monkeypatch.setattr(graph, "unique_node_id", lambda workflow, base: "goal")
+    token = signed_in(alice)
+    response = write(client, token, url(welcome, "/nodes"), {"node_type": "goal", "x": 1, "y": 1})
+    assert response.status_code == 409
+    assert "try again" in response.json["error"]["message"]
+    assert len(reload_workflow(welcome).nodes) == 3
