@@ -25,10 +25,7 @@ from sqlalchemy import (
     Float,
     Integer,
     Numeric,
-    bindparam,
-    update,
 )
-from sqlalchemy.dialects import sqlite
 
 from app.models.base import UTCDateTime
 
@@ -90,10 +87,47 @@ def bulk_insert(conn, table, rows: list[dict], conflict: Sequence[str] | None = 
         if postgres:
             _pg_insert(conn, table, group, conflict)
         else:
-            stmt = sqlite.insert(table)
-            if conflict is not None:
-                stmt = stmt.on_conflict_do_nothing(index_elements=list(conflict) or None)
-            conn.execute(stmt, group)
+            _driver_insert(conn, table, group, conflict)
+
+
+def _driver_params(conn, table, columns: Sequence[str], rows: list[dict]) -> list[tuple]:
+    """Row tuples with each column's bind processor applied (SQLAlchemy's
+    per-row parameter handling costs more than the statement itself on
+    SQLite). Datetimes repeat within a batch, so their conversions are
+    memoised."""
+    converters = []
+    for name in columns:
+        proc = table.c[name].type._cached_bind_processor(conn.dialect)
+        if proc is None:
+            converters.append(None)
+        elif isinstance(table.c[name].type, UTCDateTime):
+            cache: dict = {}
+
+            def convert(value, proc=proc, cache=cache):
+                if value not in cache:
+                    cache[value] = proc(value)
+                return cache[value]
+
+            converters.append(convert)
+        else:
+            converters.append(proc)
+    return [
+        tuple(
+            value if convert is None or value is None else convert(value)
+            for convert, value in zip(converters, (row[name] for name in columns), strict=True)
+        )
+        for row in rows
+    ]
+
+
+def _driver_insert(conn, table, rows: list[dict], conflict) -> None:
+    """SQLite: one ``executemany`` straight on the driver."""
+    columns = list(rows[0])
+    names = ", ".join(f'"{name}"' for name in columns)
+    marks = ", ".join("?" for _ in columns)
+    verb = "INSERT OR IGNORE" if conflict is not None else "INSERT"
+    params = _driver_params(conn, table, columns, rows)
+    conn.exec_driver_sql(f'{verb} INTO "{table.name}" ({names}) VALUES ({marks})', params)
 
 
 def _pg_insert(conn, table, rows: list[dict], conflict) -> None:
@@ -168,36 +202,26 @@ def _pg_update(conn, table, rows, keys, fixed, where_equal, increments, json_mer
 
 
 def _generic_update(conn, table, rows, keys, fixed, where_equal, increments, json_merge) -> None:
-    from sqlalchemy import func
-
-    values: dict = dict(fixed)
-    for name in rows[0]:
-        if name in keys:
-            continue
-        param = bindparam(f"v_{name}")
+    """SQLite: one driver ``executemany`` of a parameterised UPDATE."""
+    values = [name for name in rows[0] if name not in keys]
+    sets = []
+    for name in values:
         if name in increments:
-            values[name] = table.c[name] + param
+            sets.append(f'"{name}" = "{name}" + ?')
         elif name in json_merge:
-            values[name] = func.json_patch(func.coalesce(table.c[name], "{}"), param)
+            sets.append(f'"{name}" = json_patch(coalesce("{name}", \'{{}}\'), ?)')
         else:
-            values[name] = param
-    stmt = update(table).values(**values)
-    for key in keys:
-        stmt = stmt.where(table.c[key] == bindparam(f"k_{key}"))
-    for name, value in where_equal.items():
-        stmt = stmt.where(table.c[name] == value)
-    params = []
-    for row in rows:
-        item = {}
-        for name, value in row.items():
-            if name in keys:
-                item[f"k_{name}"] = value
-            elif name in json_merge:
-                item[f"v_{name}"] = json.dumps(value, default=str)
-            else:
-                item[f"v_{name}"] = value
-        params.append(item)
-    conn.execute(stmt, params)
+            sets.append(f'"{name}" = ?')
+    fixed_params = _driver_params(conn, table, list(fixed), [fixed])[0] if fixed else ()
+    sets.extend(f'"{name}" = ?' for name in fixed)
+    where = [f'"{key}" = ?' for key in keys] + [f'"{name}" = ?' for name in where_equal]
+    columns = values + list(keys)
+    params = [
+        (*row[: len(values)], *fixed_params, *row[len(values) :], *where_equal.values())
+        for row in _driver_params(conn, table, columns, rows)
+    ]
+    sql = f'UPDATE "{table.name}" SET {", ".join(sets)} WHERE {" AND ".join(where)}'
+    conn.exec_driver_sql(sql, params)
 
 
 __all__ = ["bulk_insert", "bulk_update"]

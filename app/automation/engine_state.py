@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import and_, select
 
-from app.automation.context import Facts, contact_dict, deal_dict, load_events
+from app.automation.context import CONTACT_FIELDS, Facts, deal_dict, load_events
 from app.automation.definition import Graph
 from app.automation.nodes.registry import UnknownNodeType, get_node_type
 from app.extensions import db
@@ -163,10 +163,15 @@ class BatchState:
     def _load_contacts(self, ids: list[int]) -> dict[int, ContactState]:
         conn = db.session.connection()
         table = Contact.__table__
-        states = {
-            row.id: ContactState(contact_dict(row))
-            for row in conn.execute(select(table).where(table.c.id.in_(ids)))
-        }
+        names = (*CONTACT_FIELDS, "custom_fields")
+        stmt = select(*(table.c[name] for name in names)).where(table.c.id.in_(ids))
+        states = {}
+        for values in conn.execute(stmt):
+            data = dict(zip(names, values, strict=True))
+            custom = dict(data["custom_fields"] or {})
+            data["custom_fields"] = data["custom"] = custom
+            data["full_name"] = f"{data['first_name'] or ''} {data['last_name'] or ''}".strip()
+            states[data["id"]] = ContactState(data)
         tags = Tag.__table__
         stmt = (
             select(contact_tags.c.contact_id, tags.c.name)

@@ -34,9 +34,14 @@ log = logging.getLogger(__name__)
 NON_RETRYABLE = (LookupError,)
 
 
+_PLAIN = frozenset({str, int, float, bool})
+
+
 def jsonable(value):
     """Results and context are stored as JSON: dates become ISO strings,
     decimals floats, sets sorted lists."""
+    if value is None or type(value) in _PLAIN:
+        return value
     if isinstance(value, dict):
         return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
