@@ -335,7 +335,9 @@
     } else if (g.mode === "drag") {
       g.el.classList.remove("dragging");
       if (!g.moved) {
-        select("node", g.el.dataset.nodeId, { open: true });
+        // pointerdown's preventDefault kept focus where it was: move it here,
+        // so Delete and the arrow keys act on this step.
+        select("node", g.el.dataset.nodeId, { open: true, focus: true });
         return;
       }
       var x = snap(pos(g.el).x), y = snap(pos(g.el).y);
@@ -457,6 +459,9 @@
       if (focusedNode) select("node", focusedNode.dataset.nodeId, { open: true });
       else select("edge", focusedEdge.dataset.edgeId);
     } else if (event.key === "Delete" || event.key === "Backspace") {
+      // Only from the canvas: Backspace on a focused panel button must not delete a step.
+      var onCanvas = !focused || focused === document.body || svg.contains(focused);
+      if (!onCanvas) return;
       if (focusedNode && (!selection || selection.id !== focusedNode.dataset.nodeId)) select("node", focusedNode.dataset.nodeId);
       if (focusedEdge) select("edge", focusedEdge.dataset.edgeId);
       if (selection) { event.preventDefault(); deleteSelection(); }

@@ -207,6 +207,17 @@ def test_keyboard_selection_delete_and_zoom(logged_in_page, live_server, alice, 
     page.locator("#node-untag").wait_for()
     assert page.locator(".edge").count() == 0
 
+    # Click a step, press Delete: the step goes; Backspace on a panel button does nothing.
+    page.locator("#node-tag_it .node-box").click()
+    page.locator("#inspector[data-node-id='tag_it']").wait_for()
+    page.locator("#inspector").get_by_role("button", name="Save step").focus()
+    page.keyboard.press("Backspace")
+    page.wait_for_timeout(300)
+    assert page.locator("#node-tag_it").count() == 1
+    page.locator("#node-tag_it .node-box").click()
+    page.keyboard.press("Delete")
+    page.locator("#node-tag_it").wait_for(state="detached")
+
     # Zoom buttons change the view; the view survives a reload.
     before = page.locator("#viewport").get_attribute("transform")
     page.get_by_role("button", name="Zoom in").click()
