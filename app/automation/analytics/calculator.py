@@ -174,8 +174,8 @@ class AnalyticsCalculator:
         workflow's whole history, laid on its current graph (nodes and
         moves seen only in older versions are appended)."""
         period = q.Period(workflow.id)
-        stats, transitions, _ = fq.flow_stats(period)
-        _, stops = q.execution_summary(period)
+        stats, transitions, _ = fq.flow_stats(period, detail=False)
+        stops = q.stop_counts(period)
         visits = {key: row["visits"] for key, row in stats.items()}
         return _overlay(definition_of(workflow), visits, stops, transitions)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import case, func, literal, select
 
 from app.automation.analytics.queries import (
     SENT_STATUSES,
@@ -56,7 +56,11 @@ def flow_stats(period: Period, detail: bool = True) -> tuple[dict, dict, dict]:
     keys = [S.node_id, S.next_node]
     if detail:
         keys += [S.variant, S.action_status]
-    columns = [*keys, func.count(), func.count(S.exited_at), spent]
+    if detail:
+        columns = [*keys, func.count(), func.count(S.exited_at), spent]
+    else:
+        # The overlay needs no timing: count only.
+        columns = [*keys, func.count(), literal(0), literal(None)]
 
     def run(stmt, sign: int, into: list) -> None:
         for row in db.session.execute(stmt.group_by(*keys)):
