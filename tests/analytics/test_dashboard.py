@@ -223,3 +223,16 @@ def test_anonymous_visitors_are_sent_to_login(client, workflow):
     response = client.get(url(workflow))
     assert response.status_code == 302
     assert "/login" in response.headers["Location"]
+
+
+def test_a_goal_value_that_is_not_a_number_counts_as_zero(
+    client, auth, alice, acme, workflow, clock
+):
+    with firm_context(acme.id):
+        node = db.session.scalars(select(WorkflowNode).where(WorkflowNode.node_id == "goal")).one()
+        node.configuration = {"goal_value": "lots"}
+        db.session.commit()
+    auth.login(alice)
+    response = client.get(url(workflow))
+    assert response.status_code == 200
+    assert stat(response.get_data(as_text=True), "value") == "0.00"

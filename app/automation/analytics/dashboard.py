@@ -129,11 +129,19 @@ def daily_rows(workflow: Workflow, start: date, end: date) -> tuple[list[Workflo
     return rows, live
 
 
+def _number(value) -> float:
+    """A configured value as a number; a draft's unparsable text counts 0."""
+    try:
+        return float(value or 0)
+    except (TypeError, ValueError):
+        return 0.0
+
+
 def goal_values(workflow: Workflow) -> dict[str, float]:
     """Value of one conversion per goal node: the WorkflowGoal's value when
     one names the node, else the node's ``goal_value`` setting."""
     values = {
-        node.node_id: float((node.configuration or {}).get("goal_value") or 0)
+        node.node_id: _number((node.configuration or {}).get("goal_value"))
         for node in workflow.nodes
         if node.node_type == "goal"
     }
