@@ -4,7 +4,9 @@ Every operation gets a few generated requests as alice (valid and invalid
 bodies and parameters); no answer may be a 5xx, and every answer must match
 the status codes, content type and schema the document declares. Path ids
 point at real objects of alice's firm, so the success paths run too.
-Bounded: a few examples per operation, no deadline per example.
+Bounded: schemathesis' coverage phase (every boundary and invalid value the
+schema implies, ~3,500 requests in all) plus 3 fuzzed examples per
+operation, derandomized; about 45 s on SQLite.
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ def lazy_world(acme):
 
 @schema.parametrize()
 @settings(
-    max_examples=4,
+    max_examples=3,
     deadline=None,
     derandomize=True,
     suppress_health_check=list(HealthCheck),
