@@ -302,6 +302,7 @@ def _move(workflow, number: int, plan, new_types) -> tuple[dict[str, int], bool]
     """Set-based UPDATEs, one per (old version, old node): version only when
     the step is the same, version + node + fresh state when it changes."""
     moment = now()
+    db.session.flush()  # the new version row and the workflow first
     old_types = _node_types(workflow, {old_version for old_version, _, _ in plan})
     moved: dict[str, int] = defaultdict(int)
     landed_ids: list[int] = []
@@ -313,27 +314,32 @@ def _move(workflow, number: int, plan, new_types) -> tuple[dict[str, int], bool]
             or_(WorkflowExecution.lease_until.is_(None), WorkflowExecution.lease_until < moment),
         )
         same_step = target == node and old_types.get(old_version, {}).get(node) == new_types[node]
-        stmt = update(WorkflowExecution).where(*where).returning(WorkflowExecution.id)
+        stmt = update(WorkflowExecution).where(*where)
         if same_step:
-            stmt = stmt.values(version=number, updated_at=moment)
-        else:
-            stmt = stmt.values(
-                version=number,
-                current_node=target,
-                status="running",
-                wake_at=moment,
-                wait_reason=None,
-                attempts=0,
-                updated_at=moment,
+            # Only the version changes: no ids needed, the row count says it.
+            result = db.session.execute(
+                stmt.values(version=number, updated_at=moment),
+                execution_options={"synchronize_session": False},
             )
+            if result.rowcount:
+                moved[node] += result.rowcount
+            continue
+        stmt = stmt.returning(WorkflowExecution.id).values(
+            version=number,
+            current_node=target,
+            status="running",
+            wake_at=moment,
+            wait_reason=None,
+            attempts=0,
+            updated_at=moment,
+        )
         ids = list(db.session.scalars(stmt, execution_options={"synchronize_session": False}))
         if ids:
             moved[node] += len(ids)
-        if ids and not same_step:
             landed_ids.extend(ids)
             _close_open_visits(ids, node, target, moment)
-    if landed_ids:
-        # Objects loaded before the UPDATE must not write stale values back.
+    if moved:
+        # Executions loaded before the UPDATEs must not show stale values.
         db.session.expire_all()
     return dict(moved), bool(landed_ids)
 
