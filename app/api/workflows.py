@@ -107,16 +107,25 @@ def get_workflow(workflow_id: int):
     errors=(409,),
 )
 def update_workflow(workflow_id: int, body: WorkflowUpdate):
-    """Status may only move between draft and archived here; an active
-    workflow must be paused before it is archived."""
+    """``status`` archives a workflow (an active one must be paused first)
+    or returns an archived one to draft; activate and pause have their own
+    endpoints."""
     workflow = load_workflow(workflow_id)
     changes = body.model_dump(exclude_unset=True)
-    if changes.get("status") and workflow.status == "active":
+    status = changes.get("status")
+    if status == "archived" and workflow.status == "active":
         raise ApiError(
             409,
             "conflict",
-            "pause the workflow before changing its status",
+            "pause the workflow before archiving it",
             fields={"status": ["workflow is active"]},
+        )
+    if status == "draft" and workflow.status not in ("draft", "archived"):
+        raise ApiError(
+            409,
+            "conflict",
+            f"a {workflow.status} workflow goes back to work with activate, not as a draft",
+            fields={"status": [f"workflow is {workflow.status}"]},
         )
     for name, value in changes.items():
         if value is None:

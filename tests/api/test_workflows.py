@@ -189,3 +189,13 @@ def test_activating_enrolls_existing_contacts_when_asked(api, acme):
     with firm_context(acme.id):
         enrolled = {e.contact_id for e in db.session.query(WorkflowExecution).all()}
     assert enrolled == contacts
+
+
+def test_archiving_and_unarchiving(api, acme):
+    workflow = welcome(acme, status="paused")
+    assert api.patch(f"{WF}{workflow.id}/", json={"status": "draft"}).status_code == 409
+    archived = api.patch(f"{WF}{workflow.id}/", json={"status": "archived"})
+    assert archived.json["status"] == "archived"
+    assert api.post(f"{WF}{workflow.id}/activate/").status_code == 409
+    restored = api.patch(f"{WF}{workflow.id}/", json={"status": "draft"})
+    assert restored.json["status"] == "draft"
