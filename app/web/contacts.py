@@ -29,7 +29,15 @@ from app.models import (
 )
 from app.models.audit import record
 from app.web import contact_forms
-from app.web.pages import get_or_404, int_arg, int_list, is_htmx, page_or_block, paginate
+from app.web.pages import (
+    get_or_404,
+    int_arg,
+    int_list,
+    is_htmx,
+    local_path,
+    page_or_block,
+    paginate,
+)
 
 bp = Blueprint("contacts", __name__, url_prefix="/contacts")
 
@@ -307,9 +315,7 @@ def bulk_enroll():
 
     ids = int_list(request.form.getlist("ids"))
     workflow = _chosen_workflow()
-    back = request.form.get("next") or url_for("contacts.list_contacts")
-    if not back.startswith("/") or back.startswith("//"):
-        back = url_for("contacts.list_contacts")
+    back = local_path(request.form.get("next"), url_for("contacts.list_contacts"))
     try:
         message = start_many(g.user, workflow, ids)
     except EnrollRefused as exc:

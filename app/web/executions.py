@@ -16,7 +16,15 @@ from app.automation.timeline import timelines
 from app.extensions import db
 from app.models import DeadLetter, Workflow, WorkflowExecution
 from app.models.execution import ACTIVE_STATUSES, EXECUTION_STATUSES
-from app.web.pages import get_or_404, int_arg, int_list, is_htmx, page_or_block, paginate
+from app.web.pages import (
+    get_or_404,
+    int_arg,
+    int_list,
+    is_htmx,
+    local_path,
+    page_or_block,
+    paginate,
+)
 
 bp = Blueprint("executions", __name__)
 
@@ -111,10 +119,9 @@ def _after_action(execution: WorkflowExecution, message: str, ok: bool):
 
 def _back(execution: WorkflowExecution) -> str:
     """Return to the page the action came from, when it is one of ours."""
-    target = request.form.get("next") or ""
-    if target.startswith("/") and not target.startswith("//"):
-        return target
-    return url_for("executions.show", execution_id=execution.id)
+    return local_path(
+        request.form.get("next"), url_for("executions.show", execution_id=execution.id)
+    )
 
 
 @bp.post("/executions/<int:execution_id>/cancel")

@@ -43,6 +43,17 @@ def get_or_404(model, object_id: int):
     return row
 
 
+def local_path(target: str | None, default: str) -> str:
+    """``target`` if it is a path on this site, else ``default``: a posted
+    "come back here" never sends the browser to another host ("//host",
+    "/\\host" and absolute URLs are refused)."""
+    if not target or not target.startswith("/") or target[1:2] in ("/", "\\"):
+        return default
+    if any(ord(char) < 32 for char in target):
+        return default
+    return target
+
+
 def int_arg(name: str, default: int | None = None) -> int | None:
     """A query-string integer; junk is treated as absent, not as a 500."""
     raw = request.args.get(name, "")

@@ -111,3 +111,30 @@ def test_every_input_has_a_label(client, signed_in, alice, acme):
                 continue
             match = re.search(r'\bid="([^"]+)"', tag)
             assert match and match.group(1) in labelled, f"{path}: {tag}"
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        ("/contacts?tag=2", "/contacts?tag=2"),
+        ("//evil.example/", "/fallback"),
+        ("/\\evil.example/", "/fallback"),
+        ("https://evil.example/", "/fallback"),
+        ("/ok\r\nSet-Cookie: x=1", "/fallback"),
+        ("", "/fallback"),
+        (None, "/fallback"),
+    ],
+)
+def test_come_back_links_stay_on_this_site(target, expected):
+    from app.web.pages import local_path
+
+    assert local_path(target, "/fallback") == expected
+
+
+def test_bulk_add_never_redirects_off_site(client, signed_in, alice, acme):
+    token = signed_in(alice)
+    response = client.post(
+        "/contacts/enroll", data={"next": "//evil.example/", "csrf_token": token}
+    )
+    assert response.status_code == 303
+    assert response.headers["Location"].endswith("/contacts")
