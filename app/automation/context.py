@@ -7,7 +7,7 @@ shape for a whole batch from a few set-based queries.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -34,18 +34,14 @@ def contact_dict(contact: Any, tags: Iterable[str] | None = None) -> dict:
 
     ``custom`` and ``custom_fields`` are the same dict, so both
     ``{{ contact.custom.plan }}`` and rules on ``contact.custom.plan`` work."""
-    if isinstance(contact, dict):
+    if hasattr(contact, "_mapping"):  # a Core Row
+        contact = contact._mapping
+    if isinstance(contact, Mapping):
         data = {name: contact.get(name) for name in CONTACT_FIELDS}
         custom = contact.get("custom_fields") or {}
     else:
-        get = contact.__getitem__ if hasattr(contact, "_mapping") else None
-        if get is not None:
-            contact = contact._mapping
-            data = {name: contact.get(name) for name in CONTACT_FIELDS}
-            custom = contact.get("custom_fields") or {}
-        else:
-            data = {name: getattr(contact, name, None) for name in CONTACT_FIELDS}
-            custom = getattr(contact, "custom_fields", None) or {}
+        data = {name: getattr(contact, name, None) for name in CONTACT_FIELDS}
+        custom = getattr(contact, "custom_fields", None) or {}
     custom = dict(custom)
     data["custom_fields"] = custom
     data["custom"] = custom

@@ -7,6 +7,7 @@ same ``node_type`` string. ``EXECUTORS[node_type](step) -> Outcome``.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
 EXECUTORS: dict[str, Callable] = {}
@@ -28,11 +29,16 @@ def executor_for(node_type: str) -> Callable | None:
 
 
 _loaded = False
+_lock = threading.Lock()
 
 
 def _load() -> None:
+    """Import the executor modules once (threads of one worker may race)."""
     global _loaded
-    if not _loaded:
-        from app.automation.nodes.executors import control, crm, messages  # noqa: F401
+    if _loaded:
+        return
+    with _lock:
+        if not _loaded:
+            from app.automation.nodes.executors import control, crm, messages  # noqa: F401
 
-        _loaded = True
+            _loaded = True
