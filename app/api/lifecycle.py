@@ -13,12 +13,18 @@ from pydantic import Field
 from sqlalchemy import select
 
 from app.api.access import get_or_404
-from app.api.core import Input, Output, endpoint
+from app.api.core import ENDPOINTS, Input, Output, endpoint
 from app.api.errors import ApiError, not_found, validation_error
 from app.api.pagination import PageQuery, page_of, paginate
 from app.api.schemas.automation import WorkflowDetail
 from app.automation import approvals, lifecycle
-from app.automation.portability import Document, ImportProblems, export_workflow, import_workflow
+from app.automation.portability import (
+    Document,
+    ImportProblems,
+    export_workflow,
+    import_workflow,
+    loads,
+)
 from app.automation.templates_library import UnknownTemplate, instantiate, list_templates
 from app.automation.validation import WorkflowInvalid
 from app.automation.versions import diff_definitions
@@ -326,9 +332,13 @@ def import_document():
     """The body is a document as ``export`` returns it. Problems (bad shape,
     unknown types, invalid configurations, missing references) answer 422
     with ``problems``: ``[{"field", "node", "message"}]``."""
-    document = request.get_json(silent=True)
-    if document is None:
+    raw = request.get_data(cache=True)
+    if not raw.strip():
         raise ApiError(400, "malformed_json", "the body must be a JSON document")
+    try:
+        document = loads(raw)
+    except ImportProblems as exc:
+        raise ApiError(400, "malformed_json", exc.problems[0]["message"]) from None
     try:
         return import_workflow(document, acting_user())
     except ImportProblems as exc:
@@ -336,6 +346,10 @@ def import_document():
             422, "invalid_document", "the document cannot be imported", problems=exc.problems
         ) from None
 
+
+# The import body is read by hand (problems are 422, not 400), so the
+# document's schema is attached to the operation for the docs only.
+next(ep for ep in ENDPOINTS if ep.name == "lifecycle_import_document").body = Document
 
 # Comments and approvals live in their own module, registered on import.
 from app.api import lifecycle_collab  # noqa: E402,F401

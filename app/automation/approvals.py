@@ -154,7 +154,7 @@ def reject(request: ApprovalRequest, admin, note: str = "") -> ApprovalRequest:
     request.status = "rejected"
     request.decided_by_id = admin.id
     request.decided_at = now()
-    request.note = (note or "").strip()[:2000]
+    request.note = (note or "").replace("\x00", "").strip()[:2000]
     record("workflow.approval_rejected", request.workflow, data={"request": request.id})
     db.session.commit()
     return request

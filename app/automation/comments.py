@@ -27,7 +27,8 @@ class CommentError(ValueError):
 
 def add_comment(workflow: Workflow, user, body: str, node_id: str | None = None) -> WorkflowComment:
     """Add a comment (on a step when ``node_id`` is given); commits."""
-    body = (body or "").strip()
+    # PostgreSQL cannot store NUL; nobody types one on purpose.
+    body = (body or "").replace("\x00", "").strip()
     if not body:
         raise CommentError("body", "write something")
     if len(body) > MAX_BODY:

@@ -16,6 +16,8 @@ not connected) imports as a draft, and activation reports the rest.
 from __future__ import annotations
 
 import copy
+import json
+import math
 import re
 from decimal import Decimal
 from typing import Any, Literal
@@ -257,8 +259,52 @@ def export_workflow(workflow: Workflow) -> dict[str, Any]:
 # ------------------------------------------------------------------- import
 
 
+def loads(raw: bytes | str) -> Any:
+    """JSON text to a document; ``NaN``/``Infinity`` and absurd nesting are
+    refused as :class:`ImportProblems` (the database cannot store them)."""
+
+    def refuse(token: str):
+        raise ValueError(f"{token} is not a JSON number")
+
+    try:
+        return json.loads(raw, parse_constant=refuse)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ImportProblems([_problem("document", f"not JSON: {exc}")]) from None
+    except RecursionError:
+        raise ImportProblems([_problem("document", "nested too deeply")]) from None
+
+
+def _unstorable(value: Any, path: str = "document", depth: int = 0) -> str | None:
+    """Where the document holds what PostgreSQL cannot store (NUL in a
+    string, a non-finite number) or nests absurdly deep; None if nowhere."""
+    if depth > 64:
+        return path
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else path
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        if isinstance(key, str) and "\x00" in key:
+            return f"{path}.{key!r}"
+        found = _unstorable(item, f"{path}.{key}", depth + 1)
+        if found:
+            return found
+    return None
+
+
 def parse_document(document: Any) -> WorkflowDoc:
     """The document's shape, or :class:`ImportProblems` naming each field."""
+    where = _unstorable(document)
+    if where is not None:
+        raise ImportProblems(
+            [_problem(where, "holds a NUL character, a non-finite number or deep nesting")]
+        )
     try:
         return Document.model_validate(document).workflow
     except ValidationError as exc:
@@ -339,7 +385,7 @@ def import_workflow(document: Any, user=None, *, name: str | None = None) -> Wor
         if problems:
             raise ImportProblems(problems)
         workflow = Workflow(
-            name=(name or doc.name).strip()[:200] or doc.name,
+            name=(name or "").replace("\x00", "").strip()[:200] or doc.name,
             description=doc.description,
             status="draft",
             created_by_id=getattr(user, "id", None),

@@ -15,7 +15,7 @@ from flask import Blueprint, Response, abort, flash, g, redirect, render_templat
 from app.auth import login_required_page
 from app.automation import approvals, lifecycle
 from app.automation.definition import definition_of
-from app.automation.portability import ImportProblems, export_workflow, import_workflow
+from app.automation.portability import ImportProblems, export_workflow, import_workflow, loads
 from app.automation.templates_library import UnknownTemplate, instantiate, list_templates
 from app.automation.validation import WorkflowInvalid, validate_workflow
 from app.automation.versions import diff_definitions, diff_drawing
@@ -245,17 +245,13 @@ def import_page():
         problems = [{"field": "document", "node": None, "message": "the file is over 1 MiB"}]
     else:
         try:
-            document = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            problems = [{"field": "document", "node": None, "message": f"not JSON: {exc}"}]
+            document = loads(raw)
+            workflow = import_workflow(document, g.user, name=request.form.get("name") or None)
+        except ImportProblems as exc:
+            problems = exc.problems
         else:
-            try:
-                workflow = import_workflow(document, g.user, name=request.form.get("name") or None)
-            except ImportProblems as exc:
-                problems = exc.problems
-            else:
-                flash(f"Imported “{workflow.name}” as a draft.")
-                return redirect(_builder_url(workflow))
+            flash(f"Imported “{workflow.name}” as a draft.")
+            return redirect(_builder_url(workflow))
     return render_template("lifecycle/import.html", problems=problems), 422
 
 

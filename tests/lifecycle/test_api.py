@@ -251,3 +251,27 @@ def test_portal_users_and_strangers_are_refused(client, live, paula, token_for):
     assert client.get(f"{API}/templates/").status_code == 401
     portal = client.get(f"{API}/workflows/{live.id}/versions/", headers=token_for(paula))
     assert portal.status_code == 403
+
+
+def test_import_refuses_what_the_database_cannot_store(client, live, as_alice):
+    document = client.get(f"{API}/workflows/{live.id}/export/", headers=as_alice).get_json()
+    document["workflow"]["nodes"][0]["label"] = "bad\u0000label"
+    nul = client.post(f"{API}/workflows/import/", json=document, headers=as_alice)
+    assert nul.status_code == 422
+    assert nul.get_json()["error"]["problems"][0]["field"] == "document.workflow.nodes.0.label"
+    text = client.get(f"{API}/workflows/{live.id}/export/", headers=as_alice).get_data(as_text=True)
+    nan = text.replace('"position_x":100.0', '"position_x":NaN', 1)
+    assert nan != text
+    response = client.post(
+        f"{API}/workflows/import/",
+        data=nan,
+        headers={**as_alice, "Content-Type": "application/json"},
+    )
+    assert response.status_code == 400
+    assert response.get_json()["error"]["code"] == "malformed_json"
+
+
+def test_the_import_body_is_documented(client):
+    document = client.get("/api/openapi.json").get_json()
+    operation = document["paths"]["/api/v1/automation/workflows/import/"]["post"]
+    assert "requestBody" in operation

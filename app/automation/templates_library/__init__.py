@@ -70,4 +70,4 @@ def instantiate(key: str, name: str | None = None, user=None) -> Workflow:
     from app.automation.portability import import_workflow
 
     template = get_template(key)
-    return import_workflow(template.document(), user, name=(name or "").strip() or template.name)
+    return import_workflow(template.document(), user, name=name or template.name)
