@@ -5,7 +5,8 @@ nodes by ``node_id``; where a configuration points at a firm's record (a
 list, a form, another workflow) the export writes a reference by name,
 ``{"$ref": "list", "name": "Newsletter"}``, which import resolves in the
 importing firm (creating a missing list; a missing form or workflow is a
-problem). Exporting an import gives back the same document.
+problem). Webhook headers that carry credentials are exported blank.
+Exporting an import gives back the same document.
 
 Import refuses documents with problems in their parts (unknown step or
 trigger types, invalid configurations, connections to missing steps) and

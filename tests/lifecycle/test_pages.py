@@ -303,3 +303,20 @@ def test_another_firms_workflow_is_404_and_portal_users_403(
 def test_anonymous_visitors_are_sent_to_login(client, live):
     response = client.get("/automation/templates")
     assert response.status_code == 302 and "/login" in response.location
+
+
+def test_the_comment_badge_partial_links_to_the_step_panel(app, acme, bob, live):
+    from flask import render_template
+
+    from app.automation.comments import add_comment, comments_by_node
+
+    with firm_context(acme.id):
+        add_comment(live, bob, "hi", node_id="send_tips")
+        with app.test_request_context():
+            html = render_template(
+                "lifecycle/_comment_badge.html",
+                workflow=live,
+                node_id="send_tips",
+                comment_counts=comments_by_node(live),
+            )
+    assert f"/automation/{live.id}/comments?node=send_tips" in html and "💬 1" in html
