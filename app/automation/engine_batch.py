@@ -12,7 +12,7 @@ import logging
 import uuid
 from datetime import timedelta
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from app.automation.engine_state import BatchState
 from app.automation.engine_walk import walk
@@ -68,6 +68,7 @@ def _after_commit(written: list[Effects]) -> None:
                     **event,
                 }
             )
+    events = _listened_to(events)
     if events:
         try:
             from app.automation.triggers.bus import emit_many
@@ -83,6 +84,50 @@ def _after_commit(written: list[Effects]) -> None:
         from app.queue import kick_delivery
 
         kick_delivery()
+
+
+SCORE_TYPES = ("score_threshold_reached", "score_threshold_dropped")
+
+
+def _types_of(event: dict) -> set[str]:
+    """The trigger types an event can fire (a score change also yields the
+    bus's derived threshold events)."""
+    types = {event["event_type"]}
+    if event["event_type"] == "contact_updated" and "score" in (
+        (event.get("data") or {}).get("changed") or {}
+    ):
+        types.update(SCORE_TYPES)
+    return types
+
+
+def _listened_to(events: list[dict]) -> list[dict]:
+    """Only the events some active trigger of the firm listens to: a batch
+    of 500 executions makes ~1,000 CRM events, and when no workflow waits
+    for them, one indexed query here saves the bus recording them all."""
+    if not events:
+        return events
+    from app.models import Workflow, WorkflowTrigger
+
+    wanted = set().union(*(_types_of(event) for event in events))
+    triggers, workflows = WorkflowTrigger.__table__, Workflow.__table__
+    stmt = (
+        select(triggers.c.firm_id, triggers.c.trigger_type)
+        .join(workflows, workflows.c.id == triggers.c.workflow_id)
+        .where(
+            triggers.c.firm_id.in_({event["firm_id"] for event in events}),
+            triggers.c.trigger_type.in_(wanted),
+            triggers.c.is_active.is_(True),
+            workflows.c.status == "active",
+        )
+        .distinct()
+    )
+    listening = set(db.session.connection().execute(stmt).all())
+    db.session.commit()
+    return [
+        event
+        for event in events
+        if any((event["firm_id"], kind) in listening for kind in _types_of(event))
+    ]
 
 
 def _record_crash(row: dict, owner: str, exc: Exception) -> None:
