@@ -52,6 +52,17 @@ def last_request(workflow: Workflow) -> ApprovalRequest | None:
     return db.session.scalars(stmt.order_by(ApprovalRequest.id.desc())).first()
 
 
+def pending_workflow_ids(workflow_ids) -> set[int]:
+    """Which of these workflows wait for an approval (one query for a list)."""
+    ids = list(workflow_ids)
+    if not ids:
+        return set()
+    stmt = select(ApprovalRequest.workflow_id).where(
+        ApprovalRequest.workflow_id.in_(ids), ApprovalRequest.status == "pending"
+    )
+    return set(db.session.scalars(stmt))
+
+
 def pending_requests() -> list[ApprovalRequest]:
     """The current firm's queue, oldest first."""
     stmt = select(ApprovalRequest).where(ApprovalRequest.status == "pending")
@@ -166,6 +177,7 @@ __all__ = [
     "needs_approval",
     "pending_request",
     "pending_requests",
+    "pending_workflow_ids",
     "reject",
     "request_publication",
     "requires_approval",

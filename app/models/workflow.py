@@ -69,6 +69,15 @@ class Workflow(FirmScoped, Timestamps, db.Model):
 
         pause_workflow(self, user)
 
+    @property
+    def pending_approval(self) -> bool:
+        """A marketer asked to publish and no admin has decided yet (the
+        firm requires approval). One query; lists use
+        :func:`app.automation.approvals.pending_workflow_ids`."""
+        from app.automation.approvals import pending_request
+
+        return pending_request(self) is not None
+
     def node_by_key(self, node_id: str) -> WorkflowNode | None:
         return next((node for node in self.nodes if node.node_id == node_id), None)
 

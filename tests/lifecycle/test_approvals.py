@@ -10,6 +10,7 @@ from app.automation.approvals import (
     approve,
     pending_request,
     pending_requests,
+    pending_workflow_ids,
     reject,
     request_publication,
     set_requires_approval,
@@ -62,8 +63,10 @@ def test_without_the_setting_a_marketer_publishes(acme, bob):
 def test_a_request_keeps_the_workflow_a_flagged_draft_until_approved(strict, alice, bob):
     workflow = nurture_workflow(strict)
     with firm_context(strict.id):
+        assert not workflow.pending_approval
         request = request_publication(workflow, bob)
-        assert workflow.status == "draft"
+        assert workflow.status == "draft" and workflow.pending_approval
+        assert pending_workflow_ids([workflow.id, workflow.id + 1]) == {workflow.id}
         assert pending_request(workflow) == request
         assert pending_requests() == [request]
         notes = db.session.scalars(select(Notification)).all()
