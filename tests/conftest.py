@@ -102,6 +102,15 @@ def _clean_database(request, app):
         db.session.rollback()
         db.session.remove()
         _empty_tables(db)
+        # The limiter is one shared extension: a test that builds an app with
+        # limits on must not leave them on for the tests after it.
+        from app.extensions import limiter
+
+        limiter.enabled = bool(app.config["RATELIMIT_ENABLED"])
+        # Version definitions are cached per process; ids repeat across tests.
+        from app.automation import engine_state
+
+        engine_state._definitions.clear()
         ctx.pop()
         if USING_REDIS:
             from app.queue import redis_connection

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 19:49:12.630263
+Create Date: 2026-11-25 22:06:38.168071
 
 """
 
@@ -459,6 +459,101 @@ def upgrade():
         )
 
     op.create_table(
+        "workflow_approval_requests",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("workflow_id", sa.Integer(), nullable=False),
+        sa.Column("status", sa.String(length=20), nullable=False),
+        sa.Column(
+            "definition",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column(
+            "mapping",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("keep_on_old_version", sa.Boolean(), nullable=False),
+        sa.Column("requested_by_id", sa.Integer(), nullable=True),
+        sa.Column("decided_by_id", sa.Integer(), nullable=True),
+        sa.Column("decided_at", app.models.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("note", sa.Text(), nullable=False),
+        sa.Column("version_number", sa.Integer(), nullable=True),
+        sa.Column("created_at", app.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("firm_id", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["decided_by_id"],
+            ["users.id"],
+            name=op.f("fk_workflow_approval_requests_decided_by_id_users"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["firm_id"],
+            ["firms.id"],
+            name=op.f("fk_workflow_approval_requests_firm_id_firms"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["requested_by_id"],
+            ["users.id"],
+            name=op.f("fk_workflow_approval_requests_requested_by_id_users"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["workflow_id"],
+            ["workflows.id"],
+            name=op.f("fk_workflow_approval_requests_workflow_id_workflows"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_workflow_approval_requests")),
+    )
+    with op.batch_alter_table("workflow_approval_requests", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_approval_requests_firm_status", ["firm_id", "status"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_workflow_approval_requests_firm_id"), ["firm_id"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_workflow_approval_requests_workflow_id"), ["workflow_id"], unique=False
+        )
+
+    op.create_table(
+        "workflow_comments",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("workflow_id", sa.Integer(), nullable=False),
+        sa.Column("node_id", sa.String(length=100), nullable=True),
+        sa.Column("author_id", sa.Integer(), nullable=True),
+        sa.Column("body", sa.Text(), nullable=False),
+        sa.Column("created_at", app.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("firm_id", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["author_id"],
+            ["users.id"],
+            name=op.f("fk_workflow_comments_author_id_users"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["firm_id"],
+            ["firms.id"],
+            name=op.f("fk_workflow_comments_firm_id_firms"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["workflow_id"],
+            ["workflows.id"],
+            name=op.f("fk_workflow_comments_workflow_id_workflows"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_workflow_comments")),
+    )
+    with op.batch_alter_table("workflow_comments", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_workflow_comments_firm_id"), ["firm_id"], unique=False)
+        batch_op.create_index(
+            "ix_workflow_comments_workflow_node", ["workflow_id", "node_id"], unique=False
+        )
+
+    op.create_table(
         "workflow_nodes",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("workflow_id", sa.Integer(), nullable=False),
@@ -509,6 +604,7 @@ def upgrade():
             nullable=False,
         ),
         sa.Column("is_active", sa.Boolean(), nullable=False),
+        sa.Column("scheduled_through", app.models.base.UTCDateTime(timezone=True), nullable=True),
         sa.Column("firm_id", sa.Integer(), nullable=False),
         sa.Column("created_at", app.models.base.UTCDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", app.models.base.UTCDateTime(timezone=True), nullable=False),
@@ -701,6 +797,16 @@ def upgrade():
         batch_op.create_index("ix_executions_status_wake", ["status", "wake_at"], unique=False)
         batch_op.create_index(
             "ix_executions_workflow_contact", ["workflow_id", "contact_id"], unique=False
+        )
+        batch_op.create_index(
+            "ix_executions_workflow_started", ["workflow_id", "started_at"], unique=False
+        )
+        batch_op.create_index(
+            "ix_executions_workflow_test_runs",
+            ["workflow_id"],
+            unique=False,
+            postgresql_where=sa.text("test_mode"),
+            sqlite_where=sa.text("test_mode"),
         )
         batch_op.create_index(
             batch_op.f("ix_workflow_executions_contact_id"), ["contact_id"], unique=False
@@ -918,6 +1024,7 @@ def upgrade():
         sa.Column("message_id", sa.String(length=200), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("max_attempts", sa.Integer(), nullable=False),
+        sa.Column("retry_backoff_seconds", sa.Double(), nullable=False),
         sa.Column("next_attempt_at", app.models.base.UTCDateTime(timezone=True), nullable=True),
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.Column(
@@ -1032,6 +1139,7 @@ def upgrade():
         sa.Column("kind", sa.String(length=20), nullable=False),
         sa.Column("url", sa.Text(), nullable=False),
         sa.Column("user_agent", sa.Text(), nullable=False),
+        sa.Column("event_id", sa.String(length=200), nullable=True),
         sa.Column("created_at", app.models.base.UTCDateTime(timezone=True), nullable=False),
         sa.Column("firm_id", sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(
@@ -1053,6 +1161,9 @@ def upgrade():
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_tracking_events")),
+        sa.UniqueConstraint(
+            "firm_id", "event_id", name=op.f("uq_tracking_events_firm_id_event_id")
+        ),
     )
     with op.batch_alter_table("tracking_events", schema=None) as batch_op:
         batch_op.create_index(
@@ -1135,6 +1246,12 @@ def downgrade():
     with op.batch_alter_table("workflow_executions", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_workflow_executions_firm_id"))
         batch_op.drop_index(batch_op.f("ix_workflow_executions_contact_id"))
+        batch_op.drop_index(
+            "ix_executions_workflow_test_runs",
+            postgresql_where=sa.text("test_mode"),
+            sqlite_where=sa.text("test_mode"),
+        )
+        batch_op.drop_index("ix_executions_workflow_started")
         batch_op.drop_index("ix_executions_workflow_contact")
         batch_op.drop_index("ix_executions_status_wake")
         batch_op.drop_index("ix_executions_firm_workflow_status")
@@ -1164,6 +1281,17 @@ def downgrade():
         batch_op.drop_index(batch_op.f("ix_workflow_nodes_firm_id"))
 
     op.drop_table("workflow_nodes")
+    with op.batch_alter_table("workflow_comments", schema=None) as batch_op:
+        batch_op.drop_index("ix_workflow_comments_workflow_node")
+        batch_op.drop_index(batch_op.f("ix_workflow_comments_firm_id"))
+
+    op.drop_table("workflow_comments")
+    with op.batch_alter_table("workflow_approval_requests", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_workflow_approval_requests_workflow_id"))
+        batch_op.drop_index(batch_op.f("ix_workflow_approval_requests_firm_id"))
+        batch_op.drop_index("ix_approval_requests_firm_status")
+
+    op.drop_table("workflow_approval_requests")
     with op.batch_alter_table("workflow_analytics", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_workflow_analytics_workflow_id"))
         batch_op.drop_index(batch_op.f("ix_workflow_analytics_firm_id"))
