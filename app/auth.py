@@ -6,13 +6,14 @@ this module is the only place that sets it for web requests.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import wraps
 
 from flask import abort, g, redirect, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
-from app.clock import now
+from app.clock import ensure_utc, now
 from app.extensions import db, login_manager
 from app.tenancy import reset_current_firm, set_current_firm
 
@@ -38,10 +39,22 @@ def authenticate_request() -> None:
         if token is not None and token.user.is_active:
             g.user = token.user
             g.api_token = token
-            token.last_used_at = now()
+            _stamp_use(token)
     elif current_user.is_authenticated:
         g.user = current_user._get_current_object()
     g.firm_token = set_current_firm(g.user.firm_id if g.user is not None else None)
+
+
+# "Last used" is for admins spotting stale tokens; minute-level precision is
+# plenty, and stamping every request would dirty the session on every read.
+_STAMP_EVERY = timedelta(minutes=5)
+
+
+def _stamp_use(token) -> None:
+    moment = now()
+    last = ensure_utc(token.last_used_at)
+    if last is None or moment - last >= _STAMP_EVERY:
+        token.last_used_at = moment
 
 
 def forget_request() -> None:

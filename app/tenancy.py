@@ -105,3 +105,30 @@ def _stamp_new_rows(session: Session, flush_context, instances) -> None:
                 f"refusing to write a {type(obj).__name__} of firm {obj.firm_id} "
                 f"while acting for firm {firm_id}"
             )
+
+
+# The widest primary key any firm-owned table uses (BIGINT); a larger id
+# cannot exist, and PostgreSQL would refuse to compare with it.
+_MAX_BIGINT = 2**63 - 1
+_MAX_INTEGER = 2**31 - 1
+
+
+def scoped_get(model, object_id: int, *options):
+    """The current firm's ``model`` row with this id, or None.
+
+    Always a SELECT, never ``Session.get``: the identity map would hand back
+    a row loaded earlier in the session without asking the database, and so
+    without the firm filter. An id beyond the column's range is None without
+    a query."""
+    from sqlalchemy import BigInteger, select
+
+    from app.extensions import db
+
+    column = model.__mapper__.primary_key[0]
+    limit = _MAX_BIGINT if isinstance(column.type, BigInteger) else _MAX_INTEGER
+    if not isinstance(object_id, int) or not 0 < object_id <= limit:
+        return None
+    stmt = select(model).where(column == object_id)
+    if options:
+        stmt = stmt.options(*options)
+    return db.session.scalars(stmt).first()

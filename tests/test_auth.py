@@ -97,3 +97,8 @@ def test_pages_carry_a_strict_content_security_policy(client):
     policy = client.get("/login").headers["Content-Security-Policy"]
     assert "script-src 'self'" in policy
     assert "unsafe-inline" not in policy.split("script-src")[1].split(";")[0]
+
+
+def test_an_absurd_id_in_a_page_url_is_a_404(client, auth, alice):
+    auth.login(alice)
+    assert client.get(f"/automation/builder/{2**70}").status_code == 404

@@ -233,3 +233,16 @@ def test_a_new_row_without_a_firm_is_refused(two_firms):
 def test_system_work_may_span_firms_explicitly(two_firms):
     stmt = select(Contact).execution_options(all_firms=True)
     assert len(db.session.scalars(stmt).all()) == 2
+
+
+def test_scoped_get_ignores_the_identity_map_and_absurd_ids(two_firms):
+    from app.tenancy import scoped_get
+
+    acme, _, globex, globex_rows = two_firms
+    other_id = _id_of(globex_rows[Contact])
+    with firm_context(globex.id):
+        assert db.session.get(Contact, other_id) is not None  # now in the identity map
+    with firm_context(acme.id):
+        assert scoped_get(Contact, other_id) is None
+        assert scoped_get(Contact, 2**70) is None
+        assert scoped_get(WorkflowExecution, 2**62) is None

@@ -23,11 +23,11 @@ import hashlib
 
 from flask import current_app, g, request
 from flask_limiter.util import get_remote_address
-from sqlalchemy import select
 
-from app.api.core import SAFE_METHODS, api_bp, max_id_of
+from app.api.core import SAFE_METHODS, api_bp
 from app.api.errors import ApiError, not_found
-from app.extensions import csrf, db, limiter
+from app.extensions import csrf, limiter
+from app.tenancy import scoped_get
 
 WRITE_METHODS = ["POST", "PUT", "PATCH", "DELETE"]
 
@@ -83,12 +83,7 @@ def get_or_404(model, object_id: int, *options, what: str | None = None):
 
     An id beyond the column's range cannot exist: 404 without asking the
     database (PostgreSQL would refuse the comparison)."""
-    if not 0 < object_id <= max_id_of(model.id):
-        raise not_found(what or model.__name__.lower())
-    stmt = select(model).where(model.id == object_id)
-    if options:
-        stmt = stmt.options(*options)
-    obj = db.session.scalars(stmt).first()
+    obj = scoped_get(model, object_id, *options)
     if obj is None:
         raise not_found(what or model.__name__.lower())
     return obj

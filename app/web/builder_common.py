@@ -13,11 +13,10 @@ from collections import OrderedDict
 from typing import Any
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
-from sqlalchemy import select
 
 from app.automation.nodes.registry import all_node_types
-from app.extensions import db
 from app.models import Workflow, WorkflowNode
+from app.tenancy import scoped_get
 from app.web.builder_graph import drawing
 
 bp = Blueprint("builder", __name__, url_prefix="/automation/builder")
@@ -35,7 +34,7 @@ def load_workflow(workflow_id: int) -> Workflow:
     A SELECT rather than ``session.get``: the identity map would hand back
     a row loaded earlier in the same session without asking the database,
     and so without the firm filter."""
-    workflow = db.session.scalars(select(Workflow).where(Workflow.id == workflow_id)).first()
+    workflow = scoped_get(Workflow, workflow_id)
     if workflow is None:
         abort(404)
     return workflow

@@ -19,6 +19,7 @@ from app.automation.nodes.registry import UnknownNodeType, config_errors, get_no
 from app.extensions import db
 from app.models import Contact, ContactList, Tag, User, Workflow, WorkflowNode
 from app.models.audit import record
+from app.tenancy import scoped_get
 from app.web.builder_common import bp, is_htmx, load_node, load_workflow, render_panel
 from app.web.builder_forms import (
     apply_row_action,
@@ -217,7 +218,7 @@ def preview(workflow_id: int, node_id: str):
     contact: Any = SAMPLE_CONTACT
     raw_id = (values.get("preview_contact") or "").strip()
     if raw_id.isdigit():
-        contact = db.session.get(Contact, int(raw_id)) or SAMPLE_CONTACT
+        contact = scoped_get(Contact, int(raw_id)) or SAMPLE_CONTACT
     rendered = render_preview(workflow, node.node_type, values, contact)
     return render_template("builder/_preview.html", rendered=rendered, contact=contact)
 

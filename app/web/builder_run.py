@@ -13,6 +13,7 @@ from app.automation.definition import definition_of
 from app.automation.validation import validate_definition
 from app.extensions import db
 from app.models import Contact
+from app.tenancy import scoped_get
 from app.web.builder_common import (
     acting_user,
     back_to_builder,
@@ -80,7 +81,7 @@ def run_test(workflow_id: int):
 
     workflow = load_workflow(workflow_id)
     raw = request.form.get("contact_id", "")
-    contact = db.session.get(Contact, int(raw)) if raw.isdigit() else None
+    contact = scoped_get(Contact, int(raw)) if raw.isdigit() else None
     error = None
     execution = None
     if contact is None:

@@ -13,6 +13,7 @@ from jinja2_fragments.flask import render_block
 from sqlalchemy import Select, func, select
 
 from app.extensions import db
+from app.tenancy import scoped_get
 
 
 def is_htmx() -> bool:
@@ -37,7 +38,7 @@ def get_or_404(model, object_id: int):
 
     Always a SELECT (never ``session.get``), so the tenancy rule applies even
     when the row sits in the session's identity map."""
-    row = db.session.scalars(select(model).where(model.id == object_id)).first()
+    row = scoped_get(model, object_id)
     if row is None:
         abort(404)
     return row
