@@ -169,6 +169,10 @@ def activate_workflow(workflow_id: int):
     try:
         # Commits; then enrolls existing contacts when the workflow asks to.
         activate_and_enroll(workflow, user=g.user)
+    except ApprovalRequired as exc:
+        # Before WorkflowInvalid, of which it is a kind.
+        db.session.rollback()
+        raise ApiError(403, "approval_required", str(exc)) from None
     except WorkflowInvalid as exc:
         db.session.rollback()
         raise ApiError(
@@ -177,9 +181,6 @@ def activate_workflow(workflow_id: int):
             f"the workflow cannot be activated: {len(exc.problems)} problem(s)",
             problems=exc.problems,
         ) from None
-    except ApprovalRequired as exc:
-        db.session.rollback()
-        raise ApiError(403, "approval_required", str(exc)) from None
     except ValueError as exc:
         db.session.rollback()
         raise ApiError(409, "conflict", str(exc)) from None

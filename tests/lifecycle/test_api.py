@@ -225,6 +225,17 @@ def test_approval_flow_through_the_api(client, acme, alice, bob, as_alice, as_bo
         assert db.session.scalars(select(ApprovalRequest.status)).all() == ["approved"]
 
 
+def test_activate_by_a_marketer_needing_approval_answers_403_not_422(client, acme, bob, as_bob):
+    workflow = nurture_workflow(acme)
+    with firm_context(acme.id):
+        set_requires_approval(db.session.get(type(acme), acme.id), True)
+    answer = client.post(f"{API}/workflows/{workflow.id}/activate/", headers=as_bob)
+    assert answer.status_code == 403, answer.get_json()
+    assert answer.get_json()["error"]["code"] == "approval_required"
+    with firm_context(acme.id):
+        assert db.session.get(Workflow, workflow.id).status == "draft"
+
+
 @pytest.mark.parametrize(
     "method, path",
     [
