@@ -1,0 +1,110 @@
+"""What the fault tests assert on: the database (execution statuses, flow
+states, outbox rows) and the receivers (messages by Message-ID and by
+Idempotency-Key)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+
+from app.extensions import db
+from app.models import ContactFlowState, OutboxMessage, WorkflowExecution
+
+
+def _all(stmt):
+    return db.session.execute(stmt.execution_options(all_firms=True))
+
+
+def statuses() -> dict[str, int]:
+    stmt = select(WorkflowExecution.status, func.count()).group_by(WorkflowExecution.status)
+    return dict(_all(stmt).all())
+
+
+def outbox_statuses() -> dict[tuple[str, str], int]:
+    stmt = select(OutboxMessage.channel, OutboxMessage.status, func.count()).group_by(
+        OutboxMessage.channel, OutboxMessage.status
+    )
+    return {(channel, status): n for channel, status, n in _all(stmt).all()}
+
+
+def flow_state_counts() -> tuple[int, int]:
+    """(flow states, distinct (execution, node, visit)): equal when no step
+    was recorded twice."""
+    table = ContactFlowState.__table__
+    conn = db.session.connection()
+    total = conn.execute(select(func.count()).select_from(table)).scalar()
+    keys = select(table.c.execution_id, table.c.node_id, table.c.visit).distinct().subquery()
+    distinct = conn.execute(select(func.count()).select_from(keys)).scalar()
+    return total, distinct
+
+
+def outbox_ids(channel: str) -> dict[str, str]:
+    """message_id -> recipient (email address, or the contact in the
+    webhook payload) for every outbox row of a channel."""
+    table = OutboxMessage.__table__
+    rows = db.session.connection().execute(
+        select(table.c.message_id, table.c.to_address).where(table.c.channel == channel)
+    )
+    return dict(rows.all())
+
+
+def settle(predicate, timeout: float, every: float = 0.25) -> bool:
+    """Poll the database until ``predicate()`` holds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        db.session.rollback()
+        if predicate():
+            return True
+        time.sleep(every)
+    db.session.rollback()
+    return False
+
+
+@dataclass
+class Deliveries:
+    """Messages a receiver got, keyed by the id the sender put on them."""
+
+    ids: list[str]
+    recipients: dict[str, set[str]]  # id -> who it was for
+
+    @property
+    def distinct(self) -> int:
+        return len(set(self.ids))
+
+    @property
+    def duplicates(self) -> int:
+        return len(self.ids) - self.distinct
+
+    def most_repeats(self) -> int:
+        return max(Counter(self.ids).values(), default=0)
+
+    def recipients_with_two_messages(self) -> list[str]:
+        """Recipients that got two *different* messages for one step."""
+        seen: Counter = Counter()
+        for who in self.recipients.values():
+            seen.update(who)
+        return [who for who, n in seen.items() if n > 1]
+
+
+def emails(inbox) -> Deliveries:
+    with inbox.lock:
+        messages = list(inbox.messages)
+    ids = [m["Message-ID"] for m in messages]
+    recipients: dict[str, set[str]] = {}
+    for message in messages:
+        recipients.setdefault(message["Message-ID"], set()).add(str(message["To"]))
+    return Deliveries(ids, recipients)
+
+
+def webhooks(receiver, field: str = "contact") -> Deliveries:
+    with receiver.lock:
+        requests = list(receiver.requests)
+    ids = [r["headers"].get("idempotency-key") for r in requests]
+    recipients: dict[str, set[str]] = {}
+    for request, key in zip(requests, ids, strict=True):
+        recipients.setdefault(key, set()).add(json.loads(request["body"])[field])
+    return Deliveries(ids, recipients)

@@ -1,0 +1,226 @@
+"""Real processes for the fault tests: a private redis-server, a private
+PostgreSQL cluster and ``worker.py`` processes, all started (and stopped,
+killed, paused, restarted) by the test itself.
+
+The shared servers (5432, 6379) are never touched: a test that flushes or
+restarts a server must own it.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(predicate, timeout: float = 30.0, every: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(every)
+    return False
+
+
+class RedisServer:
+    """``redis-server`` on a free port, without persistence: a restart
+    comes back empty, like a flush plus dropped connections."""
+
+    def __init__(self, workdir: Path):
+        self.port = free_port()
+        self.workdir = workdir
+        self.proc: subprocess.Popen | None = None
+
+    def url(self, number: int = 0) -> str:
+        return f"redis://127.0.0.1:{self.port}/{number}"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "no",
+                "--dir",
+                str(self.workdir),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        assert wait_until(self.ping, 20), "private redis-server did not start"
+
+    def ping(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def restart(self, down_for: float = 0.0) -> None:
+        self.stop()
+        time.sleep(down_for)
+        self.start()
+
+
+class PostgresCluster:
+    """A throwaway PostgreSQL 15 cluster (initdb in a temp dir, pg_ctl on a
+    free port, run as the postgres user), tuned for speed, not safety."""
+
+    SETTINGS = {
+        "listen_addresses": "'127.0.0.1'",
+        "fsync": "off",
+        "synchronous_commit": "off",
+        "full_page_writes": "off",
+        "shared_buffers": "32MB",
+        "max_connections": "100",
+        "log_min_messages": "warning",
+    }
+
+    def __init__(self):
+        self.dir = Path(tempfile.mkdtemp(prefix="faults-pg-"))
+        shutil.chown(self.dir, "postgres", "postgres")
+        self.data = self.dir / "data"
+        self.log = self.dir / "server.log"
+        self.port = free_port()
+
+    @staticmethod
+    def available() -> bool:
+        return os.geteuid() == 0 and (PG_BIN / "initdb").exists()
+
+    def _run(self, tool: str, *args: str, timeout: float = 120) -> None:
+        command = ["runuser", "-u", "postgres", "--", str(PG_BIN / tool), *args]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+        if done.returncode != 0:
+            raise RuntimeError(f"{tool} failed: {done.stdout}\n{done.stderr}\n{self.server_log()}")
+
+    def server_log(self) -> str:
+        try:
+            return self.log.read_text()[-4000:]
+        except OSError:
+            return ""
+
+    def init(self) -> None:
+        self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "-E", "UTF8",
+                  "--no-sync")  # fmt: skip
+        lines = [f"{key} = {value}" for key, value in self.SETTINGS.items()]
+        lines += [f"port = {self.port}", f"unix_socket_directories = '{self.dir}'"]
+        with open(self.data / "postgresql.conf", "a") as conf:
+            conf.write("\n".join(lines) + "\n")
+
+    def start(self) -> None:
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-w", "-t", "60", "start")
+
+    def stop(self, mode: str = "fast") -> None:
+        self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "-t", "60", "stop")
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
+
+    def destroy(self) -> None:
+        try:
+            self.stop("immediate")
+        except Exception:  # already down
+            pass
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Workers:
+    """``worker.py`` processes sharing one environment; their stderr goes to
+    one log file that a failing test prints."""
+
+    def __init__(self, env: dict, log: Path):
+        self.env = env
+        self.log = log
+        self.procs: list[subprocess.Popen] = []
+        self.born: dict[int, float] = {}
+
+    def spawn(self, count: int = 1, *args: str, **env) -> list[subprocess.Popen]:
+        environment = {**os.environ, **self.env, **{k: str(v) for k, v in env.items()}}
+        started = []
+        for _ in range(count):
+            with open(self.log, "a") as log:
+                proc = subprocess.Popen(
+                    [sys.executable, str(ROOT / "worker.py"), *args],
+                    cwd=ROOT,
+                    env=environment,
+                    stdout=subprocess.DEVNULL,
+                    stderr=log,
+                )
+            self.born[proc.pid] = time.monotonic()
+            started.append(proc)
+        self.procs.extend(started)
+        return started
+
+    def alive(self) -> list[subprocess.Popen]:
+        return [proc for proc in self.procs if proc.poll() is None]
+
+    def age(self, proc: subprocess.Popen) -> float:
+        return time.monotonic() - self.born[proc.pid]
+
+    def kill(self, proc: subprocess.Popen) -> None:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+
+    def kill_one(self, min_age: float, rng: random.Random) -> subprocess.Popen | None:
+        """SIGKILL a random worker that has lived ``min_age`` seconds (long
+        enough to have imported the app and taken work)."""
+        candidates = [p for p in self.alive() if self.age(p) >= min_age]
+        if not candidates:
+            return None
+        victim = rng.choice(candidates)
+        self.kill(victim)
+        return victim
+
+    def log_tail(self, chars: int = 6000) -> str:
+        try:
+            return self.log.read_text()[-chars:]
+        except OSError:
+            return ""
+
+    def stop_all(self) -> None:
+        for proc in self.alive():
+            try:
+                proc.send_signal(signal.SIGCONT)  # a paused worker cannot stop
+                proc.send_signal(signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
