@@ -123,9 +123,7 @@ def faults(fault_db, private_redis, tmp_path, pg_cluster):
         db.create_all()
         firm = make_firm("Acme")
         user = make_user(firm, "alice@acme.test", role="admin")
-        yield FaultEnv(
-            application, firm, user, private_redis, workers, inbox, hooks, fault_db
-        )
+        yield FaultEnv(application, firm, user, private_redis, workers, inbox, hooks, fault_db)
     finally:
         workers.stop_all()
         db.session.remove()

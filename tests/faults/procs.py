@@ -8,6 +8,7 @@ restarts a server must own it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import shutil
@@ -151,10 +152,8 @@ class PostgresCluster:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
 
     def destroy(self) -> None:
-        try:
+        with contextlib.suppress(Exception):  # already down
             self.stop("immediate")
-        except Exception:  # already down
-            pass
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
