@@ -94,8 +94,9 @@ def submit(form_key: str):
     else:
         raw = request.form.to_dict()
     raw = {str(k): v for k, v in raw.items()}
+    token = raw.get(domain.TOKEN_FIELD) or request.headers.get("X-Form-Token")
     try:
-        domain.check_token(form, raw.get(domain.TOKEN_FIELD) or request.headers.get("X-Form-Token"))
+        domain.check_token(form, token)
     except domain.FormExpired:
         message = "This form has expired. Please submit it again."
         if as_json:
@@ -111,7 +112,12 @@ def submit(form_key: str):
         if as_json:
             return _error(422, "validation_error", "some fields need attention", result.errors)
         return _page(form, values=raw, errors=result.errors, status=422)
-    submission, contact, _ = domain.submit(form, result.values, request.user_agent.string or "")
+    submission, contact, _ = domain.submit(
+        form,
+        result.values,
+        request.user_agent.string or "",
+        key=domain.submission_key(str(token), result.values),
+    )
     return _done(form, as_json, contact=contact, submission=submission)
 
 

@@ -13,6 +13,8 @@ honeypot field that people never see and bots fill in.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from dataclasses import dataclass, field
 from datetime import date
@@ -84,6 +86,13 @@ def _serializer() -> URLSafeTimedSerializer:
 
 def form_token(form: Form) -> str:
     return _serializer().dumps({"form": form.form_key})
+
+
+def submission_key(token: str, values: dict) -> str:
+    """What makes two posts one submission: the same page (its token) sent
+    with the same values -- a double click, a browser or proxy resend."""
+    raw = json.dumps([token, values], sort_keys=True, default=str)
+    return hashlib.sha256(raw.encode()).hexdigest()
 
 
 def check_token(form: Form, token: str | None) -> None:
@@ -165,10 +174,14 @@ def _type_problem(kind: str, name: str, text: str) -> str | None:
 
 
 def submit(
-    form: Form, values: dict, user_agent: str = "", *, _retry: bool = True
+    form: Form, values: dict, user_agent: str = "", *, key: str | None = None, _retry: bool = True
 ) -> tuple[FormSubmission, Contact, list[int]]:
     """Upsert the contact by e-mail, record the submission, fire the trigger;
     returns the submission, the contact and the executions started.
+
+    ``key`` (:func:`submission_key`) names the event, so the same post
+    repeated starts workflows once (the bus drops a repeated event id);
+    without it each call is its own event.
 
     Runs in the form's firm. The contact's own created/updated events fire
     from the CRM hooks (source "form"); ``form_submitted`` carries the
@@ -200,7 +213,7 @@ def submit(
                 db.session.rollback()
                 if not _retry:
                     raise
-                return submit(form, values, user_agent, _retry=False)
+                return submit(form, values, user_agent, key=key, _retry=False)
         finally:
             session.info.pop("event_source", None)
         submission_id, contact_id = submission.id, contact.id
@@ -209,7 +222,7 @@ def submit(
             "form_submitted",
             contact_id,
             {"form_id": form.id, "submission_id": submission_id, "fields": values},
-            event_id=f"form:{submission_id}",
+            event_id=f"form:{form.id}:{key}" if key else f"form:{submission_id}",
             source="form",
         )
         return (
