@@ -23,10 +23,12 @@ import re
 from decimal import Decimal
 from typing import Any, Literal
 
+from flask import current_app
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select
 
 from app.automation.definition import definition_of
+from app.automation.node_checks import save_problems
 from app.automation.nodes.registry import config_errors
 from app.automation.triggers.registry import trigger_config_errors
 from app.automation.validation import MAX_NODES
@@ -334,7 +336,16 @@ def _check_parts(doc: WorkflowDoc) -> tuple[list[dict], list[dict], list[dict]]:
         configuration = _map_configuration(
             node.configuration, _NODE_REFS.get(node.node_type), resolve
         )
-        for field, messages in config_errors(node.node_type, configuration).items():
+        fields = config_errors(node.node_type, configuration)
+        if not fields:
+            # What the editors refuse at save (SSRF guard, template checks).
+            fields = save_problems(
+                node.node_type,
+                configuration,
+                bool(current_app.config.get("WEBHOOK_ALLOW_PRIVATE")),
+                need_dns=False,
+            )
+        for field, messages in fields.items():
             path = where + (".node_type" if field == "node_type" else f".configuration.{field}")
             problems.append(_problem(path, "; ".join(messages), node.node_id))
         nodes.append({**node.model_dump(), "configuration": configuration})

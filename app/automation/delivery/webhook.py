@@ -37,6 +37,11 @@ class UnsafeURL(ValueError):
     """A webhook URL we refuse to call; the message is safe to show."""
 
 
+class UnresolvableHost(UnsafeURL):
+    """The host has no address (here, now): refused at send, tolerated by an
+    import whose document may come from a machine with other DNS."""
+
+
 @dataclass(frozen=True)
 class Target:
     """Where to connect (``url`` with the IP) and what to call it."""
@@ -89,14 +94,14 @@ def resolve(url: str, allow_private: bool) -> Target:
     try:
         infos = socket.getaddrinfo(hostname, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError, ValueError):
-        raise UnsafeURL(f"host {hostname!r} does not resolve") from None
+        raise UnresolvableHost(f"host {hostname!r} does not resolve") from None
     addresses = []
     for info in infos:
         address = ipaddress.ip_address(info[4][0].split("%", 1)[0])
         if address not in addresses:
             addresses.append(address)
     if not addresses:
-        raise UnsafeURL(f"host {hostname!r} does not resolve")
+        raise UnresolvableHost(f"host {hostname!r} does not resolve")
     if not allow_private:
         for address in addresses:
             if not _public(address):

@@ -1,0 +1,57 @@
+"""Save-time checks of a node's configuration beyond its schema: template
+syntax and sandbox-refused attributes, and the webhook SSRF guard.
+
+The API and the builder inspector run their own copies of these checks;
+this module is the one the workflow import uses, so a document cannot
+store what the editors refuse (an import is a save too).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# Configuration keys rendered as templates when the node runs.
+TEMPLATE_KEYS = {
+    "send_email": ("subject", "body_html", "body_text"),
+    "send_sms": ("body",),
+    "internal_notification": ("message",),
+    "create_task": ("title", "description"),
+    "create_deal": ("title",),
+    "add_tag": ("tag",),
+    "remove_tag": ("tag",),
+}
+
+
+def save_problems(
+    node_type: str, configuration: dict, allow_private: bool, *, need_dns: bool = True
+) -> dict[str, list[str]]:
+    """Problems keyed by configuration field (``payload.x``, ``url``).
+    ``need_dns=False`` lets a host that does not resolve here pass (the
+    send-time check still refuses it, and re-checks what it resolves to)."""
+    from app.automation.templating import template_errors, template_strings_errors
+
+    problems: dict[str, list[str]] = {}
+    for key in TEMPLATE_KEYS.get(node_type, ()):
+        value = configuration.get(key)
+        if isinstance(value, str) and (errors := template_errors(value)):
+            problems[key] = errors
+    if node_type == "webhook":
+        for key in ("payload", "headers"):
+            value: Any = configuration.get(key)
+            if isinstance(value, dict):
+                for path, errors in template_strings_errors(value).items():
+                    problems[f"{key}.{path}"] = errors
+        problems.update(_url_problems(configuration.get("url"), allow_private, need_dns))
+    return problems
+
+
+def _url_problems(url: Any, allow_private: bool, need_dns: bool) -> dict[str, list[str]]:
+    from app.automation.delivery.webhook import UnresolvableHost, UnsafeURL, check_url
+
+    try:
+        check_url(str(url or ""), allow_private)
+    except UnresolvableHost as exc:
+        return {"url": [str(exc)]} if need_dns else {}
+    except UnsafeURL as exc:
+        return {"url": [str(exc)]}
+    return {}
