@@ -41,7 +41,7 @@ def _user_agent() -> str:
 
 
 @bp.get("/t/o/<token>.gif")
-@limiter.limit("600 per minute")
+@limiter.limit(lambda: current_app.config.get("TRACKING_RATE_LIMIT", "600 per minute"))
 def open_pixel(token: str):
     if not tracking_events.record_open(token, _user_agent()):
         abort(404)
@@ -49,7 +49,7 @@ def open_pixel(token: str):
 
 
 @bp.get("/t/c/<token>")
-@limiter.limit("600 per minute")
+@limiter.limit(lambda: current_app.config.get("TRACKING_RATE_LIMIT", "600 per minute"))
 def click(token: str):
     tracked = tracking_events.record_click(token, _user_agent())
     if tracked is None:
