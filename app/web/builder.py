@@ -273,14 +273,17 @@ def lifecycle_fragment(workflow_id: int):
     )
 
 
-def has_unpublished_changes(workflow) -> bool:
+def has_unpublished_changes(workflow, definition: dict | None = None) -> bool:
     """The live graph differs from the version contacts run on (the same
-    comparison activation makes before taking a new snapshot)."""
+    comparison activation makes before taking a new snapshot). ``definition``
+    is the workflow's, when the caller already built it."""
     from app.automation.definition import definition_of
     from app.automation.lifecycle import latest_version
 
     version = latest_version(workflow)
-    return version is not None and version.definition != definition_of(workflow)
+    if version is None:
+        return False
+    return version.definition != (definition or definition_of(workflow))
 
 
 @bp.get("/<int:workflow_id>/unpublished")

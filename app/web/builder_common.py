@@ -14,10 +14,13 @@ from typing import Any
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 
+from app.automation.definition import definition_of
 from app.automation.nodes.registry import all_node_types
+from app.automation.validation import validate_definition
 from app.models import Workflow, WorkflowNode
 from app.tenancy import scoped_get
 from app.web.builder_graph import drawing
+from app.web.builder_svg import graph_svg
 
 bp = Blueprint("builder", __name__, url_prefix="/automation/builder")
 
@@ -77,12 +80,18 @@ def palette() -> list[tuple[str, list]]:
 
 
 def graph_context(workflow: Workflow) -> dict[str, Any]:
-    problems = workflow.validate_workflow()
+    # The definition is built once per request: validation and the
+    # unpublished-changes check both read it.
+    definition = definition_of(workflow)
+    problems = validate_definition(definition)
+    drawn = drawing(workflow, problems)
     return {
         "workflow": workflow,
+        "definition": definition,
         "problems": problems,
         "general_problems": [p for p in problems if not p.get("node")],
-        "drawing": drawing(workflow, problems),
+        "drawing": drawn,
+        "graph_svg": graph_svg(drawn),
     }
 
 
@@ -92,17 +101,17 @@ def page_context(workflow: Workflow, **extra: Any) -> dict[str, Any]:
         palette=palette(),
         viewport=(workflow.canvas_data or {}).get("viewport") or {},
         selected=request.args.get("node", ""),
-        unpublished=_unpublished(workflow),
+        unpublished=_unpublished(workflow, context["definition"]),
         panel_template=None,
     )
     context.update(extra)
     return context
 
 
-def _unpublished(workflow: Workflow) -> bool:
+def _unpublished(workflow: Workflow, definition: dict) -> bool:
     from app.web.builder import has_unpublished_changes
 
-    return has_unpublished_changes(workflow)
+    return has_unpublished_changes(workflow, definition)
 
 
 def render_panel(workflow: Workflow, template: str, status: int = 200, **context: Any):

@@ -58,7 +58,7 @@ def test_it_draws_the_canvas_and_the_palette(client, signed_in, alice, welcome):
     for kind in all_node_types():
         assert f'data-node-type="{kind.key}"' in page
     # Nodes are reachable by Tab and named for screen readers.
-    assert 'tabindex="0" role="button"\n     aria-label="Send email: send_welcome_email"' in page
+    assert 'tabindex="0" role="button" aria-label="Send email: send_welcome_email"' in page
     assert "Ready to activate" in page
 
 
