@@ -3,10 +3,15 @@ way to fire one request from many threads at the same instant."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 from werkzeug.serving import make_server
@@ -40,3 +45,46 @@ def at_once(count: int, call: Callable[[httpx.Client], httpx.Response]) -> list[
 
     with ThreadPoolExecutor(count) as pool:
         return list(pool.map(one, range(count)))
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def spawn_worker(database_url: str, redis_url: str, log_path: str | None = None, **env):
+    """One real ``worker.py`` process (RQ SimpleWorker + scheduler)."""
+    environment = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "SWEEP_INTERVAL_SECONDS": "0.5",
+        "LOG_LEVEL": "WARNING",
+        **{key: str(value) for key, value in env.items()},
+    }
+    log = open(log_path or os.devnull, "ab")  # noqa: SIM115 - the child owns it
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "worker.py")],
+        cwd=ROOT,
+        env=environment,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def stop(proc: subprocess.Popen, timeout: float = 15) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)
+
+
+@contextmanager
+def worker_processes(database_url: str, redis_url: str, count: int = 1, **env):
+    procs = [spawn_worker(database_url, redis_url, **env) for _ in range(count)]
+    try:
+        yield procs
+    finally:
+        for proc in procs:
+            stop(proc)
