@@ -36,7 +36,7 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import ChainableUndefined, TemplateSyntaxError, nodes
+from jinja2 import ChainableUndefined, TemplateSyntaxError, Undefined, nodes
 from jinja2 import filters as jinja_filters
 from jinja2.compiler import CodeGenerator
 from jinja2.exceptions import SecurityError
@@ -237,6 +237,26 @@ _REFUSED_METHODS = {"format", "format_map", "expandtabs"}
 # --- the environments -------------------------------------------------------
 
 
+_PRINTABLE = (str, int, float, Decimal, _dt.date, _dt.time, Undefined, type(None))
+
+
+def _printable(value: Any, depth: int = 0) -> bool:
+    if isinstance(value, _PRINTABLE):
+        return True
+    if depth < 4 and isinstance(value, list | tuple):
+        return all(_printable(v, depth + 1) for v in value)
+    if depth < 4 and isinstance(value, dict):
+        return all(_printable(k, depth + 1) and _printable(v, depth + 1) for k, v in value.items())
+    return False
+
+
+def _finalize(value: Any) -> Any:
+    """What ``{{ ... }}`` prints: plain data only. A class, function, bound
+    method or template object prints as nothing, so its repr (module paths,
+    memory addresses) never reaches a message."""
+    return value if _printable(value) else ""
+
+
 class _CappedCodeGenerator(CodeGenerator):
     """Routes ``a ~ b`` through a size check (Jinja joins it unchecked)."""
 
@@ -252,7 +272,12 @@ class _CappedSandbox(ImmutableSandboxedEnvironment):
     intercepted_binops = frozenset({"*", "**", "%", "+"})
 
     def __init__(self, autoescape: bool) -> None:
-        super().__init__(autoescape=autoescape, undefined=ChainableUndefined, cache_size=0)
+        super().__init__(
+            autoescape=autoescape,
+            undefined=ChainableUndefined,
+            cache_size=0,
+            finalize=_finalize,
+        )
         self.globals = {
             "range": _safe_range,
             "dict": dict,
@@ -408,8 +433,14 @@ def render_html(
 
 def _private_names(tree: nodes.Node) -> list[str]:
     found = []
-    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
-        key = node.attr if isinstance(node, nodes.Getattr) else getattr(node.arg, "value", None)
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem, nodes.Filter)):
+        if isinstance(node, nodes.Filter):
+            # ``x|attr('__class__')`` is a Getattr spelt as a filter.
+            if node.name != "attr" or not node.args:
+                continue
+            key = getattr(node.args[0], "value", None)
+        else:
+            key = node.attr if isinstance(node, nodes.Getattr) else getattr(node.arg, "value", None)
         if isinstance(key, str) and key.startswith("_"):
             found.append(key)
     return found
