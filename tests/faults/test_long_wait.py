@@ -95,6 +95,7 @@ sys.argv = ["worker.py"]
 runpy.run_path("worker.py", run_name="__main__")
 """
 SWEEP = 2.0
+ENGINE_PICKUP = 1.5
 
 
 def _worker(faults, offset: float, log) -> subprocess.Popen:
@@ -186,10 +187,13 @@ def test_a_three_day_wait_survives_restarts_and_a_moved_clock(faults, tmp_path):
         for proc in procs:
             stop(proc)
         log.close()
-    assert 0 <= lateness <= SWEEP, lateness
     assert len(_states(firm.id, execution_id, after)) == 1
     assert len(faults.hooks.requests) == 1
     assert execution(firm.id, execution_id).execution_path == ["wait", after]
+    # Due waits are found by the sweep (every SWEEP s); the engine job it
+    # kicks then takes the step, which on this loaded 2-core box can add up
+    # to about a second.
+    assert 0 <= lateness <= SWEEP + ENGINE_PICKUP, lateness
     print(
         f"\n[3-day wait] restarts: web 2, worker 4, redis 3; fired: 1 "
         f"({len(faults.hooks.requests)} webhook), lateness {lateness:.2f}s "
