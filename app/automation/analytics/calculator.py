@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.automation.analytics import flow_queries as fq
 from app.automation.analytics import queries as q
+from app.automation.analytics.concurrent import run_together
 from app.automation.definition import definition_of
 from app.automation.enrollment import workflow_definition
 from app.clock import now
@@ -43,15 +44,22 @@ def email_block(counts: dict[str, int]) -> dict[str, Any]:
 
 
 def build_node_performance(
-    period: q.Period, nodes: list[dict], total_executions: int, stops: dict[str, int]
+    period: q.Period,
+    nodes: list[dict],
+    total_executions: int,
+    stops: dict[str, int],
+    flow: tuple[dict, dict, dict] | None = None,
+    emails: dict[str, dict[str, int]] | None = None,
 ) -> tuple[dict[str, dict], list[dict]]:
-    """(node_performance, drop_off_points) for one period.
+    """(node_performance, drop_off_points) for one period, from the flow
+    and e-mail aggregates (queried here unless the caller already has them).
 
     Every count in node_performance is additive across periods (the
     dashboard sums daily rows); averages are derived from stored sums
     (``time_spent_seconds`` / ``timed``)."""
-    stats, transitions, variants = fq.flow_stats(period)
-    emails = fq.email_counts(period)
+    stats, transitions, variants = flow if flow is not None else fq.flow_stats(period)
+    if emails is None:
+        emails = fq.email_counts(period)
 
     known = {node["node_id"]: node for node in nodes}
     keys = list(known) + sorted(
@@ -133,6 +141,31 @@ def _store(
     raise AssertionError("unreachable")
 
 
+def _aggregates(period: q.Period, nodes: list[dict]) -> dict[str, Any]:
+    """The period's independent aggregates, queried together (see
+    :mod:`concurrent`). A/B conversions join flow states with executions;
+    they run alongside when the graph has a split, and afterwards only if
+    an older version's split left variants behind."""
+    period.prepare()
+    with_split = any(node.get("node_type") == "split" for node in nodes)
+    calls = {
+        "summary": lambda: q.execution_summary(period),
+        "times": lambda: q.completion_times(period),
+        "flow": lambda: fq.flow_stats(period, with_conversions=False),
+        "emails": lambda: fq.email_counts(period),
+    }
+    if with_split:
+        calls["conversions"] = lambda: fq.variant_conversions(period)
+    found = run_together(calls)
+    variants = found["flow"][2]
+    if variants:
+        conversions = found.get("conversions")
+        if conversions is None:
+            conversions = fq.variant_conversions(period)
+        fq.add_conversions(variants, conversions)
+    return found
+
+
 class AnalyticsCalculator:
     """Entry points named by the seed."""
 
@@ -140,10 +173,13 @@ class AnalyticsCalculator:
     def compute(workflow: Workflow, period_start: date, period_end: date) -> dict[str, Any]:
         """Every WorkflowAnalytics field for the period, without storing."""
         period = q.Period(workflow.id, period_start, period_end)
-        totals, stops = q.execution_summary(period)
-        average, median = q.completion_times(period)
         nodes = definition_of(workflow)["nodes"]
-        performance, drop_offs = build_node_performance(period, nodes, totals["total"], stops)
+        found = _aggregates(period, nodes)
+        totals, stops = found["summary"]
+        average, median = found["times"]
+        performance, drop_offs = build_node_performance(
+            period, nodes, totals["total"], stops, found["flow"], found["emails"]
+        )
         return {
             "total_executions": totals["total"],
             "completed_executions": totals["completed"],
@@ -173,9 +209,15 @@ class AnalyticsCalculator:
         """Visits and drop-off per node, transitions per edge, over the
         workflow's whole history, laid on its current graph (nodes and
         moves seen only in older versions are appended)."""
-        period = q.Period(workflow.id)
-        stats, transitions, _ = fq.flow_stats(period, detail=False)
-        stops = q.stop_counts(period)
+        period = q.Period(workflow.id).prepare()
+        found = run_together(
+            {
+                "flow": lambda: fq.flow_stats(period, detail=False),
+                "stops": lambda: q.stop_counts(period),
+            }
+        )
+        stats, transitions, _ = found["flow"]
+        stops = found["stops"]
         visits = {key: row["visits"] for key, row in stats.items()}
         return _overlay(definition_of(workflow), visits, stops, transitions)
 

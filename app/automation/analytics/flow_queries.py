@@ -41,14 +41,18 @@ def new_node_row() -> dict[str, Any]:
 OUTCOME_FIELDS = {"success": "successes", "failed": "failures", "skipped": "skipped"}
 
 
-def flow_stats(period: Period, detail: bool = True) -> tuple[dict, dict, dict]:
+def flow_stats(
+    period: Period, detail: bool = True, with_conversions: bool = True
+) -> tuple[dict, dict, dict]:
     """(per-node stats, transitions, per-variant counts) from one pass over
     the period's flow states.
 
     The pass groups by (node, next node, variant, outcome) and computes only
     counts and one SUM per group; Python folds the few groups into per-node
     figures. ``detail=False`` (the flow overlay) groups by (node, next node)
-    alone."""
+    alone. ``with_conversions=False`` leaves each variant's conversions at 0
+    for a caller that runs :func:`variant_conversions` alongside and merges
+    them with :func:`add_conversions`."""
     if dialect() == "postgresql":
         spent = func.sum(S.exited_at - S.entered_at)
     else:
@@ -94,11 +98,8 @@ def flow_stats(period: Period, detail: bool = True) -> tuple[dict, dict, dict]:
                     variant, {"entered": 0, "conversions": 0}
                 )
                 slot["entered"] += visits
-    if detail and variants:
-        for key, by_variant in _variant_conversions(period).items():
-            for variant, n in by_variant.items():
-                if variant in variants.get(key, {}):
-                    variants[key][variant]["conversions"] = n
+    if detail and variants and with_conversions:
+        add_conversions(variants, variant_conversions(period))
     for row in nodes.values():
         row["time_spent_seconds"] = round(row["time_spent_seconds"], 3)
     return nodes, transitions, variants
@@ -112,7 +113,15 @@ def _seconds(total) -> float:
     return float(total)
 
 
-def _variant_conversions(period: Period) -> dict[str, dict[str, int]]:
+def add_conversions(variants: dict, conversions: dict[str, dict[str, int]]) -> None:
+    """Set each seen variant's goal conversions (from :func:`variant_conversions`)."""
+    for key, by_variant in conversions.items():
+        for variant, n in by_variant.items():
+            if variant in variants.get(key, {}):
+                variants[key][variant]["conversions"] = n
+
+
+def variant_conversions(period: Period) -> dict[str, dict[str, int]]:
     """Split visits whose execution reached a goal, per node and variant:
     a join of the (partially indexed) split rows with the executions."""
     stmt = (

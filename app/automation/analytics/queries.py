@@ -52,6 +52,13 @@ class Period:
         self._whole: bool | None = None
         self._test_ids: list[int] | None = None
 
+    def prepare(self) -> Period:
+        """Look up, once, what the period's selects depend on (whole
+        history or not, the test runs), so they can be built in any thread."""
+        self.whole  # noqa: B018 - the property caches its answer
+        self.test_run_ids()
+        return self
+
     def execution_filter(self) -> list:
         conditions = [E.workflow_id == self.workflow_id, E.test_mode.is_(False)]
         if self.lo is not None:
