@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
-from flask import Flask, g, jsonify
+from flask import Flask, Request, g, jsonify
+from werkzeug.exceptions import BadRequest
 
 from app import config as app_config
 from app.extensions import csrf, db, limiter, login_manager, migrate
+
+
+class _Request(Request):
+    """JSON nested past Python's recursion limit (``[[[[...`` 10,000 deep
+    fits in a few kilobytes) raises RecursionError, not ValueError: treat
+    it as malformed JSON (400, or None when silent) instead of a 500."""
+
+    def get_json(self, force=False, silent=False, cache=True):
+        try:
+            return super().get_json(force=force, silent=silent, cache=cache)
+        except RecursionError:
+            if silent:
+                return None
+            raise BadRequest("the JSON body is nested too deeply") from None
 
 
 def create_app(overrides: dict | None = None) -> Flask:
@@ -15,6 +30,7 @@ def create_app(overrides: dict | None = None) -> Flask:
         static_folder=str(app_config.ROOT / "static"),
         instance_path=str(app_config.ROOT / "instance"),
     )
+    app.request_class = _Request
     app.config.update(app_config.from_environment(overrides))
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         # SQLite: one file, shared by the web threads and the inline worker.

@@ -152,6 +152,11 @@ def parse_body(model: type[BaseModel]) -> BaseModel:
     if _has_nul(data):
         # PostgreSQL cannot store NUL in text or JSONB; refuse it on every backend.
         raise ApiError(400, "malformed_json", "strings may not contain NUL (\\u0000)")
+    deep = _too_deep(data)
+    if deep is not None:
+        # A few hundred levels parse, then break serialization and storage
+        # (RecursionError, a 500); nothing legitimate nests this far.
+        raise validation_error({deep: [f"nested more than {MAX_DEPTH} levels deep"]})
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -171,6 +176,22 @@ def _has_nul(data: Any) -> bool:
         elif isinstance(value, list):
             stack.extend(value)
     return False
+
+
+MAX_DEPTH = 64
+
+
+def _too_deep(data: Any) -> str | None:
+    """The top-level field holding a value nested past MAX_DEPTH, or None."""
+    stack = [(value, 1, str(key)) for key, value in data.items()]
+    while stack:
+        value, depth, field = stack.pop()
+        if isinstance(value, dict | list):
+            if depth > MAX_DEPTH:
+                return field
+            children = value.values() if isinstance(value, dict) else value
+            stack.extend((child, depth + 1, field) for child in children)
+    return None
 
 
 def _refuse_constant(name: str):

@@ -264,6 +264,8 @@ def config_from_values(node_type: str, values: Values) -> tuple[dict, Errors]:
                 config["payload"] = json.loads(payload)
             except ValueError as exc:
                 errors.setdefault("payload", []).append(f"not valid JSON ({exc.msg})")
+            except RecursionError:
+                errors.setdefault("payload", []).append("nested too deeply")
         timeout = _number(values, "timeout_seconds", errors)
         if timeout is not None:
             config["timeout_seconds"] = timeout

@@ -71,7 +71,7 @@ def rules_from_values(values: Values, errors: Errors) -> dict:
         if kind == "group":
             try:
                 rule = json.loads(row.get("json") or "")
-            except ValueError:
+            except (ValueError, RecursionError):
                 errors.setdefault(f"rules.{i}", []).append("must be a JSON rule group")
                 continue
         elif kind == "tag":

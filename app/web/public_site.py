@@ -78,7 +78,7 @@ def _body() -> dict | None:
         return request.form.to_dict()
     try:
         data = json.loads(request.get_data(cache=False, as_text=True) or "null")
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return None
     return data if isinstance(data, dict) else None
 

@@ -92,7 +92,7 @@ def email_events():
         return _error(401, "unauthorized", "missing, stale or invalid signature")
     try:
         payload = json.loads(body or b"null")
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         payload = None
     if not isinstance(payload, dict):
         return _error(400, "validation_error", "the body must be a JSON object")
