@@ -67,9 +67,11 @@ def verify(
         raise InvalidSignature("missing signature headers")
     try:
         timestamp = int(stamp)
-    except ValueError:
+        # A 400-digit timestamp does not fit a float: refuse, do not crash.
+        stale = abs(now().timestamp() - timestamp) > tolerance
+    except (ValueError, OverflowError):
         raise InvalidSignature("bad timestamp") from None
-    if abs(now().timestamp() - timestamp) > tolerance:
+    if stale:
         raise InvalidSignature("stale timestamp")
     expected = signature(secret, msg_id, timestamp, body)
     # Several space-separated signatures may be sent (key rotation).
