@@ -30,7 +30,7 @@ import httpx
 from flask import current_app
 from sqlalchemy import Connection, Row, bindparam, select, update
 
-from app.automation.delivery.errors import SendFailed
+from app.automation.delivery.errors import SendFailed, redact
 from app.automation.delivery.sms import send_sms
 from app.automation.delivery.smtp import SmtpSender, compose
 from app.automation.delivery.webhook import send_webhook
@@ -209,10 +209,14 @@ def _outcome(row: Row, transports: Transports) -> dict:
             "last_error": None,
             "response": result,
         }
+    secrets = [transports.config.get("SMTP_PASSWORD"), transports.config.get("EMAIL_EVENTS_SECRET")]
+    if row.channel == "webhook":
+        secrets.append(transports.webhook_secret(row.firm_id))
+    username = transports.config.get("SMTP_USERNAME")
     values = {
         "attempts": attempts,
-        "last_error": str(failure)[:2000],
-        "response": failure.response or {},
+        "last_error": redact(str(failure), secrets, username)[:2000],
+        "response": redact(failure.response or {}, secrets, username),
     }
     if failure.permanent or attempts >= row.max_attempts:
         values.update(status="failed", next_attempt_at=None)
