@@ -8,8 +8,10 @@ is put on its retry schedule (or failed) with the error.
 
 from __future__ import annotations
 
+import gc
 import logging
 import uuid
+from contextlib import contextmanager
 from datetime import timedelta
 
 from sqlalchemy import select, update
@@ -27,8 +29,40 @@ CRASH_BACKOFF_SECONDS = 30
 CRASH_MAX_ATTEMPTS = 5
 
 
+@contextmanager
+def quiet_gc():
+    """No cyclic garbage collection inside a batch.
+
+    A batch allocates a few hundred thousand short-lived dicts and tuples;
+    each allocation burst makes the collector traverse the whole app heap
+    (Flask, SQLAlchemy, pydantic), about a fifth of a worker's CPU time.
+    Reference counting frees the batch's objects anyway; the collector
+    resumes after it. The objects alive at the first batch (the loaded app)
+    are frozen out of later collections for the same reason."""
+    global _frozen
+    if not _frozen:
+        gc.collect()
+        gc.freeze()
+        _frozen = True
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+_frozen = False
+
+
 def run_batch(rows: list[dict], owner: str) -> dict:
     """Advance claimed ``rows`` (leased to ``owner``); returns counts."""
+    with quiet_gc():
+        return _run_batch(rows, owner)
+
+
+def _run_batch(rows: list[dict], owner: str) -> dict:
     try:
         written = _walk_and_write(rows, owner)
     except Exception:

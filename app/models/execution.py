@@ -120,7 +120,14 @@ class ContactFlowState(FirmScoped, db.Model):
     execution_id: Mapped[int] = mapped_column(
         BigId, ForeignKey("workflow_executions.id", ondelete="CASCADE")
     )
-    workflow_id: Mapped[int] = mapped_column(ForeignKey("workflows.id", ondelete="CASCADE"))
+    # Copies of the execution's firm and workflow, without foreign keys or
+    # an index of their own: the execution's cascade removes flow states
+    # with their execution (and a workflow or firm removes its executions),
+    # and every query reaches them by workflow or execution. This is the
+    # engine's busiest insert; two fewer parent-row checks per row halve
+    # its cost on PostgreSQL.
+    firm_id: Mapped[int] = mapped_column(Integer)
+    workflow_id: Mapped[int] = mapped_column(Integer)
     node_id: Mapped[str] = mapped_column(String(100))
     node_type: Mapped[str] = mapped_column(String(50), default="")
     visit: Mapped[int] = mapped_column(default=1)

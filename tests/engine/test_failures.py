@@ -173,7 +173,9 @@ def test_a_test_run_changes_nothing_and_records_what_it_would_do(acme, alice):
         assert db.session.scalars(select(Tag)).all() == []
         assert db.session.scalars(select(OutboxMessage.status)).all() == ["test"]
         states = db.session.scalars(
-            select(ContactFlowState).where(ContactFlowState.execution_id == done.id)
+            select(ContactFlowState)
+            .where(ContactFlowState.execution_id == done.id)
+            .order_by(ContactFlowState.id)
         ).all()
     assert states[0].action_result == {"test": True, "would": {"add_tag": "vip"}}
     assert "would_wait_until" in states[1].action_result
