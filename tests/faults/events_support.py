@@ -81,8 +81,10 @@ def stop(proc: subprocess.Popen, timeout: float = 15) -> None:
 
 
 @contextmanager
-def worker_processes(database_url: str, redis_url: str, count: int = 1, **env):
-    procs = [spawn_worker(database_url, redis_url, **env) for _ in range(count)]
+def worker_processes(
+    database_url: str, redis_url: str, count: int = 1, log_path: str | None = None, **env
+):
+    procs = [spawn_worker(database_url, redis_url, log_path, **env) for _ in range(count)]
     try:
         yield procs
     finally:

@@ -242,3 +242,94 @@ def test_api_tokens_are_stored_hashed_and_never_echoed(client, acme, alice, bob,
     assert hashlib.sha256(raw.encode()).hexdigest() in hashes
     assert not {raw, cli_raw, revoked_raw} & set(hashes)
     print(f"\n[api tokens] tokens: 4, places searched: {len(where)}, leaks: 0")
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.redis
+def test_real_worker_and_web_logs_never_show_secrets(
+    app, acme, alice, logs, echoing_receiver, database_url, redis_url, tmp_path, token_for
+):
+    """``worker.py`` at DEBUG and the served web app, through an SMTP login
+    refusal, a failing signed webhook and good and bad bearer tokens."""
+    import time
+
+    import httpx
+
+    from tests.faults.events_support import served, worker_processes
+
+    password = f"smtp-pw-{uuid.uuid4().hex}"
+    controller = _Controller(
+        SmtpInbox(),
+        hostname="127.0.0.1",
+        port=0,
+        authenticator=EchoingAuth(),
+        auth_require_tls=False,
+    )
+    controller.start()
+    mail = ("mail", "send_email", {"subject": "Hi", "body_text": "Hi", "max_attempts": 1})
+    hook = ("hook", "webhook", {"url": echoing_receiver.url + "/in", "max_attempts": 1})
+    mailing = active_workflow(acme, alice, *chain(mail), name="mailing")
+    hooking = active_workflow(acme, alice, *chain(hook), name="hooking")
+    contact = make_contact(acme)
+    good = token_for(alice)
+    wrong = "atk_" + uuid.uuid4().hex
+    log_path = tmp_path / "worker.log"
+    env = {
+        "LOG_LEVEL": "DEBUG",
+        "SMTP_HOST": "127.0.0.1",
+        "SMTP_PORT": controller.port,
+        "SMTP_STARTTLS": "0",
+        "SMTP_USERNAME": SMTP_USER,
+        "SMTP_PASSWORD": password,
+        "WEBHOOK_ALLOW_PRIVATE": "1",
+    }
+    seen = {}
+    try:
+        with (
+            worker_processes(database_url, redis_url, 1, log_path=str(log_path), **env),
+            served(app) as base,
+            httpx.Client(trust_env=False, timeout=30) as http,
+        ):
+            for workflow in (mailing, hooking):
+                url = f"{base}/api/v1/automation/workflows/{workflow.id}/trigger/"
+                answer = http.post(url, json={"contact_id": contact.id}, headers=good)
+                assert answer.status_code == 201, answer.text
+            bad = http.get(f"{base}/api/v1/contacts/", headers={"Authorization": f"Bearer {wrong}"})
+            seen[f"bad token ({bad.status_code})"] = bad.text
+            deadline = time.monotonic() + 90
+            while time.monotonic() < deadline:
+                statuses = {
+                    execution(acme.id, i).status
+                    for i in (
+                        http.get(
+                            f"{base}/api/v1/automation/executions/?workflow={w.id}",
+                            headers=good,
+                        ).json()["results"][0]["id"]
+                        for w in (mailing, hooking)
+                    )
+                }
+                if statuses == {"failed"}:
+                    break
+                time.sleep(0.5)
+            assert statuses == {"failed"}, statuses
+            listing = http.get(f"{base}/api/v1/automation/executions/", headers=good)
+            seen["executions"] = listing.text
+    finally:
+        controller.stop()
+    worker_log = log_path.read_text()
+    assert "DEBUG" in worker_log or "INFO" in worker_log, worker_log[-2000:]
+    where = {
+        "worker log": worker_log,
+        "web logs": logs.text,
+        **seen,
+        **_database_text(("firms.webhook_secret",)),
+    }
+    secret = db.session.get(Firm, acme.id).webhook_secret
+    raw_good = good["Authorization"].split()[1]
+    for value in (password, secret, raw_good, wrong):
+        assert _leaks(value, where) == [], (value[:8], _leaks(value, where))
+    print(
+        f"\n[secrets, real worker] worker log {len(worker_log)} chars, places searched: "
+        f"{len(where)}, secrets: 4, leaks: 0"
+    )
