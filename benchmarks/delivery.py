@@ -70,7 +70,7 @@ def _smtp_process(conn) -> None:
     conn.send(controller.port)
     while True:
         if conn.recv() == "stop":
-            conn.send((sum(handler.ids.values()), len(handler.ids)))
+            conn.send((sum(handler.ids.values()), len(handler.ids), time.process_time()))
             controller.stop()
             return
 
@@ -264,7 +264,7 @@ def main() -> None:
             db.engine.dispose()
     finally:
         parent.send("stop")
-        received, unique = parent.recv()
+        received, unique, server_cpu = parent.recv()
         server.join(10)
         drop()
 
@@ -276,7 +276,8 @@ def main() -> None:
     )
     print(f"executions still waiting on delivery: {waiting}")
     print(
-        f"dispatcher process CPU: {cpu / max(delivered, 1) * 1000:.2f} ms per message; "
+        f"CPU per message: dispatcher process {cpu / max(delivered, 1) * 1000:.2f} ms, "
+        f"SMTP server {server_cpu / max(received, 1) * 1000:.2f} ms; "
         f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
     )
     if received != args.count or unique != args.count:

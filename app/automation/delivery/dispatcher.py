@@ -1,18 +1,27 @@
 """Send due outbox rows, each exactly once in effect.
 
-For each due ``pending`` row, one short transaction:
+A dispatcher run claims a batch of due ``pending`` rows in one statement,
+then for each row:
 
-1. claim the row -- on PostgreSQL ``SELECT ... FOR UPDATE SKIP LOCKED``
-   (a second dispatcher skips it, and once it is committed as sent no longer
-   matches); on SQLite, where one in-process runner drains the outbox, a
-   conditional UPDATE that pushes ``next_attempt_at`` out by a lease;
-2. hand the message over (SMTP ``250``, an HTTP 2xx);
-3. record ``sent`` and commit at once.
+1. hands the message over (SMTP ``250``, an HTTP 2xx) -- e-mails of the
+   run share one SMTP connection;
+2. records ``sent`` in one autocommitted UPDATE at once, before the next
+   message goes.
 
-A worker that dies between 2 and 3 leaves the row pending (its lock goes
-with its connection): the message is sent again, with the same Message-ID /
-Idempotency-Key, and that is the only repeat possible -- one per death,
-because every other message was committed right after its own hand-over.
+Claims: on PostgreSQL the batch is picked ``FOR UPDATE SKIP LOCKED`` and
+each picked row is held by a session-level advisory lock of the
+dispatcher's connection (the row locks end with the claim statement, so
+recording a row does not wait on them; the advisory lock is what keeps
+other dispatchers off the row until it is recorded). A dispatcher that dies
+takes its connection and so its advisory locks with it: its unsent rows are
+due again at once. On SQLite, where one in-process runner drains the
+outbox, each row is claimed by a conditional UPDATE that pushes
+``next_attempt_at`` out by a lease.
+
+A worker that dies between 1 and 2 leaves its row pending: that message is
+sent again, with the same Message-ID / Idempotency-Key, and that is the only
+repeat possible -- one per death, because every other message was recorded
+right after its own hand-over, and rows never handed over were never sent.
 
 A failed attempt counts, and the row is retried after
 ``retry_backoff_seconds * 2**(attempts-1)``; after ``max_attempts`` it is
@@ -28,7 +37,7 @@ from datetime import timedelta
 
 import httpx
 from flask import current_app
-from sqlalchemy import Connection, Row, bindparam, select, update
+from sqlalchemy import Connection, Row, bindparam, select, text, update
 
 from app.automation.delivery.errors import SendFailed, redact
 from app.automation.delivery.sms import send_sms
@@ -117,13 +126,6 @@ def _due():
 
 
 # Built once: the loop runs them thousands of times a second.
-_NEXT_DUE = (
-    select(outbox)
-    .where(*_due())
-    .order_by(outbox.c.next_attempt_at, outbox.c.id)
-    .limit(1)
-    .with_for_update(skip_locked=True)
-)
 _DUE_IDS = (
     select(outbox.c.id)
     .where(*_due())
@@ -139,21 +141,60 @@ _BY_ID = select(outbox).where(outbox.c.id == bindparam("row_id"))
 # The SET clause comes from the parameters given (the outcome's columns).
 _RECORD = update(outbox).where(outbox.c.id == bindparam("row_id"))
 
+# Advisory lock keys of outbox rows: this offset plus the row id, far from
+# any other advisory key the app might take.
+ADVISORY_BASE = 0x0B0C_0000_0000_0000
+_columns = ", ".join(f"o.{column.name}" for column in outbox.columns)
+# One statement: pick due rows nobody holds, take an advisory lock on each
+# (MATERIALIZED: the lock function runs on the picked rows only), return
+# them. A row whose advisory lock another dispatcher holds (picked by it,
+# not recorded yet) is left out.
+_CLAIM_BATCH = text(
+    f"""
+    WITH due AS MATERIALIZED (
+        SELECT id FROM {outbox.name}
+        WHERE status = 'pending' AND next_attempt_at <= :moment
+        ORDER BY next_attempt_at, id
+        LIMIT :limit
+        FOR UPDATE SKIP LOCKED
+    ), mine AS MATERIALIZED (
+        SELECT id FROM due WHERE pg_try_advisory_lock({ADVISORY_BASE} + id)
+    )
+    SELECT {_columns} FROM {outbox.name} o JOIN mine ON o.id = mine.id
+    ORDER BY o.next_attempt_at, o.id
+    """
+)
+_UNLOCK = text(
+    f"SELECT count(pg_advisory_unlock({ADVISORY_BASE} + id)) FROM unnest(CAST(:ids AS bigint[])) AS id"
+)
+
 
 class _PostgresClaims:
-    """Each claim locks the next due row nobody else holds (``FOR UPDATE
-    SKIP LOCKED``) and keeps the transaction open until the outcome is
-    recorded, so concurrent dispatchers share the queue without waiting on
-    or repeating each other."""
+    """The batch is claimed in one statement on an autocommit connection;
+    each row stays claimed by its advisory lock until it is recorded (the
+    locks are released together when the run ends, or with the connection
+    if the process dies)."""
 
-    def __init__(self, conn: Connection):
+    def __init__(self, conn: Connection, limit: int):
         self.conn = conn
+        self.rows = list(conn.execute(_CLAIM_BATCH, {"moment": now(), "limit": limit}))
+        self.ids = [row.id for row in self.rows]
+        self.rows.reverse()
 
     def next(self) -> Row | None:
-        row = self.conn.execute(_NEXT_DUE, {"moment": now()}).first()
-        if row is None:
-            self.conn.rollback()
-        return row
+        return self.rows.pop() if self.rows else None
+
+    def release(self) -> None:
+        ids, self.ids = self.ids, []
+        if not ids:
+            return
+        try:
+            self.conn.execute(_UNLOCK, {"ids": ids})
+        except Exception:
+            # A connection that may still hold our locks must not go back to
+            # the pool: closing it is what releases them.
+            log.exception("outbox: could not release claims; closing the connection")
+            self.conn.invalidate()
 
 
 class _SqliteClaims:
@@ -167,6 +208,9 @@ class _SqliteClaims:
         self.ids = list(conn.scalars(_DUE_IDS, {"moment": now(), "limit": limit}))
         conn.rollback()
         random.shuffle(self.ids)
+
+    def release(self) -> None:
+        pass
 
     def next(self) -> Row | None:
         while self.ids:
@@ -250,14 +294,20 @@ def deliver_due(limit: int = 200) -> int:
     """Send up to ``limit`` due messages; returns how many were attempted
     (sent, failed, or rescheduled for a retry).
 
-    The loop runs on one connection of its own (a claim, a send and a
-    record per message: a few round trips, no pool checkout in between);
-    this is system work across firms, so it uses the table directly."""
+    The loop runs on one connection of its own (a claim per batch, then a
+    send and a one-statement record per message: no pool checkout in
+    between); this is system work across firms, so it uses the table
+    directly."""
     transports: Transports | None = None
     handled = 0
     finished: list[int] = []
     with db.engine.connect() as conn:
-        claims = _PostgresClaims(conn) if _is_postgres() else _SqliteClaims(conn, limit)
+        if _is_postgres():
+            # Autocommit: the claim and each record are one round trip.
+            conn.execution_options(isolation_level="AUTOCOMMIT")
+            claims = _PostgresClaims(conn, limit)
+        else:
+            claims = _SqliteClaims(conn, limit)
         try:
             while handled < limit:
                 row = claims.next()
@@ -273,9 +323,12 @@ def deliver_due(limit: int = 200) -> int:
                     _wake(finished)
                     finished = []
         finally:
-            conn.rollback()
-            if transports is not None:
-                transports.close()
-            db.session.rollback()
-            _wake(finished)
+            try:
+                conn.rollback()
+                claims.release()
+            finally:
+                if transports is not None:
+                    transports.close()
+                db.session.rollback()
+                _wake(finished)
     return handled
