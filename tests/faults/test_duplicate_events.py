@@ -234,3 +234,119 @@ def test_one_provider_callback_posted_ten_times_is_recorded_once(
     assert _count(TrackingEvent, TrackingEvent.kind == kind) == 1
     assert _count(EventLog, EventLog.event_type == event_type) == 1
     assert executions == 1
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.redis
+def test_ten_copies_of_every_event_send_one_webhook_each_with_real_workers(
+    app, acme, alice, token_for, database_url, redis_url
+):
+    """Real ``worker.py`` processes run what the events start: each
+    distinct event, delivered 10 times at once, reaches the receiver once."""
+    from tests.delivery.conftest import Receiver
+    from tests.faults.events_support import worker_processes
+
+    distinct = 10
+    receiver = Receiver()
+    hook = [
+        {
+            "node_id": "hook",
+            "node_type": "webhook",
+            "configuration": {
+                "url": receiver.url + "/in",
+                "payload": {"who": "{{ contact.email }}"},
+            },
+        }
+    ]
+
+    def live(trigger_type, configuration=None):
+        workflow = make_workflow(
+            acme,
+            name=f"{trigger_type} hook",
+            nodes=hook,
+            triggers=[{"trigger_type": trigger_type, "configuration": configuration or {}}],
+            allow_reentry=True,
+        )
+        with firm_context(acme.id):
+            workflow.activate(alice)
+            db.session.commit()
+        return workflow
+
+    form = _form(acme)
+    flows = {
+        "event": live("page_visited"),
+        "trigger": live("api"),
+        "form": live("form_submitted", {"form_id": form.id}),
+        "provider": live("email_bounced"),
+    }
+    contacts = [make_contact(acme) for _ in range(distinct)]
+    with configured(app, SMTP_HOST="127.0.0.1"):
+        sent = [
+            queue_message(acme, "send_email", {"subject": "Hi", "body_text": "Hi"}, contact=c)
+            for c in contacts
+        ]
+    with firm_context(acme.id):
+        for message in sent:
+            row = db.session.get(OutboxMessage, message.id)
+            row.status, row.sent_at = "sent", now()
+        db.session.commit()
+    provider = [(m.message_id, m.to_address) for m in sent]
+    contact_ids = [c.id for c in contacts]
+    headers = token_for(alice)
+    posts = 0
+    started = time.perf_counter()
+    with (
+        configured(app, WEBHOOK_ALLOW_PRIVATE=True, EMAIL_EVENTS_SECRET=SECRET),
+        worker_processes(database_url, redis_url, 2, WEBHOOK_ALLOW_PRIVATE="1"),
+        served(app) as base,
+    ):
+        form_url = f"{base}/f/{form.form_key}"
+        trigger_url = f"{base}/api/v1/automation/workflows/{flows['trigger'].id}/trigger/"
+        for n in range(distinct):
+            event = {
+                "type": "page_visited",
+                "contact_id": contact_ids[n],
+                "event_id": f"e-{n}",
+                "data": {"url": "https://acme.test/"},
+            }
+            at_once(
+                TIMES, lambda c, e=event: c.post(f"{base}/api/v1/events/", json=e, headers=headers)
+            )
+            keyed = {**headers, "Idempotency-Key": f"k-{n}"}
+            at_once(
+                TIMES,
+                lambda c, n=n, keyed=keyed: c.post(
+                    trigger_url, json={"contact_id": contact_ids[n]}, headers=keyed
+                ),
+            )
+            page = httpx.get(
+                form_url, headers={"Accept": "application/json"}, trust_env=False
+            ).json()
+            entry = {"email": f"lead{n}@example.com", page["token_field"]: page["token"]}
+            at_once(TIMES, lambda c, e=entry: c.post(form_url, json=e))
+            body = json.dumps(
+                {"type": "email_bounced", "message_id": provider[n][0], "event_id": f"b-{n}"}
+            ).encode()
+            signed = {**sign_headers(SECRET, f"m-{n}", body), "Content-Type": "application/json"}
+            at_once(
+                TIMES,
+                lambda c, b=body, h=signed: c.post(
+                    f"{base}/hooks/email-events", content=b, headers=h
+                ),
+            )
+            posts += 4 * TIMES
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and len(receiver.requests) < 4 * distinct:
+            time.sleep(0.2)
+        time.sleep(2)  # a late duplicate would arrive now
+    receiver.close()
+    keys = [r["headers"]["idempotency-key"] for r in receiver.requests]
+    per_flow = {name: _executions(wf) for name, wf in flows.items()}
+    print(
+        f"\n[real workers] events sent: {posts} ({4 * distinct} distinct x {TIMES}), "
+        f"executions: {per_flow}, webhooks received: {len(keys)}, "
+        f"duplicates: {len(keys) - len(set(keys))}, {time.perf_counter() - started:.1f}s"
+    )
+    assert per_flow == {name: distinct for name in flows}
+    assert len(keys) == 4 * distinct and len(set(keys)) == 4 * distinct
