@@ -2,8 +2,9 @@
 
 One process serves the engine, delivery and default queues with an RQ
 ``SimpleWorker`` (jobs run in this process: the app is imported once, no
-fork per job) and runs the periodic jobs (``app.queue.PERIODIC_JOBS``,
-the sweep every ``SWEEP_INTERVAL_SECONDS``) in a scheduler thread. With
+fork per job) and runs the periodic jobs (``app.queue.PERIODIC_JOBS``: due waits woken
+every ``WAKE_INTERVAL_SECONDS``, the full sweep every
+``SWEEP_INTERVAL_SECONDS``), one thread each. With
 several workers, a Redis lock per job and interval lets one of them run
 each periodic job; the sweep is idempotent anyway (claims are conditional).
 
@@ -18,12 +19,13 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import threading
 
 from rq import SimpleWorker
 
 from app import create_app
-from app.queue import QUEUES, queue_name, redis_connection, tick
+from app.queue import PERIODIC_JOBS, QUEUES, queue_name, redis_connection, tick
 
 log = logging.getLogger("worker")
 
@@ -32,6 +34,9 @@ class AppWorker(SimpleWorker):
     """Each job in a fresh app context, with a clean database session."""
 
     flask_app = None
+    # RQ retries a lost Redis with a doubling sleep; cap it so a worker is
+    # back within seconds of a Redis restart.
+    max_connection_wait_time = 5.0
 
     def execute_job(self, job, queue):
         from app.extensions import db
@@ -44,25 +49,42 @@ class AppWorker(SimpleWorker):
 
 
 def scheduler_loop(app, stop: threading.Event) -> None:
-    """Run periodic jobs on time; a Redis ``SET NX PX`` lock per job and
-    interval lets one worker of many run each."""
+    """Run periodic jobs on time, each in its own thread so a long sweep
+    (date triggers enrolling many contacts, a delivery batch) never delays
+    the frequent wake job; a Redis ``SET NX PX`` lock per job and interval
+    lets one worker of many run each."""
+    lanes = [
+        threading.Thread(
+            target=job_loop, args=(app, job, stop), name=f"periodic-{job['name']}", daemon=True
+        )
+        for job in PERIODIC_JOBS
+    ]
+    for lane in lanes:
+        lane.start()
+    for lane in lanes:
+        lane.join()
+
+
+def job_loop(app, job: dict, stop: threading.Event) -> None:
+    from app.queue import periodic_interval
+
     next_run: dict[str, float] = {}
     prefix = app.config.get("QUEUE_PREFIX") or "automation"
+    interval = periodic_interval(job, app)
 
     def lock(job: dict) -> bool:
-        from app.queue import periodic_interval
-
         with app.app_context():
-            millis = max(int(periodic_interval(job, app) * 1000) - 50, 100)
+            millis = max(int(interval * 1000) - 50, 100)
             return bool(
                 redis_connection().set(f"{prefix}:periodic:{job['name']}", "1", nx=True, px=millis)
             )
 
-    while not stop.wait(0.25):
+    # Poll a few times per interval so a run starts close to its time.
+    while not stop.wait(min(0.25, interval / 4)):
         try:
-            tick(app, next_run, lock)
+            tick(app, next_run, lock, jobs=[job])
         except Exception:
-            log.exception("scheduler tick failed")
+            log.exception("periodic job %s failed", job["name"])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         scheduler.start()
     try:
-        worker.work(burst=args.burst, logging_level=os.environ.get("LOG_LEVEL", "INFO"))
+        serve(worker, args, queues, connection)
     finally:
         stop.set()
         if scheduler is not None:

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
 
+from tests.conftest import ARTIFACTS
 from tests.delivery.conftest import Receiver, SmtpInbox, _Controller
 from tests.faults.procs import PostgresCluster, RedisServer, Workers
 
@@ -75,7 +75,7 @@ class FaultEnv:
 
 
 @pytest.fixture
-def faults(fault_db, private_redis, tmp_path, pg_cluster):
+def faults(fault_db, private_redis, request):
     """An app on the private servers (its context pushed), a firm and an
     admin in it, receivers, and ``faults.workers.spawn(n)``."""
     from app import create_app
@@ -116,7 +116,11 @@ def faults(fault_db, private_redis, tmp_path, pg_cluster):
         "RATELIMIT_ENABLED": "0",
         "LOG_LEVEL": "WARNING",
     }
-    workers = Workers(env, Path(tmp_path) / "workers.log")
+    # Kept where CI keeps artifacts: a failing run's worker tracebacks.
+    log = ARTIFACTS / "faults" / f"{request.node.name}.workers.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.unlink(missing_ok=True)
+    workers = Workers(env, log)
     ctx = application.app_context()
     ctx.push()
     try:
