@@ -87,6 +87,39 @@ def job_loop(app, job: dict, stop: threading.Event) -> None:
             log.exception("periodic job %s failed", job["name"])
 
 
+def serve(worker, args, queues, connection) -> None:
+    """RQ's loop, started again when RQ gives up on a lost Redis.
+
+    RQ quits its loop when Redis goes away mid-job (the job's bookkeeping
+    fails: "found an unhandled exception, quitting"). A Redis restart must
+    not take the workers down: wait until Redis answers, then serve again
+    as a new RQ worker. A requested shutdown (SIGTERM/SIGINT) still ends it.
+    """
+    from redis.exceptions import ConnectionError, TimeoutError
+
+    level = os.environ.get("LOG_LEVEL", "INFO")
+    stopping = threading.Event()
+    while True:
+        try:
+            worker.work(burst=args.burst, logging_level=level)
+        except (ConnectionError, TimeoutError):
+            log.warning("worker lost Redis", exc_info=True)
+        if args.burst or worker._stop_requested or worker._shutdown_requested_date:
+            return
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: stopping.set())
+        log.warning("RQ stopped serving (Redis lost?); waiting for Redis to serve again")
+        while not stopping.is_set():
+            try:
+                connection.ping()
+                break
+            except (ConnectionError, TimeoutError):
+                stopping.wait(0.5)
+        if stopping.is_set():
+            return
+        worker = AppWorker(queues, connection=connection, name=args.name)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--burst", action="store_true", help="exit when the queues are empty")
