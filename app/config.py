@@ -69,6 +69,8 @@ def from_environment(overrides: dict | None = None) -> dict:
         "ENGINE_LEASE_SECONDS": int(env.get("ENGINE_LEASE_SECONDS") or 60),
         "ENGINE_BATCH_SIZE": int(env.get("ENGINE_BATCH_SIZE") or 500),
         "SWEEP_INTERVAL_SECONDS": float(env.get("SWEEP_INTERVAL_SECONDS") or 5),
+        # Due waits are woken this often (a cheap indexed query when none are).
+        "WAKE_INTERVAL_SECONDS": float(env.get("WAKE_INTERVAL_SECONDS") or 0.5),
         "QUEUE_PREFIX": env.get("QUEUE_PREFIX") or "automation",
         # Set to false by tests that drive the in-process scheduler by hand.
         "INLINE_SCHEDULER": _bool(env.get("INLINE_SCHEDULER"), True),

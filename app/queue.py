@@ -35,6 +35,12 @@ DELIVERY_JOB = "app.automation.engine.run_delivery_job"
 # skipped quietly (helpers land their parts at different times).
 PERIODIC_JOBS: list[dict[str, Any]] = [
     {
+        # Due waits only: frequent so a wait ends on time, cheap when idle.
+        "name": "wake",
+        "func": "app.automation.sweeper.wake_due",
+        "every": "WAKE_INTERVAL_SECONDS",
+    },
+    {
         "name": "sweep",
         "func": "app.automation.sweeper.process_waiting_executions",
         "every": "SWEEP_INTERVAL_SECONDS",
@@ -219,11 +225,17 @@ class InlineScheduler:
             tick(self.app, self.next_run)
 
 
-def tick(app: Flask, next_run: dict[str, float], lock: Callable[[dict], bool] | None = None):
-    """Run every periodic job that is due; ``lock(job)`` may refuse a run
-    (worker.py uses a Redis lock so one worker of many runs each job)."""
+def tick(
+    app: Flask,
+    next_run: dict[str, float],
+    lock: Callable[[dict], bool] | None = None,
+    jobs: list[dict] | None = None,
+):
+    """Run every periodic job (of ``jobs``, default all) that is due;
+    ``lock(job)`` may refuse a run (worker.py uses a Redis lock so one
+    worker of many runs each job)."""
     moment = time.monotonic()
-    for job in PERIODIC_JOBS:
+    for job in PERIODIC_JOBS if jobs is None else jobs:
         if moment < next_run.get(job["name"], 0.0):
             continue
         interval = periodic_interval(job, app)

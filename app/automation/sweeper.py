@@ -1,6 +1,8 @@
 """The periodic sweep: nothing is lost, only late (DESIGN.md rule 1).
 
-Each pass
+A frequent, cheap job (:func:`wake_due`, every ``WAKE_INTERVAL_SECONDS``)
+ends waits on time; the full sweep (every ``SWEEP_INTERVAL_SECONDS``) is
+the safety net. Each full pass
 - makes due waits ready (``waiting`` with ``wake_at <= now`` -> ``running``),
   in batches claimed with ``SKIP LOCKED`` so several sweepers never fight;
   wait-for-condition nodes set ``wake_at`` to the next pass, so their rules
@@ -31,7 +33,9 @@ WAKE_BATCH = 5000
 
 def make_due_waits_ready(kick: bool = True) -> int:
     """Flip due waits to ``running`` (keeping ``wait_reason``, so the walk
-    knows it resumes); returns how many. Commits."""
+    knows it resumes); returns how many. Commits each batch and, with
+    ``kick``, tells the engine after each one, so workers advance the first
+    batch while later ones are still being flipped."""
     total = 0
     while True:
         moment = now()
@@ -52,13 +56,21 @@ def make_due_waits_ready(kick: bool = True) -> int:
             db.session.rollback()
             raise
         total += count
+        if count and kick:
+            from app.queue import kick_engine
+
+            kick_engine()  # coalesced: one queued job however many batches
         if count < WAKE_BATCH:
             break
-    if total and kick:
-        from app.queue import kick_engine
-
-        kick_engine()
     return total
+
+
+def wake_due() -> int:
+    """The frequent periodic job (``WAKE_INTERVAL_SECONDS``): only due
+    waits, so a wait ends within about that interval of its ``wake_at``.
+    When nothing is due it costs one empty range scan of
+    ``ix_executions_status_wake`` (status, wake_at)."""
+    return make_due_waits_ready(kick=True)
 
 
 def wake_finished_deliveries(kick: bool = True) -> int:
