@@ -17,6 +17,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from decimal import Decimal
+from operator import itemgetter
 
 from sqlalchemy import (
     JSON,
@@ -62,10 +63,9 @@ def _records(table, columns: Sequence[str], rows: list[dict]) -> tuple[str, dict
     it back into typed rows with ``jsonb_to_recordset`` (one parameter,
     encoded by the C json module, parsed by the server)."""
     shape = ", ".join(f'"{name}" {_pg_type(table.c[name])}' for name in columns)
-    payload = json.dumps(
-        [{name: row.get(name) for name in columns} for row in rows], default=_default
-    )
-    return shape, {"rows": payload}
+    if len(columns) != len(rows[0]):
+        rows = [{name: row.get(name) for name in columns} for row in rows]
+    return shape, {"rows": json.dumps(rows, default=_default)}
 
 
 def _same_keys(rows: Iterable[dict]) -> list[list[dict]]:
@@ -75,19 +75,35 @@ def _same_keys(rows: Iterable[dict]) -> list[list[dict]]:
     return list(groups.values())
 
 
+def _by_keys(rows: Iterable[dict]) -> dict[tuple, list[dict]]:
+    """Rows grouped by their keys in order (rows built by the same code
+    share one order; no per-row sort)."""
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for row in rows:
+        groups[tuple(row)].append(row)
+    return groups
+
+
+def _getter(columns: Sequence[str]):
+    if len(columns) == 1:
+        name = columns[0]
+        return lambda row: (row[name],)
+    return itemgetter(*columns)
+
+
 def bulk_insert(conn, table, rows: list[dict], conflict: Sequence[str] | None = None) -> None:
     """Insert ``rows`` (dicts; keys not in the table are ignored). With
     ``conflict`` (the unique columns), rows already there are skipped."""
     if not rows:
         return
-    known = set(table.c.keys())
-    rows = [{k: v for k, v in row.items() if k in known} for row in rows]
+    known = table.c
     postgres = conn.dialect.name == "postgresql"
-    for group in _same_keys(rows):
+    for keys, group in _by_keys(rows).items():
+        columns = [name for name in keys if name in known]
         if postgres:
-            _pg_insert(conn, table, group, conflict)
+            _pg_insert(conn, table, columns, group, conflict)
         else:
-            _driver_insert(conn, table, group, conflict)
+            _driver_insert(conn, table, columns, group, conflict)
 
 
 def _driver_params(conn, table, columns: Sequence[str], rows: list[dict]) -> list[tuple]:
@@ -111,18 +127,20 @@ def _driver_params(conn, table, columns: Sequence[str], rows: list[dict]) -> lis
             converters.append(convert)
         else:
             converters.append(proc)
+    get = _getter(columns)
+    if not any(converters):
+        return [get(row) for row in rows]
     return [
         tuple(
             value if convert is None or value is None else convert(value)
-            for convert, value in zip(converters, (row[name] for name in columns), strict=True)
+            for convert, value in zip(converters, get(row), strict=True)
         )
         for row in rows
     ]
 
 
-def _driver_insert(conn, table, rows: list[dict], conflict) -> None:
+def _driver_insert(conn, table, columns: list[str], rows: list[dict], conflict) -> None:
     """SQLite: one ``executemany`` straight on the driver."""
-    columns = list(rows[0])
     names = ", ".join(f'"{name}"' for name in columns)
     marks = ", ".join("?" for _ in columns)
     verb = "INSERT OR IGNORE" if conflict is not None else "INSERT"
@@ -130,30 +148,32 @@ def _driver_insert(conn, table, rows: list[dict], conflict) -> None:
     conn.exec_driver_sql(f'{verb} INTO "{table.name}" ({names}) VALUES ({marks})', params)
 
 
-def _pg_copy(conn, table, rows: list[dict]) -> None:
+def _pg_copy(conn, table, columns: list[str], rows: list[dict]) -> None:
     """COPY rows in (no conflict handling): the fastest path PostgreSQL has
     for a plain bulk insert; values are adapted by psycopg's C dumpers."""
-    columns = list(rows[0])
-    json_columns = {name for name in columns if isinstance(table.c[name].type, JSON)}
+    json_at = [i for i, name in enumerate(columns) if isinstance(table.c[name].type, JSON)]
     names = ", ".join(f'"{name}"' for name in columns)
+    get = _getter(columns)
+    dumps = json.dumps
     cursor = conn.connection.driver_connection.cursor()
     with cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
+        write = copy.write_row
+        if not json_at:
+            for row in rows:
+                write(get(row))
+            return
         for row in rows:
-            copy.write_row(
-                [
-                    json.dumps(row[name], default=_default)
-                    if name in json_columns and row[name] is not None
-                    else row[name]
-                    for name in columns
-                ]
-            )
+            values = list(get(row))
+            for i in json_at:
+                if values[i] is not None:
+                    values[i] = dumps(values[i], default=_default)
+            write(values)
 
 
-def _pg_insert(conn, table, rows: list[dict], conflict) -> None:
+def _pg_insert(conn, table, columns: list[str], rows: list[dict], conflict) -> None:
     if conflict is None and len(rows) > 50:
-        _pg_copy(conn, table, rows)
+        _pg_copy(conn, table, columns, rows)
         return
-    columns = list(rows[0])
     shape, params = _records(table, columns, rows)
     names = ", ".join(f'"{name}"' for name in columns)
     sql = (

@@ -19,6 +19,7 @@ from sqlalchemy import and_, select
 
 from app.automation.context import CONTACT_FIELDS, Facts, deal_dict, load_events
 from app.automation.definition import Graph
+from app.automation.engine_claim import id_in
 from app.automation.nodes.registry import UnknownNodeType, get_node_type
 from app.extensions import db
 from app.models import (
@@ -164,7 +165,7 @@ class BatchState:
         conn = db.session.connection()
         table = Contact.__table__
         names = (*CONTACT_FIELDS, "custom_fields")
-        stmt = select(*(table.c[name] for name in names)).where(table.c.id.in_(ids))
+        stmt = select(*(table.c[name] for name in names)).where(id_in(table.c.id, ids))
         states = {}
         for values in conn.execute(stmt):
             data = dict(zip(names, values, strict=True))
@@ -176,19 +177,19 @@ class BatchState:
         stmt = (
             select(contact_tags.c.contact_id, tags.c.name)
             .join(tags, tags.c.id == contact_tags.c.tag_id)
-            .where(contact_tags.c.contact_id.in_(ids))
+            .where(id_in(contact_tags.c.contact_id, ids))
         )
         for contact_id, name in conn.execute(stmt):
             states[contact_id].tags.add(name)
         stmt = select(list_members.c.contact_id, list_members.c.list_id).where(
-            list_members.c.contact_id.in_(ids)
+            id_in(list_members.c.contact_id, ids)
         )
         for contact_id, list_id in conn.execute(stmt):
             states[contact_id].lists.add(list_id)
         deals = Deal.__table__
         stmt = (
             select(deals)
-            .where(deals.c.contact_id.in_(ids), deals.c.status == "open")
+            .where(id_in(deals.c.contact_id, ids), deals.c.status == "open")
             .order_by(deals.c.id)
         )
         for row in conn.execute(stmt):
@@ -208,7 +209,7 @@ class BatchState:
             table.c.action_result,
             table.c.variant,
         ).where(
-            table.c.execution_id.in_(resuming), table.c.action_status.in_(("waiting", "failed"))
+            id_in(table.c.execution_id, resuming), table.c.action_status.in_(("waiting", "failed"))
         )
         return {
             (row.execution_id, row.node_id, row.visit): dict(row._mapping)

@@ -17,7 +17,7 @@ from sqlalchemy import delete, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from app.automation.engine_bulk import bulk_insert, bulk_update
-from app.automation.engine_claim import is_postgres
+from app.automation.engine_claim import id_in, is_postgres
 from app.automation.nodes.executors.base import Effects
 from app.clock import now
 from app.extensions import db
@@ -49,7 +49,7 @@ def owned_ids(conn, owner: str, ids: list[int]) -> set[int]:
         return set()
     ids = sorted(ids)
     mine = (
-        executions.c.id.in_(ids),
+        id_in(executions.c.id, ids),
         executions.c.lease_owner == owner,
         executions.c.status == "running",
     )
@@ -100,9 +100,10 @@ def _flow_states(conn, kept: list[Effects]) -> None:
     new, changed = [], []
     for e in kept:
         for row in e.flow:
-            (changed if row["exists"] else new).append(
-                {k: v for k, v in row.items() if k != "exists"}
-            )
+            if row["exists"]:
+                changed.append({k: v for k, v in row.items() if k != "exists"})
+            else:
+                new.append(row)  # bulk_insert skips "exists" (not a column)
     bulk_insert(conn, flows, new)
     bulk_update(conn, flows, changed, keys=("execution_id", "node_id", "visit"))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.clock import now
@@ -37,9 +37,12 @@ class OutboxMessage(FirmScoped, db.Model):
     execution_id: Mapped[int | None] = mapped_column(
         BigId, ForeignKey("workflow_executions.id", ondelete="CASCADE")
     )
-    workflow_id: Mapped[int | None] = mapped_column(
-        ForeignKey("workflows.id", ondelete="CASCADE"), index=True
-    )
+    # Only the engine writes messages, always for an execution: its cascade
+    # removes them, so the firm and workflow need no foreign key here (each
+    # is a parent-row check per inserted message), and ix_outbox_firm_created
+    # serves lookups by firm.
+    firm_id: Mapped[int] = mapped_column(Integer)
+    workflow_id: Mapped[int | None] = mapped_column(Integer, index=True)
     contact_id: Mapped[int | None] = mapped_column(
         ForeignKey("contacts.id", ondelete="SET NULL"), index=True
     )
