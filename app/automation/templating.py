@@ -75,6 +75,7 @@ class _Watchdog:
         self._active: set[int] = set()
         self._ids = iter(range(1, 1 << 62))
         self._thread: threading.Thread | None = None
+        self._next_wake = math.inf  # when the watchdog thread wakes next
 
     def _ensure_thread(self) -> None:
         if self._thread is None or not self._thread.is_alive():
@@ -88,12 +89,17 @@ class _Watchdog:
             guard_id = next(self._ids)
             self._active.add(guard_id)
             heapq.heappush(self._heap, (deadline, guard_id, threading.get_ident()))
-            self._wake.notify()
+            # Wake the watchdog only when it would sleep past this deadline:
+            # waking it on every render costs a thread switch per message.
+            if deadline < self._next_wake:
+                self._wake.notify()
         try:
             yield
         finally:
             with self._lock:
                 self._active.discard(guard_id)
+                while self._heap and self._heap[0][1] not in self._active:
+                    heapq.heappop(self._heap)
 
     def _run(self) -> None:
         with self._lock:
@@ -101,11 +107,15 @@ class _Watchdog:
                 while self._heap and self._heap[0][1] not in self._active:
                     heapq.heappop(self._heap)
                 if not self._heap:
+                    self._next_wake = math.inf
                     self._wake.wait()
                     continue
                 deadline, guard_id, thread_id = self._heap[0]
                 delay = deadline - time.monotonic()
                 if delay > 0:
+                    # The head has the earliest deadline (finished renders'
+                    # entries stay until then and are dropped above).
+                    self._next_wake = deadline
                     self._wake.wait(delay)
                     continue
                 heapq.heappop(self._heap)
@@ -341,6 +351,7 @@ class _CappedSandbox(ImmutableSandboxedEnvironment):
 
 _html_env = _CappedSandbox(autoescape=True)
 _text_env = _CappedSandbox(autoescape=False)
+_GLOBALS = {True: dict(_html_env.globals), False: dict(_text_env.globals)}
 
 
 # --- plain-data contexts ----------------------------------------------------
@@ -348,9 +359,36 @@ _text_env = _CappedSandbox(autoescape=False)
 _SCALARS = (str, int, float, bool, type(None), Decimal, _dt.date, _dt.datetime, _dt.time)
 
 
+_SCALAR_TYPES = frozenset(_SCALARS)
+
+
+class _NotPlain(Exception):
+    pass
+
+
+def _plain_fast(value: Any, depth: int) -> Any:
+    """:func:`_plain` for exact builtin types, without building a path for
+    every value (the path is only needed for the error message)."""
+    if depth > 20:
+        raise _NotPlain
+    kind = type(value)
+    if kind in _SCALAR_TYPES:
+        return value
+    if kind is dict:
+        return {str(k): _plain_fast(v, depth + 1) for k, v in value.items()}
+    if kind is list or kind is tuple:
+        return [_plain_fast(v, depth + 1) for v in value]
+    raise _NotPlain
+
+
 def _plain(value: Any, path: str, depth: int = 0) -> Any:
     """A deep copy of ``value`` made of plain data; anything else is refused,
     so an ORM object (and its lazy loads, its session) never reaches a template."""
+    if depth == 0:
+        try:
+            return _plain_fast(value, 0)
+        except _NotPlain:
+            pass  # subclasses, or the error: the checked walk below
     if depth > 20:
         raise TemplateError(f"context is nested too deeply at {path}")
     if isinstance(value, _SCALARS):
@@ -387,7 +425,11 @@ def _render(source: str, context: dict, *, html: bool, timeout: float, max_chars
             template = _compile(source, html)
             parts: list[str] = []
             size = 0
-            for chunk in template.generate(data):
+            # generate() would copy the environment's globals (a ChainMap,
+            # slow to iterate) into every render's context; the merge here
+            # is the same context, built from a plain dict.
+            context = template.new_context({**_GLOBALS[html], **data}, shared=True)
+            for chunk in template.root_render_func(context):
                 size += len(chunk)
                 if size > max_chars:
                     raise TemplateError(f"output is too long (max {max_chars:,} characters)")
