@@ -259,6 +259,20 @@ def _login(client: httpx.Client) -> None:
         raise SystemExit(f"login failed: {response.status_code}")
 
 
+def _server_cpu_ms(proc) -> float:
+    """CPU time (user + system) of gunicorn's workers so far, in ms: a figure
+    that, unlike latency, does not grow with the machine's load."""
+    total = 0
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+    for pid in children.read_text().split():
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total * 1000 / os.sysconf("SC_CLK_TCK")
+
+
 def _time(client: httpx.Client, count: int, request, expect: int) -> list[float]:
     """Milliseconds per request (after three warm-up requests)."""
     for i in range(3):
@@ -302,6 +316,7 @@ def main() -> int:
     )
     proc = None
     results: dict[str, list[float]] = {}
+    cpu: dict[str, float] = {}
     try:
         with app.app_context():
             db.create_all()
@@ -312,12 +327,15 @@ def main() -> int:
         with httpx.Client(base_url=base, timeout=30) as browser:
             _login(browser)
             lists = ("/automation", "/automation?status=active", "/automation?q=summer")
+            started = _server_cpu_ms(proc)
             results["list"] = _time(
                 browser, args.requests, lambda c, i: c.get(lists[i % len(lists)]), 200
             )
+            cpu["list"], started = _server_cpu_ms(proc) - started, _server_cpu_ms(proc)
             results["builder"] = _time(
                 browser, args.requests, lambda c, i: c.get(f"/automation/builder/{big_id}"), 200
             )
+            cpu["builder"] = _server_cpu_ms(proc) - started
         headers = {"Authorization": f"Bearer {token}"}
         with httpx.Client(base_url=base, timeout=30, headers=headers) as api:
 
@@ -337,7 +355,9 @@ def main() -> int:
                     },
                 )
 
+            started = _server_cpu_ms(proc)
             results["api_create"] = _time(api, args.requests, create, 201)
+            cpu["api_create"] = _server_cpu_ms(proc) - started
     finally:
         if proc is not None:
             _stop(proc)
@@ -355,7 +375,7 @@ def main() -> int:
     for name, times in results.items():
         print(
             f"# {name}: p50 {statistics.median(times):.1f} ms, p95 {_p95(times):.1f} ms, "
-            f"max {max(times):.1f} ms"
+            f"max {max(times):.1f} ms; server CPU {cpu[name] / (args.requests + 3):.1f} ms/request"
         )
     for name, times in results.items():
         print(
