@@ -37,7 +37,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterable
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from app.automation.enrollment import NotEnrollable, enroll
@@ -286,6 +286,18 @@ def audit_firing(workflow, contact_id, event_id, source, trigger=None, trigger_t
     )
 
 
+_AUDIT_MANY = """
+INSERT INTO audit_log (firm_id, user_id, actor, action, object_type, object_id, data, created_at)
+SELECT :firm_id, :user_id, :actor, 'trigger.fired', 'Workflow', :object_id,
+    jsonb_build_object(
+        'workflow_id', CAST(:workflow_id AS bigint), 'contact_id', ids.contact_id,
+        'event_id', CAST(:event_id AS text), 'source', CAST(:source AS text),
+        'trigger_id', CAST(:trigger_id AS bigint), 'trigger_type', CAST(:trigger_type AS text)),
+    :moment
+FROM unnest(CAST(:ids AS bigint[])) AS ids(contact_id)
+"""
+
+
 def audit_many(workflow, trigger, contact_ids: list[int], event_id: str, source: str) -> None:
     """The same entries as :func:`audit_firing`, one INSERT for a batch."""
     if not contact_ids:
@@ -294,6 +306,23 @@ def audit_many(workflow, trigger, contact_ids: list[int], event_id: str, source:
 
     user_id, actor = current_actor()
     moment = now()
+    if _dialect() == "postgresql":
+        # Built server-side: the ids travel as one array literal.
+        params = {
+            "firm_id": workflow.firm_id,
+            "user_id": user_id,
+            "actor": actor,
+            "object_id": str(workflow.id),
+            "workflow_id": workflow.id,
+            "event_id": event_id,
+            "source": source,
+            "trigger_id": getattr(trigger, "id", None),
+            "trigger_type": getattr(trigger, "trigger_type", None),
+            "moment": moment,
+            "ids": "{" + ",".join(str(int(cid)) for cid in contact_ids) + "}",
+        }
+        db.session.execute(text(_AUDIT_MANY), params)
+        return
     rows = [
         {
             "firm_id": workflow.firm_id,
