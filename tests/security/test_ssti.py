@@ -12,12 +12,21 @@ import time
 import pytest
 from sqlalchemy import select
 
+from app.automation.delivery.dispatcher import deliver_due
+from app.automation.delivery.outbox import build_outbox_row
 from app.automation.engine import drain
+from app.automation.templating import TemplateError
 from app.extensions import db
 from app.models import OutboxMessage, WorkflowExecution, WorkflowNode
 from app.tenancy import firm_context
 from tests.api.conftest import ApiClient
-from tests.delivery.conftest import Receiver, SmtpInbox, _Controller, configured
+from tests.delivery.conftest import (
+    Receiver,
+    SmtpInbox,
+    _Controller,
+    configured,
+    make_execution,
+)
 from tests.engine.helpers import active_workflow, start
 from tests.factories import make_contact, make_workflow
 from tests.security.payloads import (
@@ -132,74 +141,100 @@ def _leaks(text: str, words=INTERNALS) -> list[str]:
     return [word for word in words if word in text]
 
 
-def test_injections_that_reach_the_send_path_are_refused_or_harmless(acme, alice, mail_and_hooks):
-    # Workflows written straight to the database skip the save checks: the
-    # sandbox alone must hold. Every template in every place, one contact.
-    inbox, receiver = mail_and_hooks
-    contact = make_contact(acme, first_name="Ann", email="ann@example.com")
-    runs = []
-    setup = time.monotonic()
-    # What passes the save checks goes everywhere; the save-refused escapes
-    # once (subject, text sandbox) and the time bomb once (HTML sandbox).
-    extra = {
-        "configuration.subject": SSTI_REFUSED_AT_SAVE,
-        "configuration.body_html": SSTI_SLOW,
-    }
+def _render_everywhere(firm, contact, execution, receiver) -> tuple[list, list]:
+    """Each template in each place through the outbox renderer (what the
+    engine calls for a message step); returns (rows, refusal messages)."""
+    rows, refusals = [], []
+    n = 0
     for node_type, make, field in PLACES:
-        if field == "configuration.body_text":
-            continue  # the same sandbox as the subject
-        templates = SSTI_AT_RUNTIME + extra.get(field, [])
-        for template in templates:
+        for template in SSTI_REFUSED_AT_SAVE + SSTI_AT_RUNTIME:
             config = make(template)
             if node_type == "webhook":
                 config["url"] = receiver.url + "/in"
-            workflow = active_workflow(
-                acme,
-                alice,
-                [{"node_id": "step", "node_type": node_type, "configuration": config}],
-                [],
-            )
-            runs.append((start(workflow, contact)[0], field, template))
-    began = time.monotonic()
-    setup = began - setup
-    drain()
-    elapsed = time.monotonic() - began
+                config["headers"] = {"X-Injected": template}
+            n += 1
+            node = {"node_id": f"n{n}", "node_type": node_type, "configuration": config}
+            try:
+                row = build_outbox_row(
+                    firm_id=firm.id,
+                    execution=execution,
+                    node=node,
+                    visit=1,
+                    context=None,
+                    contact=contact,
+                )
+            except TemplateError as exc:
+                refusals.append((field, template, str(exc)))
+                continue
+            rows.append(OutboxMessage(**row))
+    return rows, refusals
 
-    failed = completed = 0
+
+def test_injections_on_the_send_path_are_refused_or_harmless(acme, mail_and_hooks):
+    # Rows written straight to the database skip the save checks: the
+    # sandbox alone must hold, in every place, and what it lets through is
+    # really sent (real SMTP server, real HTTP receiver) and checked.
+    inbox, receiver = mail_and_hooks
+    contact = make_contact(acme, first_name="Ann", email="ann@example.com")
+    workflow = make_workflow(acme, name="Injections")
+    execution = make_execution(acme, workflow, contact)
+    began = time.monotonic()
+    with firm_context(acme.id):
+        rows, refusals = _render_everywhere(acme, contact, execution, receiver)
+        db.session.add_all(rows)
+        db.session.commit()
+    rendered = time.monotonic() - began
+    while deliver_due():
+        pass
+    for _, template, message in refusals:
+        assert not _leaks(message, LEAKS), (template, message)
     with firm_context(acme.id):
         db.session.expire_all()
-        for execution_id, _field, template in runs:
-            execution = db.session.get(WorkflowExecution, execution_id)
-            row = db.session.scalars(
-                select(OutboxMessage).where(OutboxMessage.execution_id == execution_id)
-            ).first()
-            assert execution.status in ("completed", "failed"), (
-                template,
-                execution.status,
-                row and (row.status, row.last_error, row.attempts, row.next_attempt_at),
-            )
-            if execution.status == "failed":
-                failed += 1
-                assert not _leaks(execution.last_error or "", LEAKS), (
-                    template,
-                    execution.last_error,
-                )
-            else:
-                completed += 1
-        rows = db.session.scalars(select(OutboxMessage)).all()
-    for row in rows:
-        stored = json.dumps(
-            [row.subject, row.body_html, row.body_text, row.payload, row.last_error]
-        )
-        assert not _leaks(stored), (row.node_id, stored[:300])
+        stored = db.session.scalars(select(OutboxMessage)).all()
+    assert len(stored) == len(rows)
+    for row in stored:
+        assert row.status == "sent", (row.node_id, row.status, row.last_error)
+        text = json.dumps([row.subject, row.body_html, row.body_text, row.payload])
+        assert not _leaks(text), (row.node_id, text[:300])
     for message in inbox.messages:
         assert not _leaks(message.as_string()), message["Subject"]
     for request in receiver.requests:
-        assert not _leaks(request["body"].decode()), request["body"][:300]
-    # Every bomb stopped at its cap: the time bombs within ~1 s each.
-    assert elapsed < 30, elapsed
+        assert not _leaks(request["body"].decode() + json.dumps(request["headers"]))
+    assert len(inbox.messages) + len(receiver.requests) == len(rows)
     print(
-        f"\nssti send: {len(runs)} injections ({failed} refused, {completed} harmless), "
-        f"{len(inbox.messages)} e-mails and {len(receiver.requests)} webhooks checked, "
-        f"leaks 0, setup {setup:.1f}s, send {elapsed:.1f}s"
+        f"\nssti send: {len(rows) + len(refusals)} injections ({len(refusals)} refused, "
+        f"{len(rows)} rendered harmlessly and sent: {len(inbox.messages)} e-mails, "
+        f"{len(receiver.requests)} webhooks), leaks 0, rendering {rendered:.1f}s"
     )
+
+
+def test_an_injected_step_fails_its_execution_cleanly_within_the_time_cap(
+    acme, alice, mail_and_hooks
+):
+    inbox, _ = mail_and_hooks
+    contact = make_contact(acme)
+    templates = [SSTI_REFUSED_AT_SAVE[0], SSTI_AT_RUNTIME[0], *SSTI_SLOW]
+    runs = []
+    for template in templates:
+        config = {"subject": "Hi", "body_html": template}
+        workflow = active_workflow(
+            acme,
+            alice,
+            [{"node_id": "mail", "node_type": "send_email", "configuration": config}],
+            [],
+        )
+        runs.append(start(workflow, contact)[0])
+    began = time.monotonic()
+    drain()
+    elapsed = time.monotonic() - began
+    with firm_context(acme.id):
+        db.session.expire_all()
+        executions = [db.session.get(WorkflowExecution, i) for i in runs]
+    assert [e.status for e in executions] == ["failed", "failed", "failed"], [
+        e.last_error for e in executions
+    ]
+    assert "not allowed" in executions[0].last_error
+    assert "took too long" in executions[2].last_error
+    assert not any(_leaks(e.last_error, LEAKS) for e in executions)
+    assert inbox.messages == []
+    assert elapsed < 10, elapsed
