@@ -12,14 +12,15 @@ import time
 import pytest
 from sqlalchemy import func, select
 
+from app.automation.delivery.dispatcher import deliver_due
+from app.automation.delivery.outbox import build_outbox_row
 from app.automation.delivery.webhook import UnresolvableHost, UnsafeURL, check_url
 from app.automation.engine import drain
-from app.automation.validation import WorkflowInvalid
 from app.extensions import db
 from app.models import OutboxMessage, WorkflowExecution, WorkflowNode
 from app.tenancy import firm_context
 from tests.api.conftest import ApiClient
-from tests.delivery.conftest import Receiver, configured
+from tests.delivery.conftest import Receiver, configured, make_execution
 from tests.engine.helpers import active_workflow, start
 from tests.factories import make_contact, make_workflow
 from tests.security.payloads import ssrf_urls
@@ -186,48 +187,75 @@ def test_every_ssrf_url_is_refused_in_an_imported_workflow(api, acme, listener):
     assert len(corpus) >= len(ssrf_urls(listener.port)) - 1
 
 
-def test_a_stored_ssrf_url_fails_its_step_at_send_without_any_connection(acme, alice, listener):
+def test_a_stored_ssrf_url_is_refused_at_send_without_any_connection(acme, listener):
     # Rows written straight to the database (as an old version or a direct
     # edit would leave them) bypass the save checks: the send check holds.
     corpus = ssrf_urls(listener.port)
     contact = make_contact(acme)
-    ids, refused_at_activation = [], 0
-    for url in corpus:
-        try:
-            workflow = active_workflow(
-                acme,
-                alice,
-                [{"node_id": "hook", "node_type": "webhook", "configuration": {"url": url}}],
-                [],
-            )
-        except WorkflowInvalid:
-            # Not an http(s) URL: the workflow's validation will not publish it.
-            assert not url.startswith(("http://", "https://")), url
-            refused_at_activation += 1
-            continue
-        ids += start(workflow, contact)
+    execution = make_execution(acme, make_workflow(acme, name="Hooks"), contact)
+    rows, refused_by_schema = [], 0
+    with firm_context(acme.id):
+        for i, url in enumerate(corpus):
+            node = {"node_id": f"h{i}", "node_type": "webhook", "configuration": {"url": url}}
+            try:
+                row = build_outbox_row(
+                    firm_id=acme.id,
+                    execution=execution,
+                    node=node,
+                    visit=1,
+                    context=None,
+                    contact=contact,
+                )
+            except ValueError:
+                # Not an http(s) URL: the node's own schema refuses it.
+                assert not url.startswith(("http://", "https://")), url
+                refused_by_schema += 1
+                continue
+            rows.append(OutboxMessage(**row))
+        db.session.add_all(rows)
+        db.session.commit()
     began = time.monotonic()
-    drain()
+    while deliver_due():
+        pass
     elapsed = time.monotonic() - began
     with firm_context(acme.id):
         db.session.expire_all()
-        executions = db.session.scalars(
-            select(WorkflowExecution).where(WorkflowExecution.id.in_(ids))
-        ).all()
         outbox = db.session.scalars(select(OutboxMessage)).all()
-    assert len(executions) == len(corpus) - refused_at_activation
-    for execution in executions:
-        assert execution.status == "failed", (execution.status, execution.last_error)
-        assert execution.last_error
+    assert len(outbox) == len(corpus) - refused_by_schema
     for row in outbox:
-        assert row.status == "failed" and row.attempts <= 1, (row.to_address, row.status)
-        assert row.response is None or row.response.get("status_code") is None
+        assert row.status == "failed" and row.attempts == 1, (row.to_address, row.status)
+        assert not row.response or row.response.get("status_code") is None
     assert listener.connections == 0
     print(
-        f"\nssrf send: {len(corpus)} urls ({refused_at_activation} refused at activation), "
-        f"{len(outbox)} outbox rows failed, "
-        f"connections 0, {elapsed:.2f}s"
+        f"\nssrf send: {len(corpus)} urls ({refused_by_schema} refused by the node schema, "
+        f"{len(outbox)} refused by the send check), connections 0, {elapsed:.2f}s"
     )
+
+
+def test_a_webhook_step_to_loopback_fails_its_execution_cleanly(acme, alice, listener):
+    urls = [
+        f"http://2130706433:{listener.port}/",
+        f"http://runsc:{listener.port}/",
+        "http://169.254.169.254/latest/meta-data/",
+    ]
+    contact = make_contact(acme)
+    ids = []
+    for url in urls:
+        workflow = active_workflow(
+            acme,
+            alice,
+            [{"node_id": "hook", "node_type": "webhook", "configuration": {"url": url}}],
+            [],
+        )
+        ids += start(workflow, contact)
+    drain()
+    with firm_context(acme.id):
+        db.session.expire_all()
+        executions = [db.session.get(WorkflowExecution, i) for i in ids]
+    for execution in executions:
+        assert execution.status == "failed", (execution.status, execution.last_error)
+        assert "non-public address" in execution.last_error
+    assert listener.connections == 0
 
 
 def test_a_redirect_to_loopback_is_never_followed(app, acme, alice, listener):
