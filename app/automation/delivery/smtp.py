@@ -134,7 +134,7 @@ class SmtpSender:
         envelope_to = envelope_address(to_address)
         try:
             connection = self._ready_connection()
-            connection.sendmail(envelope_from, [envelope_to], message)
+            _transaction(connection, envelope_from, envelope_to, message)
         except smtplib.SMTPRecipientsRefused as exc:
             code, text = next(iter(exc.recipients.values()), (0, b""))
             self._reset()
@@ -168,6 +168,25 @@ class SmtpSender:
         if self._connection is not None:
             _quietly_close(self._connection)
             self._connection = None
+
+
+def _transaction(connection: smtplib.SMTP, sender: str, recipient: str, message: bytes) -> None:
+    """MAIL, RCPT, DATA for one message and one recipient.
+
+    ``SMTP.sendmail`` does the same but re-parses both addresses with the
+    e-mail package (``quoteaddr``) on every message; ours are bare
+    addresses already (``envelope_address``). ``putcmd`` refuses CR/LF in
+    an address. Refusals raise what ``sendmail`` raises; the caller resets
+    the connection."""
+    code, reply = connection.docmd("mail", f"FROM:<{sender}>")
+    if code != 250:
+        raise smtplib.SMTPSenderRefused(code, reply, sender)
+    code, reply = connection.docmd("rcpt", f"TO:<{recipient}>")
+    if code not in (250, 251):
+        raise smtplib.SMTPRecipientsRefused({recipient: (code, reply)})
+    code, reply = connection.data(message)
+    if code != 250:
+        raise smtplib.SMTPDataError(code, reply)
 
 
 def envelope_address(value: str) -> str:
