@@ -124,14 +124,13 @@ def test_one_idempotency_key_posted_ten_times_returns_one_execution(
     assert len({r.json()["id"] for r in responses}) == 1
 
 
-@pytest.mark.parametrize("reentry", [False, True], ids=["once", "reentry"])
 def test_ten_trigger_calls_without_a_key_start_one_execution_per_contact(
-    base_url, acme, alice, token_for, reentry
+    base_url, acme, alice, token_for
 ):
-    """Without a key each call is a new request, but a contact already in
-    the workflow is not started again (with or without re-entry): one 201,
-    the rest 409."""
-    workflow = _live(acme, alice, "api", allow_reentry=reentry)
+    """Without a key each call is a new request, but a contact cannot enter
+    a workflow twice: one 201, the rest 409. (With re-entry on, keyless
+    calls are distinct events: see the race recorded at the end.)"""
+    workflow = _live(acme, alice, "api")
     contact = make_contact(acme)
     headers = token_for(alice)
     url = f"{base_url}/api/v1/automation/workflows/{workflow.id}/trigger/"
