@@ -157,9 +157,19 @@ def list_nodes(query: ByWorkflow):
 def create_node(body: NodeCreate):
     """The configuration is validated by the node type's schema (422 naming
     the field); a ``node_id`` already used in the workflow is a 409."""
+    from sqlalchemy import func
+
+    from app.automation.validation import MAX_NODES
+
     referenced(Workflow, body.workflow, "workflow")
     check_node(body.node_type, body.configuration)
     check_node_key_free(body.workflow, body.node_id)
+    # One small request at a time must not grow a graph past what
+    # activation, import and the builder accept (pages slow down with size).
+    count = select(func.count()).where(WorkflowNode.workflow_id == body.workflow)
+    if db.session.scalar(count) >= MAX_NODES:
+        message = f"a workflow may have at most {MAX_NODES} steps"
+        raise validation_error({"workflow": [message]}, status=422)
     node = WorkflowNode(workflow_id=body.workflow, **body.model_dump(exclude={"workflow"}))
     db.session.add(node)
     db.session.flush()

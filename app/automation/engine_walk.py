@@ -79,6 +79,10 @@ class Walk:
         self.attempts = int(row["attempts"] or 0)
         self.test_mode = bool(row["test_mode"])
         self.max_steps = int(current_app.config.get("ENGINE_MAX_STEPS_WITHOUT_WAIT") or 200)
+        # A loop whose wait does not wait (a date already past, a condition
+        # already met) would run the same steps until max_steps: 100 e-mails
+        # to one contact. A step repeating within one walk is that loop.
+        self.max_repeats = int(current_app.config.get("ENGINE_MAX_REPEATS_WITHOUT_WAIT") or 2)
 
     # -- the loop ------------------------------------------------------------
     def run(self) -> Effects:
@@ -97,6 +101,7 @@ class Walk:
         node_id = self.row["current_node"]
         resuming = self.row["wait_reason"]
         steps = 0
+        repeats: dict[str, int] = {}
         while True:
             if node_id is None:
                 self._end(None)
@@ -114,6 +119,11 @@ class Walk:
             steps += 1
             if steps > self.max_steps:
                 self._fail(node_id, f"stopped after {self.max_steps} steps without a wait", None)
+                return
+            repeats[node_id] = repeats.get(node_id, 0) + 1
+            if repeats[node_id] > self.max_repeats:
+                message = f"stopped: step {node_id!r} ran {self.max_repeats} times without a wait"
+                self._fail(node_id, message, None)
                 return
             if resuming:
                 visit = self.path.count(node_id) or 1

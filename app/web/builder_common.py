@@ -90,6 +90,8 @@ def graph_context(workflow: Workflow) -> dict[str, Any]:
         "definition": definition,
         "problems": problems,
         "general_problems": [p for p in problems if not p.get("node")],
+        # One lookup per problem (a scan of the nodes each was quadratic).
+        "node_labels": {node.node_id: node.label for node in workflow.nodes},
         "drawing": drawn,
         "graph_svg": graph_svg(drawn),
     }
