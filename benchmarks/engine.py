@@ -170,6 +170,33 @@ def _peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
+def _cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _backend_pids() -> list[int]:
+    """The PostgreSQL server processes of this benchmark's database other
+    than our own connection (the workers' connections)."""
+    from app.extensions import db
+
+    stmt = text(
+        "SELECT pid FROM pg_stat_activity "
+        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    )
+    pids = list(db.session.connection().execute(stmt).scalars())
+    db.session.rollback()
+    return pids
+
+
+def _cpu_of(pids) -> dict[int, float]:
+    return {pid: _cpu_seconds(pid) for pid in pids}
+
+
 def _run_workers(app, count: int, workers: int, database_url: str, prefix: str, timeout: float):
     from rq import Worker
 
@@ -192,12 +219,21 @@ def _run_workers(app, count: int, workers: int, database_url: str, prefix: str, 
         while len(Worker.all(connection=connection)) < workers and time.monotonic() < deadline:
             time.sleep(0.1)
         time.sleep(0.5)
+        before = _cpu_of([proc.pid for proc in procs] + _backend_pids())
         started = time.monotonic()
         kick_engine()
         while _finished() < count and time.monotonic() - started < timeout:
             time.sleep(0.05)
         elapsed = time.monotonic() - started
         rss = max(_peak_rss_mb(proc.pid) for proc in procs)
+        # CPU seconds the run cost (workers, and the server processes that
+        # serve them): on a shared machine this, unlike the wall clock,
+        # does not depend on what else runs.
+        after = _cpu_of(_backend_pids())
+        cpu = {
+            "worker": sum(_cpu_seconds(p.pid) - before.get(p.pid, 0.0) for p in procs),
+            "postgres": sum(value - before.get(pid, 0.0) for pid, value in after.items()),
+        }
     finally:
         for proc in procs:
             proc.terminate()
@@ -206,18 +242,19 @@ def _run_workers(app, count: int, workers: int, database_url: str, prefix: str, 
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 proc.kill()
-    return elapsed, rss
+    return elapsed, rss, cpu
 
 
 def _run_inline(count: int, timeout: float):
     from app.automation.engine import advance_ready_batch
 
-    started = time.monotonic()
+    started, cpu_started = time.monotonic(), time.process_time()
     while _finished() < count and time.monotonic() - started < timeout:
         if not advance_ready_batch()["executions"]:
             time.sleep(0.01)
     elapsed = time.monotonic() - started
-    return elapsed, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    cpu = {"worker": time.process_time() - cpu_started}
+    return elapsed, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, cpu
 
 
 def main() -> int:
@@ -256,12 +293,12 @@ def main() -> int:
                 connection = redis_connection()
                 for key in connection.scan_iter(f"*{prefix}*"):
                     connection.delete(key)  # start timing from our own kick
-                elapsed, rss = _run_workers(
+                elapsed, rss, cpu = _run_workers(
                     app, args.contacts, args.workers, database_url, prefix, args.timeout
                 )
                 mode = f"{args.workers} workers, PostgreSQL + Redis"
             else:
-                elapsed, rss = _run_inline(args.contacts, args.timeout)
+                elapsed, rss, cpu = _run_inline(args.contacts, args.timeout)
                 mode = "in-process, " + db.engine.dialect.name
             steps, finished, statuses = _steps(), _finished(), _statuses()
             if redis_url:
@@ -271,14 +308,23 @@ def main() -> int:
             db.engine.dispose()
     finally:
         drop()
+    spent = sum(cpu.values())
     print(
-        f"# {mode}: {finished}/{args.contacts} executions {statuses}, {steps} steps in {elapsed:.2f}s"
+        f"# {mode}: {finished}/{args.contacts} executions {statuses}, {steps} steps in "
+        f"{elapsed:.2f}s; CPU " + ", ".join(f"{k} {v:.2f}s" for k, v in cpu.items())
     )
-    for metric, value, unit in (
+    print("# load average (1, 5, 15 min): " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
+    figures = [
         ("node_steps_per_s", steps / elapsed, "1/s"),
         ("executions_per_s", finished / elapsed, "1/s"),
         ("worker_rss_mb", rss, "MB"),
-    ):
+        # Load-independent: steps per CPU second of workers (and the
+        # PostgreSQL processes serving them); the rate the machine's cores
+        # would reach with nothing else running is this times their number.
+        ("node_steps_per_cpu_s", steps / spent if spent else 0.0, "1/s"),
+    ]
+    figures += [(f"{name}_cpu_s", value, "s") for name, value in cpu.items()]
+    for metric, value, unit in figures:
         print(
             json.dumps(
                 {"benchmark": "engine", "metric": metric, "value": round(value, 1), "unit": unit}

@@ -55,6 +55,7 @@ def run_engine_job() -> dict:
 
     clear_kick("engine")
     limit = int(current_app.config.get("ENGINE_BATCH_SIZE") or 500)
+    largest = max(limit, int(current_app.config.get("ENGINE_MAX_BATCH_SIZE") or 2000))
     totals = {"executions": 0, "steps": 0}
     started = time.monotonic()
     handed_over = False
@@ -64,6 +65,10 @@ def run_engine_job() -> dict:
         totals["steps"] += result["steps"]
         if result["executions"] < limit:
             break
+        # A full batch means a long queue: larger batches spread each
+        # batch's fixed cost (claim, loads, one commit) over more executions,
+        # while a short queue keeps small batches and low latency.
+        limit = min(limit * 2, largest)
         if not handed_over:
             kick_engine()
             handed_over = True

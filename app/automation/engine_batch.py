@@ -88,21 +88,21 @@ def _walk_and_write(rows: list[dict], owner: str) -> list[Effects]:
 def _after_commit(written: list[Effects]) -> None:
     """Tell the trigger bus about CRM changes (the acting workflow
     excluded) and the delivery workers about pending messages."""
+    candidates = [(e, event) for e in written if not e.test_mode for event in e.events]
     events = []
-    for e in written:
-        if e.test_mode:
-            continue
-        for event in e.events:
-            events.append(
-                {
-                    "firm_id": e.firm_id,
-                    "event_id": f"wf_{uuid.uuid4().hex}",
-                    "source": "workflow",
-                    "exclude_workflow_id": e.workflow_id,
-                    **event,
-                }
-            )
-    events = _listened_to(events)
+    if candidates:
+        listening = _listening(candidates)
+        events = [
+            {
+                "firm_id": e.firm_id,
+                "event_id": f"wf_{uuid.uuid4().hex}",
+                "source": "workflow",
+                "exclude_workflow_id": e.workflow_id,
+                **event,
+            }
+            for e, event in candidates
+            if any((e.firm_id, kind) in listening for kind in _types_of(event))
+        ]
     if events:
         try:
             from app.automation.triggers.bus import emit_many
@@ -123,32 +123,31 @@ def _after_commit(written: list[Effects]) -> None:
 SCORE_TYPES = ("score_threshold_reached", "score_threshold_dropped")
 
 
-def _types_of(event: dict) -> set[str]:
+def _types_of(event: dict) -> tuple[str, ...]:
     """The trigger types an event can fire (a score change also yields the
     bus's derived threshold events)."""
-    types = {event["event_type"]}
     if event["event_type"] == "contact_updated" and "score" in (
         (event.get("data") or {}).get("changed") or {}
     ):
-        types.update(SCORE_TYPES)
-    return types
+        return (event["event_type"], *SCORE_TYPES)
+    return (event["event_type"],)
 
 
-def _listened_to(events: list[dict]) -> list[dict]:
-    """Only the events some active trigger of the firm listens to: a batch
+def _listening(candidates: list[tuple[Effects, dict]]) -> set[tuple[int, str]]:
+    """(firm, trigger type) pairs some active trigger listens to: a batch
     of 500 executions makes ~1,000 CRM events, and when no workflow waits
-    for them, one indexed query here saves the bus recording them all."""
-    if not events:
-        return events
+    for them, one indexed query here saves building and recording them."""
     from app.models import Workflow, WorkflowTrigger
 
-    wanted = set().union(*(_types_of(event) for event in events))
+    wanted: set[str] = set()
+    for _, event in candidates:
+        wanted.update(_types_of(event))
     triggers, workflows = WorkflowTrigger.__table__, Workflow.__table__
     stmt = (
         select(triggers.c.firm_id, triggers.c.trigger_type)
         .join(workflows, workflows.c.id == triggers.c.workflow_id)
         .where(
-            triggers.c.firm_id.in_({event["firm_id"] for event in events}),
+            triggers.c.firm_id.in_({e.firm_id for e, _ in candidates}),
             triggers.c.trigger_type.in_(wanted),
             triggers.c.is_active.is_(True),
             workflows.c.status == "active",
@@ -157,11 +156,7 @@ def _listened_to(events: list[dict]) -> list[dict]:
     )
     listening = set(db.session.connection().execute(stmt).all())
     db.session.commit()
-    return [
-        event
-        for event in events
-        if any((event["firm_id"], kind) in listening for kind in _types_of(event))
-    ]
+    return listening
 
 
 def _record_crash(row: dict, owner: str, exc: Exception) -> None:

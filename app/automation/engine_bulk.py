@@ -58,6 +58,11 @@ def _default(value):
     raise TypeError(f"cannot store {type(value).__name__} as JSON")
 
 
+# One encoder for every row: json.dumps(..., default=...) builds a new
+# encoder per call, which costs more than encoding a small result.
+_encode = json.JSONEncoder(default=_default).encode
+
+
 def _records(table, columns: Sequence[str], rows: list[dict]) -> tuple[str, dict]:
     """The rows as one JSON document and its record type: PostgreSQL turns
     it back into typed rows with ``jsonb_to_recordset`` (one parameter,
@@ -65,7 +70,7 @@ def _records(table, columns: Sequence[str], rows: list[dict]) -> tuple[str, dict
     shape = ", ".join(f'"{name}" {_pg_type(table.c[name])}' for name in columns)
     if len(columns) != len(rows[0]):
         rows = [{name: row.get(name) for name in columns} for row in rows]
-    return shape, {"rows": json.dumps(rows, default=_default)}
+    return shape, {"rows": _encode(rows)}
 
 
 def _same_keys(rows: Iterable[dict]) -> list[list[dict]]:
@@ -154,7 +159,7 @@ def _pg_copy(conn, table, columns: list[str], rows: list[dict]) -> None:
     json_at = [i for i, name in enumerate(columns) if isinstance(table.c[name].type, JSON)]
     names = ", ".join(f'"{name}"' for name in columns)
     get = _getter(columns)
-    dumps = json.dumps
+    dumps = _encode
     cursor = conn.connection.driver_connection.cursor()
     with cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
         write = copy.write_row
@@ -166,7 +171,7 @@ def _pg_copy(conn, table, columns: list[str], rows: list[dict]) -> None:
             values = list(get(row))
             for i in json_at:
                 if values[i] is not None:
-                    values[i] = dumps(values[i], default=_default)
+                    values[i] = dumps(values[i])
             write(values)
 
 
