@@ -25,14 +25,6 @@ from app.extensions import db
 from app.models import WorkflowEdge, WorkflowExecution, WorkflowNode
 from app.models.execution import ACTIVE_STATUSES
 
-# Configuration keys rendered as templates when the node runs.
-TEMPLATE_KEYS = {
-    "send_email": ("subject", "body_html", "body_text"),
-    "send_sms": ("body",),
-    "internal_notification": ("message",),
-    "create_task": ("title",),
-}
-
 
 def _prefixed(fields: dict[str, list[str]], prefix: str) -> dict[str, list[str]]:
     return {
@@ -59,18 +51,10 @@ def check_node(node_type: str, configuration: dict) -> None:
 
 
 def _template_problems(node_type: str, configuration: dict) -> dict[str, list[str]]:
-    from app.automation.templating import template_errors, template_strings_errors
+    # Every templated field (also webhook headers, task descriptions, tags).
+    from app.automation.node_checks import template_problems
 
-    fields: dict[str, list[str]] = {}
-    for key in TEMPLATE_KEYS.get(node_type, ()):
-        value = configuration.get(key)
-        if isinstance(value, str) and (errors := template_errors(value)):
-            fields[f"configuration.{key}"] = errors
-    if node_type == "webhook" and isinstance(configuration.get("payload"), dict):
-        fields.update(
-            _prefixed(template_strings_errors(configuration["payload"]), "configuration.payload")
-        )
-    return fields
+    return _prefixed(template_problems(node_type, configuration), "configuration")
 
 
 def _webhook_problems(configuration: dict) -> dict[str, list[str]]:

@@ -28,6 +28,14 @@ def save_problems(
     """Problems keyed by configuration field (``payload.x``, ``url``).
     ``need_dns=False`` lets a host that does not resolve here pass (the
     send-time check still refuses it, and re-checks what it resolves to)."""
+    problems = template_problems(node_type, configuration)
+    if node_type == "webhook":
+        problems.update(_url_problems(configuration.get("url"), allow_private, need_dns))
+    return problems
+
+
+def template_problems(node_type: str, configuration: dict) -> dict[str, list[str]]:
+    """Template syntax errors and sandbox-refused attributes, by field."""
     from app.automation.templating import template_errors, template_strings_errors
 
     problems: dict[str, list[str]] = {}
@@ -41,7 +49,6 @@ def save_problems(
             if isinstance(value, dict):
                 for path, errors in template_strings_errors(value).items():
                     problems[f"{key}.{path}"] = errors
-        problems.update(_url_problems(configuration.get("url"), allow_private, need_dns))
     return problems
 
 

@@ -87,13 +87,26 @@ PLACES = [
     _email("body_text"),
     ("webhook", _webhook, "configuration.payload.data.x"),
 ]
+# Also refused at save by the API (rendered by their executors at run time).
+SAVE_ONLY_PLACES = [
+    (
+        "webhook",
+        lambda t: {"url": "http://127.0.0.1:9/", "headers": {"X-Name": t}},
+        "configuration.headers.X-Name",
+    ),
+    ("create_task", lambda t: {"title": "Call", "description": t}, "configuration.description"),
+    ("create_deal", lambda t: {"title": t}, "configuration.title"),
+    ("add_tag", lambda t: {"tag": t}, "configuration.tag"),
+    ("internal_notification", lambda t: {"message": t}, "configuration.message"),
+    ("send_sms", lambda t: {"body": t}, "configuration.body"),
+]
 
 
 def test_every_sandbox_escape_is_refused_at_save_naming_the_field(api, acme, app):
     workflow = make_workflow(acme)
     refused = 0
     with configured(app, WEBHOOK_ALLOW_PRIVATE=True):
-        for node_type, make, field in PLACES:
+        for node_type, make, field in PLACES + SAVE_ONLY_PLACES:
             for i, template in enumerate(SSTI_REFUSED_AT_SAVE):
                 response = api.post(
                     NODES,
