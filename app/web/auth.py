@@ -18,7 +18,15 @@ def _safe_next(target: str | None) -> str:
     if not target:
         return url_for("workflows.list_workflows")
     parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+    # Browsers read "/\\evil.example" as "//evil.example" (another host).
+    offsite = "\\" in target or any(ord(c) < 0x20 for c in target)
+    if (
+        offsite
+        or parts.scheme
+        or parts.netloc
+        or not target.startswith("/")
+        or target.startswith("//")
+    ):
         return url_for("workflows.list_workflows")
     return target
 

@@ -1,13 +1,15 @@
 """Tracking links under attack: tampered, forged, expired (old key, purged
 message) and other-firm tokens never redirect anywhere the e-mail did not
 link to and record nothing; an unsubscribe token only ever unsubscribes
-the contact it was sent to; GET on the one-click URL only asks."""
+the contact it was sent to; GET on the one-click URL only asks. And the
+login's ``next`` never sends the browser to another host."""
 
 from __future__ import annotations
 
 import base64
 import json
 import re
+from urllib.parse import urlsplit
 
 import pytest
 from sqlalchemy import func, select
@@ -223,3 +225,38 @@ def test_get_on_the_one_click_url_only_asks_and_post_unsubscribes(client, acme, 
     with firm_context(acme.id):
         kinds = db.session.scalars(select(EventLog.event_type)).all()
     assert kinds.count("email_unsubscribed") == 1, kinds
+
+
+OFFSITE_NEXT = [
+    "https://evil.example/",
+    "//evil.example/",
+    "/\\evil.example",
+    "/\\/evil.example",
+    "\\\\evil.example",
+    "/\t/evil.example",
+    "javascript:alert(1)",
+    "http:evil.example",
+    "\x00//evil.example",
+]
+
+
+def _stays_here(location: str) -> bool:
+    # Judged as a browser would: backslashes are slashes in http(s) URLs.
+    normalized = location.replace("\\", "/")
+    parts = urlsplit(normalized)
+    return not parts.scheme and not parts.netloc and normalized.startswith("/")
+
+
+def test_a_login_never_redirects_off_site(client, auth, alice):
+    from tests.factories import PASSWORD
+
+    for target in OFFSITE_NEXT:
+        token = auth.csrf_token()
+        response = client.post(
+            "/login",
+            query_string={"next": target},
+            data={"email": alice.email, "password": PASSWORD, "csrf_token": token},
+        )
+        assert response.status_code == 302, target
+        assert _stays_here(response.headers["Location"]), (target, response.headers["Location"])
+        auth.logout()
