@@ -104,7 +104,8 @@ def _flow_states(conn, kept: list[Effects]) -> None:
                 changed.append({k: v for k, v in row.items() if k != "exists"})
             else:
                 new.append(row)  # bulk_insert skips "exists" (not a column)
-    bulk_insert(conn, flows, new)
+    # The walk makes every value with its column's type (engine_walk._flow).
+    bulk_insert(conn, flows, new, binary=True)
     bulk_update(conn, flows, changed, keys=("execution_id", "node_id", "visit"))
 
 
