@@ -110,6 +110,22 @@ INTERNALS = (
 LEAKS = ("<class", "<function", "<bound", "<module", "<built-in", "test-secret", "uid=", " at 0x")
 
 
+def loopback_name() -> str:
+    """A host name this machine's /etc/hosts maps to loopback, other than
+    ``localhost`` when there is one (e.g. the machine's own name)."""
+    try:
+        with open("/etc/hosts", encoding="utf-8") as hosts:
+            for line in hosts:
+                address, *names = line.split("#", 1)[0].split()
+                if address.startswith("127.") or address == "::1":
+                    for name in names:
+                        if name.lower() != "localhost" and "." not in name.rstrip("."):
+                            return name
+    except (OSError, ValueError):
+        pass
+    return "localhost"
+
+
 def ssrf_urls(port: int) -> list[str]:
     """Webhook URLs that point at our own machine or networks, at ``port``
     (where a listener waits to prove nothing connects)."""
@@ -117,7 +133,7 @@ def ssrf_urls(port: int) -> list[str]:
         f"http://127.0.0.1:{port}/",
         f"http://localhost:{port}/",
         f"http://LOCALHOST:{port}/",
-        f"http://runsc:{port}/",  # a name /etc/hosts maps to 127.0.0.1
+        f"http://{loopback_name()}:{port}/",  # a name /etc/hosts maps to loopback
         f"http://[::1]:{port}/",
         f"http://[::ffff:127.0.0.1]:{port}/",
         f"http://[::ffff:7f00:1]:{port}/",

@@ -23,7 +23,7 @@ from tests.api.conftest import ApiClient
 from tests.delivery.conftest import Receiver, configured, make_execution
 from tests.engine.helpers import active_workflow, start
 from tests.factories import make_contact, make_workflow
-from tests.security.payloads import ssrf_urls
+from tests.security.payloads import loopback_name, ssrf_urls
 from tests.web.conftest import HX
 
 NODES = "/api/v1/automation/nodes/"
@@ -235,7 +235,7 @@ def test_a_stored_ssrf_url_is_refused_at_send_without_any_connection(acme, liste
 def test_a_webhook_step_to_loopback_fails_its_execution_cleanly(acme, alice, listener):
     urls = [
         f"http://2130706433:{listener.port}/",
-        f"http://runsc:{listener.port}/",
+        f"http://{loopback_name()}:{listener.port}/",
         "http://169.254.169.254/latest/meta-data/",
     ]
     contact = make_contact(acme)
