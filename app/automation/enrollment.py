@@ -14,7 +14,7 @@ import json
 import uuid
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import select, text
+from sqlalchemy import delete, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from app.automation.definition import Graph, definition_of
@@ -125,12 +125,20 @@ def start_entries(
     for start in range(0, len(pending), chunk):
         part = pending[start : start + chunk]
         if postgres:
-            started.extend(_insert_select(workflow, part, entry, trigger, trigger_type, test_mode))
+            if workflow.allow_reentry and not test_mode:
+                part = _claim_contacts(workflow, part)
+            if part:
+                started.extend(
+                    _insert_select(workflow, part, entry, trigger, trigger_type, test_mode)
+                )
             continue
         eligible = set(_eligible(workflow, [cid for cid, _, _ in part], test_mode))
         part = [row for row in part if row[0] in eligible]
         if part:
-            started.extend(_insert(workflow, part, entry, trigger, trigger_type, test_mode))
+            new = _insert(workflow, part, entry, trigger, trigger_type, test_mode)
+            if workflow.allow_reentry and not test_mode:
+                new = _drop_second_entries(workflow, new)
+            started.extend(new)
     return started
 
 
@@ -244,6 +252,56 @@ _EACH = (
     "unnest(CAST(:contact_ids AS bigint[]), CAST(:event_ids AS text[]),"
     " CAST(:contexts AS jsonb[])) AS pick(contact_id, event_id, context)"
 )
+
+
+# Above this many contacts in one go (a fan-out, not events racing) no
+# locks are taken: PostgreSQL's lock table is small.
+REENTRY_LOCK_LIMIT = 64
+_TRY_LOCKS = text(
+    "SELECT cid FROM unnest(CAST(:ids AS bigint[])) AS cid"
+    " WHERE pg_try_advisory_xact_lock(CAST(:workflow_id AS integer),"
+    " CAST(cid % 2147483647 AS integer))"
+)
+
+
+def _claim_contacts(workflow, part):
+    """Re-entry: two transactions starting one contact at once would both
+    pass the "not inside" check (READ COMMITTED) and both insert. Each
+    takes a transaction lock per (workflow, contact) first, in its own
+    statement, so the insert's check sees anything committed before; a
+    contact whose lock another transaction holds is being started by it
+    right now, and is skipped here."""
+    if len(part) > REENTRY_LOCK_LIMIT:
+        return part
+    ids = "{" + ",".join(str(int(cid)) for cid in sorted({row[0] for row in part})) + "}"
+    held = set(db.session.scalars(_TRY_LOCKS, {"ids": ids, "workflow_id": workflow.id}))
+    return [row for row in part if row[0] in held]
+
+
+def _drop_second_entries(workflow, new):
+    """SQLite, re-entry: the "not inside" check ran before this transaction
+    could write, so another may have started the same contact in between.
+    Now that the insert holds SQLite's single write lock, every other start
+    is committed and visible: ours goes if one is there (the later of two
+    starts always sees the earlier one)."""
+    if not new:
+        return new
+    table = WorkflowExecution.__table__
+    other = table.alias("other")
+    inside = (
+        select(other.c.id)
+        .where(
+            other.c.workflow_id == workflow.id,
+            other.c.contact_id == table.c.contact_id,
+            other.c.id != table.c.id,
+            other.c.status.in_(ACTIVE_STATUSES),
+            other.c.test_mode.is_(False),
+        )
+        .exists()
+    )
+    stmt = delete(table).where(table.c.id.in_([row[0] for row in new]), inside)
+    gone = set(db.session.scalars(stmt.returning(table.c.id)))
+    return [row for row in new if row[0] not in gone]
 
 
 def _insert_select(workflow, part, entry, trigger, trigger_type, test_mode):
