@@ -33,15 +33,16 @@ def advance_ready_batch(limit: int | None = None, owner: str | None = None) -> d
     were claimed (``limit`` claimed means there may be more)."""
     from flask import current_app
 
-    from app.automation.engine_batch import run_batch
+    from app.automation.engine_batch import quiet_gc, run_batch
     from app.automation.engine_claim import claim_ready, new_owner
 
     limit = limit or int(current_app.config.get("ENGINE_BATCH_SIZE") or 500)
     owner = owner or new_owner()
-    rows = claim_ready(limit, owner)
-    if not rows:
-        return {"executions": 0, "steps": 0}
-    return run_batch(rows, owner)
+    with quiet_gc():
+        rows = claim_ready(limit, owner)
+        if not rows:
+            return {"executions": 0, "steps": 0}
+        return run_batch(rows, owner)
 
 
 def run_engine_job() -> dict:

@@ -42,6 +42,12 @@ def jsonable(value):
     decimals floats, sets sorted lists."""
     if value is None or type(value) in _PLAIN:
         return value
+    if type(value) is dict:
+        # Most results are flat dicts of strings and numbers: no call per value.
+        return {
+            k if type(k) is str else str(k): v if v is None or type(v) in _PLAIN else jsonable(v)
+            for k, v in value.items()
+        }
     if isinstance(value, dict):
         return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
