@@ -228,6 +228,26 @@ def snapshot() -> dict:
     return tables
 
 
+def firm_rows(snap: dict, firm_id: int) -> dict:
+    """Only one firm's rows of a :func:`snapshot`: rows with that firm_id,
+    and association rows of that firm's contacts."""
+    owned = {}
+    contacts = set()
+    for table in db.metadata.sorted_tables:
+        names = [c.name for c in table.columns if c.name not in VOLATILE.get(table.name, set())]
+        if "firm_id" in names:
+            at = names.index("firm_id")
+            owned[table.name] = [row for row in snap[table.name] if row[at] == firm_id]
+            if table.name == "contacts":
+                contacts = {row[names.index("id")] for row in owned[table.name]}
+    for table in db.metadata.sorted_tables:
+        names = [c.name for c in table.columns]
+        if table.name not in owned and "contact_id" in names:
+            at = names.index("contact_id")
+            owned[table.name] = [row for row in snap[table.name] if row[at] in contacts]
+    return owned
+
+
 def changed_tables(before: dict, after: dict) -> dict:
     """{table: (rows before, rows after)} for the tables that differ."""
     return {
