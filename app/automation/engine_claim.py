@@ -17,7 +17,7 @@ import uuid
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import BigInteger, and_, any_, bindparam, or_, select, update
+from sqlalchemy import BigInteger, and_, any_, bindparam, func, or_, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from app.clock import now
@@ -82,10 +82,13 @@ def claim_ready(limit: int, owner: str, ids: list[int] | None = None) -> list[di
         pick = pick.where(id_in(table.c.id, ids))
     pick = pick.order_by(table.c.id).limit(limit)
     if is_postgres():
-        # A materialized CTE runs the SKIP LOCKED pick exactly once; as an
-        # IN (subquery) the planner may re-run it and lease more than limit.
-        picked = pick.with_for_update(skip_locked=True).cte("picked").prefix_with("MATERIALIZED")
-        where = (table.c.id == picked.c.id, ready_clause(moment))
+        # = ANY(ARRAY(pick)): the SKIP LOCKED pick runs exactly once (an
+        # InitPlan; as IN (subquery) the planner may re-run it and lease more
+        # than limit), and the update finds its rows by id whatever the
+        # statistics say (a join to a CTE went nested-loop, seconds per
+        # claim, right after a bulk enrollment, before ANALYZE).
+        picked = func.array(pick.with_for_update(skip_locked=True).scalar_subquery())
+        where = (table.c.id == func.any(picked), ready_clause(moment))
     else:
         where = (table.c.id.in_(pick.scalar_subquery()), ready_clause(moment))
     stmt = (

@@ -42,8 +42,10 @@ def make_due_waits_ready(kick: bool = True) -> int:
         due = and_(table.c.status == "waiting", table.c.wake_at <= moment)
         pick = select(table.c.id).where(due).order_by(table.c.id).limit(WAKE_BATCH)
         if is_postgres():
-            picked = pick.with_for_update(skip_locked=True).cte("due").prefix_with("MATERIALIZED")
-            where = (table.c.id == picked.c.id, due)
+            # Picked once (an InitPlan), updated by id: a join to a CTE can go
+            # nested-loop on stale statistics (seconds per batch).
+            picked = func.array(pick.with_for_update(skip_locked=True).scalar_subquery())
+            where = (table.c.id == func.any(picked), due)
         else:
             where = (table.c.id.in_(pick.scalar_subquery()), due)
         stmt = (
