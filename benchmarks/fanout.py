@@ -1,0 +1,124 @@
+"""Fan-out: one event enrolls 100,000 contacts, each takes its first step.
+
+The event is a ``date_reached`` trigger coming due (every contact of the
+firm, no rules): this process runs the trigger the way the sweeper does
+(``run_trigger``: contact ids in pages, one set-based INSERT ... SELECT per
+5,000 contacts with the idempotency key ``ON CONFLICT DO NOTHING``, a kick
+per page), while ``--workers`` real ``worker.py`` processes (scheduler off,
+so only this process fires the trigger) advance the executions. The
+workflow is add_tag -> wait_time (a day), so the first step is the tag.
+``fanout_seconds`` runs from the trigger call to the last first step's
+flow state (its database timestamp; one machine, one clock).
+
+Needs DATABASE_URL (PostgreSQL; a fresh database, dropped afterwards) and
+REDIS_URL (a private queue prefix, cleaned). Prints its figures last as
+JSON lines.
+
+    DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres \\
+        REDIS_URL=redis://127.0.0.1:6379/0 .venv/bin/python benchmarks/fanout.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import uuid
+from datetime import timedelta
+
+sys.path.insert(0, __file__.rsplit("/", 1)[0])
+
+import harness  # noqa: E402
+
+NODES = [("tag", "add_tag", {"tag": "fanout"}), ("later", "wait_time", {"wait_duration_hours": 24})]
+EDGES = [("tag", "later", None)]
+
+
+def _first_steps(workflow_id: int):
+    """(count, latest recorded moment) of the first step's flow states."""
+    from sqlalchemy import func, select
+
+    from app.extensions import db
+    from app.models import ContactFlowState
+
+    table = ContactFlowState.__table__
+    stmt = select(
+        func.count(), func.max(func.coalesce(table.c.exited_at, table.c.entered_at))
+    ).where(table.c.workflow_id == workflow_id, table.c.node_id == NODES[0][0])
+    count, latest = db.session.connection().execute(stmt).one()
+    db.session.rollback()
+    return int(count or 0), latest
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="One event enrolls many contacts")
+    parser.add_argument("--contacts", type=int, default=100_000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--timeout", type=float, default=180.0)
+    args = parser.parse_args()
+    base, redis_url = harness.require_services("fanout")
+
+    database_url, drop = harness.fresh_database(base, "fanout")
+    prefix = f"bench-{uuid.uuid4().hex[:8]}"
+    app = harness.make_app(database_url, redis_url, prefix)
+    env = harness.service_env(database_url, redis_url, prefix)
+    procs = []
+    from app.automation.triggers.scheduler import run_trigger
+    from app.clock import now
+    from app.extensions import db
+    from app.models import WorkflowTrigger
+    from app.queue import redis_connection
+    from app.tenancy import firm_context
+
+    try:
+        with app.app_context():
+            db.create_all()
+            firm, user = harness.firm_and_user()
+            harness.insert_contacts(firm.id, args.contacts)
+            with firm_context(firm.id):
+                workflow = harness.build_workflow(
+                    user, NODES, EDGES, "date_reached", {"at": now().isoformat()}
+                )
+                workflow_id = workflow.id
+                trigger = db.session.scalars(
+                    db.select(WorkflowTrigger).where(WorkflowTrigger.workflow_id == workflow_id)
+                ).one()
+                trigger_id = trigger.id
+            harness.analyze()
+            connection = redis_connection()
+            procs = harness.start_workers(args.workers, env, connection, "--no-scheduler")
+            time.sleep(1.0)
+            with firm_context(firm.id):
+                # Due a second ago; the window opened a minute ago.
+                trigger = db.session.get(WorkflowTrigger, trigger_id)
+                trigger.configuration = {"at": (now() - timedelta(seconds=1)).isoformat()}
+                trigger.scheduled_through = now() - timedelta(seconds=60)
+                db.session.commit()
+                load_before = harness.load()
+                started_at = time.time()
+                enrolled = run_trigger(trigger_id)
+                enroll_seconds = time.time() - started_at
+            deadline = time.monotonic() + args.timeout
+            count, latest = _first_steps(workflow_id)
+            while count < args.contacts and time.monotonic() < deadline:
+                time.sleep(0.1)
+                count, latest = _first_steps(workflow_id)
+            elapsed = latest.timestamp() - started_at if latest else float("nan")
+            load_after = harness.load()
+            harness.clean_redis(connection, prefix)
+            db.session.remove()
+            db.engine.dispose()
+    finally:
+        harness.stop(procs)
+        drop()
+    print(
+        f"# {enrolled} enrolled in {enroll_seconds:.2f}s (trigger call); {count}/{args.contacts} "
+        f"first steps by {elapsed:.2f}s; {args.workers} workers; "
+        f"before: {load_before}; after: {load_after}"
+    )
+    harness.print_figures("fanout", [("fanout_seconds", elapsed, "s")])
+    return 0 if count == args.contacts == enrolled else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

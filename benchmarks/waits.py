@@ -1,0 +1,229 @@
+"""Waits: 100,000 executions due at once, and single waits due at 1/s.
+
+The workflow is wait_until (the contact's ``custom.wake`` moment) -> goal.
+``--workers`` real ``worker.py`` processes run the engine and the periodic
+jobs (the frequent wake job and the sweep), as in production.
+
+1. Lateness: ``--singles`` contacts whose waits fall due one per second;
+   lateness = the goal step's flow state (its database timestamp) minus
+   ``wake_at``. Metric ``wake_lateness_p99_s``.
+2. Wake all: ``--contacts`` executions walked to the wait (due a day from
+   now; untimed setup), then their moment is moved to two seconds ahead
+   (the contacts' field and the executions' ``wake_at``, one UPDATE each).
+   ``wake_all_seconds`` = the last goal step's timestamp minus that moment.
+
+Needs DATABASE_URL (PostgreSQL; a fresh database, dropped afterwards) and
+REDIS_URL (a private queue prefix, cleaned). Prints figures last as JSON.
+
+    DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres \\
+        REDIS_URL=redis://127.0.0.1:6379/0 .venv/bin/python benchmarks/waits.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import uuid
+from datetime import timedelta
+
+sys.path.insert(0, __file__.rsplit("/", 1)[0])
+
+import harness  # noqa: E402
+
+NODES = [("wait", "wait_until", {"field": "custom.wake"}), ("done", "goal", {"goal_value": 1})]
+EDGES = [("wait", "done", None)]
+
+
+def _count(workflow_id: int, **where) -> int:
+    from sqlalchemy import func, select
+
+    from app.extensions import db
+    from app.models import WorkflowExecution
+
+    table = WorkflowExecution.__table__
+    stmt = select(func.count()).where(table.c.workflow_id == workflow_id)
+    for column, value in where.items():
+        stmt = stmt.where(table.c[column] == value)
+    value = db.session.connection().execute(stmt).scalar()
+    db.session.rollback()
+    return int(value or 0)
+
+
+def _wait_for(predicate, timeout: float, step: float = 0.2) -> bool:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(step)
+    return True
+
+
+def _workflow(user, contact_ids: list[int]) -> int:
+    """An active wait_until -> goal workflow with ``contact_ids`` enrolled."""
+    from app.automation.enrollment import enroll
+
+    workflow = harness.build_workflow(user, NODES, EDGES, "manual")
+    enroll(workflow, contact_ids, trigger_type="manual")
+    return workflow.id
+
+
+def _goals(workflow_id: int) -> int:
+    from sqlalchemy import func, select
+
+    from app.extensions import db
+    from app.models import ContactFlowState
+
+    table = ContactFlowState.__table__
+    stmt = select(func.count()).where(table.c.workflow_id == workflow_id, table.c.node_id == "done")
+    value = db.session.connection().execute(stmt).scalar()
+    db.session.rollback()
+    return int(value or 0)
+
+
+def _goal_moments(workflow_id: int) -> dict[int, float]:
+    """Execution id -> epoch seconds its goal step was recorded."""
+    from sqlalchemy import func, select
+
+    from app.extensions import db
+    from app.models import ContactFlowState
+
+    table = ContactFlowState.__table__
+    stmt = select(table.c.execution_id, func.coalesce(table.c.exited_at, table.c.entered_at)).where(
+        table.c.workflow_id == workflow_id, table.c.node_id == "done"
+    )
+    found = {eid: moment.timestamp() for eid, moment in db.session.connection().execute(stmt)}
+    db.session.rollback()
+    return found
+
+
+def _lateness(firm_id: int, user, singles: int) -> list[float]:
+    """Single waits due at 1/s; returns each one's lateness in seconds."""
+    from sqlalchemy import select
+
+    from app.clock import now
+    from app.extensions import db
+    from app.models import WorkflowExecution
+    from app.tenancy import firm_context
+
+    first = now() + timedelta(seconds=8)
+    due = {i: first + timedelta(seconds=i) for i in range(singles)}
+    ids = harness.insert_contacts(
+        firm_id, singles, custom_fields=lambda i: {"wake": due[i].isoformat()}, prefix="single"
+    )
+    with firm_context(firm_id):
+        workflow_id = _workflow(user, ids)
+    if not _wait_for(lambda: _count(workflow_id, status="waiting") == singles, 8):
+        print("# warning: not every single reached its wait before the first was due")
+    last = first + timedelta(seconds=singles)
+    _wait_for(
+        lambda: len(_goal_moments(workflow_id)) == singles, (last - now()).total_seconds() + 30
+    )
+    table = WorkflowExecution.__table__
+    wake_of = {
+        eid: due[ids.index(cid)].timestamp()
+        for eid, cid in db.session.execute(
+            select(table.c.id, table.c.contact_id).where(table.c.workflow_id == workflow_id)
+        )
+    }
+    return [moment - wake_of[eid] for eid, moment in _goal_moments(workflow_id).items()]
+
+
+def _wake_all(firm_id: int, user, count: int, timeout: float) -> tuple[float, int, float]:
+    """(seconds from the common due moment to the last goal step, how many
+    made it, seconds the setup walk took)."""
+    from sqlalchemy import func, update
+
+    from app.clock import now
+    from app.extensions import db
+    from app.models import Contact, WorkflowExecution
+    from app.tenancy import firm_context
+
+    later = (now() + timedelta(days=1)).isoformat()
+    ids = harness.insert_contacts(firm_id, count, custom_fields=lambda i: {"wake": later})
+    harness.analyze()
+    walk = time.monotonic()
+    with firm_context(firm_id):
+        workflow_id = _workflow(user, ids)
+    if not _wait_for(lambda: _count(workflow_id, status="waiting") == count, timeout, 0.5):
+        statuses = {s: _count(workflow_id, status=s) for s in ("running", "waiting", "failed")}
+        raise SystemExit(f"the executions did not all reach their wait: {statuses}")
+    walk = time.monotonic() - walk
+    harness.analyze()
+    moment = now() + timedelta(seconds=2)
+    contacts, executions = Contact.__table__, WorkflowExecution.__table__
+    db.session.execute(
+        update(contacts)
+        .where(contacts.c.id.between(min(ids), max(ids)))
+        .values(custom_fields=func.jsonb_build_object("wake", moment.isoformat()))
+    )
+    db.session.execute(
+        update(executions)
+        .where(executions.c.workflow_id == workflow_id, executions.c.status == "waiting")
+        .values(wake_at=moment)
+    )
+    db.session.commit()
+    done = _wait_for(lambda: _goals(workflow_id) == count, timeout, 0.25)
+    moments = _goal_moments(workflow_id)
+    last = max(moments.values()) if moments else float("nan")
+    if not done:
+        print(f"# warning: {len(moments)}/{count} past the wait after {timeout}s")
+    return last - moment.timestamp(), len(moments), walk
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="Waits falling due")
+    parser.add_argument("--contacts", type=int, default=100_000)
+    parser.add_argument("--singles", type=int, default=30, help="single waits, one per second")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--timeout", type=float, default=120.0)
+    args = parser.parse_args()
+    base, redis_url = harness.require_services("waits")
+
+    database_url, drop = harness.fresh_database(base, "waits")
+    prefix = f"bench-{uuid.uuid4().hex[:8]}"
+    app = harness.make_app(database_url, redis_url, prefix)
+    env = harness.service_env(database_url, redis_url, prefix)
+    procs = []
+    from app.extensions import db
+    from app.queue import redis_connection
+
+    try:
+        with app.app_context():
+            db.create_all()
+            firm, user = harness.firm_and_user()
+            connection = redis_connection()
+            procs = harness.start_workers(args.workers, env, connection)
+            load_lateness = harness.load()
+            lateness = _lateness(firm.id, user, args.singles)
+            load_setup = harness.load()
+            wake_all, woken, walk = _wake_all(firm.id, user, args.contacts, args.timeout)
+            load_after = harness.load()
+            harness.clean_redis(connection, prefix)
+            db.session.remove()
+            db.engine.dispose()
+    finally:
+        harness.stop(procs)
+        drop()
+    print(
+        f"# lateness s over {len(lateness)}/{args.singles} singles: "
+        f"min {min(lateness):.3f} p50 {harness.percentile(lateness, 50):.3f} "
+        f"max {max(lateness):.3f}; {load_lateness}"
+    )
+    print(
+        f"# wake all: {woken}/{args.contacts} past the wait {wake_all:.2f}s after the due moment "
+        f"(setup walk to the wait {walk:.1f}s); {args.workers} workers; "
+        f"before: {load_setup}; after: {load_after}"
+    )
+    harness.print_figures(
+        "waits",
+        [
+            ("wake_all_seconds", wake_all, "s"),
+            ("wake_lateness_p99_s", harness.percentile(lateness, 99), "s"),
+        ],
+    )
+    return 0 if woken == args.contacts and len(lateness) == args.singles else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
