@@ -242,7 +242,7 @@ def test_one_provider_callback_posted_ten_times_is_recorded_once(
 @pytest.mark.postgres
 @pytest.mark.redis
 def test_ten_copies_of_every_event_send_one_webhook_each_with_real_workers(
-    app, acme, alice, token_for, database_url, redis_url
+    app, acme, alice, token_for, database_url, redis_url, tmp_path
 ):
     """Real ``worker.py`` processes run what the events start: each
     distinct event, delivered 10 times at once, reaches the receiver once."""
@@ -250,6 +250,7 @@ def test_ten_copies_of_every_event_send_one_webhook_each_with_real_workers(
     from tests.faults.events_support import worker_processes
 
     distinct = 10
+    log_path = tmp_path / "workers.log"
     receiver = Receiver()
     hook = [
         {
@@ -300,7 +301,9 @@ def test_ten_copies_of_every_event_send_one_webhook_each_with_real_workers(
     started = time.perf_counter()
     with (
         configured(app, WEBHOOK_ALLOW_PRIVATE=True, EMAIL_EVENTS_SECRET=SECRET),
-        worker_processes(database_url, redis_url, 2, WEBHOOK_ALLOW_PRIVATE="1"),
+        worker_processes(
+            database_url, redis_url, 2, log_path=str(log_path), WEBHOOK_ALLOW_PRIVATE="1"
+        ),
         served(app) as base,
     ):
         form_url = f"{base}/f/{form.form_key}"
@@ -351,7 +354,9 @@ def test_ten_copies_of_every_event_send_one_webhook_each_with_real_workers(
         f"duplicates: {len(keys) - len(set(keys))}, {time.perf_counter() - started:.1f}s"
     )
     assert per_flow == {name: distinct for name in flows}
-    assert len(keys) == 4 * distinct and len(set(keys)) == 4 * distinct
+    assert len(keys) == 4 * distinct and len(set(keys)) == 4 * distinct, log_path.read_text()[
+        -3000:
+    ]
 
 
 def test_ten_different_events_emitted_at_once_start_one_execution_for_a_contact(app, acme, alice):
