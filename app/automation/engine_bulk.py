@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from operator import itemgetter
 
@@ -48,7 +48,20 @@ def _pg_type(column) -> str:
     return "text"
 
 
+# A batch's rows share a few moments (its clock reading, wake times):
+# each is formatted once (UTC ones only: equal instants in other zones
+# would otherwise come back with the first one's offset).
+_iso: dict[datetime, str] = {}
+
+
 def _default(value):
+    if type(value) is datetime and value.tzinfo is UTC:
+        text = _iso.get(value)
+        if text is None:
+            if len(_iso) > 4096:
+                _iso.clear()
+            text = _iso[value] = value.isoformat()
+        return text
     if isinstance(value, datetime | date):
         return value.isoformat()
     if isinstance(value, Decimal):
