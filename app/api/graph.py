@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from flask import jsonify
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from app.api.access import get_or_404
-from app.api.core import DbId, endpoint, max_id_of
+from app.api.core import DbId, dump, endpoint, max_id_of
 from app.api.errors import validation_error
 from app.api.graph_checks import (
     check_edge,
@@ -174,8 +175,12 @@ def create_node(body: NodeCreate):
     db.session.add(node)
     db.session.flush()
     record("node.created", node, data={"workflow": body.workflow, "node_id": node.node_id})
+    # Serialized before the commit, which expires the row: reading it back
+    # afterwards would cost one more query per create.
+    response = jsonify(dump(NodeOut, node))
+    response.status_code = 201
     db.session.commit()
-    return node
+    return response
 
 
 @endpoint(N_ONE, tag="Nodes", summary="Get a node", response=NodeOut)
