@@ -248,6 +248,42 @@ def firm_rows(snap: dict, firm_id: int) -> dict:
     return owned
 
 
+def cross_firm_references() -> list[str]:
+    """Rows that point at a row of another firm, through any foreign key
+    between firm-owned tables (or both sides of an association table).
+    The tenancy rules promise there are none."""
+    from sqlalchemy import and_, func
+
+    found = []
+    with db.engine.connect() as conn:
+        for table in db.metadata.sorted_tables:
+            links = [
+                fk
+                for fk in table.foreign_keys
+                if "firm_id" in fk.column.table.c and fk.column.table.name != "firms"
+            ]
+            if "firm_id" in table.c:
+                for fk in links:
+                    other = fk.column.table.alias()
+                    on = other.c[fk.column.name] == fk.parent
+                    stmt = (
+                        select(func.count())
+                        .select_from(table.join(other, on))
+                        .where(table.c.firm_id != other.c.firm_id)
+                    )
+                    if conn.scalar(stmt):
+                        found.append(f"{table.name}.{fk.parent.name}")
+            elif len(links) == 2:
+                left, right = (fk.column.table.alias() for fk in links)
+                joined = table.join(left, left.c[links[0].column.name] == links[0].parent).join(
+                    right, right.c[links[1].column.name] == links[1].parent
+                )
+                stmt = select(func.count()).select_from(joined)
+                if conn.scalar(stmt.where(and_(left.c.firm_id != right.c.firm_id))):
+                    found.append(table.name)
+    return found
+
+
 def changed_tables(before: dict, after: dict) -> dict:
     """{table: (rows before, rows after)} for the tables that differ."""
     return {

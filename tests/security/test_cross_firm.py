@@ -15,7 +15,9 @@ from tests.security.routes import (
     PUBLIC,
     WRITE_METHODS,
     changed_tables,
+    cross_firm_references,
     csrf_header,
+    firm_rows,
     make_world,
     routes,
     snapshot,
@@ -128,3 +130,126 @@ def test_every_id_in_url_map_names_a_kind_of_object_the_sweep_builds(app, acme, 
     names = {name for route in routes(app) for _, name in route.params}
     public = {name for route in routes(app) if route.endpoint in PUBLIC for _, name in route.params}
     assert names - public - set(world) == set()
+
+
+# Fields that name another object (API bodies), and the kind they name.
+API_REFERENCES = {
+    "workflow": "workflow_id",
+    "contact": "contact_id",
+    "contact_id": "contact_id",
+    "source_node": "node_pk",
+    "target_node": "node_pk",
+    "goal_node": "node_pk",
+    "list": "list_id",
+    "assignee": "user_id",
+}
+# The rest of a valid body, per request model, so the references are read.
+API_BASES = {
+    "NodeCreate": {"node_id": "mine", "node_type": "goal"},
+    "TriggerCreate": {"trigger_type": "manual"},
+    "GoalCreate": {"name": "mine"},
+    "DealCreate": {"title": "mine"},
+    "TaskCreate": {"title": "mine"},
+    "EventIn": {"type": "api"},
+    "TagIn": {"tag": "mine"},
+    "CommentIn": {"body": "mine"},
+    "ContactCreate": {"email": "mine@globex.test"},
+    "WorkflowCreate": {"name": "mine"},
+    "ListCreate": {"name": "mine"},
+    "FormCreate": {"name": "mine"},
+}
+PAGE_SPRAY = ("workflow_id", "contact_id", "list_id", "tag_id", "user_id")
+DESTRUCTIVE = ("delete", "remove", "revoke", "toggle", "cancel", "archive")
+
+
+def _spray(route, theirs: dict) -> dict:
+    """The body for ``route``: valid apart from naming Acme's objects in
+    every field that names one."""
+    if not route.is_api:
+        return {name: theirs[name] for name in PAGE_SPRAY} | {
+            "ids": [theirs["contact_id"], theirs["execution_id"]],
+            "preview_contact": theirs["contact_id"],
+            "name": "mine",
+            "label": "mine",
+            "body": "mine",
+            "tag": "mine",
+            "email": "mine@globex.test",
+            "node_type": "goal",
+            "trigger_type": "manual",
+        }
+    from app.api import load_endpoints
+
+    for ep in load_endpoints():
+        if "/api/v1" + ep.rule == route.rule and ep.method == route.method and ep.body:
+            fields = ep.body.model_fields
+            refs = {f: theirs[kind] for f, kind in API_REFERENCES.items() if f in fields}
+            return API_BASES.get(ep.body.__name__, {}) | refs
+    return {}
+
+
+def _last_if_destructive(route) -> tuple:
+    return (route.method == "DELETE" or any(w in route.rule for w in DESTRUCTIVE), str(route))
+
+
+def test_acmes_ids_in_request_bodies_reach_nothing_of_acmes(
+    app, client, auth, acme, globex, alice, charlie, token_for
+):
+    """Globex's own objects in the URL, Acme's ids in every body field that
+    names an object, on every write route (API and pages): whatever the
+    answer, Acme's rows are unchanged, no row links the two firms, and no
+    answer shows Acme's contact."""
+    theirs = make_world(acme, admin=alice)
+    mine = make_world(globex, admin=charlie)
+    from app.models import Contact
+    from app.tenancy import firm_context
+
+    with firm_context(acme.id):
+        secret = _contact_email(Contact, theirs["contact_id"])
+    token = token_for(charlie)
+    assert auth.login(charlie).status_code == 302
+    csrf = csrf_header(app, client) | {"HX-Request": "true"}
+    before = snapshot()
+    sent, leaks = 0, {}
+    # Globex's own objects must survive until every route has been tried.
+    for route in sorted(routes(app), key=_last_if_destructive):
+        if route.method not in WRITE_METHODS or route.endpoint in PUBLIC:
+            continue
+        if route.endpoint == "auth.logout":
+            continue
+        kwargs = {"method": route.method}
+        if route.is_api:
+            kwargs |= {"headers": token, "json": _spray(route, theirs)}
+        else:
+            kwargs |= {"headers": csrf, "data": _spray(route, theirs)}
+        response = client.open(route.url(mine), **kwargs)
+        sent += 1
+        assert response.status_code < 500, (str(route), response.status_code)
+        if secret in response.get_data(as_text=True):
+            leaks[str(route)] = response.status_code
+    assert leaks == {}
+    assert changed_tables(firm_rows(before, acme.id), firm_rows(snapshot(), acme.id)) == {}
+    assert cross_firm_references() == []
+    print(f"\nAcme's ids in bodies: {sent} write routes as Globex, no leak, no cross-firm row")
+    assert sent >= 90
+
+
+def _contact_email(model, contact_id: int) -> str:
+    from app.extensions import db
+
+    return db.session.get(model, contact_id).email
+
+
+def test_the_cross_firm_reference_check_sees_a_planted_one(acme, globex, alice, charlie):
+    """The check above is only as good as this: a list member linking
+    Globex's contact to Acme's list is found."""
+    from app.extensions import db
+    from app.models.crm import list_members
+
+    theirs = make_world(acme, admin=alice)
+    mine = make_world(globex, admin=charlie)
+    assert cross_firm_references() == []
+    db.session.execute(
+        list_members.insert().values(list_id=theirs["list_id"], contact_id=mine["contact_id"])
+    )
+    db.session.commit()
+    assert cross_firm_references() == ["list_members"]
