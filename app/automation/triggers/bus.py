@@ -26,8 +26,9 @@ a workflow never loops on itself). ``emit_many`` takes a list of such dicts.
   ``from_stage``/``to_stage`` or ``old_value``/``new_value`` for the changes.
 
 The event is recorded in ``EventLog`` in the same transaction as the
-executions it starts (``enroll`` commits), so a crash between the two
-cannot leave a logged event that never started its workflows.
+executions it starts (one commit for both), so a crash between the two
+cannot leave a logged event that never started its workflows. A batch of
+events enrolls set-based: one INSERT per (workflow, trigger), one commit.
 """
 
 from __future__ import annotations
@@ -37,10 +38,10 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterable
 
-from sqlalchemy import select, text
+from sqlalchemy import bindparam, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
-from app.automation.enrollment import NotEnrollable, enroll
+from app.automation.enrollment import NotEnrollable, entry_of, start_entries
 from app.automation.triggers.filters import event_matches, rule_group_of
 from app.clock import now
 from app.extensions import db
@@ -134,8 +135,9 @@ def _dispatch_firm(firm_id: int, events: list[dict]) -> list[int]:
         db.session.commit()
         return []
     triggers = _active_triggers({e["event_type"] for e in fresh})
-    started: list[int] = []
-    counts: dict[str, int] = {}
+    # What each event starts, grouped per (workflow, trigger) in event order,
+    # so a batch of events enrolls set-based (one INSERT per group).
+    plans: dict[tuple[int, int], tuple[Workflow, WorkflowTrigger, list[dict]]] = {}
     for event in fresh:
         for trigger, workflow in triggers.get(event["event_type"], ()):
             if workflow.id == event["exclude_workflow_id"] or event["contact_id"] is None:
@@ -144,18 +146,27 @@ def _dispatch_firm(firm_id: int, events: list[dict]) -> list[int]:
                 continue
             if not contact_passes(trigger, event["contact_id"], event["data"]):
                 continue
-            ids = _start(workflow, trigger, event)
-            started.extend(ids)
-            counts[event["event_id"]] = counts.get(event["event_id"], 0) + len(ids)
+            plans.setdefault((workflow.id, trigger.id), (workflow, trigger, []))[2].append(event)
+    started: list[int] = []
+    counts: dict[str, int] = {}
+    for workflow, trigger, planned in plans.values():
+        for execution_id, _, event_id in _start(workflow, trigger, planned):
+            started.append(execution_id)
+            counts[event_id] = counts.get(event_id, 0) + 1
     if counts:
         table = EventLog.__table__
-        for event_id, count in counts.items():
-            db.session.execute(
-                table.update()
-                .where(table.c.firm_id == firm_id, table.c.event_id == event_id)
-                .values(executions_started=count)
-            )
+        stmt = (
+            table.update()
+            .where(table.c.firm_id == firm_id, table.c.event_id == bindparam("key"))
+            .values(executions_started=bindparam("count"))
+        )
+        db.session.execute(stmt, [{"key": k, "count": n} for k, n in counts.items()])
+    # One transaction: the events logged, the executions they start, the audit.
     db.session.commit()
+    if started:
+        from app.queue import kick_engine
+
+        kick_engine()
     return started
 
 
@@ -239,35 +250,72 @@ def contact_passes(trigger: WorkflowTrigger, contact_id: int, context: dict | No
     return contact_matches(group, contact_id, context or {}, trigger.workflow_id)
 
 
-def _start(workflow: Workflow, trigger: WorkflowTrigger, event: dict) -> list[int]:
-    context = {
-        **_jsonable(event["data"]),
-        "trigger_type": event["event_type"],
-        "event_id": event["event_id"],
-        "source": event["source"],
-    }
+def _start(workflow: Workflow, trigger: WorkflowTrigger, events: list[dict]) -> list[tuple]:
+    """Start ``workflow`` for the events' contacts (the first event per
+    contact); returns ``(execution_id, contact_id, event_id)``. Does not
+    commit (the caller commits the batch as one)."""
     try:
-        ids = enroll(
-            workflow,
-            [event["contact_id"]],
-            trigger=trigger,
-            event_id=event["event_id"],
-            context=context,
-        )
+        entry = entry_of(workflow)
     except NotEnrollable as exc:
         log.warning("trigger %s did not start workflow %s: %s", trigger.id, workflow.id, exc)
         return []
-    for execution_id in ids:
-        audit_firing(workflow, event["contact_id"], event["event_id"], event["source"], trigger)
+    by_id = {event["event_id"]: event for event in events}
+    entries = [
+        (
+            event["contact_id"],
+            event["event_id"],
+            {
+                **_jsonable(event["data"]),
+                "trigger_type": event["event_type"],
+                "event_id": event["event_id"],
+                "source": event["source"],
+            },
+        )
+        for event in events
+    ]
+    rows = start_entries(workflow, entry, entries, trigger=trigger)
+    _audit_rows(workflow, trigger, [(cid, by_id[eid]) for _, cid, eid in rows])
+    for execution_id, contact_id, event_id in rows:
         log.info(
             "workflow %s started for contact %s by %s (event %s, execution %s)",
             workflow.id,
-            event["contact_id"],
-            event["event_type"],
-            event["event_id"],
+            contact_id,
+            by_id[event_id]["event_type"],
+            event_id,
             execution_id,
         )
-    return ids
+    return rows
+
+
+def _audit_rows(workflow, trigger, started: list[tuple[int, dict]]) -> None:
+    """One ``trigger.fired`` entry per (contact, event), one INSERT."""
+    if not started:
+        return
+    from app.auth import current_actor
+
+    user_id, actor = current_actor()
+    moment = now()
+    rows = [
+        {
+            "firm_id": workflow.firm_id,
+            "user_id": user_id,
+            "actor": actor,
+            "action": "trigger.fired",
+            "object_type": "Workflow",
+            "object_id": str(workflow.id),
+            "data": {
+                "workflow_id": workflow.id,
+                "contact_id": contact_id,
+                "event_id": event["event_id"],
+                "source": event["source"],
+                "trigger_id": trigger.id,
+                "trigger_type": trigger.trigger_type,
+            },
+            "created_at": moment,
+        }
+        for contact_id, event in started
+    ]
+    db.session.execute(AuditLog.__table__.insert(), rows)
 
 
 def audit_firing(workflow, contact_id, event_id, source, trigger=None, trigger_type=None) -> None:
