@@ -32,29 +32,53 @@ def _call(client, route, ids, headers=None):
     return client.open(route.url(ids), **kwargs)
 
 
-def test_every_route_but_the_public_ones_needs_a_signed_in_user(app, client, acme, alice):
-    ids = make_world(acme, admin=alice)
+def _anonymous_sweep(app, client, ids: dict) -> tuple[int, dict]:
     # A real CSRF token in the anonymous session: the writes reach the
     # authentication check instead of stopping at the CSRF one.
     headers = csrf_header(app, client)
-    before = snapshot()
     swept, wrong = 0, {}
     for route in protected(app):
         response = _call(client, route, ids, headers)
         swept += 1
         location = urlsplit(response.headers.get("Location", "")).path
         if route.is_api:
-            ok = response.status_code == 401 and response.json["error"]["code"] == "unauthorized"
+            body = response.get_json(silent=True) or {}
+            ok = response.status_code == 401 and body["error"]["code"] == "unauthorized"
         elif route.endpoint in REDIRECT_ONLY:
             ok = response.status_code == 302 and location.startswith("/")
         else:
             ok = response.status_code == 302 and location == "/login"
         if not ok:
             wrong[str(route)] = (response.status_code, location)
+    return swept, wrong
+
+
+def test_every_route_but_the_public_ones_needs_a_signed_in_user(app, client, acme, alice):
+    ids = make_world(acme, admin=alice)
+    before = snapshot()
+    swept, wrong = _anonymous_sweep(app, client, ids)
     assert wrong == {}
     assert changed_tables(before, snapshot()) == {}
     print(f"\nroutes swept without credentials: {swept} (of {len(routes(app))} in url_map)")
     assert swept >= 170
+
+
+def test_a_new_route_that_forgets_its_check_fails_the_sweep(app, acme, alice):
+    """What the sweep is for: nobody edits it when a route is added."""
+    from app import create_app
+
+    fresh = create_app({**app.config, "SERVER_NAME": None})
+
+    @fresh.route("/automation/<int:workflow_id>/oops", methods=["GET", "POST"])
+    def oops(workflow_id: int):
+        return "open to anyone"
+
+    ids = make_world(acme, admin=alice)
+    _, wrong = _anonymous_sweep(fresh, fresh.test_client(), ids)
+    assert set(wrong) == {
+        "GET /automation/<int:workflow_id>/oops",
+        "POST /automation/<int:workflow_id>/oops",
+    }
 
 
 def test_the_public_allowlist_names_only_routes_that_exist(app):
