@@ -37,6 +37,7 @@ from datetime import timedelta
 
 import httpx
 from flask import current_app
+from psycopg.types.json import Jsonb
 from sqlalchemy import Connection, Row, bindparam, select, text, update
 
 from app.automation.delivery.errors import SendFailed, redact
@@ -164,6 +165,10 @@ _CLAIM_BATCH = text(
     ORDER BY o.next_attempt_at, o.id
     """
 )
+_RECORD_SQL = (
+    f"UPDATE {outbox.name} SET status = %s, attempts = %s, sent_at = %s, "
+    "next_attempt_at = %s, last_error = %s, response = %s WHERE id = %s"
+)
 _UNLOCK = text(
     f"SELECT count(pg_advisory_unlock({ADVISORY_BASE} + id)) FROM unnest(CAST(:ids AS bigint[])) AS id"
 )
@@ -183,6 +188,23 @@ class _PostgresClaims:
 
     def next(self) -> Row | None:
         return self.rows.pop() if self.rows else None
+
+    def record(self, row: Row, values: dict) -> None:
+        # The statement run once per message: the driver's own execute
+        # (prepared after a few runs) costs about half the CPU of a Core
+        # UPDATE, and on an autocommit connection it is one round trip.
+        self.conn.connection.driver_connection.execute(
+            _RECORD_SQL,
+            (
+                values.get("status", row.status),
+                values["attempts"],
+                values.get("sent_at", row.sent_at),
+                values["next_attempt_at"],
+                values["last_error"],
+                Jsonb(values["response"]),
+                row.id,
+            ),
+        )
 
     def release(self) -> None:
         ids, self.ids = self.ids, []
@@ -211,6 +233,10 @@ class _SqliteClaims:
 
     def release(self) -> None:
         pass
+
+    def record(self, row: Row, values: dict) -> None:
+        self.conn.execute(_RECORD, {"row_id": row.id, **values})
+        self.conn.commit()
 
     def next(self) -> Row | None:
         while self.ids:
@@ -269,12 +295,11 @@ def _outcome(row: Row, transports: Transports) -> dict:
     return values
 
 
-def send_and_record(conn: Connection, row: Row, transports: Transports) -> str:
-    """Send one claimed row and commit its outcome at once (which also
-    releases the PostgreSQL row lock); returns the row's new status."""
+def send_and_record(claims, row: Row, transports: Transports) -> str:
+    """Send one claimed row and commit its outcome at once; returns the
+    row's new status."""
     values = _outcome(row, transports)
-    conn.execute(_RECORD, {"row_id": row.id, **values})
-    conn.commit()
+    claims.record(row, values)
     status = values.get("status", row.status)
     log.debug("outbox %s -> %s", row.id, status)
     return status
@@ -315,7 +340,7 @@ def deliver_due(limit: int = 200) -> int:
                     break
                 if transports is None:
                     transports = Transports(current_app.config)
-                status = send_and_record(conn, row, transports)
+                status = send_and_record(claims, row, transports)
                 handled += 1
                 if status in ("sent", "failed") and row.execution_id:
                     finished.append(row.execution_id)
