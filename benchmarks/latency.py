@@ -79,9 +79,11 @@ class Client:
         self.port, self.workflow_id = port, workflow_id
         self.headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
         self.local = threading.local()
+        self.responses: list[float] = []
 
     def trigger(self, contact_id: int) -> tuple[float, int | None, int]:
-        """(send time as epoch seconds, execution id, HTTP status)."""
+        """(send time as epoch seconds, execution id, HTTP status); the
+        response time (ms) is kept in ``self.responses``."""
         conn = getattr(self.local, "conn", None)
         if conn is None:
             conn = self.local.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
@@ -93,6 +95,7 @@ class Client:
             conn.request("POST", path, body=body, headers=headers)
             response = conn.getresponse()
             data = response.read()
+            self.responses.append((time.time() - sent) * 1000)
         except (OSError, http.client.HTTPException):
             self.local.conn = None
             return sent, None, 0
@@ -176,6 +179,7 @@ def main() -> int:
             for contact_id in contacts[calls:]:  # warm the web processes and workers
                 client.trigger(contact_id)
             time.sleep(1.0)
+            client.responses.clear()
             load_before = harness.load()
             results = _run_load(client, contacts[:calls], args.rate)
             sent_span = max(r[0] for r in results) - min(r[0] for r in results)
@@ -200,7 +204,9 @@ def main() -> int:
     print(
         f"# latency ms: min {min(latencies):.1f} p50 {harness.percentile(latencies, 50):.1f} "
         f"p90 {harness.percentile(latencies, 90):.1f} p99 {harness.percentile(latencies, 99):.1f} "
-        f"max {max(latencies):.1f}"
+        f"max {max(latencies):.1f}; HTTP response p50 "
+        f"{harness.percentile(client.responses, 50):.1f} p99 "
+        f"{harness.percentile(client.responses, 99):.1f}"
     )
     harness.print_figures(
         "latency",

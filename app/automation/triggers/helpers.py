@@ -15,7 +15,7 @@ from collections.abc import Iterable
 
 from sqlalchemy import select
 
-from app.automation.enrollment import NotEnrollable, enroll
+from app.automation.enrollment import NotEnrollable, enroll, entry_of, start_entries
 from app.automation.triggers.audience import BATCH, matching_contact_ids
 from app.automation.triggers.bus import audit_firing, audit_many, emit
 from app.automation.triggers.filters import rule_group_of
@@ -171,15 +171,22 @@ def start_via_api(
         raise ContactNotFound(f"no contact {contact_id}")
     ctx = {"trigger_type": "api", "event_id": event_id, "source": "api", **(context or {})}
     try:
-        started = enroll(
-            workflow, [int(contact_id)], trigger=trigger, trigger_type="api",
-            event_id=event_id, context=ctx,
-        )  # fmt: skip
+        entry = entry_of(workflow)
     except NotEnrollable as exc:
         raise TriggerNotAllowed(str(exc)) from exc
+    # The execution and its audit entry in one commit, then the kick: the
+    # shortest path from the request to a worker taking the first step.
+    started = start_entries(
+        workflow, entry, [(int(contact_id), event_id, ctx)], trigger=trigger, trigger_type="api"
+    )
     if started:
-        _audit_started(workflow, trigger, started, event_id, "api")
-        return db.session.get(WorkflowExecution, started[0]), True
+        audit_firing(workflow, int(contact_id), event_id, "api", trigger)
+        db.session.commit()
+        from app.queue import kick_engine
+
+        kick_engine()
+        return db.session.get(WorkflowExecution, started[0][0]), True
+    db.session.commit()  # as enroll() would: whatever else the request changed
     # Lost a race with the same key, or the contact is already inside.
     found = _existing(workflow, event_id, contact_id) if key else None
     if found is not None:
