@@ -102,6 +102,34 @@ def test_a_10_mb_body_is_refused_with_413_by_every_route_that_reads_one(
     assert refused >= 80
 
 
+def test_a_streamed_body_without_a_length_is_cut_at_the_limit_too(
+    app, client, auth, acme, alice, token_for
+):
+    """Chunked uploads carry no Content-Length: the limit applies while
+    reading, for the API and for pages alike."""
+    import io
+
+    from werkzeug.test import EnvironBuilder
+
+    def streamed(path: str, headers: dict, data: bytes) -> dict:
+        environ = EnvironBuilder(
+            path=path, method="POST", headers=headers, input_stream=io.BytesIO(data)
+        ).get_environ()
+        environ.pop("CONTENT_LENGTH", None)
+        environ["wsgi.input_terminated"] = True
+        return environ
+
+    big = b'{"email": "' + b"x" * TEN_MB + b'"}'
+    json_headers = token_for(alice) | {"Content-Type": "application/json"}
+    response = client.open(streamed("/api/v1/contacts/", json_headers, big))
+    assert response.status_code == 413
+    assert response.json["error"]["code"] == "payload_too_large"
+    assert auth.login(alice).status_code == 302
+    form = csrf_header(app, client) | {"Content-Type": "application/x-www-form-urlencoded"}
+    response = client.open(streamed("/contacts/new", form, b"email=" + b"x" * TEN_MB))
+    assert response.status_code == 413
+
+
 def test_json_nested_10000_deep_is_a_400_wherever_json_is_read(
     app, client, auth, acme, alice, token_for
 ):
