@@ -253,3 +253,46 @@ def test_the_cross_firm_reference_check_sees_a_planted_one(acme, globex, alice, 
     )
     db.session.commit()
     assert cross_firm_references() == ["list_members"]
+
+
+def test_no_page_or_list_globex_reads_shows_anything_of_acmes(
+    app, client, auth, acme, globex, alice, charlie, token_for
+):
+    """Every GET route (pages, fragments and API lists), with Globex's own
+    ids where it takes any: Acme's workflow name, contact e-mail and
+    user e-mail appear in none of the answers."""
+    from app.extensions import db
+    from app.models import Contact, User, Workflow
+
+    theirs = make_world(acme, admin=alice)
+    mine = make_world(globex, admin=charlie)
+    from app.tenancy import firm_context
+
+    with firm_context(acme.id):
+        markers = {
+            db.session.get(Workflow, theirs["workflow_id"]).name,
+            db.session.get(User, theirs["user_id"]).email,
+            db.session.get(Contact, theirs["contact_id"]).email,
+            alice.email,
+        }
+    token = token_for(charlie)
+    assert auth.login(charlie).status_code == 302
+    read, leaks = 0, {}
+    for route in routes(app):
+        if route.method != "GET" or route.endpoint in PUBLIC:
+            continue
+        for extra in ({}, {"HX-Request": "true"}):
+            headers = (token if route.is_api else {}) | extra
+            try:
+                response = client.get(route.url(mine), headers=headers)
+            except Exception as exc:  # TESTING re-raises: record it as the 500 it is
+                leaks[f"{route} {extra}"] = (500, repr(exc)[:120])
+                continue
+            read += 1
+            text = response.get_data(as_text=True)
+            found = sorted(marker for marker in markers if marker in text)
+            if found or response.status_code >= 500:
+                leaks[f"{route} {extra}"] = (response.status_code, found)
+    assert leaks == {}
+    print(f"\nGlobex's reads: {read} GET requests, none shows Acme's data")
+    assert read >= 120
