@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 
 from app.extensions import db
-from app.models import ContactFlowState, OutboxMessage, WorkflowExecution
+from app.models import Contact, ContactFlowState, OutboxMessage, WorkflowExecution
 
 
 def _all(stmt):
@@ -52,6 +52,22 @@ def outbox_ids(channel: str) -> dict[str, str]:
     return dict(rows.all())
 
 
+def lease_holders() -> set[int]:
+    """Pids of the workers holding a claimed batch right now (a lease owner
+    is ``host:pid:nonce``)."""
+    table = WorkflowExecution.__table__
+    stmt = select(table.c.lease_owner).where(table.c.lease_owner.is_not(None)).distinct()
+    db.session.rollback()
+    owners = db.session.connection().execute(stmt).scalars()
+    return {int(owner.split(":")[1]) for owner in owners}
+
+
+def scores() -> dict[int, int]:
+    """Contacts by score (score +10 is the non-idempotent last step)."""
+    stmt = select(Contact.score, func.count()).group_by(Contact.score)
+    return dict(_all(stmt).all())
+
+
 def settle(predicate, timeout: float, every: float = 0.25) -> bool:
     """Poll the database until ``predicate()`` holds."""
     deadline = time.monotonic() + timeout
@@ -70,6 +86,7 @@ class Deliveries:
 
     ids: list[str]
     recipients: dict[str, set[str]]  # id -> who it was for
+    times: list[float]  # when each arrived (time.monotonic)
 
     @property
     def distinct(self) -> int:
@@ -97,14 +114,50 @@ def emails(inbox) -> Deliveries:
     recipients: dict[str, set[str]] = {}
     for message in messages:
         recipients.setdefault(message["Message-ID"], set()).add(str(message["To"]))
-    return Deliveries(ids, recipients)
+    return Deliveries(ids, recipients, list(inbox.times))
 
 
 def webhooks(receiver, field: str = "contact") -> Deliveries:
     with receiver.lock:
-        requests = list(receiver.requests)
+        # A worker killed mid-request leaves a truncated body: the request
+        # never completed, so the receiver never accepted it.
+        requests = [
+            r
+            for r in receiver.requests
+            if len(r["body"]) == int(r["headers"].get("content-length") or 0)
+        ]
     ids = [r["headers"].get("idempotency-key") for r in requests]
     recipients: dict[str, set[str]] = {}
     for request, key in zip(requests, ids, strict=True):
         recipients.setdefault(key, set()).add(json.loads(request["body"])[field])
-    return Deliveries(ids, recipients)
+    return Deliveries(ids, recipients, [r.get("at", 0.0) for r in requests])
+
+
+def repeats_without_a_kill(kill_times: list[float], *deliveries: Deliveries) -> list[tuple]:
+    """Repeats that no distinct kill explains.
+
+    A repeat is allowed only when a worker died between a message's
+    hand-over and its record: some kill lies between the earlier arrival
+    and the repeat, and one kill explains at most one repeat. Matching
+    each repeat (an interval between two arrivals of one id) to its own
+    kill, earliest-ending interval first, finds such an assignment when
+    one exists; returns the repeats left over: (id, seconds between the
+    two arrivals, kills near it relative to the first arrival)."""
+    intervals = []
+    for d in deliveries:
+        arrivals: dict[str, list[float]] = {}
+        for message_id, at in zip(d.ids, d.times, strict=True):
+            arrivals.setdefault(message_id, []).append(at)
+        for times in arrivals.values():
+            times.sort()
+            intervals += [(a, b, message_id) for a, b in zip(times, times[1:], strict=False)]
+    free = sorted(kill_times)
+    unexplained = []
+    for begin, end, message_id in sorted(intervals, key=lambda pair: pair[1]):
+        match = next((k for k in free if begin < k < end), None)
+        if match is None:
+            near = [round(k - begin, 2) for k in kill_times if begin - 5 < k < end + 5]
+            unexplained.append((message_id, round(end - begin, 2), near))
+        else:
+            free.remove(match)
+    return unexplained

@@ -5,8 +5,11 @@ real SMTP server (aiosmtpd) and webhook receiver, an app bound to them, and
 
 from __future__ import annotations
 
+import email
+import time
 import uuid
 from dataclasses import dataclass
+from email import policy
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -18,6 +21,29 @@ from tests.faults.procs import PostgresCluster, RedisServer, Workers
 # Short enough that killed or paused work is re-claimed in a few seconds.
 LEASE_SECONDS = 2
 SWEEP_SECONDS = 0.5
+
+
+class TimedInbox(SmtpInbox):
+    """An SMTP inbox that also notes when each message was accepted."""
+
+    def __init__(self):
+        super().__init__()
+        self.times: list[float] = []
+
+    async def handle_DATA(self, server, session, envelope):
+        message = email.message_from_bytes(envelope.content, policy=policy.default)
+        with self.lock:
+            self.messages.append(message)
+            self.times.append(time.monotonic())
+        return "250 Message accepted for delivery"
+
+
+class Stamped(list):
+    """The webhook receiver's request log, each request stamped on arrival."""
+
+    def append(self, request: dict) -> None:
+        request["at"] = time.monotonic()
+        super().append(request)
 
 
 @pytest.fixture(scope="session")
@@ -82,10 +108,11 @@ def faults(fault_db, private_redis, request):
     from app.extensions import db
     from tests.factories import make_firm, make_user
 
-    inbox = SmtpInbox()
+    inbox = TimedInbox()
     controller = _Controller(inbox, hostname="127.0.0.1", port=0)
     controller.start()
     hooks = Receiver()
+    hooks.requests = Stamped()
     settings = {
         "SMTP_HOST": "127.0.0.1",
         "SMTP_PORT": controller.port,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import random
 import shutil
 import signal
 import socket
@@ -166,6 +165,7 @@ class Workers:
         self.log = log
         self.procs: list[subprocess.Popen] = []
         self.born: dict[int, float] = {}
+        self.serving_since: dict[int, float] = {}
 
     def spawn(self, count: int = 1, *args: str, **env) -> list[subprocess.Popen]:
         environment = {**os.environ, **self.env, **{k: str(v) for k, v in env.items()}}
@@ -190,19 +190,25 @@ class Workers:
     def age(self, proc: subprocess.Popen) -> float:
         return time.monotonic() - self.born[proc.pid]
 
+    def serving(self, redis) -> list[subprocess.Popen]:
+        """Live workers that have registered with RQ (app imported, queues
+        listened to): killing one of these hits real work."""
+        from rq import Worker
+
+        registered = {worker.pid for worker in Worker.all(connection=redis)}
+        moment = time.monotonic()
+        alive = self.alive()
+        for proc in alive:
+            if proc.pid in registered:
+                self.serving_since.setdefault(proc.pid, moment)
+        return [proc for proc in alive if proc.pid in self.serving_since]
+
+    def serving_for(self, proc: subprocess.Popen) -> float:
+        return time.monotonic() - self.serving_since.get(proc.pid, time.monotonic())
+
     def kill(self, proc: subprocess.Popen) -> None:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
-
-    def kill_one(self, min_age: float, rng: random.Random) -> subprocess.Popen | None:
-        """SIGKILL a random worker that has lived ``min_age`` seconds (long
-        enough to have imported the app and taken work)."""
-        candidates = [p for p in self.alive() if self.age(p) >= min_age]
-        if not candidates:
-            return None
-        victim = rng.choice(candidates)
-        self.kill(victim)
-        return victim
 
     def log_tail(self, chars: int = 6000) -> str:
         try:

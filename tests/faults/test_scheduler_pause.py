@@ -12,15 +12,15 @@ import signal
 import time
 
 import pytest
-from sqlalchemy import func, select
 
 from app.extensions import db
-from app.models import Contact, WorkflowExecution
 from tests.engine.helpers import active_workflow, chain, make_contacts, start
 from tests.faults.checks import (
     emails,
     flow_state_counts,
+    lease_holders,
     outbox_statuses,
+    scores,
     settle,
     statuses,
     webhooks,
@@ -35,15 +35,6 @@ STEPS = 4
 PAUSES = 6
 # Past the scheduler lock (one sweep interval) and the engine lease.
 PAUSE_SECONDS = LEASE_SECONDS + 2.0
-
-
-def lease_holders() -> set[int]:
-    """Pids of the workers holding a claimed batch right now."""
-    table = WorkflowExecution.__table__
-    stmt = select(table.c.lease_owner).where(table.c.lease_owner.is_not(None)).distinct()
-    db.session.rollback()
-    owners = db.session.connection().execute(stmt).scalars()
-    return {int(owner.split(":")[1]) for owner in owners}
 
 
 def pick_victim(workers, rng: random.Random, within: float = 3.0):
@@ -96,12 +87,7 @@ def test_a_worker_paused_past_its_scheduler_lock_and_lease_runs_no_step_twice(fa
     assert [p.poll() for p in workers] == [None, None]
 
     assert flow_state_counts() == (total * STEPS, total * STEPS)
-    scores = db.session.execute(
-        select(Contact.score, func.count())
-        .group_by(Contact.score)
-        .execution_options(all_firms=True)
-    ).all()
-    assert dict(scores) == {10: total}
+    assert scores() == {10: total}
     assert outbox_statuses() == {("email", "sent"): total, ("webhook", "sent"): total}
     mail, hooks = emails(faults.smtp), webhooks(faults.hooks)
     # Nobody died: not even a repeat with the same id is allowed.
