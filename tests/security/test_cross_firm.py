@@ -281,7 +281,8 @@ def test_no_page_or_list_globex_reads_shows_anything_of_acmes(
     for route in routes(app):
         if route.method != "GET" or route.endpoint in PUBLIC:
             continue
-        for extra in ({}, {"HX-Request": "true"}):
+        # Pages answer HTMX with a fragment of their own: read both.
+        for extra in ({},) if route.is_api else ({}, {"HX-Request": "true"}):
             headers = (token if route.is_api else {}) | extra
             try:
                 response = client.get(route.url(mine), headers=headers)
@@ -295,4 +296,4 @@ def test_no_page_or_list_globex_reads_shows_anything_of_acmes(
                 leaks[f"{route} {extra}"] = (response.status_code, found)
     assert leaks == {}
     print(f"\nGlobex's reads: {read} GET requests, none shows Acme's data")
-    assert read >= 120
+    assert read >= 100
