@@ -71,8 +71,15 @@ def wake_due() -> int:
     """The frequent periodic job (``WAKE_INTERVAL_SECONDS``): only due
     waits, so a wait ends within about that interval of its ``wake_at``.
     When nothing is due it costs one empty range scan of
-    ``ix_executions_status_wake`` (status, wake_at)."""
-    return make_due_waits_ready(kick=True)
+    ``ix_executions_status_wake`` (status, wake_at), read-only (no write
+    lock on SQLite, no transaction id on PostgreSQL)."""
+    moment = now()
+    probe = select(table.c.id).where(table.c.status == "waiting", table.c.wake_at <= moment)
+    try:
+        found = db.session.connection().execute(probe.limit(1)).first()
+    finally:
+        db.session.rollback()
+    return make_due_waits_ready(kick=True) if found else 0
 
 
 def wake_finished_deliveries(kick: bool = True) -> int:
