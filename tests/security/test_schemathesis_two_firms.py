@@ -105,12 +105,15 @@ def test_another_firm_gets_nothing_of_acmes_from_any_operation(
         assert not 200 <= status < 300, (case.method, case.formatted_path, status, response.text)
     elif case.method == "GET" and status == 200 and case.path not in SHARED_LISTS:
         assert response.json().get("results", []) == [], (case.formatted_path, response.text)
-    # Globex may create its own objects; Acme's rows never change.
-    firm = ids["firm_id"]
-    assert changed_tables(firm_rows(before, firm), firm_rows(snapshot(), firm)) == {}, (
-        case.method,
-        case.formatted_path,
-    )
+    # Globex may create its own objects; Acme's rows never change. (Reads
+    # are not snapshotted: a table scan per GET would double the run.)
+    if case.method != "GET":
+        firm = ids["firm_id"]
+        after = firm_rows(snapshot(), firm)
+        assert changed_tables(firm_rows(before, firm), after) == {}, (
+            case.method,
+            case.formatted_path,
+        )
 
 
 def _with_links(document: dict) -> dict:
