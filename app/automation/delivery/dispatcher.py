@@ -149,7 +149,9 @@ _columns = ", ".join(f"o.{column.name}" for column in outbox.columns)
 # One statement: pick due rows nobody holds, take an advisory lock on each
 # (MATERIALIZED: the lock function runs on the picked rows only), return
 # them. A row whose advisory lock another dispatcher holds (picked by it,
-# not recorded yet) is left out.
+# not recorded yet) is left out. The rows are read by ``id = ANY(ARRAY(...))``
+# (a primary-key probe per id), not a join, whose plan can turn into a scan
+# of the whole outbox per row on stale statistics after a bulk insert.
 _CLAIM_BATCH = text(
     f"""
     WITH due AS MATERIALIZED (
@@ -161,7 +163,8 @@ _CLAIM_BATCH = text(
     ), mine AS MATERIALIZED (
         SELECT id FROM due WHERE pg_try_advisory_lock({ADVISORY_BASE} + id)
     )
-    SELECT {_columns} FROM {outbox.name} o JOIN mine ON o.id = mine.id
+    SELECT {_columns} FROM {outbox.name} o
+    WHERE o.id = ANY(ARRAY(SELECT id FROM mine))
     ORDER BY o.next_attempt_at, o.id
     """
 )
