@@ -40,7 +40,10 @@ def make_due_waits_ready(kick: bool = True) -> int:
     while True:
         moment = now()
         due = and_(table.c.status == "waiting", table.c.wake_at <= moment)
-        pick = select(table.c.id).where(due).order_by(table.c.id).limit(WAKE_BATCH)
+        # Earliest due first, in the order of ix_executions_status_wake: the
+        # LIMIT stops the index scan (ordering by id sorted every due row,
+        # per batch). SKIP LOCKED never waits, so lock order cannot deadlock.
+        pick = select(table.c.id).where(due).order_by(table.c.wake_at).limit(WAKE_BATCH)
         if is_postgres():
             # Picked once (an InitPlan), updated by id: a join to a CTE can go
             # nested-loop on stale statistics (seconds per batch).
