@@ -87,8 +87,10 @@ def claim_ready(limit: int, owner: str, ids: list[int] | None = None) -> list[di
         # than limit), and the update finds its rows by id whatever the
         # statistics say (a join to a CTE went nested-loop, seconds per
         # claim, right after a bulk enrollment, before ANALYZE).
+        # The pick holds the rows' locks, so no recheck outside (with one,
+        # the planner scanned every running row per claim).
         picked = func.array(pick.with_for_update(skip_locked=True).scalar_subquery())
-        where = (table.c.id == func.any(picked), ready_clause(moment))
+        where = (table.c.id == func.any(picked),)
     else:
         where = (table.c.id.in_(pick.scalar_subquery()), ready_clause(moment))
     stmt = (

@@ -47,8 +47,10 @@ def make_due_waits_ready(kick: bool = True) -> int:
         if is_postgres():
             # Picked once (an InitPlan), updated by id: a join to a CTE can go
             # nested-loop on stale statistics (seconds per batch).
+            # No recheck of ``due`` outside: the pick holds the rows' locks,
+            # and a recheck let the planner scan every due row per batch.
             picked = func.array(pick.with_for_update(skip_locked=True).scalar_subquery())
-            where = (table.c.id == func.any(picked), due)
+            where = (table.c.id == func.any(picked),)
         else:
             where = (table.c.id.in_(pick.scalar_subquery()), due)
         stmt = (
