@@ -102,8 +102,10 @@ class PostgresCluster:
 
     SETTINGS = {
         "listen_addresses": "'127.0.0.1'",
+        # fsync off is safe for a crash of PostgreSQL alone (the OS keeps the
+        # pages); synchronous_commit stays on: "immediate" restarts must not
+        # lose commits already acknowledged.
         "fsync": "off",
-        "synchronous_commit": "off",
         "full_page_writes": "off",
         "shared_buffers": "32MB",
         "max_connections": "100",

@@ -77,7 +77,8 @@ def test_workers_reconnect_after_postgres_restarts_and_no_execution_stays_stuck(
     # Twice the contacts, in two waves: one restart lands on each.
     total = 0
     for mode in RESTARTS:
-        start(workflow, *make_contacts(faults.firm, EXECUTIONS))
+        enrolled = start(workflow, *make_contacts(faults.firm, EXECUTIONS))
+        assert len(enrolled) == EXECUTIONS, (mode, len(enrolled), statuses())
         total += EXECUTIONS
         assert settle(in_progress, timeout=90, every=0.05), (statuses(), outbox_statuses())
         db.session.rollback()  # our pool pre-pings: its connections recover
