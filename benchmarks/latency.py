@@ -45,7 +45,7 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _start_server(env: dict, port: int, processes: int) -> subprocess.Popen:
+def _start_server(env: dict, port: int, processes: int, threads: int) -> subprocess.Popen:
     command = [
         str(harness.ROOT / ".venv" / "bin" / "gunicorn"),
         "--bind",
@@ -55,7 +55,7 @@ def _start_server(env: dict, port: int, processes: int) -> subprocess.Popen:
         "--worker-class",
         "gthread",
         "--threads",
-        "8",
+        str(threads),
         "--log-level",
         "warning",
         "app:create_app()",
@@ -147,6 +147,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--workers", type=int, default=2, help="worker.py processes")
     parser.add_argument("--web", type=int, default=2, help="gunicorn processes")
+    parser.add_argument("--threads", type=int, default=8, help="threads per gunicorn process")
     args = parser.parse_args()
     base, redis_url = harness.require_services("latency")
 
@@ -173,7 +174,7 @@ def main() -> int:
             contacts = harness.insert_contacts(firm.id, calls + 20)
             connection = redis_connection()
             port = _free_port()
-            procs.append(_start_server(env, port, args.web))
+            procs.append(_start_server(env, port, args.web, args.threads))
             procs.extend(harness.start_workers(args.workers, env, connection))
             client = Client(port, token, workflow_id)
             for contact_id in contacts[calls:]:  # warm the web processes and workers
@@ -198,7 +199,7 @@ def main() -> int:
     print(
         f"# {calls} calls at {args.rate}/s sent over {sent_span:.1f}s; {len(ok)} started, "
         f"{len(errors)} failed {sorted(set(errors))}, {missing} without a first step; "
-        f"{args.workers} workers, {args.web} gunicorn processes; "
+        f"{args.workers} workers, {args.web}x{args.threads} gunicorn processes x threads; "
         f"before: {load_before}; after: {load_after}"
     )
     print(
