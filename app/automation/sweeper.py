@@ -154,7 +154,15 @@ def process_waiting_executions() -> dict:
     if result["woken"] or result["ready"]:
         kick_engine()
     deliver_due = _optional("app.automation.delivery.dispatcher.deliver_due")
-    if deliver_due is not None:
+    from app.queue import kick_delivery, redis_connection
+
+    if deliver_due is not None and redis_connection() is not None:
+        # With workers, delivery runs only as the (coalesced) delivery job:
+        # a second dispatch loop in this sweep thread would put two messages
+        # in flight per process, and one SIGKILL could then repeat two
+        # (CONTRACT.md: one death repeats at most one message).
+        kick_delivery()
+    elif deliver_due is not None:
         try:
             result["delivered"] = deliver_due() or 0
         except Exception:
