@@ -6,7 +6,7 @@ PYTHON ?= python3
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: run test setup install assets migrate seed lint format worker clean
+.PHONY: run test setup install assets migrate seed lint format worker clean bench
 
 run: setup migrate seed
 	$(VENV)/bin/flask --app app run --host $(HOST) --port $(PORT)
@@ -40,6 +40,18 @@ seed: setup
 
 worker: setup
 	$(PY) worker.py
+
+# Every benchmark in turn (each prints JSON lines last). PostgreSQL and
+# Redis from DATABASE_URL / REDIS_URL, else the local servers; the engine
+# benchmark also runs once on the embedded SQLite default.
+BENCH_DB ?= postgresql://postgres@127.0.0.1:5432/postgres
+BENCH_REDIS ?= redis://127.0.0.1:6379/13
+bench: setup
+	for b in engine delivery analytics fanout waits latency web; do \
+	  DATABASE_URL=$${DATABASE_URL:-$(BENCH_DB)} REDIS_URL=$${REDIS_URL:-$(BENCH_REDIS)} \
+	    $(PY) benchmarks/$$b.py || exit 1; \
+	done
+	env -u DATABASE_URL -u REDIS_URL $(PY) benchmarks/engine.py
 
 lint: setup
 	$(VENV)/bin/ruff check .
