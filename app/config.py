@@ -68,6 +68,12 @@ def from_environment(overrides: dict | None = None) -> dict:
         "ENGINE_MAX_STEPS_WITHOUT_WAIT": int(env.get("ENGINE_MAX_STEPS_WITHOUT_WAIT") or 200),
         "ENGINE_LEASE_SECONDS": int(env.get("ENGINE_LEASE_SECONDS") or 60),
         "ENGINE_BATCH_SIZE": int(env.get("ENGINE_BATCH_SIZE") or 500),
+        # Batches double up to this while they come back full (a long queue).
+        "ENGINE_MAX_BATCH_SIZE": int(env.get("ENGINE_MAX_BATCH_SIZE") or 2000),
+        # A step run more than this many times in one walk (a loop through a
+        # wait that did not wait) stops the execution.
+        "ENGINE_MAX_REPEATS_WITHOUT_WAIT": int(env.get("ENGINE_MAX_REPEATS_WITHOUT_WAIT") or 2),
+        "TRACKING_RATE_LIMIT": env.get("TRACKING_RATE_LIMIT") or "600 per minute",
         "SWEEP_INTERVAL_SECONDS": float(env.get("SWEEP_INTERVAL_SECONDS") or 5),
         # Due waits are woken this often (a cheap indexed query when none are).
         "WAKE_INTERVAL_SECONDS": float(env.get("WAKE_INTERVAL_SECONDS") or 0.5),
