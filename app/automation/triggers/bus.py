@@ -289,7 +289,17 @@ def _start(workflow: Workflow, trigger: WorkflowTrigger, events: list[dict]) -> 
 
 def _audit_rows(workflow, trigger, started: list[tuple[int, dict]]) -> None:
     """One ``trigger.fired`` entry per (contact, event), one INSERT."""
-    if not started:
+    _insert_firings(
+        workflow,
+        trigger,
+        [(contact_id, event["event_id"], event["source"]) for contact_id, event in started],
+    )
+
+
+def _insert_firings(workflow, trigger, firings: list[tuple[int, str, str]]) -> None:
+    """The entries of :func:`audit_firing` for ``(contact_id, event_id,
+    source)`` firings, in one multi-row INSERT."""
+    if not firings:
         return
     from app.auth import current_actor
 
@@ -306,14 +316,14 @@ def _audit_rows(workflow, trigger, started: list[tuple[int, dict]]) -> None:
             "data": {
                 "workflow_id": workflow.id,
                 "contact_id": contact_id,
-                "event_id": event["event_id"],
-                "source": event["source"],
-                "trigger_id": trigger.id,
-                "trigger_type": trigger.trigger_type,
+                "event_id": event_id,
+                "source": source,
+                "trigger_id": getattr(trigger, "id", None),
+                "trigger_type": getattr(trigger, "trigger_type", None),
             },
             "created_at": moment,
         }
-        for contact_id, event in started
+        for contact_id, event_id, source in firings
     ]
     db.session.execute(AuditLog.__table__.insert(), rows)
 
@@ -350,48 +360,27 @@ def audit_many(workflow, trigger, contact_ids: list[int], event_id: str, source:
     """The same entries as :func:`audit_firing`, one INSERT for a batch."""
     if not contact_ids:
         return
+    if _dialect() != "postgresql":
+        _insert_firings(workflow, trigger, [(cid, event_id, source) for cid in contact_ids])
+        return
     from app.auth import current_actor
 
     user_id, actor = current_actor()
-    moment = now()
-    if _dialect() == "postgresql":
-        # Built server-side: the ids travel as one array literal.
-        params = {
-            "firm_id": workflow.firm_id,
-            "user_id": user_id,
-            "actor": actor,
-            "object_id": str(workflow.id),
-            "workflow_id": workflow.id,
-            "event_id": event_id,
-            "source": source,
-            "trigger_id": getattr(trigger, "id", None),
-            "trigger_type": getattr(trigger, "trigger_type", None),
-            "moment": moment,
-            "ids": "{" + ",".join(str(int(cid)) for cid in contact_ids) + "}",
-        }
-        db.session.execute(text(_AUDIT_MANY), params)
-        return
-    rows = [
-        {
-            "firm_id": workflow.firm_id,
-            "user_id": user_id,
-            "actor": actor,
-            "action": "trigger.fired",
-            "object_type": "Workflow",
-            "object_id": str(workflow.id),
-            "data": {
-                "workflow_id": workflow.id,
-                "contact_id": contact_id,
-                "event_id": event_id,
-                "source": source,
-                "trigger_id": getattr(trigger, "id", None),
-                "trigger_type": getattr(trigger, "trigger_type", None),
-            },
-            "created_at": moment,
-        }
-        for contact_id in contact_ids
-    ]
-    db.session.execute(AuditLog.__table__.insert(), rows)
+    # Built server-side: the ids travel as one array literal.
+    params = {
+        "firm_id": workflow.firm_id,
+        "user_id": user_id,
+        "actor": actor,
+        "object_id": str(workflow.id),
+        "workflow_id": workflow.id,
+        "event_id": event_id,
+        "source": source,
+        "trigger_id": getattr(trigger, "id", None),
+        "trigger_type": getattr(trigger, "trigger_type", None),
+        "moment": now(),
+        "ids": "{" + ",".join(str(int(cid)) for cid in contact_ids) + "}",
+    }
+    db.session.execute(text(_AUDIT_MANY), params)
 
 
 def _jsonable(value):
