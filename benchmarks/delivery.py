@@ -23,16 +23,17 @@ import json
 import multiprocessing
 import os
 import sys
-import tempfile
 import threading
 import time
 import uuid
 from pathlib import Path
 
-from sqlalchemy import create_engine, insert, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import insert, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import harness  # noqa: E402
 
 HTML = (
     "<p>Hi {{ contact.first_name }},</p><p>Our <a href='https://example.com/offer'>offer</a> "
@@ -73,26 +74,6 @@ def _smtp_process(conn) -> None:
             conn.send((sum(handler.ids.values()), len(handler.ids), time.process_time()))
             controller.stop()
             return
-
-
-def _database(base: str | None):
-    if not base:
-        path = Path(tempfile.mkdtemp()) / "delivery-bench.db"
-        return f"sqlite:///{path}", lambda: None
-    url = make_url(base)
-    if url.drivername in ("postgresql", "postgres"):
-        url = url.set(drivername="postgresql+psycopg")
-    name = f"bench_delivery_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-
-    def drop():
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-    return url.set(database=name).render_as_string(hide_password=False), drop
 
 
 def _queue(app, count: int) -> float:
@@ -230,7 +211,7 @@ def main() -> None:
     server.start()
     port = parent.recv()
 
-    database_url, drop = _database(os.environ.get("DATABASE_URL"))
+    database_url, drop = harness.bench_database(os.environ.get("DATABASE_URL"), "delivery")
     from app import create_app
     from app.extensions import db
 

@@ -24,16 +24,17 @@ import os
 import resource
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
 
-from sqlalchemy import create_engine, func, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import func, select, text
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import harness  # noqa: E402
 
 NODES = [
     ("tag", "add_tag", {"tag": "bench"}),
@@ -48,24 +49,6 @@ EDGES = [
     ("mail", "score", None),
     ("score", "done", None),
 ]
-
-
-def _database(base: str | None):
-    if not base:
-        path = Path(tempfile.mkdtemp()) / "engine-bench.db"
-        return f"sqlite:///{path}", lambda: path.unlink(missing_ok=True)
-    url = make_url(base.replace("postgresql://", "postgresql+psycopg://", 1))
-    name = f"engine_bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-
-    def drop():
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-    return url.set(database=name).render_as_string(hide_password=False), drop
 
 
 def _setup(count: int):
@@ -281,7 +264,7 @@ def main() -> int:
     if args.batch:
         os.environ["ENGINE_BATCH_SIZE"] = str(args.batch)
 
-    database_url, drop = _database(os.environ.get("DATABASE_URL"))
+    database_url, drop = harness.bench_database(os.environ.get("DATABASE_URL"), "engine")
     redis_url = os.environ.get("REDIS_URL") or None
     prefix = f"bench-{uuid.uuid4().hex[:8]}"
     from app import create_app

@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -30,9 +31,20 @@ def require_services(name: str) -> tuple[str, str]:
     return base, redis_url
 
 
+def bench_database(base: str | None, name: str):
+    """(url, drop): a fresh PostgreSQL database next to ``base`` or, with
+    no ``base``, a temporary SQLite file (the embedded default)."""
+    if not base:
+        path = Path(tempfile.mkdtemp()) / f"{name}-bench.db"
+        return f"sqlite:///{path}", lambda: path.unlink(missing_ok=True)
+    return fresh_database(base, name)
+
+
 def fresh_database(base: str, name: str):
     """A new database next to ``base``; returns (url, drop)."""
-    url = make_url(base.replace("postgresql://", "postgresql+psycopg://", 1))
+    url = make_url(base)
+    if url.drivername in ("postgresql", "postgres"):
+        url = url.set(drivername="postgresql+psycopg")
     database = f"{name}_bench_{uuid.uuid4().hex[:10]}"
     admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:

@@ -33,17 +33,18 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
 
 import httpx
-from sqlalchemy import create_engine, insert, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import insert
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import harness  # noqa: E402
 
 PASSWORD = "bench password 123"
 EMAIL = "bench-admin@example.com"
@@ -58,24 +59,6 @@ LAP = [
     ("tag", "add_tag", {"tag": "vip-followup"}),
     ("score", "update_contact", {"fields": {"score": "+5"}}),
 ]
-
-
-def _database(base: str | None):
-    if not base:
-        path = Path(tempfile.mkdtemp()) / "web-bench.db"
-        return f"sqlite:///{path}", lambda: path.unlink(missing_ok=True)
-    url = make_url(base.replace("postgresql://", "postgresql+psycopg://", 1))
-    name = f"web_bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-
-    def drop():
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-    return url.set(database=name).render_as_string(hide_password=False), drop
 
 
 def _big_workflow(user, nodes: int):
@@ -301,7 +284,7 @@ def main() -> int:
     parser.add_argument("--server-workers", type=int, default=2)
     args = parser.parse_args()
 
-    database_url, drop = _database(os.environ.get("DATABASE_URL"))
+    database_url, drop = harness.bench_database(os.environ.get("DATABASE_URL"), "web")
     redis_url = os.environ.get("REDIS_URL") or None
     from app import create_app
     from app.extensions import db
