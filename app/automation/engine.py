@@ -106,9 +106,10 @@ def run_delivery_job() -> int:
 
 
 def drain(max_rounds: int = 200) -> dict:
-    """Synchronously run engine batches, due deliveries and due waits until
-    nothing is ready (tests and the CLI use this instead of workers)."""
-    from app.automation.sweeper import make_due_waits_ready, wake_finished_deliveries
+    """Synchronously run engine batches (due waits included), due
+    deliveries and delivery wakes until nothing is ready (tests and the CLI
+    use this instead of workers)."""
+    from app.automation.sweeper import wake_finished_deliveries
 
     totals = {"rounds": 0, "executions": 0, "steps": 0, "delivered": 0, "woken": 0}
     deliver_due = _deliver_due()
@@ -116,7 +117,7 @@ def drain(max_rounds: int = 200) -> dict:
         totals["rounds"] += 1
         batch = advance_ready_batch()
         delivered = (deliver_due() or 0) if deliver_due is not None else 0
-        woken = make_due_waits_ready(kick=False) + wake_finished_deliveries(kick=False)
+        woken = wake_finished_deliveries(kick=False)
         totals["executions"] += batch["executions"]
         totals["steps"] += batch["steps"]
         totals["delivered"] += delivered

@@ -7,6 +7,13 @@ disjoint batches without waiting; SQLite serialises writers, so the same
 UPDATE is atomic there. Only ``running`` executions whose lease is free or
 expired are ready: a canceled or finished one is never claimed, and a row
 held by a live worker is never taken twice.
+
+Ready means ``running`` with a free lease, or ``waiting`` with a due
+``wake_at`` and a free lease: a claim takes a due wait as it is, without
+a status flip first, so a wait that ends costs one HOT lease update (the
+lease columns are not indexed) and the write-back, not a flip through
+every index of the table before them. The walk resumes any execution
+whose row carries a ``wait_reason``, whichever of the two it was.
 """
 
 from __future__ import annotations
@@ -65,22 +72,49 @@ def id_in(column, ids):
     return column.in_(ids)
 
 
+def lease_free(moment):
+    return or_(table.c.lease_until.is_(None), table.c.lease_until < moment)
+
+
 def ready_clause(moment):
-    return and_(
-        table.c.status == "running",
-        or_(table.c.lease_until.is_(None), table.c.lease_until < moment),
-    )
+    """Running and held by no live worker."""
+    return and_(table.c.status == "running", lease_free(moment))
+
+
+def due_clause(moment):
+    """A wait that has ended, held by no live worker."""
+    return and_(table.c.status == "waiting", table.c.wake_at <= moment, lease_free(moment))
 
 
 def claim_ready(limit: int, owner: str, ids: list[int] | None = None) -> list[dict]:
-    """Lease up to ``limit`` ready executions to ``owner``; commits the
-    claim at once (short lock) and returns the rows as dicts, by id."""
+    """Lease up to ``limit`` ready executions to ``owner``: running ones
+    first (by id), then due waits (earliest first); commits the claim at
+    once (short locks) and returns the rows as dicts, by id."""
     moment = now()
     lease = timedelta(seconds=int(current_app.config.get("ENGINE_LEASE_SECONDS") or 60))
-    pick = select(table.c.id).where(ready_clause(moment))
+    until = moment + lease
+    try:
+        conn = db.session.connection()
+        rows = _lease(conn, ready_clause(moment), table.c.id, limit, owner, until, ids)
+        room = limit - len(rows)
+        if room > 0:
+            # In the order of ix_executions_status_wake, so the LIMIT stops
+            # the index scan at the earliest due waits.
+            rows += _lease(conn, due_clause(moment), table.c.wake_at, room, owner, until, ids)
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+    rows.sort(key=lambda row: row["id"])
+    return rows
+
+
+def _lease(conn, ready, order, limit: int, owner: str, until, ids) -> list[dict]:
+    """Stamp the lease on up to ``limit`` rows matching ``ready``."""
+    pick = select(table.c.id).where(ready)
     if ids is not None:
         pick = pick.where(id_in(table.c.id, ids))
-    pick = pick.order_by(table.c.id).limit(limit)
+    pick = pick.order_by(order).limit(limit)
     if is_postgres():
         # = ANY(ARRAY(pick)): the SKIP LOCKED pick runs exactly once (an
         # InitPlan; as IN (subquery) the planner may re-run it and lease more
@@ -92,21 +126,11 @@ def claim_ready(limit: int, owner: str, ids: list[int] | None = None) -> list[di
         picked = func.array(pick.with_for_update(skip_locked=True).scalar_subquery())
         where = (table.c.id == func.any(picked),)
     else:
-        where = (table.c.id.in_(pick.scalar_subquery()), ready_clause(moment))
+        where = (table.c.id.in_(pick.scalar_subquery()), ready)
     stmt = (
-        update(table)
-        .where(*where)
-        .values(lease_owner=owner, lease_until=moment + lease)
-        .returning(*COLUMNS)
+        update(table).where(*where).values(lease_owner=owner, lease_until=until).returning(*COLUMNS)
     )
-    try:
-        rows = [dict(row._mapping) for row in db.session.connection().execute(stmt)]
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        raise
-    rows.sort(key=lambda row: row["id"])
-    return rows
+    return [dict(row._mapping) for row in conn.execute(stmt)]
 
 
 def release(owner: str, ids: list[int]) -> None:

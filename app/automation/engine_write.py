@@ -1,7 +1,8 @@
 """Writing a walked batch back: one transaction, set-based statements.
 
 First the batch re-checks its claim under a row lock: only executions
-still ``running`` and still leased to this owner are written (a worker
+still active (``running``, or ``waiting`` when the claim took a due wait)
+and still leased to this owner are written (a worker
 that paused past its lease, or an execution canceled meanwhile, writes
 nothing — lease fencing). Then CRM changes, outbox rows, flow states,
 dead letters and execution updates go out as bulk INSERTs and
@@ -34,6 +35,7 @@ from app.models import (
     contact_tags,
     list_members,
 )
+from app.models.execution import ACTIVE_STATUSES
 
 executions = WorkflowExecution.__table__
 flows = ContactFlowState.__table__
@@ -44,14 +46,14 @@ def _insert(table):
 
 
 def owned_ids(conn, owner: str, ids: list[int]) -> set[int]:
-    """Lock this batch's rows and keep those still ours and running."""
+    """Lock this batch's rows and keep those still ours and active."""
     if not ids:
         return set()
     ids = sorted(ids)
     mine = (
         id_in(executions.c.id, ids),
         executions.c.lease_owner == owner,
-        executions.c.status == "running",
+        executions.c.status.in_(ACTIVE_STATUSES),
     )
     if is_postgres():
         stmt = select(executions.c.id).where(*mine).order_by(executions.c.id).with_for_update()

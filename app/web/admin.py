@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from email_validator import EmailNotValidError, validate_email
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import joinedload
 
 from app.auth import admin_required_page
@@ -133,15 +133,20 @@ def revoke_token(token_id: int):
 @bp.get("/queues")
 @admin_required_page
 def queues():
+    moment = now()
+    due = and_(WorkflowExecution.status == "waiting", WorkflowExecution.wake_at <= moment)
     ready = db.session.scalar(
         select(func.count())
         .select_from(WorkflowExecution)
-        .where(WorkflowExecution.status == "running", WorkflowExecution.wake_at <= now())
+        .where(or_(WorkflowExecution.status == "running", due))
     )
     waiting = db.session.scalar(
         select(func.count())
         .select_from(WorkflowExecution)
-        .where(WorkflowExecution.status == "waiting")
+        .where(
+            WorkflowExecution.status == "waiting",
+            or_(WorkflowExecution.wake_at.is_(None), WorkflowExecution.wake_at > moment),
+        )
     )
     return render_template(
         "admin/queues.html", report=queue_report(), ready=ready or 0, waiting=waiting or 0

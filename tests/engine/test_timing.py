@@ -9,6 +9,9 @@ import time_machine
 from sqlalchemy import select
 
 from app import queue
+from app.automation.engine import drain
+from app.automation.engine_batch import run_batch
+from app.automation.engine_claim import claim_ready, new_owner
 from app.automation.enrollment import enroll, entry_of, start_entries
 from app.automation.sweeper import wake_due
 from app.extensions import db
@@ -27,14 +30,56 @@ def _waiting_for(seconds: int, acme, alice):
     return active_workflow(acme, alice, specs, edges)
 
 
-def test_the_wake_job_makes_only_due_waits_ready(acme, alice):
+def test_the_wake_job_kicks_the_engine_only_when_a_wait_is_due(acme, alice, monkeypatch):
+    kicks = []
+    monkeypatch.setattr(queue, "kick_engine", lambda: kicks.append(1))
+    short, long = _waiting_for(10, acme, alice), _waiting_for(60, acme, alice)
+    with time_machine.travel(T0, tick=False) as clock:
+        soon, later = run(short, make_contact(acme)), run(long, make_contact(acme))
+        clock.shift(timedelta(seconds=9))
+        kicks.clear()  # enrolling kicked
+        assert wake_due() == 0
+        assert kicks == []
+        clock.shift(timedelta(seconds=2))
+        assert wake_due() == 1
+        assert kicks == [1]
+        drain()
+    assert execution(acme.id, soon.id).status == "completed"
+    assert execution(acme.id, later.id).status == "waiting"
+
+
+def test_a_claim_takes_a_due_wait_as_it_is_and_leaves_the_rest(acme, alice):
     short, long = _waiting_for(10, acme, alice), _waiting_for(60, acme, alice)
     with time_machine.travel(T0, tick=False) as clock:
         soon, later = run(short, make_contact(acme)), run(long, make_contact(acme))
         clock.shift(timedelta(seconds=11))
-        assert wake_due() == 1
-    assert execution(acme.id, soon.id).status == "running"
+        owner = new_owner()
+        [row] = claim_ready(10, owner)
+        assert (row["id"], row["status"], row["wait_reason"]) == (soon.id, "waiting", "time")
+        assert claim_ready(10, new_owner()) == []  # leased: no second worker takes it
+        leased = execution(acme.id, soon.id)
+        assert (leased.status, leased.lease_owner) == ("waiting", owner)
+        run_batch([row], owner)
+    done = execution(acme.id, soon.id)
+    assert (done.status, done.execution_path, done.lease_owner) == (
+        "completed",
+        ["wait", "tag"],
+        None,
+    )
     assert execution(acme.id, later.id).status == "waiting"
+
+
+def test_a_due_wait_whose_lease_expired_is_claimed_again(acme, alice, app):
+    workflow = _waiting_for(10, acme, alice)
+    with time_machine.travel(T0, tick=False) as clock:
+        waiting = run(workflow, make_contact(acme))
+        clock.shift(timedelta(seconds=11))
+        stale = new_owner()
+        assert len(claim_ready(10, stale)) == 1
+        clock.shift(timedelta(seconds=app.config["ENGINE_LEASE_SECONDS"] + 1))
+        assert wake_due() == 1
+        [row] = claim_ready(10, new_owner())
+    assert row["id"] == waiting.id
 
 
 def test_the_wake_job_is_periodic_on_its_own_short_interval(app):
@@ -53,8 +98,9 @@ def test_a_tick_limited_to_some_jobs_runs_only_those(app, acme, alice):
         next_run: dict[str, float] = {}
         wake = [job for job in queue.PERIODIC_JOBS if job["name"] == "wake"]
         queue.tick(app, next_run, jobs=wake)
-    assert set(next_run) == {"wake"}
-    assert execution(acme.id, waiting.id).status == "running"
+        assert set(next_run) == {"wake"}
+        drain()
+    assert execution(acme.id, waiting.id).status == "completed"
 
 
 def _executions(firm_id: int, workflow_id: int) -> list[WorkflowExecution]:
