@@ -87,20 +87,28 @@ def due_clause(moment):
 
 
 def claim_ready(limit: int, owner: str, ids: list[int] | None = None) -> list[dict]:
-    """Lease up to ``limit`` ready executions to ``owner``: running ones
-    first (by id), then due waits (earliest first); commits the claim at
-    once (short locks) and returns the rows as dicts, by id."""
+    """Lease up to ``limit`` ready executions to ``owner``; commits the
+    claim at once (short locks) and returns the rows as dicts, by id.
+
+    Neither kind starves the other: running rows (by id) take up to half
+    the batch, due waits (earliest first) the rest, and running rows fill
+    what the waits leave. A fan-out of 100,000 new executions thus does not
+    hold back waits falling due meanwhile, nor a mass wake new ones."""
     moment = now()
     lease = timedelta(seconds=int(current_app.config.get("ENGINE_LEASE_SECONDS") or 60))
-    until = moment + lease
+
+    def lease_some(ready, order, count: int) -> list[dict]:
+        return _lease(conn, ready, order, count, owner, moment + lease, ids) if count > 0 else []
+
     try:
         conn = db.session.connection()
-        rows = _lease(conn, ready_clause(moment), table.c.id, limit, owner, until, ids)
-        room = limit - len(rows)
-        if room > 0:
-            # In the order of ix_executions_status_wake, so the LIMIT stops
-            # the index scan at the earliest due waits.
-            rows += _lease(conn, due_clause(moment), table.c.wake_at, room, owner, until, ids)
+        share = (limit + 1) // 2
+        running = lease_some(ready_clause(moment), table.c.id, share)
+        # In the order of ix_executions_status_wake, so the LIMIT stops the
+        # index scan at the earliest due waits.
+        rows = running + lease_some(due_clause(moment), table.c.wake_at, limit - len(running))
+        if len(running) == share:
+            rows += lease_some(ready_clause(moment), table.c.id, limit - len(rows))
         db.session.commit()
     except Exception:
         db.session.rollback()

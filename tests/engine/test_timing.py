@@ -18,7 +18,7 @@ from app.extensions import db
 from app.models import AuditLog, WorkflowExecution
 from app.models.execution import idempotency_key_for
 from app.tenancy import firm_context
-from tests.engine.helpers import active_workflow, chain, execution, run
+from tests.engine.helpers import active_workflow, chain, execution, run, start
 from tests.factories import make_contact
 
 T0 = datetime(2026, 7, 1, tzinfo=UTC)
@@ -67,6 +67,23 @@ def test_a_claim_takes_a_due_wait_as_it_is_and_leaves_the_rest(acme, alice):
         None,
     )
     assert execution(acme.id, later.id).status == "waiting"
+
+
+def test_a_claim_shares_its_batch_between_running_executions_and_due_waits(acme, alice):
+    waits, tags = _waiting_for(10, acme, alice), active_workflow(acme, alice, *chain(*TAG))
+    with time_machine.travel(T0, tick=False) as clock:
+        due = set(start(waits, *(make_contact(acme) for _ in range(3))))
+        drain()
+        clock.shift(timedelta(seconds=11))
+        fresh = set(start(tags, *(make_contact(acme) for _ in range(6))))
+
+        def claimed(limit: int) -> tuple[int, int]:
+            ids = {row["id"] for row in claim_ready(limit, new_owner())}
+            return len(ids & fresh), len(ids & due)
+
+        assert claimed(4) == (2, 2)  # half each
+        assert claimed(4) == (3, 1)  # the last due wait; running rows fill in
+        assert claimed(4) == (1, 0)
 
 
 def test_a_due_wait_whose_lease_expired_is_claimed_again(acme, alice, app):
