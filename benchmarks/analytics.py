@@ -164,7 +164,11 @@ def generate(conn, firm_id: int, workflow_id: int, flow_states: int) -> int:
     """Insert the history set-based; returns the number of executions."""
     per_execution = sum(len(STEPS[p[2]]) for p in PATHS.values()) / len(PATHS)
     executions = int(round(flow_states / per_execution))
-    contacts = 10_000
+    # A contact is in a workflow at most once at a time: each waiting
+    # execution (one bucket in ten) gets a contact of its own.
+    contacts = max(10_000, executions // len(PATHS) + 1)
+    active = [b for b, (status, _, _) in PATHS.items() if status in ("running", "waiting")]
+    assert len(active) == 1, "one active bucket: its executions are one contact each"
     insert_select(
         conn,
         "contacts",
@@ -183,7 +187,8 @@ def generate(conn, firm_id: int, workflow_id: int, flow_states: int) -> int:
             "id": "g",
             "firm_id": ":firm",
             "workflow_id": ":wf",
-            "contact_id": "1 + (g % :contacts)",
+            "contact_id": f"CASE g % 10 WHEN {active[0]} THEN 1 + (g / 10) % :contacts"
+            " ELSE 1 + (g % :contacts) END",
             "status": f"CASE g % 10 {statuses} END",
             "current_node": f"CASE g % 10 {last_nodes} END",
             "goal_reached": "(g % 10) < 6",

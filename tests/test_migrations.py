@@ -61,3 +61,60 @@ def test_upgrade_from_empty_builds_what_the_models_describe(tmp_path):
             db.engine.dispose()
     finally:
         drop()
+
+
+def test_0003_keeps_the_oldest_of_a_contacts_active_executions_and_then_refuses_another(tmp_path):
+    from sqlalchemy.exc import IntegrityError
+
+    from app.models import WorkflowExecution
+    from app.tenancy import firm_context
+    from tests.factories import make_contact, make_firm, make_workflow
+
+    url, drop = _empty_database_url(tmp_path)
+    try:
+        migrated = create_app({"SQLALCHEMY_DATABASE_URI": url, "TESTING": True})
+        with migrated.app_context():
+            upgrade(directory=str(ROOT / "migrations"), revision="0002")
+            firm = make_firm("Before 0003")
+            firm_id = firm.id
+            contact_id = make_contact(firm).id
+            workflow_id = make_workflow(firm, allow_reentry=True).id
+
+            def execution(key: str, status: str = "running", test_mode: bool = False):
+                row = WorkflowExecution(
+                    firm_id=firm_id,
+                    workflow_id=workflow_id,
+                    contact_id=contact_id,
+                    status=status,
+                    current_node="a",
+                    idempotency_key=key,
+                    test_mode=test_mode,
+                )
+                db.session.add(row)
+                db.session.commit()
+                return row.id
+
+            with firm_context(firm_id):
+                first, second = execution("k1"), execution("k2", "waiting")
+                done, test_run = execution("k3", "completed"), execution("k4", test_mode=True)
+            db.session.remove()
+            upgrade(directory=str(ROOT / "migrations"))
+            with db.engine.connect() as conn:
+                rows = dict(conn.execute(text("SELECT id, status FROM workflow_executions")).all())
+            assert rows == {
+                first: "running",
+                second: "canceled",
+                done: "completed",
+                test_run: "running",
+            }
+            with firm_context(firm_id):
+                try:
+                    execution("k5", "waiting")
+                    raise AssertionError("a second active execution was accepted")
+                except IntegrityError:
+                    db.session.rollback()
+                execution("k6", test_mode=True)  # test runs are not counted
+            db.session.remove()
+            db.engine.dispose()
+    finally:
+        drop()

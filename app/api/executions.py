@@ -114,10 +114,11 @@ def retry_execution(execution_id: int):
     from flask import g
 
     from app.automation.engine import retry_execution as retry
+    from app.automation.engine_retry import why_not_resumable
 
     execution = load_execution(execution_id)
     if not retry(execution, user=g.user):
-        raise ApiError(409, "conflict", f"the execution is {execution.status}, not failed")
+        raise ApiError(409, "conflict", why_not_resumable(execution))
     return load_execution(execution_id)
 
 

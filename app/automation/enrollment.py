@@ -14,7 +14,7 @@ import json
 import uuid
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import delete, select, text
+from sqlalchemy import select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from app.automation.definition import Graph, definition_of
@@ -118,27 +118,21 @@ def start_entries(
     first: dict[int, tuple[int, str | None, dict | None]] = {}
     for contact_id, event_id, context in entries:
         first.setdefault(int(contact_id), (int(contact_id), event_id, context))
-    pending = list(first.values())
+    # By contact: concurrent enrollments meet in the one-active-execution
+    # index in the same order, so they wait for each other, never in a cycle.
+    pending = sorted(first.values(), key=lambda row: row[0])
     postgres = db.session.get_bind().dialect.name == "postgresql"
     chunk = PG_CHUNK if postgres else CHUNK
     started: list[tuple[int, int, str | None]] = []
     for start in range(0, len(pending), chunk):
         part = pending[start : start + chunk]
         if postgres:
-            if workflow.allow_reentry and not test_mode:
-                part = _claim_contacts(workflow, part)
-            if part:
-                started.extend(
-                    _insert_select(workflow, part, entry, trigger, trigger_type, test_mode)
-                )
+            started.extend(_insert_select(workflow, part, entry, trigger, trigger_type, test_mode))
             continue
         eligible = set(_eligible(workflow, [cid for cid, _, _ in part], test_mode))
         part = [row for row in part if row[0] in eligible]
         if part:
-            new = _insert(workflow, part, entry, trigger, trigger_type, test_mode)
-            if workflow.allow_reentry and not test_mode:
-                new = _drop_second_entries(workflow, new)
-            started.extend(new)
+            started.extend(_insert(workflow, part, entry, trigger, trigger_type, test_mode))
     return started
 
 
@@ -201,7 +195,9 @@ def _insert(workflow, part, entry, trigger, trigger_type, test_mode):
     stmt = (
         insert(table)
         .values(rows)
-        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        # The idempotency key (a repeated event) or the one-active-execution
+        # index (the contact is inside already, maybe since a moment ago).
+        .on_conflict_do_nothing()
         .returning(table.c.id, table.c.contact_id, table.c.event_id)
     )
     return [tuple(row) for row in db.session.execute(stmt)]
@@ -210,7 +206,9 @@ def _insert(workflow, part, entry, trigger, trigger_type, test_mode):
 # PostgreSQL: the eligibility checks and the insert are one statement per
 # chunk. The contacts join keeps other firms' (and deleted) contacts out;
 # NOT EXISTS skips contacts already inside (or ever inside, without
-# re-entry); the unique idempotency key settles concurrent enrollments.
+# re-entry); the unique idempotency key and the one-active-execution index
+# settle concurrent enrollments (ON CONFLICT waits for the other start to
+# commit or roll back, then skips or inserts).
 # The key is computed here, the same SHA-256 as ``idempotency_key_for``
 # (a random one where Python would use a fresh uuid), so no per-contact
 # work happens in Python: the contact ids travel as one array literal.
@@ -240,7 +238,7 @@ WHERE :test_mode OR NOT EXISTS (
       AND NOT inside.test_mode
       AND (NOT :reentry OR inside.status = ANY(CAST(:active AS text[]))))
 ORDER BY pick.contact_id
-ON CONFLICT (idempotency_key) DO NOTHING
+ON CONFLICT DO NOTHING
 RETURNING id, contact_id, event_id
 """
 # One event and context for all (a fan-out), or one per contact (the bus).
@@ -252,56 +250,6 @@ _EACH = (
     "unnest(CAST(:contact_ids AS bigint[]), CAST(:event_ids AS text[]),"
     " CAST(:contexts AS jsonb[])) AS pick(contact_id, event_id, context)"
 )
-
-
-# Above this many contacts in one go (a fan-out, not events racing) no
-# locks are taken: PostgreSQL's lock table is small.
-REENTRY_LOCK_LIMIT = 64
-_TRY_LOCKS = text(
-    "SELECT cid FROM unnest(CAST(:ids AS bigint[])) AS cid"
-    " WHERE pg_try_advisory_xact_lock(CAST(:workflow_id AS integer),"
-    " CAST(cid % 2147483647 AS integer))"
-)
-
-
-def _claim_contacts(workflow, part):
-    """Re-entry: two transactions starting one contact at once would both
-    pass the "not inside" check (READ COMMITTED) and both insert. Each
-    takes a transaction lock per (workflow, contact) first, in its own
-    statement, so the insert's check sees anything committed before; a
-    contact whose lock another transaction holds is being started by it
-    right now, and is skipped here."""
-    if len(part) > REENTRY_LOCK_LIMIT:
-        return part
-    ids = "{" + ",".join(str(int(cid)) for cid in sorted({row[0] for row in part})) + "}"
-    held = set(db.session.scalars(_TRY_LOCKS, {"ids": ids, "workflow_id": workflow.id}))
-    return [row for row in part if row[0] in held]
-
-
-def _drop_second_entries(workflow, new):
-    """SQLite, re-entry: the "not inside" check ran before this transaction
-    could write, so another may have started the same contact in between.
-    Now that the insert holds SQLite's single write lock, every other start
-    is committed and visible: ours goes if one is there (the later of two
-    starts always sees the earlier one)."""
-    if not new:
-        return new
-    table = WorkflowExecution.__table__
-    other = table.alias("other")
-    inside = (
-        select(other.c.id)
-        .where(
-            other.c.workflow_id == workflow.id,
-            other.c.contact_id == table.c.contact_id,
-            other.c.id != table.c.id,
-            other.c.status.in_(ACTIVE_STATUSES),
-            other.c.test_mode.is_(False),
-        )
-        .exists()
-    )
-    stmt = delete(table).where(table.c.id.in_([row[0] for row in new]), inside)
-    gone = set(db.session.scalars(stmt.returning(table.c.id)))
-    return [row for row in new if row[0] not in gone]
 
 
 def _insert_select(workflow, part, entry, trigger, trigger_type, test_mode):

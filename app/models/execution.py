@@ -15,6 +15,7 @@ from app.tenancy import FirmScoped
 
 EXECUTION_STATUSES = ("running", "waiting", "completed", "goal_reached", "failed", "canceled")
 ACTIVE_STATUSES = ("running", "waiting")
+ONE_ACTIVE_WHERE = "status IN ('running', 'waiting') AND NOT test_mode"
 FINISHED_STATUSES = ("completed", "goal_reached", "failed", "canceled")
 
 # BIGINT on PostgreSQL, INTEGER (the rowid alias) on SQLite.
@@ -46,6 +47,18 @@ class WorkflowExecution(FirmScoped, Timestamps, db.Model):
         ),
         Index("ix_executions_firm_workflow_status", "firm_id", "workflow_id", "status"),
         Index("ix_executions_workflow_contact", "workflow_id", "contact_id"),
+        # A contact is inside a workflow at most once at a time (test runs
+        # aside): enrollments that race (a fan-out and an event, two events
+        # in a re-entry workflow) cannot both start it, whatever their size,
+        # and a start that rolls back leaves the way free for the other.
+        Index(
+            "uq_executions_one_active_per_contact",
+            "workflow_id",
+            "contact_id",
+            unique=True,
+            postgresql_where=text(ONE_ACTIVE_WHERE),
+            sqlite_where=text(ONE_ACTIVE_WHERE),
+        ),
         Index("ix_executions_firm_created", "firm_id", "created_at"),
         # Analytics: a workflow's executions started in a period, and its
         # (few) test runs, which never count.

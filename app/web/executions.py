@@ -155,11 +155,13 @@ def retry(execution_id: int):
             f"Only a failed execution can be retried (#{execution.id} is {execution.status}).",
             False,
         )
+    from app.automation.engine_retry import why_not_resumable
+
     changed = retry_execution(execution, g.user)
     message = (
         f"Retrying execution #{execution.id} at step {execution.current_node}."
         if changed
-        else f"Execution #{execution.id} could not be retried."
+        else f"Execution #{execution.id} could not be retried: {why_not_resumable(execution)}."
     )
     return _after_action(execution, message, changed)
 
@@ -204,6 +206,9 @@ def retry_dead_letters():
             skipped += 1
     parts = [f"Retried {retried} execution{'s' if retried != 1 else ''}."]
     if skipped:
-        parts.append(f"{skipped} no longer failed, left as they are.")
+        parts.append(
+            f"{skipped} left as they are (no longer failed, or the contact is in the "
+            "workflow again)."
+        )
     flash(" ".join(parts), "info" if retried else "error")
     return redirect(url_for("executions.dead_letters"))

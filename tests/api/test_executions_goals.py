@@ -96,6 +96,19 @@ def test_only_a_failed_execution_is_retried(api, acme, workflow):
     assert api.post(f"{EX}{execution.id}/retry/").status_code == 409
 
 
+def test_a_failed_execution_whose_contact_is_inside_again_is_not_retried(api, acme, workflow):
+    contact = make_contact(acme)
+    failed = make_execution(workflow, contact, status="failed", last_error="boom")
+    again = make_execution(workflow, contact)  # re-entered after the failure
+    response = api.post(f"{EX}{failed.id}/retry/")
+    assert response.status_code == 409
+    assert f"in this workflow again (execution {again.id})" in response.json["error"]["message"]
+    with firm_context(acme.id):
+        db.session.expire_all()
+        assert db.session.get(WorkflowExecution, failed.id).status == "failed"
+        assert db.session.get(WorkflowExecution, again.id).status == "waiting"
+
+
 def test_an_executions_flow_visualization(api, acme, workflow):
     execution = make_execution(workflow, make_contact(acme))
     with firm_context(acme.id):

@@ -41,6 +41,7 @@ from collections.abc import Iterable
 from sqlalchemy import bindparam, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
+from app.automation.deadlocks import retry_on_deadlock
 from app.automation.enrollment import NotEnrollable, entry_of, start_entries
 from app.automation.triggers.filters import event_matches, rule_group_of
 from app.clock import now
@@ -94,7 +95,7 @@ def _dispatch(events: list[dict]) -> list[int]:
     started: list[int] = []
     for firm_id, firm_events in by_firm.items():
         with firm_context(firm_id):
-            started.extend(_dispatch_firm(firm_id, firm_events))
+            started.extend(retry_on_deadlock(_dispatch_firm, firm_id, firm_events))
     return started
 
 
@@ -149,7 +150,9 @@ def _dispatch_firm(firm_id: int, events: list[dict]) -> list[int]:
             plans.setdefault((workflow.id, trigger.id), (workflow, trigger, []))[2].append(event)
     started: list[int] = []
     counts: dict[str, int] = {}
-    for workflow, trigger, planned in plans.values():
+    # Workflow by workflow (contact by contact within): concurrent batches
+    # take the one-active-execution index entries in one order (deadlocks.py).
+    for workflow, trigger, planned in sorted(plans.values(), key=lambda p: (p[0].id, p[1].id)):
         for execution_id, _, event_id in _start(workflow, trigger, planned):
             started.append(execution_id)
             counts[event_id] = counts.get(event_id, 0) + 1
