@@ -77,6 +77,10 @@ def from_environment(overrides: dict | None = None) -> dict:
         "SWEEP_INTERVAL_SECONDS": float(env.get("SWEEP_INTERVAL_SECONDS") or 5),
         # Due waits are woken this often (a cheap indexed query when none are).
         "WAKE_INTERVAL_SECONDS": float(env.get("WAKE_INTERVAL_SECONDS") or 0.5),
+        # A wait-for-condition is re-checked when its contact changes (an
+        # event, a workflow's CRM step) and, as a safety net for facts that
+        # change without one, this often.
+        "CONDITION_RECHECK_SECONDS": float(env.get("CONDITION_RECHECK_SECONDS") or 300),
         "QUEUE_PREFIX": env.get("QUEUE_PREFIX") or "automation",
         # Set to false by tests that drive the in-process scheduler by hand.
         "INLINE_SCHEDULER": _bool(env.get("INLINE_SCHEDULER"), True),

@@ -89,6 +89,8 @@ def _after_commit(written: list[Effects]) -> None:
     """Tell the trigger bus about CRM changes (the acting workflow
     excluded) and the delivery workers about pending messages."""
     candidates = [(e, event) for e in written if not e.test_mode for event in e.events]
+    if candidates:
+        _wake_condition_waits(candidates, written)
     events = []
     if candidates:
         listening = _listening(candidates)
@@ -118,6 +120,27 @@ def _after_commit(written: list[Effects]) -> None:
         from app.queue import kick_delivery
 
         kick_delivery()
+
+
+def _wake_condition_waits(candidates: list[tuple[Effects, dict]], written: list[Effects]) -> None:
+    """Other executions waiting for a condition on a contact this batch
+    changed re-check it now (this batch's own walked on the new facts)."""
+    from app.automation.condition_wakes import wake_condition_waits
+
+    try:
+        woken = wake_condition_waits(
+            {event["contact_id"] for _, event in candidates},
+            skip_executions=[e.execution_id for e in written],
+        )
+        db.session.commit()
+    except Exception:
+        log.exception("waking condition waits failed (the periodic recheck will)")
+        db.session.rollback()
+        return
+    if woken:
+        from app.queue import kick_engine
+
+        kick_engine()
 
 
 SCORE_TYPES = ("score_threshold_reached", "score_threshold_dropped")

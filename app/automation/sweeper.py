@@ -6,9 +6,9 @@ left here is telling it when, and catching what fell through:
 
 - a frequent, cheap job (:func:`wake_due`, every ``WAKE_INTERVAL_SECONDS``)
   kicks the engine as soon as a wait is due, so a wait ends within about
-  that interval of its ``wake_at``; wait-for-condition nodes set
-  ``wake_at`` to the next pass, so their rules are re-checked at every
-  sweep;
+  that interval of its ``wake_at`` (a wait-for-condition is made due when
+  its contact changes, see ``condition_wakes``, and otherwise every
+  ``CONDITION_RECHECK_SECONDS``);
 - the full sweep (every ``SWEEP_INTERVAL_SECONDS``) is the safety net: it
   wakes delivery waits whose message is no longer pending (a wake lost
   with a worker), and kicks the engine when ready executions have no

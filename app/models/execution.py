@@ -16,6 +16,7 @@ from app.tenancy import FirmScoped
 EXECUTION_STATUSES = ("running", "waiting", "completed", "goal_reached", "failed", "canceled")
 ACTIVE_STATUSES = ("running", "waiting")
 ONE_ACTIVE_WHERE = "status IN ('running', 'waiting') AND NOT test_mode"
+CONDITION_WAIT_WHERE = "status = 'waiting' AND wait_reason = 'condition'"
 FINISHED_STATUSES = ("completed", "goal_reached", "failed", "canceled")
 
 # BIGINT on PostgreSQL, INTEGER (the rowid alias) on SQLite.
@@ -44,6 +45,15 @@ class WorkflowExecution(FirmScoped, Timestamps, db.Model):
             "id",
             postgresql_where=text("status = 'running'"),
             sqlite_where=text("status = 'running'"),
+        ),
+        # Executions waiting for a condition on a contact, woken when the
+        # contact changes (condition_wakes.py); small, and empty when no
+        # workflow waits for a condition.
+        Index(
+            "ix_executions_condition_waits",
+            "contact_id",
+            postgresql_where=text(CONDITION_WAIT_WHERE),
+            sqlite_where=text(CONDITION_WAIT_WHERE),
         ),
         Index("ix_executions_firm_workflow_status", "firm_id", "workflow_id", "status"),
         Index("ix_executions_workflow_contact", "workflow_id", "contact_id"),

@@ -144,14 +144,18 @@ def _tag(firm, contact, name):
         db.session.commit()
 
 
-def test_wait_condition_continues_when_the_rules_are_met(acme, alice):
+def test_wait_condition_rechecks_a_change_made_without_an_event_periodically(acme, alice, app):
     workflow = _wait_for_vip(acme, alice)
     contact = make_contact(acme)
+    recheck = timedelta(seconds=app.config["CONDITION_RECHECK_SECONDS"])
     with time_machine.travel(T0, tick=False) as clock:
         waiting = run(workflow, contact)
         assert (waiting.status, waiting.wait_reason) == ("waiting", "condition")
-        _tag(acme, contact, "vip")
-        clock.shift(timedelta(minutes=1))  # the next sweep re-checks
+        _tag(acme, contact, "vip")  # straight into the table: no event
+        clock.shift(timedelta(minutes=1))  # sweeps pass; no walk every sweep
+        drain()
+        assert execution(acme.id, waiting.id).status == "waiting"
+        clock.shift(recheck)  # the safety-net recheck
         drain()
     done = execution(acme.id, waiting.id)
     assert done.execution_path == ["wait", "met"]

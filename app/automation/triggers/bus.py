@@ -41,6 +41,7 @@ from collections.abc import Iterable
 from sqlalchemy import bindparam, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
+from app.automation.condition_wakes import wake_condition_waits
 from app.automation.deadlocks import retry_on_deadlock
 from app.automation.enrollment import NotEnrollable, entry_of, start_entries
 from app.automation.triggers.filters import event_matches, rule_group_of
@@ -164,9 +165,13 @@ def _dispatch_firm(firm_id: int, events: list[dict]) -> list[int]:
             .values(executions_started=bindparam("count"))
         )
         db.session.execute(stmt, [{"key": k, "count": n} for k, n in counts.items()])
-    # One transaction: the events logged, the executions they start, the audit.
+    # Condition waits re-check on the change (a workflow's own changes were
+    # woken by the engine already).
+    woken = wake_condition_waits(e["contact_id"] for e in fresh if e["source"] != "workflow")
+    # One transaction: the events logged, the executions they start and
+    # wake, the audit.
     db.session.commit()
-    if started:
+    if started or woken:
         from app.queue import kick_engine
 
         kick_engine()

@@ -125,8 +125,9 @@ def wait_condition(step: Step) -> Outcome:
             branch="timeout",
             result={"result": False, "timed_out_at": deadline.isoformat(), "explain": details},
         )
-    # Re-checked at every sweep (and whenever woken), given up at the deadline.
-    recheck = float(current_app.config.get("SWEEP_INTERVAL_SECONDS") or 5)
+    # Re-checked when the contact changes (condition_wakes.py) and every
+    # CONDITION_RECHECK_SECONDS besides; given up at the deadline.
+    recheck = float(current_app.config.get("CONDITION_RECHECK_SECONDS") or 300)
     wake_at = min(deadline, step.moment + timedelta(seconds=recheck))
     return Outcome.wait(wake_at, "condition", timeout_at=deadline.isoformat())
 
