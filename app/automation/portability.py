@@ -21,78 +21,25 @@ import json
 import math
 import re
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any
 
 from flask import current_app
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 from sqlalchemy import select
 
 from app.automation.definition import definition_of
 from app.automation.node_checks import save_problems
 from app.automation.nodes.registry import config_errors
 from app.automation.triggers.registry import trigger_config_errors
-from app.automation.validation import MAX_NODES
+from app.automation.workflow_document import (
+    FORMAT,
+    FORMAT_VERSION,
+    Document,
+    WorkflowDoc,
+)
 from app.extensions import db
 from app.models import ContactList, Form, Workflow, WorkflowGoal
 from app.models.audit import record
-
-FORMAT = "automation-workflow"
-FORMAT_VERSION = 1
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class NodeDoc(_Strict):
-    node_id: str = Field(min_length=1, max_length=100)
-    node_type: str = Field(min_length=1, max_length=50)
-    label: str = Field(default="", max_length=200)
-    position_x: float = 0.0
-    position_y: float = 0.0
-    configuration: dict[str, Any] = Field(default_factory=dict)
-
-
-class EdgeDoc(_Strict):
-    source: str = Field(min_length=1, max_length=100)
-    target: str = Field(min_length=1, max_length=100)
-    condition_type: str | None = Field(default=None, max_length=20)
-    condition_config: dict[str, Any] = Field(default_factory=dict)
-    label: str = Field(default="", max_length=200)
-
-
-class TriggerDoc(_Strict):
-    trigger_type: str = Field(min_length=1, max_length=50)
-    configuration: dict[str, Any] = Field(default_factory=dict)
-    is_active: bool = True
-
-
-class GoalDoc(_Strict):
-    name: str = Field(min_length=1, max_length=200)
-    node: str | None = Field(default=None, max_length=100)
-    goal_value: Decimal = Field(default=Decimal("0"), ge=0, max_digits=14, decimal_places=2)
-
-
-class SettingsDoc(_Strict):
-    allow_reentry: bool = False
-    exit_on_goal: bool = True
-    enroll_existing: bool = False
-
-
-class WorkflowDoc(_Strict):
-    name: str = Field(min_length=1, max_length=200)
-    description: str = Field(default="", max_length=10_000)
-    settings: SettingsDoc = Field(default_factory=SettingsDoc)
-    nodes: list[NodeDoc] = Field(default_factory=list, max_length=MAX_NODES)
-    edges: list[EdgeDoc] = Field(default_factory=list, max_length=MAX_NODES * 10)
-    triggers: list[TriggerDoc] = Field(default_factory=list, max_length=50)
-    goals: list[GoalDoc] = Field(default_factory=list, max_length=100)
-
-
-class Document(_Strict):
-    format: Literal["automation-workflow"]
-    version: Literal[1]
-    workflow: WorkflowDoc
 
 
 class ImportProblems(ValueError):

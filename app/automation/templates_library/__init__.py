@@ -22,7 +22,7 @@ class Template:
     workflow: dict
 
     def document(self) -> dict:
-        from app.automation.portability import FORMAT, FORMAT_VERSION
+        from app.automation.workflow_document import FORMAT, FORMAT_VERSION
 
         return {"format": FORMAT, "version": FORMAT_VERSION, "workflow": self.workflow}
 
