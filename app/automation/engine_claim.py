@@ -1,19 +1,18 @@
 """Claiming ready executions (DESIGN.md rule 2).
 
-A claim is one conditional UPDATE that stamps ``lease_owner`` and
+A claim is a conditional UPDATE that stamps ``lease_owner`` and
 ``lease_until`` on up to N ready rows and returns them. PostgreSQL picks
 the rows with ``FOR UPDATE SKIP LOCKED`` so concurrent workers take
 disjoint batches without waiting; SQLite serialises writers, so the same
-UPDATE is atomic there. Only ``running`` executions whose lease is free or
-expired are ready: a canceled or finished one is never claimed, and a row
-held by a live worker is never taken twice.
+UPDATE is atomic there.
 
-Ready means ``running`` with a free lease, or ``waiting`` with a due
-``wake_at`` and a free lease: a claim takes a due wait as it is, without
-a status flip first, so a wait that ends costs one HOT lease update (the
-lease columns are not indexed) and the write-back, not a flip through
-every index of the table before them. The walk resumes any execution
-whose row carries a ``wait_reason``, whichever of the two it was.
+Ready means ``running`` with a free (or expired) lease, or ``waiting``
+with a due ``wake_at`` and a free lease: a canceled or finished execution
+is never claimed, and a row held by a live worker is never taken twice.
+A claim takes a due wait as it is, without a status flip first, so a wait
+that ends costs one HOT lease update (the lease columns are not indexed)
+and the write-back, not a flip through every index of the table before
+them. The walk resumes any execution whose row carries a ``wait_reason``.
 """
 
 from __future__ import annotations

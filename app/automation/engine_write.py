@@ -2,9 +2,9 @@
 
 First the batch re-checks its claim under a row lock: only executions
 still active (``running``, or ``waiting`` when the claim took a due wait)
-and still leased to this owner are written (a worker
-that paused past its lease, or an execution canceled meanwhile, writes
-nothing — lease fencing). Then CRM changes, outbox rows, flow states,
+and still leased to this owner are written (a worker that paused past its
+lease, an execution canceled or woken meanwhile, writes nothing — lease
+fencing). Then CRM changes, outbox rows, flow states,
 dead letters and execution updates go out as bulk INSERTs and
 ``executemany`` UPDATEs ordered by id (no deadlocks between workers), and
 the transaction commits once. Any error rolls everything back.
