@@ -54,68 +54,12 @@ EDGES = [
 def _setup(count: int):
     """A firm, a user, the active workflow and ``count`` enrolled contacts."""
     from app.automation.enrollment import enroll
-    from app.clock import now
-    from app.extensions import db
-    from app.models import (
-        Contact,
-        Firm,
-        User,
-        Workflow,
-        WorkflowEdge,
-        WorkflowNode,
-        WorkflowTrigger,
-    )
     from app.tenancy import firm_context
 
-    firm = Firm(name="Bench")
-    db.session.add(firm)
-    db.session.commit()
+    firm, user = harness.firm_and_user()
     with firm_context(firm.id):
-        user = User(email="bench@example.com", role="admin")
-        workflow = Workflow(name="Bench")
-        db.session.add_all([user, workflow])
-        db.session.flush()
-        db.session.add(WorkflowTrigger(workflow_id=workflow.id, trigger_type="manual"))
-        nodes = {}
-        for key, node_type, config in NODES:
-            nodes[key] = WorkflowNode(
-                workflow_id=workflow.id, node_id=key, node_type=node_type, configuration=config
-            )
-            db.session.add(nodes[key])
-        db.session.flush()
-        for source, target, kind in EDGES:
-            db.session.add(
-                WorkflowEdge(
-                    workflow_id=workflow.id,
-                    source_node_id=nodes[source].id,
-                    target_node_id=nodes[target].id,
-                    condition_type=kind,
-                )
-            )
-        db.session.flush()
-        workflow.activate(user)
-        db.session.commit()
-        moment = now()
-        table = Contact.__table__
-        rows = [
-            {
-                "firm_id": firm.id,
-                "email": f"c{i}@bench.example.com",
-                "first_name": f"C{i}",
-                "last_name": "",
-                "phone": "",
-                "score": 0,
-                "timezone": "UTC",
-                "custom_fields": {},
-                "unsubscribed": False,
-                "created_at": moment,
-                "updated_at": moment,
-            }
-            for i in range(count)
-        ]
-        ids = list(db.session.execute(table.insert().returning(table.c.id), rows).scalars())
-        db.session.commit()
-        enroll(workflow, ids, trigger_type="manual")
+        workflow = harness.build_workflow(user, NODES, EDGES, "manual")
+        enroll(workflow, harness.insert_contacts(firm.id, count), trigger_type="manual")
 
 
 def _finished() -> int:
