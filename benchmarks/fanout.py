@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-import uuid
 from datetime import timedelta
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
@@ -56,61 +55,44 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=180.0)
     args = parser.parse_args()
-    base, redis_url = harness.require_services("fanout")
-
-    database_url, drop = harness.fresh_database(base, "fanout")
-    prefix = f"bench-{uuid.uuid4().hex[:8]}"
-    app = harness.make_app(database_url, redis_url, prefix)
-    env = harness.service_env(database_url, redis_url, prefix)
-    procs = []
     from app.automation.triggers.scheduler import run_trigger
     from app.clock import now
     from app.extensions import db
     from app.models import WorkflowTrigger
-    from app.queue import redis_connection
     from app.tenancy import firm_context
 
-    try:
-        with app.app_context():
-            db.create_all()
-            firm, user = harness.firm_and_user()
-            harness.insert_contacts(firm.id, args.contacts)
-            with firm_context(firm.id):
-                workflow = harness.build_workflow(
-                    user, NODES, EDGES, "date_reached", {"at": now().isoformat()}
-                )
-                workflow_id = workflow.id
-                trigger = db.session.scalars(
-                    db.select(WorkflowTrigger).where(WorkflowTrigger.workflow_id == workflow_id)
-                ).one()
-                trigger_id = trigger.id
-            harness.analyze()
-            connection = redis_connection()
-            procs = harness.start_workers(args.workers, env, connection, "--no-scheduler")
-            time.sleep(1.0)
-            with firm_context(firm.id):
-                # Due a second ago; the window opened a minute ago.
-                trigger = db.session.get(WorkflowTrigger, trigger_id)
-                trigger.configuration = {"at": (now() - timedelta(seconds=1)).isoformat()}
-                trigger.scheduled_through = now() - timedelta(seconds=60)
-                db.session.commit()
-                load_before = harness.load()
-                started_at = time.time()
-                enrolled = run_trigger(trigger_id)
-                enroll_seconds = time.time() - started_at
-            deadline = time.monotonic() + args.timeout
+    with harness.service_run("fanout") as run:
+        firm, user = harness.firm_and_user()
+        harness.insert_contacts(firm.id, args.contacts)
+        with firm_context(firm.id):
+            workflow = harness.build_workflow(
+                user, NODES, EDGES, "date_reached", {"at": now().isoformat()}
+            )
+            workflow_id = workflow.id
+            trigger = db.session.scalars(
+                db.select(WorkflowTrigger).where(WorkflowTrigger.workflow_id == workflow_id)
+            ).one()
+            trigger_id = trigger.id
+        harness.analyze()
+        run.procs += harness.start_workers(args.workers, run.env, run.connection, "--no-scheduler")
+        time.sleep(1.0)
+        with firm_context(firm.id):
+            # Due a second ago; the window opened a minute ago.
+            trigger = db.session.get(WorkflowTrigger, trigger_id)
+            trigger.configuration = {"at": (now() - timedelta(seconds=1)).isoformat()}
+            trigger.scheduled_through = now() - timedelta(seconds=60)
+            db.session.commit()
+            load_before = harness.load()
+            started_at = time.time()
+            enrolled = run_trigger(trigger_id)
+            enroll_seconds = time.time() - started_at
+        deadline = time.monotonic() + args.timeout
+        count, latest = _first_steps(workflow_id)
+        while count < args.contacts and time.monotonic() < deadline:
+            time.sleep(0.1)
             count, latest = _first_steps(workflow_id)
-            while count < args.contacts and time.monotonic() < deadline:
-                time.sleep(0.1)
-                count, latest = _first_steps(workflow_id)
-            elapsed = latest.timestamp() - started_at if latest else float("nan")
-            load_after = harness.load()
-            harness.clean_redis(connection, prefix)
-            db.session.remove()
-            db.engine.dispose()
-    finally:
-        harness.stop(procs)
-        drop()
+        elapsed = latest.timestamp() - started_at if latest else float("nan")
+        load_after = harness.load()
     print(
         f"# {enrolled} enrolled in {enroll_seconds:.2f}s (trigger call); {count}/{args.contacts} "
         f"first steps by {elapsed:.2f}s; {args.workers} workers; "

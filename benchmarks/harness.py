@@ -14,6 +14,8 @@ import sys
 import tempfile
 import time
 import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
@@ -113,6 +115,47 @@ def stop(procs: list[subprocess.Popen]) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@dataclass
+class ServiceRun:
+    """What :func:`service_run` sets up: the app (its context is active),
+    the environment for subprocesses, the Redis connection and queue
+    prefix, and the processes to stop at the end."""
+
+    app: object
+    env: dict
+    prefix: str
+    connection: object = None
+    procs: list[subprocess.Popen] = field(default_factory=list)
+
+
+@contextmanager
+def service_run(name: str, **env_extra):
+    """A fresh PostgreSQL database with the schema, a private Redis queue
+    prefix and an app context on them; on leaving, the processes in
+    ``run.procs`` are stopped, the prefix's keys deleted and the database
+    dropped. ``env_extra`` goes to the subprocesses' environment."""
+    from app.extensions import db
+    from app.queue import redis_connection
+
+    base, redis_url = require_services(name)
+    database_url, drop = fresh_database(base, name)
+    prefix = f"bench-{uuid.uuid4().hex[:8]}"
+    app = make_app(database_url, redis_url, prefix)
+    run = ServiceRun(app, service_env(database_url, redis_url, prefix, **env_extra), prefix)
+    try:
+        with app.app_context():
+            db.create_all()
+            run.connection = redis_connection()
+            yield run
+            stop(run.procs)  # first, so no worker writes after the cleanup
+            clean_redis(run.connection, prefix)
+            db.session.remove()
+            db.engine.dispose()
+    finally:
+        stop(run.procs)
+        drop()
 
 
 def clean_redis(connection, prefix: str) -> None:

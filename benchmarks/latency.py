@@ -149,53 +149,36 @@ def main() -> int:
     parser.add_argument("--web", type=int, default=2, help="gunicorn processes")
     parser.add_argument("--threads", type=int, default=8, help="threads per gunicorn process")
     args = parser.parse_args()
-    base, redis_url = harness.require_services("latency")
-
-    database_url, drop = harness.fresh_database(base, "latency")
-    prefix = f"bench-{uuid.uuid4().hex[:8]}"
-    app = harness.make_app(database_url, redis_url, prefix)
-    env = harness.service_env(database_url, redis_url, prefix, RATELIMIT_ENABLED="0")
-    procs: list[subprocess.Popen] = []
     calls = int(args.rate * args.seconds)
     from app.extensions import db
     from app.models import ApiToken
-    from app.queue import redis_connection
     from app.tenancy import firm_context
 
-    try:
-        with app.app_context():
-            db.create_all()
-            firm, user = harness.firm_and_user()
-            with firm_context(firm.id):
-                workflow = harness.build_workflow(user, NODES, EDGES, "api")
-                _, token = ApiToken.issue(user, name="bench")
-                db.session.commit()
-                workflow_id = workflow.id
-            contacts = harness.insert_contacts(firm.id, calls + 20)
-            connection = redis_connection()
-            port = _free_port()
-            procs.append(_start_server(env, port, args.web, args.threads))
-            procs.extend(harness.start_workers(args.workers, env, connection))
-            client = Client(port, token, workflow_id)
-            for contact_id in contacts[calls:]:  # warm the web processes and workers
-                client.trigger(contact_id)
-            time.sleep(1.0)
-            client.responses.clear()
-            load_before = harness.load()
-            results = _run_load(client, contacts[:calls], args.rate)
-            sent_span = max(r[0] for r in results) - min(r[0] for r in results)
-            ok = [(sent, eid) for sent, eid, _ in results if eid is not None]
-            errors = [status for _, eid, status in results if eid is None]
-            steps = _first_steps(workflow_id, [eid for _, eid in ok], timeout=60)
-            latencies = [(steps[eid].timestamp() - sent) * 1000 for sent, eid in ok if eid in steps]
-            missing = len(ok) - len(latencies)
-            load_after = harness.load()
-            harness.clean_redis(connection, prefix)
-            db.session.remove()
-            db.engine.dispose()
-    finally:
-        harness.stop(procs)
-        drop()
+    with harness.service_run("latency", RATELIMIT_ENABLED="0") as run:
+        firm, user = harness.firm_and_user()
+        with firm_context(firm.id):
+            workflow = harness.build_workflow(user, NODES, EDGES, "api")
+            _, token = ApiToken.issue(user, name="bench")
+            db.session.commit()
+            workflow_id = workflow.id
+        contacts = harness.insert_contacts(firm.id, calls + 20)
+        port = _free_port()
+        run.procs.append(_start_server(run.env, port, args.web, args.threads))
+        run.procs += harness.start_workers(args.workers, run.env, run.connection)
+        client = Client(port, token, workflow_id)
+        for contact_id in contacts[calls:]:  # warm the web processes and workers
+            client.trigger(contact_id)
+        time.sleep(1.0)
+        client.responses.clear()
+        load_before = harness.load()
+        results = _run_load(client, contacts[:calls], args.rate)
+        sent_span = max(r[0] for r in results) - min(r[0] for r in results)
+        ok = [(sent, eid) for sent, eid, _ in results if eid is not None]
+        errors = [status for _, eid, status in results if eid is None]
+        steps = _first_steps(workflow_id, [eid for _, eid in ok], timeout=60)
+        latencies = [(steps[eid].timestamp() - sent) * 1000 for sent, eid in ok if eid in steps]
+        missing = len(ok) - len(latencies)
+        load_after = harness.load()
     print(
         f"# {calls} calls at {args.rate}/s sent over {sent_span:.1f}s; {len(ok)} started, "
         f"{len(errors)} failed {sorted(set(errors))}, {missing} without a first step; "

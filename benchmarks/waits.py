@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-import uuid
 from datetime import timedelta
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
@@ -189,33 +188,14 @@ def main() -> int:
         "--lead", type=float, default=8.0, help="seconds from the setup's start to the due moment"
     )
     args = parser.parse_args()
-    base, redis_url = harness.require_services("waits")
-
-    database_url, drop = harness.fresh_database(base, "waits")
-    prefix = f"bench-{uuid.uuid4().hex[:8]}"
-    app = harness.make_app(database_url, redis_url, prefix)
-    env = harness.service_env(database_url, redis_url, prefix)
-    procs = []
-    from app.extensions import db
-    from app.queue import redis_connection
-
-    try:
-        with app.app_context():
-            db.create_all()
-            firm, user = harness.firm_and_user()
-            connection = redis_connection()
-            procs = harness.start_workers(args.workers, env, connection)
-            load_lateness = harness.load()
-            lateness = _lateness(firm.id, user, args.singles)
-            load_setup = harness.load()
-            wake_all, woken, walk = _wake_all(firm.id, user, args.contacts, args.timeout, args.lead)
-            load_after = harness.load()
-            harness.clean_redis(connection, prefix)
-            db.session.remove()
-            db.engine.dispose()
-    finally:
-        harness.stop(procs)
-        drop()
+    with harness.service_run("waits") as run:
+        firm, user = harness.firm_and_user()
+        run.procs += harness.start_workers(args.workers, run.env, run.connection)
+        load_lateness = harness.load()
+        lateness = _lateness(firm.id, user, args.singles)
+        load_setup = harness.load()
+        wake_all, woken, walk = _wake_all(firm.id, user, args.contacts, args.timeout, args.lead)
+        load_after = harness.load()
     print(
         f"# lateness s over {len(lateness)}/{args.singles} singles: "
         f"min {min(lateness):.3f} p50 {harness.percentile(lateness, 50):.3f} "
