@@ -1,7 +1,7 @@
 """The analytics dashboard (/automation/analytics/<id>).
 
 Thin: check access, read the period from the query string, ask
-``summarize`` for the numbers and ``charts`` for the figures, render. The
+``dashboard_report`` for the numbers and figures, render. The
 figures travel as JSON data blocks (the CSP forbids inline scripts) that
 static/analytics.js hands to plotly.js.
 """
@@ -16,9 +16,8 @@ from markupsafe import Markup
 from sqlalchemy import select
 
 from app.auth import login_required_page
-from app.automation.analytics import charts
 from app.automation.analytics.ab_testing import TEST_NAME
-from app.automation.analytics.dashboard import sankey_links, summarize
+from app.automation.analytics.report import dashboard_report
 from app.clock import now
 from app.extensions import db
 from app.models import Workflow
@@ -96,20 +95,8 @@ def dashboard(workflow_id: int):
     if workflow is None:
         abort(404)
     form = parse_period(request.args)
-    summary = summarize(workflow, form.start, form.end)
-    figures = {}
-    if not summary.empty:
-        labels = {node.node_id: node.label or node.node_id for node in workflow.nodes}
-        built = {
-            "executions": charts.executions_per_day(summary),
-            "sankey": charts.flow_sankey(summary, sankey_links(workflow, summary), labels),
-            "funnel": charts.drop_off_funnel(summary),
-            "completion": charts.completion_distribution(summary),
-            "goals": charts.goals_over_time(summary),
-        }
-        if summary.splits:
-            built["ab"] = charts.ab_comparison(summary.splits)
-        figures = {name: _json_block(fig) for name, fig in built.items()}
+    report = dashboard_report(workflow, form.start, form.end)
+    figures = {name: _json_block(fig) for name, fig in report.figures.items() if fig is not None}
     status = 400 if form.errors else 200
     return (
         render_template(
@@ -117,7 +104,8 @@ def dashboard(workflow_id: int):
             workflow=workflow,
             form=form,
             presets=PRESETS,
-            summary=summary,
+            summary=report.summary,
+            report=report,
             figures=figures,
             test_name=TEST_NAME,
         ),

@@ -236,3 +236,69 @@ def test_a_goal_value_that_is_not_a_number_counts_as_zero(
     response = client.get(url(workflow))
     assert response.status_code == 200
     assert stat(response.get_data(as_text=True), "value") == "0.00"
+
+
+def sankey_links_of(page: str) -> dict:
+    sankey = figure(page, "sankey")["data"][0]
+    labels = sankey["node"]["label"]
+    return {
+        (labels[s], labels[t]): v
+        for s, t, v in zip(
+            sankey["link"]["source"], sankey["link"]["target"], sankey["link"]["value"], strict=True
+        )
+    }
+
+
+def test_a_completed_branch_is_not_a_drop_off(client, auth, alice, workflow, clock):
+    auth.login(alice)
+    page = client.get(url(workflow, start=DAY.isoformat(), end=DAY.isoformat())).get_data(
+        as_text=True
+    )
+    links = sankey_links_of(page)
+    assert links[("cond", "Completed")] == 1  # the "no" branch ends there
+    assert ("cond", "Dropped off") not in links
+    assert links[("email", "Dropped off")] == 1  # the failed e-mail
+    assert links[("wait", "Dropped off")] == 1  # the canceled one
+    row = re.search(r'<tr id="perf-cond">(.*?)</tr>', page, re.S).group(1)
+    cells = re.findall(r'<td class="num[^"]*">([^<]*)<', row)
+    assert cells[4:6] == ["1", "0"]  # completed here, dropped off here
+
+
+def test_the_funnel_has_one_panel_per_path(client, auth, alice, workflow, clock):
+    auth.login(alice)
+    page = client.get(url(workflow, start=DAY.isoformat(), end=DAY.isoformat())).get_data(
+        as_text=True
+    )
+    traces = figure(page, "funnel")["data"]
+    assert [t["x"] for t in traces] == [[10, 9, 4], [10, 9, 5, 3, 2]]
+    assert [t["name"] for t in traces] == ["split: variant A", "split: variant B · cond: yes"]
+    assert 'id="funnel-paths"' in page and 'data-path="email split goal"' in page
+
+
+def test_charts_without_data_say_so_instead_of_drawing_empty_axes(client, auth, alice, acme):
+    waiting = history.Run(
+        [("email", "success", None), ("split", "success", "B"), ("wait", "waiting", None)],
+        "waiting",
+        wake_at=START + timedelta(days=30),
+    )
+    workflow = history.build(acme, [waiting])
+    auth.login(alice)
+    with time_machine.travel(NEXT_DAY, tick=False):
+        page = client.get(url(workflow, start=DAY.isoformat(), end=DAY.isoformat())).get_data(
+            as_text=True
+        )
+    for name in ("executions", "sankey", "funnel", "cohorts"):
+        figure(page, name)
+    for name in ("goals", "completion"):
+        assert f'id="fig-{name}"' not in page
+        assert f'id="no-data-{name}"' in page
+    assert "No data yet" in page
+
+
+def test_the_cohort_table_holds_the_database_numbers(client, auth, alice, workflow, clock):
+    auth.login(alice)
+    page = client.get(url(workflow, days=30)).get_data(as_text=True)
+    rows = dict(re.findall(r'<tr data-week="([\d-]+)">(.*?)</tr>', page, re.S))
+    assert list(rows) == ["2026-03-02", "2026-03-09"]
+    cells = re.findall(r'<td class="num">([^<]*)<', rows["2026-03-09"])
+    assert cells == ["10", "6", "60.0%", "7", "1", "1"]

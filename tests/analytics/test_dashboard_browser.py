@@ -30,7 +30,7 @@ def test_the_dashboard_draws_every_figure(logged_in_page, live_server, alice, ac
     workflow = recent_history(acme)
     tab = logged_in_page(alice)
     tab.goto(f"{live_server.url}/automation/analytics/{workflow.id}?days=7")
-    for name in ("executions", "goals", "sankey", "funnel", "completion", "ab"):
+    for name in ("executions", "goals", "sankey", "funnel", "completion", "cohorts", "ab"):
         tab.locator(f"#chart-{name}[data-drawn='true'] .main-svg").first.wait_for(timeout=30_000)
     assert tab.locator("#stat-total").inner_text() == "10"
     assert "two-proportion z-test" in tab.locator("#ab-tests").inner_text()

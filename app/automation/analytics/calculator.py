@@ -50,13 +50,16 @@ def build_node_performance(
     stops: dict[str, int],
     flow: tuple[dict, dict, dict] | None = None,
     emails: dict[str, dict[str, int]] | None = None,
+    drops: dict[str, int] | None = None,
 ) -> tuple[dict[str, dict], list[dict]]:
     """(node_performance, drop_off_points) for one period, from the flow
     and e-mail aggregates (queried here unless the caller already has them).
 
     Every count in node_performance is additive across periods (the
     dashboard sums daily rows); averages are derived from stored sums
-    (``time_spent_seconds`` / ``timed``)."""
+    (``time_spent_seconds`` / ``timed``). ``stopped`` counts executions that
+    ended at the node short of a goal; ``dropped`` the part of them that
+    failed, was canceled or is stuck (the rest completed a branch)."""
     stats, transitions, variants = flow if flow is not None else fq.flow_stats(period)
     if emails is None:
         emails = fq.email_counts(period)
@@ -78,6 +81,7 @@ def build_node_performance(
             if row["timed"]
             else None,
             "stopped": stops.get(key, 0),
+            "dropped": (drops or {}).get(key, 0),
             "transitions": {
                 target: n for (source, target), n in sorted(transitions.items()) if source == key
             },
@@ -106,6 +110,8 @@ def drop_off_point(key: str, entry: dict, total_executions: int) -> dict[str, An
         "entered": entry["visits"],
         "exited_onward": entry["exited"],
         "stopped": entry["stopped"],
+        "dropped": entry.get("dropped", 0),
+        "completed": entry["stopped"] - entry.get("dropped", 0),
         "share": percent(entry["stopped"], entry["visits"]),
         "share_of_executions": percent(entry["stopped"], total_executions),
     }
@@ -175,10 +181,10 @@ class AnalyticsCalculator:
         period = q.Period(workflow.id, period_start, period_end)
         nodes = definition_of(workflow)["nodes"]
         found = _aggregates(period, nodes)
-        totals, stops = found["summary"]
+        totals, stops, drops = found["summary"]
         average, median = found["times"]
         performance, drop_offs = build_node_performance(
-            period, nodes, totals["total"], stops, found["flow"], found["emails"]
+            period, nodes, totals["total"], stops, found["flow"], found["emails"], drops
         )
         return {
             "total_executions": totals["total"],

@@ -3,14 +3,19 @@
 Each function returns a ``plotly.graph_objects.Figure`` and knows nothing
 of requests or templates; the view serialises them (``fig.to_json()``)
 and static/analytics.js draws them with the locally served plotly.js.
+A function returns None when it has nothing to draw: the page then says
+"no data yet" instead of showing empty axes.
 """
 
 from __future__ import annotations
 
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
 from app.automation.analytics.ab_testing import TEST_NAME, SplitResult
+from app.automation.analytics.cohorts import Cohort
 from app.automation.analytics.dashboard import Summary
+from app.automation.analytics.paths import PathFunnel
 
 OUTCOME_COLORS = {
     "Goal reached": "#16a34a",
@@ -18,7 +23,12 @@ OUTCOME_COLORS = {
     "Failed": "#dc2626",
     "In progress / canceled": "#94a3b8",
 }
-END_COLORS = {"Dropped off": "#dc2626", "Goal reached": "#16a34a", "In progress": "#94a3b8"}
+END_COLORS = {
+    "Dropped off": "#dc2626",
+    "Completed": "#0ea5e9",
+    "Goal reached": "#16a34a",
+    "In progress": "#94a3b8",
+}
 
 
 def _layout(fig: go.Figure, title: str, **extra) -> go.Figure:
@@ -34,8 +44,10 @@ def _layout(fig: go.Figure, title: str, **extra) -> go.Figure:
     return fig
 
 
-def executions_per_day(summary: Summary) -> go.Figure:
+def executions_per_day(summary: Summary) -> go.Figure | None:
     """Executions started per day, stacked by how they ended."""
+    if not summary.total:
+        return None
     days = [d.day.isoformat() for d in summary.days]
     series = {
         "Goal reached": [d.goal_reached for d in summary.days],
@@ -52,8 +64,10 @@ def executions_per_day(summary: Summary) -> go.Figure:
     return _layout(fig, "Executions per day, by outcome", barmode="stack", yaxis_title="executions")
 
 
-def flow_sankey(summary: Summary, links: list[dict], labels: dict[str, str]) -> go.Figure:
+def flow_sankey(summary: Summary, links: list[dict], labels: dict[str, str]) -> go.Figure | None:
     """The flow from the trigger through every branch to goal or exit."""
+    if not links:
+        return None
     names: list[str] = []
     for link in links:
         for end in (link["source"], link["target"]):
@@ -79,29 +93,78 @@ def flow_sankey(summary: Summary, links: list[dict], labels: dict[str, str]) -> 
     return _layout(fig, "Flow: trigger → branches → goal or exit", height=420)
 
 
-def drop_off_funnel(summary: Summary) -> go.Figure:
-    """Per node, in graph order: contacts who entered and who stopped there."""
-    rows = [(key, e) for key, e in summary.node_performance.items() if e["visits"]]
-    labels = [e.get("label") or key for key, e in rows]
-    fig = go.Figure(
-        [
+def path_funnels(funnels: list[PathFunnel]) -> go.Figure | None:
+    """One funnel per way through the graph, stacked: parallel branches are
+    separate funnels, never stages in a row."""
+    if not funnels:
+        return None
+    fig = make_subplots(
+        rows=len(funnels),
+        cols=1,
+        subplot_titles=[
+            f"{f.label} ({f.reached_end} of {f.entered} reached the end)" for f in funnels
+        ],
+        row_heights=[len(f.stages) for f in funnels],
+        vertical_spacing=min(0.12, 0.4 / len(funnels)),
+    )
+    for row, funnel in enumerate(funnels, start=1):
+        fig.add_trace(
             go.Funnel(
-                name="Entered",
-                y=labels,
-                x=[e["visits"] for _, e in rows],
+                name=funnel.label,
+                y=[f"{i + 1}. {stage.label}" for i, stage in enumerate(funnel.stages)],
+                x=[stage.entered for stage in funnel.stages],
                 textinfo="value+percent initial",
                 marker_color="#6366f1",
+                customdata=[
+                    [stage.goal, stage.finished, stage.dropped, stage.active]
+                    for stage in funnel.stages
+                ],
+                hovertemplate=(
+                    "%{y}: %{x} entered<br>ended here: %{customdata[0]} at a goal, "
+                    "%{customdata[1]} completed, %{customdata[2]} dropped off, "
+                    "%{customdata[3]} in progress<extra></extra>"
+                ),
+                showlegend=False,
             ),
-            go.Funnel(
-                name="Stopped here",
-                y=labels,
-                x=[e["stopped"] for _, e in rows],
-                textinfo="value",
-                marker_color="#dc2626",
-            ),
-        ]
+            row=row,
+            col=1,
+        )
+    stages = sum(len(f.stages) for f in funnels)
+    return _layout(
+        fig,
+        "Funnel per path",
+        height=120 + 44 * stages + 40 * len(funnels),
+        margin={"l": 20, "r": 20, "t": 70, "b": 20},
     )
-    return _layout(fig, "Funnel and drop-off per node")
+
+
+def cohort_heatmap(cohorts: list[Cohort]) -> go.Figure | None:
+    """Cumulative goal conversion (% of entrants) by entry week and age."""
+    if not cohorts:
+        return None
+    width = max(cohort.age_weeks for cohort in cohorts) + 1
+    rows = [cohort.cumulative_rates() for cohort in cohorts]
+    z = [[round(r, 1) for r in rates] + [None] * (width - len(rates)) for rates in rows]
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=[f"week {n}" for n in range(width)],
+            y=[f"{c.week.isoformat()} ({c.entered})" for c in cohorts],
+            text=[["" if v is None else f"{v:.0f}%" for v in line] for line in z],
+            texttemplate="%{text}",
+            colorscale="Greens",
+            zmin=0,
+            zmax=100,
+            hovertemplate="entered the week of %{y}<br>%{x}: %{z:.1f}% reached a goal<extra></extra>",
+            colorbar={"title": {"text": "%"}},
+        )
+    )
+    return _layout(
+        fig,
+        "Goal reached by week since entry (cumulative), per entry week",
+        height=140 + 36 * len(cohorts),
+        yaxis={"autorange": "reversed", "type": "category"},
+    )
 
 
 def _duration(seconds: float) -> str:
@@ -111,9 +174,11 @@ def _duration(seconds: float) -> str:
     return f"{seconds:.0f} s"
 
 
-def completion_distribution(summary: Summary) -> go.Figure:
+def completion_distribution(summary: Summary) -> go.Figure | None:
     """How long executions took from start to end (ended without failure)."""
     buckets = summary.histogram
+    if not buckets:
+        return None
     fig = go.Figure(
         go.Bar(
             x=[f"{_duration(b['start'])}–{_duration(b['end'])}" for b in buckets],
@@ -125,8 +190,10 @@ def completion_distribution(summary: Summary) -> go.Figure:
     return _layout(fig, "Completion time distribution", yaxis_title="executions")
 
 
-def goals_over_time(summary: Summary) -> go.Figure:
+def goals_over_time(summary: Summary) -> go.Figure | None:
     """Goal conversions (bars) and their value (line) per day."""
+    if not summary.goal_reached:
+        return None
     days = [d.day.isoformat() for d in summary.days]
     fig = go.Figure(
         [
@@ -154,8 +221,10 @@ def goals_over_time(summary: Summary) -> go.Figure:
     )
 
 
-def ab_comparison(splits: list[SplitResult]) -> go.Figure:
+def ab_comparison(splits: list[SplitResult]) -> go.Figure | None:
     """Conversion rate per variant with its 95% Wilson interval."""
+    if not splits:
+        return None
     fig = go.Figure()
     for split in splits:
         fig.add_trace(

@@ -31,7 +31,16 @@ from app.clock import now
 from app.extensions import db
 from app.models import Workflow, WorkflowAnalytics, WorkflowExecution, WorkflowGoal
 
-ADDITIVE = ("visits", "successes", "failures", "skipped", "exited", "timed", "stopped")
+ADDITIVE = (
+    "visits",
+    "successes",
+    "failures",
+    "skipped",
+    "exited",
+    "timed",
+    "stopped",
+    "dropped",
+)
 EMAIL_COUNTS = ("sent", "opened", "clicked", "unsubscribed", "bounced")
 
 
@@ -94,6 +103,12 @@ def _started_days(workflow: Workflow, start: date, end: date) -> set[date]:
     return result
 
 
+def _current_shape(row: WorkflowAnalytics) -> bool:
+    """Rows stored before ``dropped`` was counted cannot tell a completed
+    branch from a drop-off: they are computed again (once)."""
+    return all("dropped" in entry for entry in (row.node_performance or {}).values())
+
+
 def daily_rows(workflow: Workflow, start: date, end: date) -> tuple[list[WorkflowAnalytics], int]:
     """Stored rows for closed days, fresh ones for the rest; also returns
     how many days were computed live."""
@@ -112,7 +127,7 @@ def daily_rows(workflow: Workflow, start: date, end: date) -> tuple[list[Workflo
     closed = {
         day: row
         for day, row in stored.items()
-        if row.computed_at >= _day_start(day + timedelta(days=1))
+        if row.computed_at >= _day_start(day + timedelta(days=1)) and _current_shape(row)
     }
     # Only the days without a closed row are looked up (usually just today).
     open_days = [
@@ -249,9 +264,10 @@ def entry_node(workflow: Workflow) -> str | None:
 def sankey_links(workflow: Workflow, summary: Summary) -> list[dict[str, Any]]:
     """Links of the flow: trigger -> entry node -> ... -> goal / exits.
 
-    Each node's visits that did not move on split into "Dropped off"
-    (stopped short of a goal), "Goal reached" (at a goal node) and "In
-    progress" (still inside)."""
+    Each node's visits that did not move on split into "Completed" (walked
+    to the end of a branch without a goal), "Dropped off" (failed, canceled
+    or stuck there), "Goal reached" (at a goal node) and "In progress"
+    (still inside)."""
     links: list[dict[str, Any]] = []
     perf = summary.node_performance
     entry = entry_node(workflow)
@@ -261,8 +277,11 @@ def sankey_links(workflow: Workflow, summary: Summary) -> list[dict[str, Any]]:
         for target, n in row.get("transitions", {}).items():
             if n:
                 links.append({"source": key, "target": target, "value": n})
-        if row["stopped"]:
-            links.append({"source": key, "target": "Dropped off", "value": row["stopped"]})
+        dropped = min(row.get("dropped", 0), row["stopped"])
+        if row["stopped"] - dropped:
+            links.append({"source": key, "target": "Completed", "value": row["stopped"] - dropped})
+        if dropped:
+            links.append({"source": key, "target": "Dropped off", "value": dropped})
         rest = row["visits"] - row["exited"] - row["stopped"]
         if rest > 0:
             end = "Goal reached" if row.get("node_type") == "goal" else "In progress"

@@ -169,18 +169,31 @@ def ended_without_goal(at: datetime | None = None):
     )
 
 
+def dropped_out(at: datetime | None = None):
+    """The part of :func:`ended_without_goal` that did not finish its way:
+    failed, canceled or stuck. The rest (completed without a goal) walked
+    to the end of a branch; it did not drop off."""
+    overdue = (at or now()) - STUCK_AFTER
+    return or_(
+        E.status.in_(("failed", "canceled")),
+        and_(E.status.in_(ACTIVE_STATUSES), E.wake_at < overdue),
+    )
+
+
 def _int(value) -> int:
     return int(value or 0)
 
 
-def execution_summary(period: Period, at: datetime | None = None) -> tuple[dict, dict]:
-    """(totals by outcome, executions stopped short of a goal per node) in
-    one pass over the period's executions, grouped by the node each is at.
+def execution_summary(period: Period, at: datetime | None = None) -> tuple[dict, dict, dict]:
+    """(totals by outcome, executions stopped short of a goal per node, the
+    part of those that dropped out per node) in one pass over the period's
+    executions, grouped by the node each is at.
 
     The node is the execution's ``current_node``; for the rare execution
     without one, the node of its last flow state."""
     done = E.status.in_(("completed", "goal_reached"))
     stopped = ended_without_goal(at)
+    dropped = dropped_out(at)
     stmt = (
         select(
             E.current_node,
@@ -191,6 +204,7 @@ def execution_summary(period: Period, at: datetime | None = None) -> tuple[dict,
             func.sum(case((E.status.in_(ACTIVE_STATUSES), 1), else_=0)),
             func.sum(case((E.status == "canceled", 1), else_=0)),
             func.sum(case((stopped, 1), else_=0)),
+            func.sum(case((dropped, 1), else_=0)),
         )
         .where(*period.execution_filter())
         .group_by(E.current_node)
@@ -198,18 +212,24 @@ def execution_summary(period: Period, at: datetime | None = None) -> tuple[dict,
     names = ("total", "completed", "failed", "goal_reached", "active", "canceled")
     totals = dict.fromkeys(names, 0)
     stops: dict[str, int] = {}
+    drops: dict[str, int] = {}
     lost = 0
     for node, *counts in db.session.execute(stmt):
         for name, value in zip(names, counts, strict=False):
             totals[name] += _int(value)
+        n_stopped, n_dropped = _int(counts[-2]), _int(counts[-1])
         if node is None:
-            lost += _int(counts[-1])
-        elif _int(counts[-1]):
-            stops[node] = stops.get(node, 0) + _int(counts[-1])
+            lost += n_stopped
+        else:
+            if n_stopped:
+                stops[node] = stops.get(node, 0) + n_stopped
+            if n_dropped:
+                drops[node] = drops.get(node, 0) + n_dropped
     if lost:
-        for node, n in _stops_without_current_node(period, stopped).items():
-            stops[node] = stops.get(node, 0) + n
-    return totals, stops
+        for into, condition in ((stops, stopped), (drops, dropped)):
+            for node, n in _stops_without_current_node(period, condition).items():
+                into[node] = into.get(node, 0) + n
+    return totals, stops, drops
 
 
 def _stops_without_current_node(period: Period, stopped) -> dict[str, int]:
@@ -371,6 +391,7 @@ __all__ = [
     "completion_histogram",
     "completion_summary",
     "completion_times",
+    "dropped_out",
     "execution_summary",
     "execution_totals",
     "goal_conversions",
