@@ -57,6 +57,12 @@ def from_environment(overrides: dict | None = None) -> dict:
         "SMS_GATEWAY_URL": env.get("SMS_GATEWAY_URL") or None,
         "WEBHOOK_ALLOW_PRIVATE": _bool(env.get("WEBHOOK_ALLOW_PRIVATE")),
         "EMAIL_EVENTS_SECRET": env.get("EMAIL_EVENTS_SECRET") or None,
+        # Sending safely (docs/SENDING.md): soft bounces in a row before an
+        # address is suppressed; a mailto: for List-Unsubscribe; how long a
+        # double opt-in link stays valid.
+        "SOFT_BOUNCE_LIMIT": int(env.get("SOFT_BOUNCE_LIMIT") or 3),
+        "UNSUBSCRIBE_MAILTO": env.get("UNSUBSCRIBE_MAILTO") or None,
+        "DOUBLE_OPT_IN_HOURS": float(env.get("DOUBLE_OPT_IN_HOURS") or 72),
         "MAX_CONTENT_LENGTH": 1024 * 1024,
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "WTF_CSRF_TIME_LIMIT": None,

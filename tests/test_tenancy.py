@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 
 import pytest
 from sqlalchemy import delete, func, select, update
@@ -12,6 +12,7 @@ from app.models import (
     ApiToken,
     ApprovalRequest,
     AuditLog,
+    ConsentRecord,
     Contact,
     ContactFlowState,
     ContactList,
@@ -22,9 +23,13 @@ from app.models import (
     FormSubmission,
     Notification,
     OutboxMessage,
+    PendingSignup,
+    SendingDomain,
     SiteVisit,
+    Suppression,
     Tag,
     Task,
+    Topic,
     TrackingEvent,
     User,
     Workflow,
@@ -108,6 +113,15 @@ def populate(firm) -> dict[type, object]:
                 AuditLog: AuditLog(action="test"),
                 WorkflowComment: WorkflowComment(workflow_id=workflow.id, body="Looks good"),
                 ApprovalRequest: ApprovalRequest(workflow_id=workflow.id),
+                Suppression: Suppression(address=f"gone-{firm.id}@example.com", reason="manual"),
+                Topic: Topic(name="Newsletter"),
+                SendingDomain: SendingDomain(domain=f"firm{firm.id}.example"),
+                ConsentRecord: ConsentRecord(contact_id=contact.id, form_id=form.id),
+                PendingSignup: PendingSignup(
+                    form_id=form.id,
+                    email="new@example.com",
+                    expires_at=datetime(2027, 1, 1, tzinfo=UTC),
+                ),
             }
         )
         db.session.add_all(rows.values())

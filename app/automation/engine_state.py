@@ -125,6 +125,8 @@ class BatchState:
         self.workflows = self._load_workflows(rows)
         contact_ids = sorted({row["contact_id"] for row in rows})
         self.contacts = self._load_contacts(contact_ids)
+        self.firm_of_contact = {row["contact_id"]: row["firm_id"] for row in rows}
+        self.gate_run = None  # the send gates over this batch, made on its first message
         self.waiting = self._load_waiting(rows)
         self._firm_tags: dict[int, dict[str, int]] = {}
         self._firm_lists: dict[int, dict[int, str]] = {}
@@ -209,7 +211,8 @@ class BatchState:
             table.c.action_result,
             table.c.variant,
         ).where(
-            id_in(table.c.execution_id, resuming), table.c.action_status.in_(("waiting", "failed"))
+            id_in(table.c.execution_id, resuming),
+            table.c.action_status.in_(("waiting", "deferred", "failed")),
         )
         return {
             (row.execution_id, row.node_id, row.visit): dict(row._mapping)

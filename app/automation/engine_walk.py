@@ -161,7 +161,7 @@ class Walk:
             if outcome.status == "failed":
                 self._failed_step(step, outcome, entered, exists)
                 return
-            if outcome.status == "waiting":
+            if outcome.status in ("waiting", "deferred"):
                 self._flow(step, outcome, entered, exists, exited=False)
                 self._wait(node_id, outcome)
                 return

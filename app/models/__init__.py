@@ -4,6 +4,7 @@ from app.models.accounts import ROLES, ApiToken, Firm, User
 from app.models.analytics import WorkflowAnalytics, WorkflowGoal
 from app.models.audit import AuditLog
 from app.models.collaboration import ApprovalRequest, WorkflowComment
+from app.models.consent import ConsentRecord, PendingSignup
 from app.models.crm import (
     Contact,
     ContactList,
@@ -18,6 +19,7 @@ from app.models.crm import (
 )
 from app.models.delivery import EventLog, OutboxMessage, SiteVisit, TrackingEvent
 from app.models.execution import ContactFlowState, DeadLetter, WorkflowExecution
+from app.models.sending import SendingDomain, Suppression, Topic, contact_subscriptions
 from app.models.workflow import (
     Workflow,
     WorkflowEdge,
@@ -31,6 +33,7 @@ __all__ = [
     "ApiToken",
     "ApprovalRequest",
     "AuditLog",
+    "ConsentRecord",
     "Contact",
     "ContactFlowState",
     "ContactList",
@@ -42,9 +45,13 @@ __all__ = [
     "FormSubmission",
     "Notification",
     "OutboxMessage",
+    "PendingSignup",
+    "SendingDomain",
     "SiteVisit",
     "Tag",
+    "Suppression",
     "Task",
+    "Topic",
     "TrackingEvent",
     "User",
     "Workflow",
@@ -56,6 +63,7 @@ __all__ = [
     "WorkflowNode",
     "WorkflowTrigger",
     "WorkflowVersion",
+    "contact_subscriptions",
     "contact_tags",
     "list_members",
 ]

@@ -124,6 +124,14 @@ class Form(FirmScoped, Timestamps, db.Model):
     fields: Mapped[list] = mapped_column(JSONType, default=list)
     success_message: Mapped[str] = mapped_column(Text, default="Thank you!")
     redirect_url: Mapped[str] = mapped_column(String(2000), default="")
+    # fill_empty: a post for a known address fills only its empty fields;
+    # overwrite: it replaces them.
+    update_existing: Mapped[str] = mapped_column(String(12), default="fill_empty")
+    double_opt_in: Mapped[bool] = mapped_column(default=False)
+    confirm_subject: Mapped[str] = mapped_column(Text, default="")
+    confirm_body: Mapped[str] = mapped_column(Text, default="")
+    # The consent wording shown beside the form, kept with each consent record.
+    consent_text: Mapped[str] = mapped_column(Text, default="")
 
 
 class FormSubmission(FirmScoped, db.Model):

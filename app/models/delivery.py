@@ -49,6 +49,8 @@ class OutboxMessage(FirmScoped, db.Model):
     node_id: Mapped[str] = mapped_column(String(100), default="")
     visit: Mapped[int] = mapped_column(default=1)
     channel: Mapped[str] = mapped_column(String(10))
+    # The topic an e-mail is sent under (List-Id, one-click opt-out).
+    topic_id: Mapped[int | None] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(10), default="pending")
     to_address: Mapped[str] = mapped_column(String(2000), default="")
     from_address: Mapped[str] = mapped_column(String(320), default="")
@@ -71,7 +73,7 @@ class OutboxMessage(FirmScoped, db.Model):
     contact = relationship("Contact")
 
 
-TRACKING_KINDS = ("open", "click", "unsubscribe", "bounce", "reply")
+TRACKING_KINDS = ("open", "click", "unsubscribe", "bounce", "reply", "complaint")
 
 
 class TrackingEvent(FirmScoped, db.Model):
@@ -98,6 +100,11 @@ class TrackingEvent(FirmScoped, db.Model):
     url: Mapped[str] = mapped_column(Text, default="")
     user_agent: Mapped[str] = mapped_column(Text, default="")
     event_id: Mapped[str | None] = mapped_column(String(200))
+    # An open or click by a machine (a privacy proxy, a link scanner), not
+    # the contact: kept, shown as such, not counted as engagement.
+    machine: Mapped[bool] = mapped_column(default=False)
+    # A bounce's kind and answer, a machine event's why.
+    detail: Mapped[dict] = mapped_column(JSONType, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now, index=True)
 
 

@@ -37,11 +37,15 @@ class SmtpInbox:
         self.envelopes: list[tuple[str, list[str]]] = []
         self.sessions: set[int] = set()
         self.refusals: list[str] = []  # RCPT answers to give first, e.g. "451 later"
+        # Chosen recipients' RCPT answer, every time: {"gone@x.test": "550 5.1.1 ..."}
+        self.refuse: dict[str, str] = {}
         self.lock = threading.Lock()
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if self.refusals:
             return self.refusals.pop(0)
+        if address.lower() in self.refuse:
+            return self.refuse[address.lower()]
         envelope.rcpt_tos.append(address)
         return "250 OK"
 

@@ -62,7 +62,8 @@ def test_an_unsubscribed_contact_is_skipped_with_a_reason(app, acme):
     with configured(app, SMTP_HOST="127.0.0.1"):
         row, _ = _row(acme, "send_email", EMAIL, contact=contact)
     assert row["status"] == "skipped"
-    assert row["response"] == {"reason": "contact unsubscribed"}
+    assert row["response"] == {"reason": "unsubscribed from all marketing", "gate": "consent"}
+    assert row["body_text"] == ""  # a skipped message is not rendered
 
 
 def test_a_test_run_message_never_leaves(app, acme):

@@ -23,6 +23,10 @@ sent again, with the same Message-ID / Idempotency-Key, and that is the only
 repeat possible -- one per death, because every other message was recorded
 right after its own hand-over, and rows never handed over were never sent.
 
+Right before the hand-over the batch passes the send gates once more
+(``handover_checks``): a row whose address was suppressed, or whose contact
+opted out, while it waited is recorded ``skipped`` and never sent.
+
 A failed attempt counts, and the row is retried after
 ``retry_backoff_seconds * 2**(attempts-1)``; after ``max_attempts`` it is
 ``failed``. Rows that reach ``sent`` or ``failed`` wake their executions
@@ -40,6 +44,7 @@ from flask import current_app
 from psycopg.types.json import Jsonb
 from sqlalchemy import Connection, Row, bindparam, select, text, update
 
+from app.automation.delivery import handover_checks
 from app.automation.delivery.errors import SendFailed, redact
 from app.automation.delivery.sms import send_sms
 from app.automation.delivery.smtp import SmtpSender, compose
@@ -187,6 +192,7 @@ class _PostgresClaims:
         self.conn = conn
         self.rows = list(conn.execute(_CLAIM_BATCH, {"moment": now(), "limit": limit}))
         self.ids = [row.id for row in self.rows]
+        self.gates = handover_checks.DispatchGates(conn, self.rows)
         self.rows.reverse()
 
     def next(self) -> Row | None:
@@ -231,6 +237,7 @@ class _SqliteClaims:
     def __init__(self, conn: Connection, limit: int):
         self.conn = conn
         self.ids = list(conn.scalars(_DUE_IDS, {"moment": now(), "limit": limit}))
+        self.gates = handover_checks.DispatchGates(conn, handover_checks.preview(conn, self.ids))
         conn.rollback()
         random.shuffle(self.ids)
 
@@ -286,12 +293,20 @@ def _outcome(row: Row, transports: Transports) -> dict:
     if row.channel == "webhook":
         secrets.append(transports.webhook_secret(row.firm_id))
     username = transports.config.get("SMTP_USERNAME")
+    response = redact(failure.response or {}, secrets, username)
+    permanent = failure.permanent
+    bounce = handover_checks.bounce_of(response)
+    if bounce is not None:
+        # A soft bounce is retried even when its basic code says 5xx
+        # (552 5.2.2 mailbox full); a hard one or a block never is.
+        response["bounce"] = bounce.detail()
+        permanent = bounce.kind != "soft"
     values = {
         "attempts": attempts,
         "last_error": redact(str(failure), secrets, username)[:2000],
-        "response": redact(failure.response or {}, secrets, username),
+        "response": response,
     }
-    if failure.permanent or attempts >= row.max_attempts:
+    if permanent or attempts >= row.max_attempts:
         values.update(status="failed", next_attempt_at=None)
     else:
         values.update(next_attempt_at=now() + backoff(row.retry_backoff_seconds, attempts))
@@ -301,8 +316,13 @@ def _outcome(row: Row, transports: Transports) -> dict:
 def send_and_record(claims, row: Row, transports: Transports) -> str:
     """Send one claimed row and commit its outcome at once; returns the
     row's new status."""
-    values = _outcome(row, transports)
+    verdict = claims.gates.verdict(row)
+    values = (
+        _outcome(row, transports) if verdict is None else handover_checks.values_for(row, verdict)
+    )
     claims.record(row, values)
+    if "bounce" in values["response"]:
+        handover_checks.after_failure(claims.conn, row, values)
     status = values.get("status", row.status)
     log.debug("outbox %s -> %s", row.id, status)
     return status
@@ -345,7 +365,7 @@ def deliver_due(limit: int = 200) -> int:
                     transports = Transports(current_app.config)
                 status = send_and_record(claims, row, transports)
                 handled += 1
-                if status in ("sent", "failed") and row.execution_id:
+                if status in ("sent", "failed", "skipped") and row.execution_id:
                     finished.append(row.execution_id)
                 if len(finished) >= WAKE_EVERY:
                     _wake(finished)

@@ -11,7 +11,8 @@ the recipient, and the ``message_id`` (e-mail ``Message-ID``, webhook
 
 Statuses (see ``app.models.delivery``): ``pending`` (to send), ``recorded``
 (no transport configured: kept and shown, never silently dropped),
-``skipped`` (unsubscribed, no address; the reason is in ``response``),
+``skipped`` (a gate said no, or there is no address; the reason is in
+``response``: docs/SENDING.md),
 ``test`` (a test run: nothing leaves).
 
 A template that cannot be rendered raises
@@ -31,6 +32,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import update
 
+from app.automation.delivery.gates import Candidate, GateRun, Verdict
 from app.automation.nodes.registry import get_node_type
 from app.automation.templating import TemplateError, render_html, render_text
 from app.clock import now
@@ -126,10 +128,15 @@ def build_outbox_row(
     visit: int,
     context: dict | None,
     contact: Any,
+    verdict: Verdict | None = None,
 ) -> dict:
     """The ``OutboxMessage`` column values for a send_email, send_sms or
     webhook step. ``execution``, ``node`` and ``contact`` may be dicts or
-    ORM objects; ``context`` is the template context (plain dicts)."""
+    ORM objects; ``context`` is the template context (plain dicts).
+
+    ``verdict`` is the gate chain's answer for this message (the engine
+    asks for a whole batch at once); without one the chain is asked here.
+    A skipped message is recorded with its reason and not rendered."""
     node_type = _field(node, "node_type")
     channel = CHANNEL_OF.get(node_type)
     if channel is None:
@@ -166,6 +173,14 @@ def build_outbox_row(
         "sent_at": None,
         "created_at": moment,
     }
+    if verdict is None:
+        verdict = gate_single(firm_id, channel, execution, node_id, contact, config)
+    if verdict.action == "skip":
+        _ADDRESSES[channel](row, config, contact)
+        row.update(status="skipped", next_attempt_at=None, response=verdict.as_result())
+        return row
+    if verdict.action == "defer":
+        raise ValueError("a deferred message is not written yet (docs/SENDING.md)")
     skip_reason = _BUILDERS[channel](row, config, context, contact)
     if skip_reason:
         row.update(status="skipped", next_attempt_at=None, response={"reason": skip_reason})
@@ -176,25 +191,75 @@ def build_outbox_row(
     return row
 
 
+def recipient(channel: str, contact: Any, config: Any = None) -> str:
+    if channel == "email":
+        return (_field(contact, "email") or "").strip()
+    if channel == "sms":
+        return (_field(contact, "phone") or "").strip()
+    return getattr(config, "url", "") or ""
+
+
+def candidate_for(firm_id, channel, execution, node_id, contact, config) -> Candidate:
+    """The gate chain's view of one message about to be written."""
+    return Candidate(
+        firm_id=firm_id,
+        channel=channel,
+        address=recipient(channel, contact, config),
+        contact_id=_field(contact, "id"),
+        topic_id=getattr(config, "topic", None),
+        workflow_id=_field(execution, "workflow_id"),
+        execution_id=_field(execution, "id"),
+        node_id=node_id,
+        contact=_contact_values(contact),
+        config=config,
+        moment=now(),
+    )
+
+
+def _contact_values(contact: Any) -> dict | None:
+    if contact is None:
+        return None
+    return {name: _field(contact, name) for name in ("id", "email", "phone", "unsubscribed")}
+
+
+def gate_single(firm_id, channel, execution, node_id, contact, config) -> Verdict:
+    """The chain for one message, for callers outside a batch."""
+    candidate = candidate_for(firm_id, channel, execution, node_id, contact, config)
+    return GateRun(db.session.connection(), "step", [candidate]).check(candidate)
+
+
+def _email_addresses(row: dict, config, contact: Any) -> None:
+    row["from_address"] = config.from_email or current_app.config["MAIL_FROM"]
+    row["to_address"] = recipient("email", contact)
+    row["message_id"] = email_message_id(row["message_id"], row["from_address"])
+
+
+def _sms_address(row: dict, config, contact: Any) -> None:
+    row["to_address"] = recipient("sms", contact)
+    row["message_id"] = f"sms_{row['message_id']}"
+
+
+def _webhook_address(row: dict, config, contact: Any) -> None:
+    row["to_address"] = config.url
+    row["message_id"] = f"msg_{row['message_id']}"
+
+
+_ADDRESSES = {"email": _email_addresses, "sms": _sms_address, "webhook": _webhook_address}
+
+
 def _build_email(row: dict, config, context: dict, contact: Any) -> str | None:
-    from_address = config.from_email or current_app.config["MAIL_FROM"]
-    row["from_address"] = from_address
-    row["to_address"] = (_field(contact, "email") or "").strip()
+    _email_addresses(row, config, contact)
     row["subject"] = " ".join(render_text(config.subject, context).split())[:998]
     row["body_html"] = render_html(config.body_html, context) if config.body_html else ""
     row["body_text"] = render_text(config.body_text, context) if config.body_text else ""
-    row["message_id"] = email_message_id(row["message_id"], from_address)
-    if _field(contact, "unsubscribed", False):
-        return "contact unsubscribed"
     if not row["to_address"]:
         return "contact has no e-mail address"
     return None
 
 
 def _build_sms(row: dict, config, context: dict, contact: Any) -> str | None:
-    row["to_address"] = (_field(contact, "phone") or "").strip()
+    _sms_address(row, config, contact)
     row["body_text"] = render_text(config.body, context)
-    row["message_id"] = f"sms_{row['message_id']}"
     row["payload"] = {"to": row["to_address"], "body": row["body_text"]}
     if not row["to_address"]:
         return "contact has no phone number"
@@ -214,8 +279,7 @@ def _build_webhook(row: dict, config, context: dict, contact: Any) -> str | None
     for name, value in headers.items():
         if "\n" in value or "\r" in value:
             raise TemplateError(f"header {name!r} renders to more than one line")
-    row["to_address"] = config.url
-    row["message_id"] = f"msg_{row['message_id']}"
+    _webhook_address(row, config, contact)
     row["payload"] = {
         "method": config.method,
         "headers": headers,

@@ -139,12 +139,18 @@ class SmtpSender:
             code, text = next(iter(exc.recipients.values()), (0, b""))
             self._reset()
             raise SendFailed(
-                _smtp_error("recipient refused", code, text), permanent=code >= 500
+                _smtp_error("recipient refused", code, text),
+                response=_answer(code, text, recipient=True),
+                permanent=code >= 500,
             ) from None
         except smtplib.SMTPResponseException as exc:
             self._reset()
+            sender_side = isinstance(
+                exc, smtplib.SMTPAuthenticationError | smtplib.SMTPSenderRefused
+            )
             raise SendFailed(
                 _smtp_error("server refused", exc.smtp_code, exc.smtp_error),
+                response=_answer(exc.smtp_code, exc.smtp_error, recipient=not sender_side),
                 permanent=exc.smtp_code >= 500
                 and not isinstance(exc, smtplib.SMTPAuthenticationError),
             ) from None
@@ -206,6 +212,14 @@ def _smtp_error(what: str, code: int, text) -> str:
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
     return f"{what}: {code} {str(text)[:300]}"
+
+
+def _answer(code: int, text, *, recipient: bool) -> dict:
+    """The server's answer as recorded: ``recipient`` says whether it is
+    about the recipient (RCPT, DATA), so it may count as a bounce."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    return {"smtp_code": code, "smtp_answer": " ".join(str(text).split())[:500], "rcpt": recipient}
 
 
 def _quietly_close(connection: smtplib.SMTP) -> None:

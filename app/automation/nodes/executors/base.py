@@ -15,7 +15,7 @@ from typing import Any
 
 @dataclass
 class Outcome:
-    status: str = "success"  # success | skipped | failed | waiting
+    status: str = "success"  # success | skipped | failed | waiting | deferred
     result: dict = field(default_factory=dict)
     branch: str | None = None  # the condition_type of the exit taken
     variant: str | None = None
@@ -28,6 +28,18 @@ class Outcome:
     @classmethod
     def wait(cls, wake_at: datetime | None, reason: str, **result) -> Outcome:
         return cls(status="waiting", wake_at=wake_at, wait_reason=reason, result=result)
+
+    @classmethod
+    def defer(cls, until: datetime, reason: str, **result) -> Outcome:
+        """Held by a send gate: the execution waits at this step until
+        ``until`` (``wait_reason`` "held"), then the step runs again and
+        passes the gates again (docs/SENDING.md)."""
+        return cls(
+            status="deferred",
+            wake_at=until,
+            wait_reason="held",
+            result={**result, "reason": reason, "held_until": until.isoformat()},
+        )
 
     @classmethod
     def fail(cls, error: str, retryable: bool = False, **result) -> Outcome:

@@ -5,6 +5,11 @@ A step never sends: it writes its message as an outbox row keyed by
 rule 3); helper B's dispatcher sends it, records it, and wakes the
 execution. A "pending" row makes the execution wait (``wait_reason``
 "delivery"); "recorded", "skipped" and "test" rows finish the step at once.
+
+Before the row is written, the message passes the send gates
+(``app.automation.delivery.gates``), asked once for the whole batch: a skip
+writes a skipped row with the reason, a defer writes nothing and holds the
+execution at this step until the gate's moment (docs/SENDING.md).
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
+from app.automation.delivery.gates import Candidate, GateRun, Verdict
+from app.automation.delivery.outbox import CHANNEL_OF, build_outbox_row, candidate_for
 from app.automation.nodes.executors import executor
 from app.automation.nodes.executors.base import Outcome, Step
 from app.extensions import db
@@ -46,9 +53,45 @@ def _finish(step: Step, row: dict) -> Outcome:
     if status in ("recorded", "test"):
         return Outcome(result={**result, "test": status == "test"})
     if status == "skipped":
-        reason = (row.get("response") or {}).get("reason") or row.get("last_error")
-        return Outcome(status="skipped", result={**result, "reason": reason})
+        response = row.get("response") or {}
+        reason = response.get("reason") or row.get("last_error")
+        gate = {"gate": response["gate"]} if response.get("gate") else {}
+        return Outcome(status="skipped", result={**result, "reason": reason, **gate})
     return Outcome.wait(step.moment + DELIVERY_RECHECK, "delivery", **result)
+
+
+def _gate_run(step: Step) -> GateRun:
+    """The batch's gate run: its population is every contact of the batch,
+    so each gate reads once for all of them (one query per batch)."""
+    state = step.state
+    if state.gate_run is None:
+        channels = ("email", "sms")
+        population = [
+            Candidate(
+                firm_id=state.firm_of_contact.get(contact_id, step.firm_id),
+                channel=channel,
+                address=str(contact.contact.get("email" if channel == "email" else "phone") or ""),
+                contact_id=contact_id,
+                contact=contact.contact,
+            )
+            for contact_id, contact in state.contacts.items()
+            for channel in channels
+        ]
+        state.gate_run = GateRun(db.session.connection(), "step", population)
+    return state.gate_run
+
+
+def _verdict(step: Step) -> Verdict:
+    candidate = candidate_for(
+        step.firm_id,
+        CHANNEL_OF[step.node.node_type],
+        step.execution_view(),
+        step.node.node_id,
+        step.contact.contact,
+        step.config,
+    )
+    candidate.moment = step.moment
+    return _gate_run(step).check(candidate)
 
 
 def send_message(step: Step) -> Outcome:
@@ -56,8 +99,9 @@ def send_message(step: Step) -> Outcome:
         existing = _existing(step)
         if existing is not None:
             return _finish(step, existing)
-    from app.automation.delivery.outbox import build_outbox_row
-
+    verdict = _verdict(step)
+    if verdict.action == "defer":
+        return Outcome.defer(verdict.until, **verdict.as_result())
     context = step.template_context()
     row = build_outbox_row(
         firm_id=step.firm_id,
@@ -66,6 +110,7 @@ def send_message(step: Step) -> Outcome:
         visit=step.visit,
         context=context,
         contact=context["contact"],
+        verdict=verdict,
     )
     row.setdefault("firm_id", step.firm_id)
     row.setdefault("execution_id", step.row["id"])
