@@ -1,4 +1,4 @@
-"""Fan-out: one event enrolls 100,000 contacts, each takes its first step.
+"""Fan-out: one event enrolls 100,000, 400,000 and 1,000,000 contacts.
 
 The event is a ``date_reached`` trigger coming due (every contact of the
 firm, no rules): this process runs the trigger the way the sweeper does
@@ -9,6 +9,10 @@ so only this process fires the trigger) advance the executions. The
 workflow is add_tag -> wait_time (a day), so the first step is the tag.
 ``fanout_seconds`` runs from the trigger call to the last first step's
 flow state (its database timestamp; one machine, one clock).
+
+``--contacts`` takes a comma-separated series of sizes, each run on a fresh
+database; ``fanout_seconds_<n>`` per size and ``fanout_linearity``: the
+largest size's seconds per contact over the smallest's (1.0 is linear).
 
 Needs DATABASE_URL (PostgreSQL; a fresh database, dropped afterwards) and
 REDIS_URL (a private queue prefix, cleaned). Prints its figures last as
@@ -51,10 +55,24 @@ def _first_steps(workflow_id: int):
 
 def main() -> int:
     parser = argparse.ArgumentParser(description="One event enrolls many contacts")
-    parser.add_argument("--contacts", type=int, default=100_000)
+    parser.add_argument(
+        "--contacts", default="100000,400000,1000000", help="sizes, comma-separated"
+    )
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--timeout", type=float, default=180.0)
+    parser.add_argument("--timeout", type=float, default=600.0)
     args = parser.parse_args()
+    sizes = [int(size) for size in args.contacts.split(",")]
+    results = [(size, *_fanout(size, args.workers, args.timeout)) for size in sizes]
+    figures = [(f"fanout_seconds_{size}", elapsed, "s") for size, elapsed, _ in results]
+    if len(results) > 1:
+        (small, first, _), (large, last, _) = results[0], results[-1]
+        figures.append(("fanout_linearity", (last / large) / (first / small), "ratio"))
+    harness.print_figures("fanout", figures)
+    return 0 if all(ok for _, _, ok in results) else 1
+
+
+def _fanout(contacts: int, workers: int, timeout: float) -> tuple[float, bool]:
+    """(seconds from the trigger call to the last first step, all made it)."""
     from app.automation.triggers.scheduler import run_trigger
     from app.clock import now
     from app.extensions import db
@@ -63,7 +81,7 @@ def main() -> int:
 
     with harness.service_run("fanout") as run:
         firm, user = harness.firm_and_user()
-        harness.insert_contacts(firm.id, args.contacts)
+        harness.insert_contacts(firm.id, contacts)
         with firm_context(firm.id):
             workflow = harness.build_workflow(
                 user, NODES, EDGES, "date_reached", {"at": now().isoformat()}
@@ -74,7 +92,7 @@ def main() -> int:
             ).one()
             trigger_id = trigger.id
         harness.analyze()
-        run.procs += harness.start_workers(args.workers, run.env, run.connection, "--no-scheduler")
+        run.procs += harness.start_workers(workers, run.env, run.connection, "--no-scheduler")
         time.sleep(1.0)
         with firm_context(firm.id):
             # Due a second ago; the window opened a minute ago.
@@ -86,20 +104,20 @@ def main() -> int:
             started_at = time.time()
             enrolled = run_trigger(trigger_id)
             enroll_seconds = time.time() - started_at
-        deadline = time.monotonic() + args.timeout
+        deadline = time.monotonic() + timeout
         count, latest = _first_steps(workflow_id)
-        while count < args.contacts and time.monotonic() < deadline:
+        while count < contacts and time.monotonic() < deadline:
             time.sleep(0.1)
             count, latest = _first_steps(workflow_id)
         elapsed = latest.timestamp() - started_at if latest else float("nan")
         load_after = harness.load()
     print(
-        f"# {enrolled} enrolled in {enroll_seconds:.2f}s (trigger call); {count}/{args.contacts} "
-        f"first steps by {elapsed:.2f}s; {args.workers} workers; "
-        f"before: {load_before}; after: {load_after}"
+        f"# {enrolled} enrolled in {enroll_seconds:.2f}s (trigger call); {count}/{contacts} "
+        f"first steps by {elapsed:.2f}s; {workers} workers; "
+        f"before: {load_before}; after: {load_after}",
+        flush=True,
     )
-    harness.print_figures("fanout", [("fanout_seconds", elapsed, "s")])
-    return 0 if count == args.contacts == enrolled else 1
+    return elapsed, count == contacts == enrolled
 
 
 if __name__ == "__main__":

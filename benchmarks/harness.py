@@ -242,7 +242,12 @@ def build_workflow(user, nodes, edges, trigger_type: str, trigger_config=None, *
 
 
 def insert_contacts(
-    firm_id: int, count: int, custom_fields=None, chunk: int = 10_000, prefix: str = "c"
+    firm_id: int,
+    count: int,
+    custom_fields=None,
+    chunk: int = 10_000,
+    prefix: str = "c",
+    score: int = 0,
 ) -> list[int]:
     """``count`` contacts, set-based; ``custom_fields(i)`` gives each one's."""
     from app.clock import now
@@ -260,7 +265,7 @@ def insert_contacts(
                 "first_name": f"C{i}",
                 "last_name": "",
                 "phone": "",
-                "score": 0,
+                "score": score,
                 "timezone": "UTC",
                 "custom_fields": custom_fields(i) if custom_fields else {},
                 "unsubscribed": False,
