@@ -6,10 +6,12 @@ this module is the only place that sets it for web requests.
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import timedelta
 from functools import wraps
 
-from flask import abort, g, redirect, request, url_for
+from flask import abort, current_app, g, redirect, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -27,19 +29,84 @@ def _load_user(user_id: str):
     return user if user is not None and user.is_active else None
 
 
+def bearer_token() -> str | None:
+    """The raw token of an ``Authorization: Bearer`` header, if any."""
+    header = request.headers.get("Authorization", "")
+    if header[:7].lower() == "bearer " and header[7:].strip():
+        return header[7:].strip()
+    return None
+
+
+# Tokens checked in the last AUTH_CACHE_SECONDS, per process: a client
+# calling many times a second is authenticated by one query every few
+# seconds, not one (token + user join) per call. A revoked token or a
+# deactivated user is refused within that time (at once by the process that
+# revoked it, see forget_tokens). The entries are detached ORM objects,
+# merged into each request's session without a query.
+_cache: dict[str, tuple[float, object]] = {}
+_cache_lock = threading.Lock()
+_CACHE_MAX = 10_000
+
+
+def cached_token(raw: str):
+    """The active, unrevoked ApiToken (user loaded) for ``raw``, attached to
+    this request's session; None when the token is unknown or revoked or
+    its user inactive."""
+    memo = g.get("_bearer")
+    if memo is not None and memo[0] == raw:
+        return memo[1]  # the rate limiter asked already this request
+    token = _cached_token(raw)
+    g._bearer = (raw, token)
+    return token
+
+
+def _cached_token(raw: str):
+    from app.models import ApiToken
+    from app.models.accounts import hash_token
+
+    key = hash_token(raw)
+    ttl = float(current_app.config.get("AUTH_CACHE_SECONDS") or 0)
+    moment = time.monotonic()
+    hit = _cache.get(key) if ttl > 0 else None
+    if hit is not None and hit[0] > moment:
+        token = hit[1]
+        return db.session.merge(token, load=False) if token is not None else None
+    token = ApiToken.authenticate(raw)
+    if token is not None and not token.user.is_active:
+        token = None
+    if token is not None:
+        _stamp_use(token)
+    if ttl <= 0:
+        return token
+    if token is not None:
+        db.session.expunge(token.user)
+        db.session.expunge(token)
+    with _cache_lock:
+        if len(_cache) >= _CACHE_MAX:
+            _cache.clear()
+        _cache[key] = (moment + ttl, token)
+    return db.session.merge(token, load=False) if token is not None else None
+
+
+def forget_tokens() -> None:
+    """Drop this process's cached tokens (after a revocation or a change of
+    a user's role or status)."""
+    with _cache_lock:
+        _cache.clear()
+
+
 def authenticate_request() -> None:
     """Resolve the caller once per request and set the current firm."""
     g.user = None
     g.api_token = None
-    header = request.headers.get("Authorization", "")
-    if header[:7].lower() == "bearer ":
-        from app.models import ApiToken
-
-        token = ApiToken.authenticate(header[7:].strip())
-        if token is not None and token.user.is_active:
+    raw = bearer_token()
+    if raw is not None:
+        token = cached_token(raw)
+        if token is not None:
             g.user = token.user
             g.api_token = token
-            _stamp_use(token)
+    elif request.headers.get("Authorization", "")[:7].lower() == "bearer ":
+        pass  # an empty bearer token: nobody
     elif current_user.is_authenticated:
         g.user = current_user._get_current_object()
     g.firm_token = set_current_firm(g.user.firm_id if g.user is not None else None)
@@ -51,13 +118,27 @@ _STAMP_EVERY = timedelta(minutes=5)
 
 
 def _stamp_use(token) -> None:
+    """An UPDATE in the request's transaction (committed with its writes);
+    the object itself stays clean, so it can be cached."""
+    from sqlalchemy import update
+    from sqlalchemy.orm.attributes import set_committed_value
+
+    from app.models import ApiToken
+
     moment = now()
     last = ensure_utc(token.last_used_at)
     if last is None or moment - last >= _STAMP_EVERY:
-        token.last_used_at = moment
+        db.session.execute(
+            update(ApiToken)
+            .where(ApiToken.id == token.id)
+            .values(last_used_at=moment)
+            .execution_options(synchronize_session=False, all_firms=True)
+        )
+        set_committed_value(token, "last_used_at", moment)
 
 
 def forget_request() -> None:
+    g.pop("_bearer", None)
     token = g.pop("firm_token", None)
     if token is not None:
         reset_current_firm(token)

@@ -69,6 +69,21 @@ def from_environment(overrides: dict | None = None) -> dict:
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "RATELIMIT_ENABLED": _bool(env.get("RATELIMIT_ENABLED"), True),
+        # Rate limits (README "Rate limits"). API writes per token, like
+        # HubSpot's 100 per 10 s per app; a batch call counts once and
+        # carries up to 1,000 items. Writes without a valid token (browser
+        # sessions, unknown tokens) are limited per address.
+        "API_WRITE_LIMIT_PER_TOKEN": env.get("API_WRITE_LIMIT_PER_TOKEN") or "100 per 10 seconds",
+        "API_WRITE_LIMIT_PER_IP": env.get("API_WRITE_LIMIT_PER_IP") or "300 per minute",
+        # Opens and clicks per message (a pixel counts once per message
+        # anyway), never per address: image proxies fetch every open of a
+        # large send from a handful of addresses. Tokens that fail their
+        # signature are limited per address.
+        "TRACKING_RATE_LIMIT": env.get("TRACKING_RATE_LIMIT") or "30 per minute",
+        "TRACKING_BAD_TOKEN_LIMIT": env.get("TRACKING_BAD_TOKEN_LIMIT") or "300 per minute",
+        # A bearer token is checked against the database this often per
+        # process (a revoked token is refused within this many seconds).
+        "AUTH_CACHE_SECONDS": float(env.get("AUTH_CACHE_SECONDS") or 5),
         # Engine tuning: steps an execution may take without a wait before it
         # is stopped as a runaway loop, and how long a claimed batch is held.
         "ENGINE_MAX_STEPS_WITHOUT_WAIT": int(env.get("ENGINE_MAX_STEPS_WITHOUT_WAIT") or 200),
@@ -79,7 +94,6 @@ def from_environment(overrides: dict | None = None) -> dict:
         # A step run more than this many times in one walk (a loop through a
         # wait that did not wait) stops the execution.
         "ENGINE_MAX_REPEATS_WITHOUT_WAIT": int(env.get("ENGINE_MAX_REPEATS_WITHOUT_WAIT") or 2),
-        "TRACKING_RATE_LIMIT": env.get("TRACKING_RATE_LIMIT") or "600 per minute",
         "SWEEP_INTERVAL_SECONDS": float(env.get("SWEEP_INTERVAL_SECONDS") or 5),
         # Due waits are woken this often (a cheap indexed query when none are).
         "WAKE_INTERVAL_SECONDS": float(env.get("WAKE_INTERVAL_SECONDS") or 0.5),

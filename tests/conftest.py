@@ -111,6 +111,9 @@ def _clean_database(request, app):
         from app.automation import engine_state
 
         engine_state._definitions.clear()
+        from app.auth import forget_tokens
+
+        forget_tokens()  # ids (and so cached users) repeat across tests
         ctx.pop()
         if USING_REDIS:
             from app.queue import redis_connection

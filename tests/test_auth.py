@@ -102,3 +102,57 @@ def test_pages_carry_a_strict_content_security_policy(client):
 def test_an_absurd_id_in_a_page_url_is_a_404(client, auth, alice):
     auth.login(alice)
     assert client.get(f"/automation/builder/{2**70}").status_code == 404
+
+
+def _token_queries(client, headers, calls: int) -> int:
+    from sqlalchemy import event
+
+    seen: list[str] = []
+
+    def count(conn, cursor, statement, *args):
+        if "FROM api_tokens" in statement:
+            seen.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        for _ in range(calls):
+            assert client.get("/api/v1/contacts/", headers=headers).status_code == 200
+    finally:
+        event.remove(db.engine, "before_cursor_execute", count)
+    return len(seen)
+
+
+def test_a_token_is_looked_up_once_for_many_calls_within_the_cache_time(
+    client, alice, token_for
+):
+    headers = token_for(alice)
+    # The first call reads the token (and stamps its last use); the next
+    # ones within AUTH_CACHE_SECONDS ask the database nothing about it.
+    assert _token_queries(client, headers, 1) >= 1
+    assert _token_queries(client, headers, 5) == 0
+
+
+def test_a_revoked_token_is_refused_at_once_by_the_revoking_process(
+    client, auth, alice, token_for
+):
+    import re
+
+    headers = token_for(alice)
+    assert client.get("/api/v1/contacts/", headers=headers).status_code == 200
+    [row] = db.session.scalars(select(ApiToken).execution_options(all_firms=True))
+    auth.login(alice)
+    page = client.get("/admin").get_data(as_text=True)
+    csrf = re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)
+    revoked = client.post(f"/admin/tokens/{row.id}/revoke", data={"csrf_token": csrf})
+    assert revoked.status_code == 302
+    auth.logout()
+    assert client.get("/api/v1/contacts/", headers=headers).status_code == 401
+
+
+def test_a_token_cache_entry_expires(app, client, alice, token_for):
+    headers = token_for(alice)
+    app.config["AUTH_CACHE_SECONDS"] = 0
+    try:
+        assert _token_queries(client, headers, 2) == 2
+    finally:
+        app.config["AUTH_CACHE_SECONDS"] = 5

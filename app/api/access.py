@@ -10,8 +10,13 @@ token or browser session -> ``g.user`` and the current firm). Here:
   forge one. Flask-WTF's automatic check is therefore switched off for
   the blueprint and :func:`flask_wtf.csrf.CSRFProtect.protect` is called
   here when there is no token;
-- writes are rate limited per token and per client address (429 with
-  ``Retry-After``), in Redis when REDIS_URL is set.
+- writes are rate limited per token (``API_WRITE_LIMIT_PER_TOKEN``, 100
+  per 10 seconds, like HubSpot's per-app limit; a batch call counts once
+  and carries up to 1,000 items) and, only when they carry no valid token
+  (a browser session, an unknown or revoked token), per client address
+  (``API_WRITE_LIMIT_PER_IP``): a backend behind one address may feed the
+  API with several tokens. A refusal is a 429 with ``Retry-After``. The
+  counters live in Redis when REDIS_URL is set (shared by every process).
 
 Another firm's objects are never found: the tenancy filter hides them,
 so :func:`get_or_404` answers 404, never 403.
@@ -26,6 +31,7 @@ from flask_limiter.util import get_remote_address
 
 from app.api.core import SAFE_METHODS, api_bp
 from app.api.errors import ApiError, not_found
+from app.auth import bearer_token, cached_token
 from app.extensions import csrf, limiter
 from app.tenancy import scoped_get
 
@@ -53,9 +59,9 @@ def _token_key() -> str:
     The limiter runs before :func:`app.auth.authenticate_request`, so the
     key is taken from the header itself; without a token it is the
     session's client address."""
-    header = request.headers.get("Authorization", "")
-    if header[:7].lower() == "bearer " and header[7:].strip():
-        return "token:" + hashlib.sha256(header[7:].strip().encode()).hexdigest()[:32]
+    raw = bearer_token()
+    if raw is not None:
+        return "token:" + hashlib.sha256(raw.encode()).hexdigest()[:32]
     return "addr:" + (get_remote_address() or "unknown")
 
 
@@ -63,19 +69,28 @@ def _ip_key() -> str:
     return "ip:" + (get_remote_address() or "unknown")
 
 
+def _has_valid_token() -> bool:
+    """Whether the request carries a token that authenticates (the check is
+    cached per token, see app.auth.cached_token, and reused by it)."""
+    raw = bearer_token()
+    return raw is not None and cached_token(raw) is not None
+
+
 def _token_limit() -> str:
-    return current_app.config.get("API_WRITE_LIMIT_PER_TOKEN", "120/minute")
+    return current_app.config.get("API_WRITE_LIMIT_PER_TOKEN") or "100 per 10 seconds"
 
 
 def _ip_limit() -> str:
-    return current_app.config.get("API_WRITE_LIMIT_PER_IP", "300/minute")
+    return current_app.config.get("API_WRITE_LIMIT_PER_IP") or "300 per minute"
 
 
 def install() -> None:
     csrf.exempt(api_bp)
     api_bp.before_request(require_api_user)
     limiter.limit(_token_limit, key_func=_token_key, methods=WRITE_METHODS)(api_bp)
-    limiter.limit(_ip_limit, key_func=_ip_key, methods=WRITE_METHODS)(api_bp)
+    limiter.limit(_ip_limit, key_func=_ip_key, methods=WRITE_METHODS, exempt_when=_has_valid_token)(
+        api_bp
+    )
 
 
 def get_or_404(model, object_id: int, *options, what: str | None = None):

@@ -10,7 +10,7 @@ from flask import Blueprint, flash, g, redirect, render_template, request, url_f
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import joinedload
 
-from app.auth import admin_required_page
+from app.auth import admin_required_page, forget_tokens
 from app.clock import now
 from app.extensions import db
 from app.models import ROLES, ApiToken, User, WorkflowExecution
@@ -91,6 +91,7 @@ def toggle_user(user_id: int):
     user.is_active_user = not user.is_active_user
     record("user.activated" if user.is_active_user else "user.deactivated", user)
     db.session.commit()
+    forget_tokens()
     flash(f"{user.email} is now {'active' if user.is_active_user else 'deactivated'}.")
     return redirect(url_for("admin.index"))
 
@@ -126,6 +127,7 @@ def revoke_token(token_id: int):
         token.revoked_at = now()
         record("token.revoked", token, data={"name": token.name})
         db.session.commit()
+        forget_tokens()  # other processes refuse it within AUTH_CACHE_SECONDS
     flash(f"Revoked the token “{token.name}”.")
     return redirect(url_for("admin.index"))
 

@@ -8,6 +8,14 @@
 - ``POST /hooks/email-events``: provider callbacks signed like our outgoing
   webhooks (Standard Webhooks, key ``EMAIL_EVENTS_SECRET``).
 
+Rate limits follow the token, never the address: opens, clicks and
+unsubscribes count per message (``TRACKING_RATE_LIMIT``; a pixel counts
+once per message anyway), because the image proxies of Gmail and Apple
+Mail fetch every open of a large send from a handful of addresses and a
+mail provider's one-click unsubscribes come from a few servers. Only
+tokens that fail their signature (cheap to refuse: no database) are
+counted per address (``TRACKING_BAD_TOKEN_LIMIT``).
+
 The tokens carry their own authority (HMAC-signed), so CSRF protection adds
 nothing here, and a one-click POST from a mail provider could not carry a
 CSRF token anyway. Bad, tampered or foreign tokens get a plain 404; nothing
@@ -18,10 +26,21 @@ from __future__ import annotations
 
 import json
 
-from flask import Blueprint, abort, current_app, jsonify, redirect, render_template, request
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+)
+from flask_limiter.util import get_remote_address
 
 from app.automation.delivery import tracking_events
 from app.automation.delivery.signing import InvalidSignature, verify
+from app.automation.tracking import BadToken, read_token
 from app.automation.triggers.visitor import set_visitor_cookie
 from app.extensions import csrf, limiter
 
@@ -40,8 +59,59 @@ def _user_agent() -> str:
     return request.user_agent.string or ""
 
 
+KIND_OF_ENDPOINT = {
+    "public_tracking.open_pixel": "open",
+    "public_tracking.click": "click",
+    "public_tracking.unsubscribe_page": "unsubscribe",
+    "public_tracking.unsubscribe": "unsubscribe",
+}
+
+
+def _outbox_id() -> int | None:
+    """The message the request's token names, or None for a bad token
+    (checked once per request: both limits below ask)."""
+    if "_tracked_outbox" not in g:
+        kind = KIND_OF_ENDPOINT.get(request.endpoint or "")
+        try:
+            token = read_token(kind, (request.view_args or {}).get("token", ""))
+            g._tracked_outbox = token.outbox_id
+        except BadToken:
+            g._tracked_outbox = None
+    return g._tracked_outbox
+
+
+def _message_key() -> str:
+    return f"message:{_outbox_id()}"
+
+
+def _address_key() -> str:
+    return "bad-token:" + (get_remote_address() or "unknown")
+
+
+def _per_message() -> str:
+    return current_app.config.get("TRACKING_RATE_LIMIT") or "30 per minute"
+
+
+def _bad_tokens() -> str:
+    return current_app.config.get("TRACKING_BAD_TOKEN_LIMIT") or "300 per minute"
+
+
+def limited_by_token(view):
+    """Per message for good tokens, per address for bad ones."""
+    view = limiter.limit(_per_message, key_func=_message_key, exempt_when=_bad_token)(view)
+    return limiter.limit(_bad_tokens, key_func=_address_key, exempt_when=_good_token)(view)
+
+
+def _good_token() -> bool:
+    return _outbox_id() is not None
+
+
+def _bad_token() -> bool:
+    return _outbox_id() is None
+
+
 @bp.get("/t/o/<token>.gif")
-@limiter.limit(lambda: current_app.config.get("TRACKING_RATE_LIMIT", "600 per minute"))
+@limited_by_token
 def open_pixel(token: str):
     if not tracking_events.record_open(token, _user_agent()):
         abort(404)
@@ -49,7 +119,7 @@ def open_pixel(token: str):
 
 
 @bp.get("/t/c/<token>")
-@limiter.limit(lambda: current_app.config.get("TRACKING_RATE_LIMIT", "600 per minute"))
+@limited_by_token
 def click(token: str):
     tracked = tracking_events.record_click(token, _user_agent())
     if tracked is None:
@@ -62,7 +132,7 @@ def click(token: str):
 
 
 @bp.get("/t/u/<token>")
-@limiter.limit("60 per minute")
+@limited_by_token
 def unsubscribe_page(token: str):
     details = tracking_events.unsubscribe_details(token)
     if details is None:
@@ -71,7 +141,7 @@ def unsubscribe_page(token: str):
 
 
 @bp.post("/t/u/<token>")
-@limiter.limit("60 per minute")
+@limited_by_token
 def unsubscribe(token: str):
     details = tracking_events.unsubscribe_details(token)
     if details is None or not tracking_events.unsubscribe(token, _user_agent()):

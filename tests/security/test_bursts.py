@@ -1,6 +1,8 @@
 """Bursts on the public endpoints: past the limit one client gets 429, and
 the app keeps serving everyone else (another address, another endpoint,
-another token). An app of its own with the limiter on (the shared test
+another token, another message). Tracking and API tokens are limited by
+the token (the message, the API token), never by the address a valid one
+comes from: image proxies and backends send from a few addresses. An app of its own with the limiter on (the shared test
 app has it off); small limits where the app lets configuration set them,
 the real ones otherwise."""
 
@@ -32,7 +34,8 @@ def limited(app, database_url, redis_url):
             "RATELIMIT_ENABLED": True,
             "INLINE_SCHEDULER": False,
             "PUBLIC_FORM_RATE_LIMIT": "3/minute",
-            "TRACKING_RATE_LIMIT": "10/minute",
+            "TRACKING_RATE_LIMIT": "3/minute",
+            "TRACKING_BAD_TOKEN_LIMIT": "10/minute",
             "API_WRITE_LIMIT_PER_TOKEN": "4/minute",
             "API_WRITE_LIMIT_PER_IP": "6/minute",
         }
@@ -103,7 +106,67 @@ def test_a_click_burst_is_cut_at_the_limit_and_others_still_click(limited, acme)
     print("\nclick burst: 15 requests, 5 refused (429), bystander served")
 
 
-def test_an_event_api_burst_is_cut_per_token_and_per_address(limited, acme, alice, bob, token_for):
+def _sent_messages(firm, count: int) -> list[int]:
+    from app.automation.delivery.outbox import build_outbox_row
+    from app.models import OutboxMessage
+    from tests.delivery.conftest import make_execution
+    from tests.factories import make_workflow
+
+    workflow = make_workflow(
+        firm,
+        nodes=[
+            {
+                "node_id": "mail",
+                "node_type": "send_email",
+                "configuration": {"subject": "Hi", "body_text": "Hi"},
+            }
+        ],
+    )
+    ids = []
+    for n in range(count):
+        contact = make_contact(firm, email=f"reader{n}@example.com")
+        execution = make_execution(firm, workflow, contact, current_node="mail")
+        with firm_context(firm.id):
+            row = build_outbox_row(
+                firm_id=firm.id,
+                execution=execution,
+                node=workflow.nodes[0],
+                visit=1,
+                context=None,
+                contact=contact,
+            )
+            message = OutboxMessage(**{**row, "status": "sent"})
+            db.session.add(message)
+            db.session.commit()
+            ids.append(message.id)
+    return ids
+
+
+def test_an_image_proxy_fetching_many_messages_is_never_limited_by_its_address(limited, acme):
+    """One address (a proxy) opens 12 messages, past the bad-token limit of
+    10 per address; a single message replayed is cut at 3 per message, and
+    the proxy's next message still loads."""
+    from app.automation.tracking import make_token
+
+    messages = _sent_messages(acme, 13)
+    with limited.app_context():
+        pixels = [f"/t/o/{make_token('open', acme.id, m)}.gif" for m in messages]
+    with limited.test_client() as client:
+        opens = [client.get(url, environ_base=ATTACKER).status_code for url in pixels[:12]]
+        replay = [client.get(pixels[0], environ_base=ATTACKER).status_code for _ in range(3)]
+        last = client.get(pixels[12], environ_base=ATTACKER)
+    assert opens == [200] * 12
+    assert replay == [200, 200, 429]  # the 1st fetch, 2 replays, then the limit
+    assert last.status_code == 200
+    from app.models import TrackingEvent
+
+    with firm_context(acme.id):
+        assert db.session.query(TrackingEvent).count() == 15
+
+
+def test_an_event_api_burst_is_cut_per_token_and_unknown_tokens_per_address(
+    limited, acme, alice, bob, token_for
+):
     contact = make_contact(acme)
     attacker, colleague = token_for(alice), token_for(bob)
 
@@ -117,8 +180,13 @@ def test_an_event_api_burst_is_cut_per_token_and_per_address(limited, acme, alic
 
     with limited.test_client() as client:
         burst = [event(attacker, ATTACKER, n) for n in range(6)]
-        # Another token from the same address: within the address's limit.
+        # Another valid token from the same address: its own bucket only.
         same_address = [event(colleague, ATTACKER, 10 + n).status_code for n in range(3)]
+        # Guessed tokens from that address: limited per address (6 a minute).
+        guesses = [
+            event({"Authorization": f"Bearer guess{n}"}, ATTACKER, 30 + n).status_code
+            for n in range(7)
+        ]
         # Another token elsewhere: untouched by the attacker's buckets.
         elsewhere = event(colleague, BYSTANDER, 20)
         # Reads are not limited.
@@ -127,11 +195,11 @@ def test_an_event_api_burst_is_cut_per_token_and_per_address(limited, acme, alic
     refused = burst[-1]
     assert refused.json["error"]["code"] == "rate_limited"
     assert int(refused.headers["Retry-After"]) > 0
-    # The address allows 6 writes a minute: 4 by alice, then 2 by bob.
-    assert same_address == [202, 202, 429]
+    assert same_address == [202, 202, 202]
+    assert guesses == [401] * 6 + [429]
     assert elsewhere.status_code == 202
     assert read.status_code == 200
-    print("\nevent burst: 10 writes from one address, 3 refused; bystander served")
+    print("\nevent burst: 6 writes by one token, 2 refused; 7 guesses, 1 refused")
 
 
 def test_a_login_burst_is_cut_at_20_a_minute_and_others_still_sign_in(limited, alice):
