@@ -122,9 +122,7 @@ def _token_queries(client, headers, calls: int) -> int:
     return len(seen)
 
 
-def test_a_token_is_looked_up_once_for_many_calls_within_the_cache_time(
-    client, alice, token_for
-):
+def test_a_token_is_looked_up_once_for_many_calls_within_the_cache_time(client, alice, token_for):
     headers = token_for(alice)
     # The first call reads the token (and stamps its last use); the next
     # ones within AUTH_CACHE_SECONDS ask the database nothing about it.
@@ -132,9 +130,7 @@ def test_a_token_is_looked_up_once_for_many_calls_within_the_cache_time(
     assert _token_queries(client, headers, 5) == 0
 
 
-def test_a_revoked_token_is_refused_at_once_by_the_revoking_process(
-    client, auth, alice, token_for
-):
+def test_a_revoked_token_is_refused_at_once_by_the_revoking_process(client, auth, alice, token_for):
     import re
 
     headers = token_for(alice)

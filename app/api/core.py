@@ -69,9 +69,13 @@ class Endpoint:
     status: int
     errors: tuple[int, ...]
     headers: dict[str, str] = field(default_factory=dict)
+    # The batch form: a JSON array of up to MAX_BATCH ``batch[0]`` items,
+    # answered 200 with ``batch[1]`` (every item's own status or error).
+    batch: tuple[type[BaseModel], type[BaseModel]] | None = None
 
 
 ENDPOINTS: list[Endpoint] = []
+MAX_BATCH = 1000
 
 
 def endpoint(
@@ -86,6 +90,7 @@ def endpoint(
     status: int = 200,
     errors: tuple[int, ...] = (),
     headers: dict[str, str] | None = None,
+    batch: tuple[type[BaseModel], type[BaseModel]] | None = None,
 ) -> Callable:
     """Declare an API operation.
 
@@ -96,6 +101,10 @@ def endpoint(
     for 204. ``errors`` lists the extra error statuses the operation may
     answer with, for the document (401, 403, 400 and 429 are implied).
     ``headers`` documents request headers the view reads (name: description).
+    ``batch=(item, response)`` also accepts a JSON array of up to
+    :data:`MAX_BATCH` items: the view then gets ``body=`` a list holding,
+    per item, an ``item`` instance or the :class:`ApiError` that item earned
+    (each item is checked on its own), and answers 200 with ``response``.
     """
 
     def decorator(view: Callable) -> Callable:
@@ -106,7 +115,11 @@ def endpoint(
             if query is not None:
                 kwargs["query"] = parse_query(query)
             if body is not None:
-                kwargs["body"] = parse_body(body)
+                data = load_body(list_ok=batch is not None)
+                if isinstance(data, list):
+                    kwargs["body"] = parse_batch(batch[0], data)
+                    return render(view(**kwargs), batch[1], 200)
+                kwargs["body"] = validate_body(body, data)
             result = view(**kwargs)
             return render(result, response, status)
 
@@ -125,6 +138,7 @@ def endpoint(
                 status=status,
                 errors=tuple(errors),
                 headers=dict(headers or {}),
+                batch=batch,
             )
         )
         return wrapper
@@ -137,6 +151,12 @@ def parse_body(model: type[BaseModel]) -> BaseModel:
 
     Reading the body raises werkzeug's 413 past MAX_CONTENT_LENGTH (1 MiB);
     the error handlers turn it into JSON."""
+    return validate_body(model, load_body())
+
+
+def load_body(list_ok: bool = False) -> Any:
+    """The request's JSON: an object, or (``list_ok``) an array of 1 to
+    MAX_BATCH items."""
     raw = request.get_data(cache=True)
     if not raw.strip():
         data: Any = {}
@@ -147,8 +167,18 @@ def parse_body(model: type[BaseModel]) -> BaseModel:
             raise ApiError(400, "malformed_json", f"the body is not valid JSON: {exc}") from None
         except RecursionError:
             raise ApiError(400, "malformed_json", "the body is nested too deeply") from None
+    if list_ok and isinstance(data, list):
+        if not 1 <= len(data) <= MAX_BATCH:
+            raise validation_error(
+                {"__root__": [f"a batch holds 1 to {MAX_BATCH} items, not {len(data)}"]}
+            )
+        return data
     if not isinstance(data, dict):
         raise ApiError(400, "malformed_json", "the body must be a JSON object")
+    return data
+
+
+def validate_body(model: type[BaseModel], data: dict) -> BaseModel:
     if _has_nul(data):
         # PostgreSQL cannot store NUL in text or JSONB; refuse it on every backend.
         raise ApiError(400, "malformed_json", "strings may not contain NUL (\\u0000)")
@@ -161,6 +191,20 @@ def parse_body(model: type[BaseModel]) -> BaseModel:
         return model.model_validate(data)
     except ValidationError as exc:
         raise validation_error(pydantic_fields(exc)) from None
+
+
+def parse_batch(model: type[BaseModel], items: list) -> list[BaseModel | ApiError]:
+    """Each item validated alone: a bad item is answered with its error and
+    does not spoil the others."""
+    parsed: list[BaseModel | ApiError] = []
+    for item in items:
+        try:
+            if not isinstance(item, dict):
+                raise ApiError(400, "malformed_json", "each item must be a JSON object")
+            parsed.append(validate_body(model, item))
+        except ApiError as exc:
+            parsed.append(exc)
+    return parsed
 
 
 def _has_nul(data: Any) -> bool:

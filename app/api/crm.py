@@ -13,6 +13,7 @@ from app.api.core import DbId, endpoint
 from app.api.errors import ApiError, validation_error
 from app.api.graph import referenced
 from app.api.pagination import PageQuery, page_of, paginate
+from app.api.schemas.batch import EventBatchOut
 from app.api.schemas.crm import (
     DealCreate,
     DealOut,
@@ -320,13 +321,23 @@ def delete_task(task_id: int):
     response=EventOut,
     status=202,
     errors=(422,),
+    batch=(EventIn, EventBatchOut),
 )
-def post_event(body: EventIn):
+def post_event(body: EventIn | list):
     """Any trigger type (``email_opened``, ``page_visited``, ...) for one of
     your contacts; starts the workflows it triggers. A repeated
-    ``event_id`` is a no-op (``duplicate: true``)."""
+    ``event_id`` is a no-op (``duplicate: true``).
+
+    Batch form: a JSON array of up to 1,000 events, answered 200 with one
+    result per item in order (``status`` 202, or the item's error: 422 for
+    an unknown type or contact). A batch counts once against the rate limit."""
     from app.automation.triggers.bus import emit
     from app.automation.triggers.registry import TRIGGER_TYPES
+
+    if isinstance(body, list):
+        from app.api.batch_views import event_batch
+
+        return event_batch(g.user.firm_id, body)
 
     if body.type not in TRIGGER_TYPES:
         raise validation_error({"type": [f"unknown event type {body.type!r}"]}, status=422)

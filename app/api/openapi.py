@@ -18,7 +18,7 @@ from flask import jsonify, render_template
 from pydantic import BaseModel, ConfigDict
 from pydantic.json_schema import models_json_schema
 
-from app.api.core import ENDPOINTS, docs_bp
+from app.api.core import ENDPOINTS, MAX_BATCH, docs_bp
 
 _RULE_VAR = re.compile(r"<(?:(\w+):)?(\w+)>")
 REF = "#/components/schemas/{model}"
@@ -95,6 +95,8 @@ def openapi_document() -> dict:
             pairs.append((ep.body, "validation"))
         if ep.response is not None:
             pairs.append((ep.response, "serialization"))
+        if ep.batch is not None:
+            pairs += [(ep.batch[0], "validation"), (ep.batch[1], "serialization")]
     pairs = list(dict.fromkeys(pairs))
     refs, top = models_json_schema(pairs, ref_template=REF)
     schemas: dict[str, Any] = dict(top.get("$defs", {}))
@@ -123,6 +125,11 @@ def openapi_document() -> dict:
                 "description": "Success",
                 "content": {"application/json": {"schema": refs[(ep.response, "serialization")]}},
             }
+        if ep.batch is not None:
+            responses["200"] = {
+                "description": f"The batch form: one result per item, in order (up to {MAX_BATCH})",
+                "content": {"application/json": {"schema": refs[(ep.batch[1], "serialization")]}},
+            }
         error_statuses = set(IMPLIED_ERRORS) | set(ep.errors)
         if "{" in path:
             error_statuses.add(404)
@@ -144,9 +151,18 @@ def openapi_document() -> dict:
         if parameters:
             operation["parameters"] = parameters
         if ep.body is not None:
+            schema = refs[(ep.body, "validation")]
+            if ep.batch is not None:
+                items = {
+                    "type": "array",
+                    "items": refs[(ep.batch[0], "validation")],
+                    "minItems": 1,
+                    "maxItems": MAX_BATCH,
+                }
+                schema = {"oneOf": [schema, items]}
             operation["requestBody"] = {
                 "required": True,
-                "content": {"application/json": {"schema": refs[(ep.body, "validation")]}},
+                "content": {"application/json": {"schema": schema}},
             }
         paths.setdefault(path, {})[ep.method.lower()] = operation
 

@@ -26,6 +26,7 @@ from app.api.schemas.automation import (
     WorkflowOut,
     WorkflowUpdate,
 )
+from app.api.schemas.batch import TriggerBatchOut, TriggerItem
 from app.extensions import db
 from app.models import Workflow
 from app.models.audit import record
@@ -278,11 +279,23 @@ def workflow_flow_visualization(workflow_id: int):
     status=201,
     errors=(409, 422),
     headers={"Idempotency-Key": "a repeat with the same key returns the same execution"},
+    batch=(TriggerItem, TriggerBatchOut),
 )
-def trigger_workflow(workflow_id: int, body: TriggerRun):
+def trigger_workflow(workflow_id: int, body: TriggerRun | list):
     """The workflow must be active and have an active ``api`` or ``manual``
-    trigger (else 409)."""
+    trigger (else 409).
+
+    Batch form: a JSON array of up to 1,000 ``{"contact_id", "context",
+    "idempotency_key"}`` items, answered 200 with one result per item in
+    order (``status`` 201 started, 200 a repeat of its key, or the item's
+    error: 422 unknown contact, 409 already inside or a key used for
+    another contact). A batch counts once against the rate limit."""
     from flask import request
+
+    if isinstance(body, list):
+        from app.api.batch_views import trigger_batch
+
+        return trigger_batch(load_workflow(workflow_id), body)
 
     from app.api.graph import referenced
     from app.automation.triggers.helpers import (

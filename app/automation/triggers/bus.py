@@ -89,14 +89,23 @@ def emit_many(events: Iterable[dict]) -> int:
     return len(_dispatch(list(events)))
 
 
-def _dispatch(events: list[dict]) -> list[int]:
+def emit_each(events: Iterable[dict]) -> dict[str, list[int]]:
+    """Like :func:`emit_many`, but says what became of each event:
+    ``{event_id: [execution ids started]}`` for the events recorded now;
+    an event whose id was seen before is missing from it."""
+    per_event: dict[str, list[int]] = {}
+    _dispatch(list(events), per_event)
+    return per_event
+
+
+def _dispatch(events: list[dict], per_event: dict | None = None) -> list[int]:
     by_firm: dict[int, list[dict]] = defaultdict(list)
     for event in _with_derived(events):
         by_firm[int(event["firm_id"])].append(event)
     started: list[int] = []
     for firm_id, firm_events in by_firm.items():
         with firm_context(firm_id):
-            started.extend(retry_on_deadlock(_dispatch_firm, firm_id, firm_events))
+            started.extend(retry_on_deadlock(_dispatch_firm, firm_id, firm_events, per_event))
     return started
 
 
@@ -130,9 +139,12 @@ def _with_derived(events: list[dict]) -> list[dict]:
     return out
 
 
-def _dispatch_firm(firm_id: int, events: list[dict]) -> list[int]:
+def _dispatch_firm(firm_id: int, events: list[dict], per_event: dict | None = None) -> list[int]:
     _forget_unknown_contacts(events)
     fresh = _record(firm_id, events)
+    if per_event is not None:  # rebuilt on a deadlock retry
+        for event in fresh:
+            per_event[event["event_id"]] = []
     if not fresh:
         db.session.commit()
         return []
@@ -157,6 +169,8 @@ def _dispatch_firm(firm_id: int, events: list[dict]) -> list[int]:
         for execution_id, _, event_id in _start(workflow, trigger, planned):
             started.append(execution_id)
             counts[event_id] = counts.get(event_id, 0) + 1
+            if per_event is not None and event_id in per_event:
+                per_event[event_id].append(execution_id)
     if counts:
         table = EventLog.__table__
         stmt = (
@@ -334,6 +348,11 @@ def _insert_firings(workflow, trigger, firings: list[tuple[int, str, str]]) -> N
         for contact_id, event_id, source in firings
     ]
     db.session.execute(AuditLog.__table__.insert(), rows)
+
+
+def audit_firings(workflow, trigger, firings: list[tuple[int, str, str]]) -> None:
+    """:func:`audit_firing` for many ``(contact_id, event_id, source)``, one INSERT."""
+    _insert_firings(workflow, trigger, firings)
 
 
 def audit_firing(workflow, contact_id, event_id, source, trigger=None, trigger_type=None) -> None:

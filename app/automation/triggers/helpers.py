@@ -151,16 +151,22 @@ def trigger_api(workflow: Workflow, contact_id: int, context: dict | None, idemp
     return start_via_api(workflow, contact_id, context, idempotency_key)[0]
 
 
-def start_via_api(
-    workflow: Workflow, contact_id: int, context: dict | None, idempotency_key: str | None = None
-) -> tuple[WorkflowExecution, bool]:
-    """(execution, created). A repeat with the same key returns the first
-    call's execution with ``created`` False."""
+def api_trigger_of(workflow: Workflow) -> WorkflowTrigger:
+    """The trigger API calls start ``workflow`` by; raises TriggerNotAllowed."""
     trigger = _trigger_of(workflow, ("api", "manual"))
     if workflow.status != "active" or trigger is None:
         raise TriggerNotAllowed(
             f"workflow {workflow.id} must be active with an active api or manual trigger"
         )
+    return trigger
+
+
+def start_via_api(
+    workflow: Workflow, contact_id: int, context: dict | None, idempotency_key: str | None = None
+) -> tuple[WorkflowExecution, bool]:
+    """(execution, created). A repeat with the same key returns the first
+    call's execution with ``created`` False."""
+    trigger = api_trigger_of(workflow)
     key = (idempotency_key or "").strip()[:150]
     event_id = f"api:{key}" if key else f"api:{uuid.uuid4().hex}"
     if key:
