@@ -14,7 +14,7 @@ run: setup migrate seed
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-setup: $(VENV)/.installed static/vendor/htmx.min.js
+setup: $(VENV)/.installed static/vendor/.built
 
 $(VENV)/.installed: pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -26,8 +26,11 @@ node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	touch $@
 
-static/vendor/htmx.min.js: node_modules/.package-lock.json $(VENV)/.installed scripts/build_assets.py
+# Icons named by the app (app/web/icons.py, the node types) go into the sprite.
+static/vendor/.built: node_modules/.package-lock.json $(VENV)/.installed scripts/build_assets.py \
+		app/web/icons.py $(wildcard app/automation/nodes/*.py)
 	$(PY) scripts/build_assets.py
+	touch $@
 
 assets: node_modules/.package-lock.json
 	$(PY) scripts/build_assets.py

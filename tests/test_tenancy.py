@@ -36,6 +36,7 @@ from app.models import (
     WorkflowAnalytics,
     WorkflowComment,
     WorkflowEdge,
+    WorkflowEdit,
     WorkflowExecution,
     WorkflowGoal,
     WorkflowNode,
@@ -122,6 +123,7 @@ def populate(firm) -> dict[type, object]:
                     email="new@example.com",
                     expires_at=datetime(2027, 1, 1, tzinfo=UTC),
                 ),
+                WorkflowEdit: WorkflowEdit(workflow_id=workflow.id, label="Move a", patch={}),
             }
         )
         db.session.add_all(rows.values())

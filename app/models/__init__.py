@@ -18,6 +18,7 @@ from app.models.crm import (
     list_members,
 )
 from app.models.delivery import EventLog, OutboxMessage, SiteVisit, TrackingEvent
+from app.models.edit_history import WorkflowEdit
 from app.models.execution import ContactFlowState, DeadLetter, WorkflowExecution
 from app.models.sending import SendingDomain, Suppression, Topic, contact_subscriptions
 from app.models.workflow import (
@@ -58,6 +59,7 @@ __all__ = [
     "WorkflowAnalytics",
     "WorkflowComment",
     "WorkflowEdge",
+    "WorkflowEdit",
     "WorkflowExecution",
     "WorkflowGoal",
     "WorkflowNode",

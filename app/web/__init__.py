@@ -6,6 +6,9 @@ from flask import Flask, redirect, url_for
 
 
 def register_web(app: Flask) -> None:
+    from app.web.icons import register_icons
+
+    register_icons(app)
     from app.web.auth import bp as auth_bp
     from app.web.workflows import bp as workflows_bp
 

@@ -2,17 +2,13 @@
 activation. Inspector, triggers and test-run views live in ``builder_*.py``
 modules that register on the same blueprint.
 
-Canvas edits (add/move/connect/delete) come from ``static/canvas.js`` as
-JSON with the CSRF header; they answer JSON (the new node id, or an error
-naming the field) and the script then reloads the ``graph`` fragment, so
-the server stays the one source of truth for what is drawn.
+Canvas edits (add, move, connect, delete, paste, undo) are in
+``builder_edits.py``.
 """
 
 from __future__ import annotations
 
 from flask import jsonify, render_template, request
-from sqlalchemy.exc import IntegrityError
-from werkzeug.wrappers import Response
 
 from app.auth import login_required_page
 from app.automation.validation import WorkflowInvalid
@@ -25,33 +21,17 @@ from app.web.builder_common import (
     bp,
     graph_context,
     is_htmx,
-    load_node,
     load_workflow,
     number,
     page_context,
     payload,
     render_panel,
 )
-from app.web.builder_graph import (
-    GraphError,
-    add_node,
-    connect,
-    move_node,
-    remove_edge,
-    remove_node,
-)
+from app.web.builder_graph import GraphError
 
 
 def _error(exc: GraphError, status: int = 422):
     return jsonify({"error": {"message": str(exc), "field": exc.field}}), status
-
-
-def _changed(body: dict | None = None, status: int = 200) -> Response:
-    """A JSON answer that tells HTMX listeners the graph changed."""
-    response = jsonify(body or {})
-    response.status_code = status
-    response.headers["HX-Trigger"] = "graph-changed"
-    return response
 
 
 @bp.get("/<int:workflow_id>")
@@ -84,100 +64,6 @@ def problems_fragment(workflow_id: int):
     if not is_htmx():
         return back_to_builder(workflow)
     return render_template("builder/_problems.html", **graph_context(workflow))
-
-
-@bp.post("/<int:workflow_id>/nodes")
-@login_required_page
-def create_node(workflow_id: int):
-    workflow = load_workflow(workflow_id)
-    data = payload()
-    try:
-        x = number(data.get("x", 80), "x")
-        y = number(data.get("y", 80), "y")
-        node = add_node(workflow, str(data.get("node_type", "")), x, y)
-    except IntegrityError:
-        db.session.rollback()
-        return _error(GraphError("another change came first; try again", "node_type"), 409)
-    except GraphError as exc:
-        db.session.rollback()
-        if not is_htmx():
-            return back_to_builder(workflow, str(exc), "error")
-        return _error(exc)
-    record("workflow.node_added", workflow, data={"node": node.node_id})
-    try:
-        db.session.commit()
-    except IntegrityError:
-        # Someone else took this step id between our read and our write.
-        db.session.rollback()
-        return _error(GraphError("another change came first; try again", "node_type"), 409)
-    if not is_htmx():
-        return back_to_builder(workflow, f"Added {node.label}.")
-    return _changed({"node_id": node.node_id}, 201)
-
-
-@bp.post("/<int:workflow_id>/nodes/<node_id>/position")
-@login_required_page
-def save_position(workflow_id: int, node_id: str):
-    workflow = load_workflow(workflow_id)
-    node = load_node(workflow, node_id)
-    data = payload()
-    try:
-        move_node(node, number(data.get("x"), "x"), number(data.get("y"), "y"))
-    except GraphError as exc:
-        return _error(exc)
-    db.session.commit()
-    return jsonify({"node_id": node.node_id, "x": node.position_x, "y": node.position_y})
-
-
-@bp.post("/<int:workflow_id>/nodes/<node_id>/delete")
-@login_required_page
-def delete_node(workflow_id: int, node_id: str):
-    workflow = load_workflow(workflow_id)
-    node = load_node(workflow, node_id)
-    remove_node(workflow, node)
-    record("workflow.node_removed", workflow, data={"node": node_id})
-    db.session.commit()
-    if not is_htmx():
-        return back_to_builder(workflow, "Step deleted.")
-    response = _changed({"deleted": node_id})
-    return response
-
-
-@bp.post("/<int:workflow_id>/edges")
-@login_required_page
-def create_edge(workflow_id: int):
-    workflow = load_workflow(workflow_id)
-    data = payload()
-    try:
-        edge = connect(
-            workflow,
-            str(data.get("source", "")),
-            str(data.get("port") or "next"),
-            str(data.get("target", "")),
-        )
-    except GraphError as exc:
-        db.session.rollback()
-        if not is_htmx():
-            return back_to_builder(workflow, str(exc), "error")
-        return _error(exc)
-    db.session.commit()
-    if not is_htmx():
-        return back_to_builder(workflow, "Connected.")
-    return _changed({"edge_id": edge.id}, 201)
-
-
-@bp.post("/<int:workflow_id>/edges/<int:edge_id>/delete")
-@login_required_page
-def delete_edge(workflow_id: int, edge_id: int):
-    workflow = load_workflow(workflow_id)
-    edge = next((edge for edge in workflow.edges if edge.id == edge_id), None)
-    if edge is None:
-        return jsonify({"error": {"message": "no such connection", "field": "edge"}}), 404
-    remove_edge(workflow, edge)
-    db.session.commit()
-    if not is_htmx():
-        return back_to_builder(workflow, "Connection deleted.")
-    return _changed({"deleted": edge_id})
 
 
 @bp.post("/<int:workflow_id>/viewport")
@@ -350,4 +236,9 @@ def pause(workflow_id: int):
 
 
 # The other builder views register on the same blueprint.
-from app.web import builder_inspector, builder_run, builder_triggers  # noqa: E402,F401
+from app.web import (  # noqa: E402,F401
+    builder_edits,
+    builder_inspector,
+    builder_run,
+    builder_triggers,
+)

@@ -19,7 +19,8 @@ from app.automation.nodes.registry import all_node_types
 from app.automation.validation import validate_definition
 from app.models import Workflow, WorkflowNode
 from app.tenancy import scoped_get
-from app.web.builder_graph import drawing
+from app.web.builder_geometry import drawing
+from app.web.builder_history import history_state
 from app.web.builder_svg import graph_svg
 
 bp = Blueprint("builder", __name__, url_prefix="/automation/builder")
@@ -94,6 +95,7 @@ def graph_context(workflow: Workflow) -> dict[str, Any]:
         "node_labels": {node.node_id: node.label for node in workflow.nodes},
         "drawing": drawn,
         "graph_svg": graph_svg(drawn),
+        "history": history_state(workflow),
     }
 
 

@@ -1,16 +1,14 @@
-"""Graph edits the builder makes, and the geometry the canvas draws.
+"""Graph edits the builder makes.
 
 No request objects here: each function takes a workflow (already loaded
 through the tenancy-scoped session) and plain values, changes rows, and
 raises :class:`GraphError` with a message a marketer can act on. The views
-commit. The geometry mirrors ``static/canvas.js`` so the first paint is
-right without JavaScript and the script only recomputes while dragging.
+commit. What the canvas draws is in ``builder_geometry.py``.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from pydantic import ValidationError
 
@@ -23,8 +21,6 @@ from app.automation.nodes.registry import (
 from app.extensions import db
 from app.models import Workflow, WorkflowEdge, WorkflowNode
 
-NODE_WIDTH = 200
-NODE_HEIGHT = 64
 # Keep dropped nodes on a sane plane: a typo in a request must not put a
 # node a million pixels away.
 COORD_LIMIT = 100_000
@@ -165,84 +161,3 @@ def connect(workflow: Workflow, source_id: str, port_key: str, target_id: str) -
     workflow.edges.append(edge)
     db.session.flush()
     return edge
-
-
-# -- geometry ---------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class DrawnPort:
-    key: str
-    label: str
-    x: float  # relative to the node's top-left corner
-    y: float
-
-
-def port_layout(ports: tuple[Port, ...]) -> list[DrawnPort]:
-    """Outputs spread along the bottom edge, left to right."""
-    count = len(ports)
-    return [
-        DrawnPort(port.key, port.label, NODE_WIDTH * (i + 1) / (count + 1), NODE_HEIGHT)
-        for i, port in enumerate(ports)
-    ]
-
-
-def edge_path(sx: float, sy: float, tx: float, ty: float) -> str:
-    """A vertical S-curve from an output (bottom) to an input (top)."""
-    bend = max(40.0, abs(ty - sy) / 2)
-    return (
-        f"M{sx:.1f},{sy:.1f} C{sx:.1f},{sy + bend:.1f} {tx:.1f},{ty - bend:.1f} {tx:.1f},{ty:.1f}"
-    )
-
-
-def drawing(workflow: Workflow, problems: list[dict]) -> dict:
-    """Everything the SVG template needs, computed once."""
-    by_pk = {node.id: node for node in workflow.nodes}
-    node_problems: dict[str, list[str]] = {}
-    for problem in problems:
-        if problem.get("node"):
-            node_problems.setdefault(problem["node"], []).append(problem["message"])
-    nodes = []
-    port_positions: dict[tuple[int, str], tuple[float, float]] = {}
-    for node in workflow.nodes:
-        try:
-            kind = get_node_type(node.node_type)
-        except UnknownNodeType:
-            kind = None
-        ports = port_layout(node_ports(node))
-        for port in ports:
-            port_positions[(node.id, port.key)] = (
-                node.position_x + port.x,
-                node.position_y + port.y,
-            )
-        nodes.append(
-            {
-                "row": node,
-                "kind": kind,
-                "ports": ports,
-                "problems": node_problems.get(node.node_id, []),
-            }
-        )
-    edges = []
-    for edge in workflow.edges:
-        source, target = by_pk.get(edge.source_node_id), by_pk.get(edge.target_node_id)
-        if source is None or target is None:
-            continue
-        key = port_key_of(edge)
-        sx, sy = port_positions.get(
-            (source.id, key),
-            (source.position_x + NODE_WIDTH / 2, source.position_y + NODE_HEIGHT),
-        )
-        tx, ty = target.position_x + NODE_WIDTH / 2, target.position_y
-        edges.append(
-            {
-                "row": edge,
-                "source": source,
-                "target": target,
-                "port": key,
-                "path": edge_path(sx, sy, tx, ty),
-                "label_x": (sx + tx) / 2,
-                "label_y": (sy + ty) / 2,
-            }
-        )
-    return {"nodes": nodes, "edges": edges, "width": NODE_WIDTH, "height": NODE_HEIGHT}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, render_template, request
+from flask import current_app, g, render_template, request
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -29,6 +29,7 @@ from app.web.builder_forms import (
     values_from_form,
 )
 from app.web.builder_graph import GraphError, rename_node_id
+from app.web.builder_history import record_edit, snapshot
 
 MAX_LABEL = 200
 PICKER_LIMIT = 500
@@ -153,6 +154,7 @@ def save_node(workflow_id: int, node_id: str):
     node = load_node(workflow, node_id)
     values = values_from_form(request.form)
     action = request.form.get("_action", "save")
+    before = snapshot(workflow)
     if action != "save":
         apply_row_action(values, action)
         return render_panel(
@@ -185,6 +187,7 @@ def save_node(workflow_id: int, node_id: str):
     node.configuration = config
     node.label = label
     record("workflow.node_configured", workflow, data={"node": node.node_id})
+    record_edit(workflow, f"Change {label}", before, g.get("user"))
     try:
         db.session.commit()
     except IntegrityError:

@@ -3,11 +3,13 @@
 The canvas of a 200-step workflow is ~400 elements with ~40 values each;
 as a Jinja loop over ORM rows it cost ~30 ms per page (an attribute lookup
 and an escape call per value), more than everything else on the page. The
-same markup written here with f-strings costs ~2 ms. Every value that
-comes from the database goes through :func:`markupsafe.escape`; numbers
-are written with ``str()`` exactly as Jinja wrote them, so ``canvas.js``
-reads the same attributes. Coordinates come from
-:func:`app.web.builder_graph.drawing`.
+same markup written here with f-strings costs a few ms. Every value that
+comes from the database goes through :func:`markupsafe.escape`. Coordinates
+come from :func:`app.web.builder_geometry.drawing`.
+
+A card's text sits in a ``<foreignObject>`` so CSS can cut it with an
+ellipsis at the card's edge (SVG text cannot); the full text is in the
+card's ``<title>`` tooltip.
 """
 
 from __future__ import annotations
@@ -16,42 +18,52 @@ from typing import Any
 
 from markupsafe import Markup, escape
 
+from app.web.builder_geometry import TRIGGER_HEIGHT, TRIGGER_WIDTH
+from app.web.icons import icon_use, sprite_url, trigger_icon
+
 _UNKNOWN_COLOR = "#94a3b8"
-_TRUNCATE_AT = 20
-_TRUNCATE_LEEWAY = 5  # Jinja's default "truncate.leeway" policy
+_XHTML = "http://www.w3.org/1999/xhtml"
 
 
-def _truncate(text: str) -> str:
-    """Jinja's ``truncate(20, True, "…")``."""
-    if len(text) <= _TRUNCATE_AT + _TRUNCATE_LEEWAY:
-        return text
-    return text[: _TRUNCATE_AT - 1] + "…"
+def _name(node) -> str:
+    return node.label or node.node_id
+
+
+def _glyph(name: str, sprite: str, x: float, y: float, size: int, cls: str) -> str:
+    return (
+        f'<svg class="{cls}" x="{x}" y="{y}" width="{size}" height="{size}" viewBox="0 0 24 24" '
+        f'aria-hidden="true">{icon_use(name, sprite)}</svg>'
+    )
 
 
 def _edge(edge: dict[str, Any]) -> str:
     row, src, dst = edge["row"], edge["source"], edge["target"]
-    label = row.label
     path = escape(edge["path"])
-    aria = f"Connection from {src.label or src.node_id}"
-    if label:
-        aria += f" ({label})"
-    aria += f" to {dst.label or dst.node_id}"
-    label_x, label_y = escape(edge["label_x"]), escape(edge["label_y"])
-    text = (
-        f'<text class="edge-label" x="{label_x}" y="{label_y}" text-anchor="middle">'
-        f"{escape(label)}</text>"
-        if label
-        else ""
-    )
+    aria = f"Connection from {_name(src)}"
+    if row.label:
+        aria += f" ({row.label})"
+    aria += f" to {_name(dst)}"
+    mid_x = escape(round(edge["mid_x"], 1))
     return (
         f'<g class="edge" id="edge-{row.id}" data-edge-id="{row.id}" '
         f'data-source="{escape(src.node_id)}" data-target="{escape(dst.node_id)}" '
         f'data-port="{escape(edge["port"])}" tabindex="0" role="button" '
         f'aria-label="{escape(aria)}">'
         f'<path class="edge-hit" d="{path}"></path>'
-        f'<path class="edge-line" d="{path}" marker-end="url(#arrow)"></path>{text}'
-        f'<text class="edge-count" x="{label_x}" y="{escape(edge["label_y"] + 14)}" '
+        f'<path class="edge-line" d="{path}" marker-end="url(#arrow)"></path>'
+        f'<text class="edge-count" x="{mid_x}" y="{escape(round(edge["mid_y"] - 16, 1))}" '
         f'text-anchor="middle"></text></g>\n'
+    )
+
+
+def _edge_tool(edge: dict[str, Any], sprite: str) -> str:
+    row, src, dst = edge["row"], edge["source"], edge["target"]
+    mid_x, mid_y = escape(round(edge["mid_x"], 1)), escape(round(edge["mid_y"], 1))
+    aria = f"Insert a step between {_name(src)} and {_name(dst)}"
+    return (
+        f'<g class="edge-add" data-edge-id="{row.id}" transform="translate({mid_x},{mid_y})" '
+        f'tabindex="0" role="button" aria-label="{escape(aria)}"><title>{escape(aria)}</title>'
+        f'<circle r="11"></circle>{_glyph("plus", sprite, -8, -8, 16, "edge-add-icon")}</g>\n'
     )
 
 
@@ -62,52 +74,107 @@ def _port(port) -> str:
     x, y = escape(port.x), escape(port.y)
     return (
         f'<g class="port-out" data-port="{escape(port.key)}" data-px="{x}" data-py="{y}" '
-        f'transform="translate({x},{y})"><circle class="port port-dot" r="7"></circle>'
-        f"{text}<title>{title}</title></g>"
+        f'data-label="{label}" transform="translate({x},{y})">'
+        f'<circle class="port port-dot" r="7"></circle>{text}<title>{title}</title></g>'
     )
 
 
-def _node(item: dict[str, Any], width: float, height: float) -> str:
+def _node(item: dict[str, Any], width: float, height: float, sprite: str, entry: str) -> str:
     node, kind, problems = item["row"], item["kind"], item["problems"]
     color = escape(kind.color) if kind else _UNKNOWN_COLOR
-    name = node.label or node.node_id
+    name = _name(node)
     kind_label = kind.label if kind else node.node_type
+    summary = item["summary"] or kind_label
     node_id = escape(node.node_id)
     x, y = escape(node.position_x), escape(node.position_y)
     aria = f"{kind_label}: {name}"
+    if item["summary"]:
+        aria += f", {item['summary']}"
     if problems:
         aria += f" — {len(problems)} problem{'s' if len(problems) > 1 else ''}"
-    title = f"{escape(name)} ({node_id})" + "".join(f"\n⚠ {escape(p)}" for p in problems)
+    title = f"{escape(name)}\n{escape(summary)}\n({escape(kind_label)}, {node_id})" + "".join(
+        f"\nProblem: {escape(p)}" for p in problems
+    )
     badge = (
         f'<g class="node-badge" transform="translate({width - 4},4)" aria-hidden="true">'
         f'<circle r="10"></circle><text y="4" text-anchor="middle">{len(problems)}</text></g>'
         if problems
         else ""
     )
+    text_w, text_h = width - 68, height - 12
+    entry_attr = ' data-entry="true"' if node.node_id == entry else ""
     return (
         f'<g class="node{" has-problems" if problems else ""}" id="node-{node_id}" '
-        f'data-node-id="{node_id}" data-node-type="{escape(node.node_type)}" '
+        f'data-node-id="{node_id}" data-node-type="{escape(node.node_type)}"{entry_attr} '
         f'data-x="{x}" data-y="{y}" transform="translate({x},{y})" tabindex="0" role="button" '
         f'aria-label="{escape(aria)}"><title>{title}</title>'
-        f'<rect class="node-box" width="{width}" height="{height}" rx="10"></rect>'
-        f'<rect class="node-stripe" width="6" height="{height}" rx="3" fill="{color}"></rect>'
-        f'<circle class="node-icon-bg" cx="30" cy="32" r="16" fill="{color}"></circle>'
-        f'<text class="node-icon" x="30" y="37" text-anchor="middle">'
-        f"{escape(kind.icon) if kind else '?'}</text>"
-        f'<text class="node-label" x="54" y="28">{escape(_truncate(name))}</text>'
-        f'<text class="node-type" x="54" y="47">{escape(kind_label)}</text>'
+        f'<rect class="node-box" width="{width}" height="{height}" rx="12"></rect>'
+        f'<circle class="node-icon-bg" cx="32" cy="{height / 2}" r="18" fill="{color}"></circle>'
+        f"{_glyph(kind.icon if kind else 'circle-help', sprite, 22, height / 2 - 10, 20, 'node-icon')}"
+        f'<foreignObject x="60" y="6" width="{text_w}" height="{text_h}">'
+        f'<div xmlns="{_XHTML}" class="node-text">'
+        f'<div class="node-label">{escape(name)}</div>'
+        f'<div class="node-summary">{escape(summary)}</div>'
+        f'<div class="node-stats"><span class="stat stat-live" data-live-for="{node_id}"></span>'
+        f'<span class="stat stat-overlay" data-overlay-for="{node_id}"></span></div>'
+        f"</div></foreignObject>"
         f'<circle class="port port-in" cx="{width / 2}" cy="0" r="6"></circle>'
-        f"{''.join(_port(port) for port in item['ports'])}{badge}"
-        f'<g class="node-stats" transform="translate({width + 8},18)">'
-        f'<text class="stat stat-live" data-live-for="{node_id}"></text>'
-        f'<text class="stat stat-overlay" y="16" data-overlay-for="{node_id}"></text>'
-        f"</g></g>\n"
+        f"{''.join(_port(port) for port in item['ports'])}{badge}</g>\n"
+    )
+
+
+def _trigger(item: dict[str, Any], sprite: str) -> str:
+    trigger, kind = item["row"], item["kind"]
+    x, y = escape(round(item["x"], 1)), escape(round(item["y"], 1))
+    if trigger is None:
+        label, summary, glyph = "Add a trigger", "How contacts enter", "plus"
+        attrs = 'class="trigger trigger-add" data-trigger-id=""'
+        aria = "Add a trigger: choose how contacts enter this workflow"
+    else:
+        label = kind.label if kind else trigger.trigger_type
+        summary = item["summary"] or ("Any contact" if trigger.is_active else "")
+        if not trigger.is_active:
+            summary = "Disabled" + (f" · {item['summary']}" if item["summary"] else "")
+        glyph = trigger_icon(kind.family if kind else "")
+        state = "" if trigger.is_active else " trigger-off"
+        attrs = (
+            f'class="trigger{state}" id="trigger-node-{trigger.id}" data-trigger-id="{trigger.id}"'
+        )
+        aria = f"Trigger: {label}" + (f", {summary}" if summary else "") + ". Open to edit"
+    return (
+        f'<g {attrs} transform="translate({x},{y})" tabindex="0" role="button" '
+        f'aria-label="{escape(aria)}"><title>{escape(label)}\n{escape(summary)}</title>'
+        f'<rect class="trigger-box" width="{TRIGGER_WIDTH}" height="{TRIGGER_HEIGHT}" rx="24"></rect>'
+        f'<circle class="trigger-icon-bg" cx="24" cy="{TRIGGER_HEIGHT / 2}" r="15"></circle>'
+        f"{_glyph(glyph, sprite, 15, TRIGGER_HEIGHT / 2 - 9, 18, 'trigger-icon')}"
+        f'<foreignObject x="46" y="5" width="{TRIGGER_WIDTH - 58}" height="{TRIGGER_HEIGHT - 10}">'
+        f'<div xmlns="{_XHTML}" class="trigger-text"><div class="trigger-label">{escape(label)}</div>'
+        f'<div class="trigger-summary">{escape(summary)}</div></div></foreignObject></g>\n'
+    )
+
+
+def _trigger_edge(item: dict[str, Any]) -> str:
+    if not item["path"]:
+        return ""
+    return (
+        f'<path class="trigger-edge" d="{escape(item["path"])}" marker-end="url(#arrow)"></path>\n'
     )
 
 
 def graph_svg(drawing: dict[str, Any]) -> Markup:
-    """``<g id="edges">`` then ``<g id="nodes">``, as the canvas expects."""
+    """Edges, steps, triggers, then the "+" on each connection (on top)."""
     width, height = drawing["width"], drawing["height"]
+    sprite = sprite_url()
+    triggers = drawing["triggers"]
     edges = "".join(_edge(edge) for edge in drawing["edges"])
-    nodes = "".join(_node(item, width, height) for item in drawing["nodes"])
-    return Markup(f'<g id="edges">\n{edges}</g>\n<g id="nodes">\n{nodes}</g>\n')
+    trigger_edges = "".join(_trigger_edge(item) for item in triggers)
+    nodes = "".join(
+        _node(item, width, height, sprite, drawing["entry"]) for item in drawing["nodes"]
+    )
+    trigger_cards = "".join(_trigger(item, sprite) for item in triggers)
+    tools = "".join(_edge_tool(edge, sprite) for edge in drawing["edges"])
+    return Markup(
+        f'<g id="edges">\n{trigger_edges}{edges}</g>\n<g id="nodes">\n{nodes}</g>\n'
+        f'<g id="triggers" data-entry="{escape(drawing["entry"])}">\n{trigger_cards}</g>\n'
+        f'<g id="edge-tools">\n{tools}</g>\n'
+    )

@@ -122,7 +122,9 @@ def _pickers(workflow: Workflow) -> dict[str, Any]:
     return data
 
 
-def _panel(workflow: Workflow, status: int = 200, *, editing=None, new=None, message=None):
+def _panel(
+    workflow: Workflow, status: int = 200, *, editing=None, new=None, message=None, open_id=None
+):
     """The whole panel; ``editing`` is {trigger_id: (values, errors)} for a
     form redrawn with what was typed, ``new`` the same for the add form."""
     editing = editing or {}
@@ -143,7 +145,7 @@ def _panel(workflow: Workflow, status: int = 200, *, editing=None, new=None, mes
                 "form_values": values,
                 "form_errors": errors,
                 "summary": error_summary(errors),
-                "open": trigger.id in editing,
+                "open": trigger.id in editing or trigger.id == open_id,
             }
         )
     new_form = None
@@ -196,7 +198,8 @@ def triggers_panel(workflow_id: int):
     key = request.args.get("trigger_type")
     if key in TRIGGER_TYPES:
         new = (TRIGGER_TYPES[key], values_from_trigger(key, {}), {})
-    return _panel(workflow, new=new)
+    # The canvas opens the panel on the trigger that was clicked.
+    return _panel(workflow, new=new, open_id=request.args.get("open", type=int))
 
 
 @bp.post("/<int:workflow_id>/triggers")

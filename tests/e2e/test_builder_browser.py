@@ -198,8 +198,10 @@ def test_keyboard_selection_delete_and_zoom(logged_in_page, live_server, alice, 
     page.keyboard.press("Enter")
     page.locator("#inspector[data-node-id='tag_it']").wait_for()
 
-    # Click a connection, press Delete: it is gone, also after a reload.
-    page.locator(".edge .edge-hit").first.click(force=True)
+    # Select a connection (Tab reaches it; Enter selects), press Delete: it
+    # is gone, also after a reload.
+    page.locator(".edge").first.focus()
+    page.keyboard.press("Enter")
     page.locator(".edge.selected").wait_for(state="attached")
     page.keyboard.press("Delete")
     page.locator(".edge").wait_for(state="detached")

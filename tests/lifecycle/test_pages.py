@@ -319,4 +319,8 @@ def test_the_comment_badge_partial_links_to_the_step_panel(app, acme, bob, live)
                 node_id="send_tips",
                 comment_counts=comments_by_node(live),
             )
-    assert f"/automation/{live.id}/comments?node=send_tips" in html and "💬 1" in html
+    assert (
+        f"/automation/{live.id}/comments?node=send_tips" in html
+        and "#message-square-text" in html
+        and "</svg> 1</a>" in html
+    )

@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from app.automation.nodes.registry import ActionConfig, NodeType, register
+from app.automation.nodes.summaries import quoted
 
 CONTACT_COLUMNS = ("email", "first_name", "last_name", "phone", "score", "timezone", "unsubscribed")
 _SCORE_DELTA = re.compile(r"^[+-]\d+$")
@@ -26,7 +27,7 @@ class CreateTask(NodeType):
     key = "create_task"
     label = "Create task"
     family = "action"
-    icon = "☑"
+    icon = "square-check-big"
     color = "#ca8a04"
     description = "Create a follow-up task for a user."
     Config = CreateTaskConfig
@@ -34,6 +35,10 @@ class CreateTask(NodeType):
     @classmethod
     def default_config(cls) -> dict:
         return {"title": "Follow up with {{ contact.email }}", "due_in_hours": 24}
+
+    @classmethod
+    def summary(cls, config: dict) -> str:
+        return f"Task {quoted(config.get('title'))}" if config.get("title") else "No title yet"
 
 
 class DealConfig(ActionConfig):
@@ -52,7 +57,7 @@ class CreateDeal(NodeType):
     key = "create_deal"
     label = "Create deal"
     family = "action"
-    icon = "$"
+    icon = "badge-dollar-sign"
     color = "#16a34a"
     description = "Open a deal for the contact."
     Config = CreateDealConfig
@@ -60,6 +65,15 @@ class CreateDeal(NodeType):
     @classmethod
     def default_config(cls) -> dict:
         return {"title": "Deal for {{ contact.email }}", "value": "0", "stage": "new"}
+
+    @classmethod
+    def summary(cls, config: dict) -> str:
+        title = quoted(config.get("title")) if config.get("title") else "Deal"
+        return (
+            f"{title} worth {config['value']}"
+            if config.get("value") not in (None, "", "0")
+            else title
+        )
 
 
 class UpdateDealConfig(DealConfig):
@@ -75,7 +89,7 @@ class UpdateDeal(NodeType):
     key = "update_deal"
     label = "Update deal"
     family = "action"
-    icon = "$"
+    icon = "circle-dollar-sign"
     color = "#15803d"
     description = "Change the contact's latest open deal."
     Config = UpdateDealConfig
@@ -83,6 +97,15 @@ class UpdateDeal(NodeType):
     @classmethod
     def default_config(cls) -> dict:
         return {"stage": "qualified"}
+
+    @classmethod
+    def summary(cls, config: dict) -> str:
+        parts = [
+            f"{key} {config[key]}"
+            for key in ("stage", "status", "value", "title")
+            if config.get(key) not in (None, "")
+        ]
+        return "Set " + ", ".join(parts) if parts else "Nothing to change yet"
 
 
 class UpdateContactConfig(ActionConfig):
@@ -111,7 +134,7 @@ class UpdateContact(NodeType):
     key = "update_contact"
     label = "Update contact"
     family = "action"
-    icon = "✎"
+    icon = "user-pen"
     color = "#0d9488"
     description = "Set contact fields; score takes '+10' to add."
     Config = UpdateContactConfig
@@ -119,6 +142,19 @@ class UpdateContact(NodeType):
     @classmethod
     def default_config(cls) -> dict:
         return {"fields": {"score": "+10"}}
+
+    @classmethod
+    def summary(cls, config: dict) -> str:
+        fields = config.get("fields")
+        if not isinstance(fields, dict) or not fields:
+            return "No fields yet"
+        name, value = next(iter(fields.items()))
+        first = (
+            f"{name.removeprefix('custom.')} {value}"
+            if str(value).startswith(("+", "-"))
+            else f"{name.removeprefix('custom.')} = {value}"
+        )
+        return f"Set {first}" + (f" +{len(fields) - 1} more" if len(fields) > 1 else "")
 
 
 class TagConfig(ActionConfig):
@@ -130,7 +166,7 @@ class AddTag(NodeType):
     key = "add_tag"
     label = "Add tag"
     family = "action"
-    icon = "#"
+    icon = "tag"
     color = "#9333ea"
     description = "Tag the contact."
     Config = TagConfig
@@ -139,13 +175,17 @@ class AddTag(NodeType):
     def default_config(cls) -> dict:
         return {"tag": "engaged"}
 
+    @classmethod
+    def summary(cls, config: dict) -> str:
+        return f"Add tag {config['tag']}" if config.get("tag") else "No tag yet"
+
 
 @register
 class RemoveTag(NodeType):
     key = "remove_tag"
     label = "Remove tag"
     family = "action"
-    icon = "#"
+    icon = "tag-x"
     color = "#a855f7"
     description = "Remove a tag from the contact."
     Config = TagConfig
@@ -153,6 +193,10 @@ class RemoveTag(NodeType):
     @classmethod
     def default_config(cls) -> dict:
         return {"tag": "engaged"}
+
+    @classmethod
+    def summary(cls, config: dict) -> str:
+        return f"Remove tag {config['tag']}" if config.get("tag") else "No tag yet"
 
 
 class ListConfig(ActionConfig):
@@ -164,10 +208,14 @@ class AddToList(NodeType):
     key = "add_to_list"
     label = "Add to list"
     family = "action"
-    icon = "≡"
+    icon = "list-plus"
     color = "#ea580c"
     description = "Add the contact to a list."
     Config = ListConfig
+
+    @classmethod
+    def summary(cls, config: dict) -> str:
+        return f"Add to list {config['list']}" if config.get("list") else "No list yet"
 
 
 @register
@@ -175,7 +223,11 @@ class RemoveFromList(NodeType):
     key = "remove_from_list"
     label = "Remove from list"
     family = "action"
-    icon = "≡"
+    icon = "list-minus"
     color = "#f97316"
     description = "Remove the contact from a list."
     Config = ListConfig
+
+    @classmethod
+    def summary(cls, config: dict) -> str:
+        return f"Remove from list {config['list']}" if config.get("list") else "No list yet"

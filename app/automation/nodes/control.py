@@ -7,6 +7,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from app.automation.nodes import summaries
 from app.automation.nodes.registry import NodeConfig, NodeType, Port, register
 from app.automation.rules_schema import HasRules
 
@@ -22,7 +23,7 @@ class Condition(NodeType):
     key = "condition"
     label = "If / else"
     family = "control"
-    icon = "◇"
+    icon = "git-branch"
     color = "#f59e0b"
     description = "Branch on contact fields, tags, lists, deals or e-mail activity."
     Config = ConditionConfig
@@ -34,6 +35,10 @@ class Condition(NodeType):
     @classmethod
     def default_config(cls) -> dict:
         return {"match": "all", "rules": [{"field": "contact.score", "op": "gte", "value": 50}]}
+
+    @classmethod
+    def summary(cls, config: dict) -> str:
+        return f"If {summaries.rules(config)}" if summaries.rules(config) else "No rules yet"
 
 
 class WaitTimeConfig(NodeConfig):
@@ -60,7 +65,7 @@ class WaitTime(NodeType):
     key = "wait_time"
     label = "Wait"
     family = "control"
-    icon = "⏱"
+    icon = "timer"
     color = "#64748b"
     description = "Wait for a number of minutes, hours or days."
     Config = WaitTimeConfig
@@ -68,6 +73,11 @@ class WaitTime(NodeType):
     @classmethod
     def default_config(cls) -> dict:
         return {"wait_duration_hours": 24}
+
+    @classmethod
+    def summary(cls, config: dict) -> str:
+        hours = summaries.hours_of(config, "wait_duration_hours", "wait_duration_seconds")
+        return f"Wait {summaries.duration(hours)}" if hours else "No duration yet"
 
 
 def _time_of_day(value: str | None) -> str | None:
@@ -103,7 +113,7 @@ class WaitUntil(NodeType):
     key = "wait_until"
     label = "Wait until"
     family = "control"
-    icon = "📅"
+    icon = "calendar-clock"
     color = "#475569"
     description = "Wait until a date, or a contact date field plus an offset."
     Config = WaitUntilConfig
@@ -111,6 +121,17 @@ class WaitUntil(NodeType):
     @classmethod
     def default_config(cls) -> dict:
         return {"field": "custom.renewal_date", "offset_days": -7, "at": "09:00"}
+
+    @classmethod
+    def summary(cls, config: dict) -> str:
+        if config.get("until"):
+            return f"Until {str(config['until']).replace('T', ' ')[:16]} UTC"
+        if not config.get("field"):
+            return "No date yet"
+        days = config.get("offset_days") or 0
+        offset = f" {int(days):+d} days" if isinstance(days, (int, float)) and days else ""
+        at = f" at {config['at']}" if config.get("at") else ""
+        return f"Until {str(config['field']).removeprefix('custom.')}{offset}{at}"
 
 
 class WaitConditionConfig(NodeConfig, HasRules):
@@ -137,7 +158,7 @@ class WaitCondition(NodeType):
     key = "wait_condition"
     label = "Wait for condition"
     family = "control"
-    icon = "⌛"
+    icon = "hourglass"
     color = "#334155"
     description = "Wait until the contact meets rules, or give up after a timeout."
     Config = WaitConditionConfig
@@ -149,6 +170,12 @@ class WaitCondition(NodeType):
     @classmethod
     def default_config(cls) -> dict:
         return {"match": "all", "rules": [{"tag": "customer", "op": "has"}], "timeout_hours": 72}
+
+    @classmethod
+    def summary(cls, config: dict) -> str:
+        hours = summaries.hours_of(config, "timeout_hours", "timeout_seconds")
+        limit = f", max {summaries.duration(hours)}" if hours else ""
+        return f"Until {summaries.rules(config) or '...'}{limit}"
 
 
 class Variant(BaseModel):
@@ -177,7 +204,7 @@ class Split(NodeType):
     key = "split"
     label = "A/B split"
     family = "control"
-    icon = "⑂"
+    icon = "split"
     color = "#e11d48"
     description = "Send contacts down weighted variants; each contact keeps its variant."
     Config = SplitConfig
@@ -194,6 +221,19 @@ class Split(NodeType):
     def default_config(cls) -> dict:
         return {"variants": [{"name": "A", "weight": 50}, {"name": "B", "weight": 50}]}
 
+    @classmethod
+    def summary(cls, config: dict) -> str:
+        variants = config.get("variants")
+        if not isinstance(variants, list) or not variants:
+            return "No variants yet"
+        shown = [
+            f"{v.get('name')} {v.get('weight', 0):g}%"
+            if isinstance(v, dict) and isinstance(v.get("weight", 0), (int, float))
+            else "?"
+            for v in variants
+        ]
+        return "Split " + " / ".join(shown)
+
 
 class GoalConfig(NodeConfig, HasRules):
     goal_value: float = Field(default=0, ge=0)
@@ -204,7 +244,7 @@ class Goal(NodeType):
     key = "goal"
     label = "Goal"
     family = "goal"
-    icon = "★"
+    icon = "trophy"
     color = "#059669"
     description = (
         "A conversion. With rules, contacts anywhere in the workflow who meet them jump here."
@@ -214,3 +254,8 @@ class Goal(NodeType):
     @classmethod
     def default_config(cls) -> dict:
         return {"match": "all", "rules": [], "goal_value": 0}
+
+    @classmethod
+    def summary(cls, config: dict) -> str:
+        rules = summaries.rules(config)
+        return f"When {rules}" if rules else "Reached by the path"

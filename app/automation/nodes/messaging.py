@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import EmailStr, Field, field_validator, model_validator
 
 from app.automation.nodes.registry import ActionConfig, NodeType, register
+from app.automation.nodes.summaries import quoted
 
 
 class SendEmailConfig(ActionConfig):
@@ -30,7 +31,7 @@ class SendEmail(NodeType):
     key = "send_email"
     label = "Send email"
     family = "action"
-    icon = "✉"
+    icon = "mail"
     color = "#2563eb"
     description = "Send an e-mail to the contact, with open and click tracking."
     Config = SendEmailConfig
@@ -43,6 +44,16 @@ class SendEmail(NodeType):
             "body_text": "Hi {{ contact.first_name }},\n",
         }
 
+    @classmethod
+    def summary(cls, config: dict) -> str:
+        if config.get("subject"):
+            return f"Send {quoted(config['subject'])}"
+        return (
+            "Template " + str(config["template_id"])
+            if config.get("template_id")
+            else "No subject yet"
+        )
+
 
 class SendSmsConfig(ActionConfig):
     body: str = Field(min_length=1, max_length=1600)
@@ -53,7 +64,7 @@ class SendSms(NodeType):
     key = "send_sms"
     label = "Send SMS"
     family = "action"
-    icon = "✆"
+    icon = "message-square"
     color = "#0891b2"
     description = "Send a text message to the contact's phone."
     Config = SendSmsConfig
@@ -62,6 +73,10 @@ class SendSms(NodeType):
     @classmethod
     def default_config(cls) -> dict:
         return {"body": "Hi {{ contact.first_name }}!"}
+
+    @classmethod
+    def summary(cls, config: dict) -> str:
+        return f"Text {quoted(config.get('body'))}" if config.get("body") else "No text yet"
 
 
 class WebhookConfig(ActionConfig):
@@ -107,7 +122,7 @@ class Webhook(NodeType):
     key = "webhook"
     label = "Webhook"
     family = "action"
-    icon = "⇄"
+    icon = "webhook"
     color = "#7c3aed"
     description = "POST a signed JSON payload to another system."
     Config = WebhookConfig
@@ -116,6 +131,12 @@ class Webhook(NodeType):
     @classmethod
     def default_config(cls) -> dict:
         return {"url": "https://example.com/hooks/automation", "method": "POST"}
+
+    @classmethod
+    def summary(cls, config: dict) -> str:
+        url = str(config.get("url") or "")
+        host = url.split("://", 1)[-1].split("/", 1)[0]
+        return f"{str(config.get('method') or 'POST').upper()} {host}" if host else "No URL yet"
 
 
 class InternalNotificationConfig(ActionConfig):
@@ -128,7 +149,7 @@ class InternalNotification(NodeType):
     key = "internal_notification"
     label = "Notify team"
     family = "action"
-    icon = "🔔"
+    icon = "bell"
     color = "#db2777"
     description = "Send an in-app notification to users of your firm."
     Config = InternalNotificationConfig
@@ -136,3 +157,11 @@ class InternalNotification(NodeType):
     @classmethod
     def default_config(cls) -> dict:
         return {"message": "{{ contact.email }} reached this step", "recipients": []}
+
+    @classmethod
+    def summary(cls, config: dict) -> str:
+        people = config.get("recipients") or []
+        if not isinstance(people, list) or not people:
+            return "Notify the team"
+        more = f" +{len(people) - 1}" if len(people) > 1 else ""
+        return f"Notify {people[0]}{more}"

@@ -49,7 +49,8 @@ class NodeType:
     key: ClassVar[str]
     label: ClassVar[str]
     family: ClassVar[str]  # "action", "control" or "goal"
-    icon: ClassVar[str] = "•"
+    # A Lucide icon name (app/web/icons.py draws it).
+    icon: ClassVar[str] = "circle-help"
     color: ClassVar[str] = "#64748b"
     description: ClassVar[str] = ""
     Config: ClassVar[type[NodeConfig]] = NodeConfig
@@ -69,6 +70,14 @@ class NodeType:
     def default_config(cls) -> dict:
         return {}
 
+    @classmethod
+    def summary(cls, config: dict) -> str:
+        """What the step does in a few words, for its card ("Wait 2 days").
+        ``config`` is the stored configuration, finished or not; a type's
+        own ``summary`` may raise on nonsense, which :func:`card_summary`
+        turns into no summary."""
+        return ""
+
 
 NODE_TYPES: dict[str, type[NodeType]] = {}
 
@@ -78,6 +87,19 @@ def register(node_type: type[NodeType]) -> type[NodeType]:
         raise ValueError(f"node type {node_type.key!r} registered twice")
     NODE_TYPES[node_type.key] = node_type
     return node_type
+
+
+def card_summary(node_type: str, configuration: dict | None) -> str:
+    """The card text of a stored node, or "" for an unknown type or a
+    configuration too broken to describe."""
+    try:
+        kind = get_node_type(node_type)
+    except UnknownNodeType:
+        return ""
+    try:
+        return kind.summary(dict(configuration or {}))
+    except (TypeError, ValueError, AttributeError, KeyError, IndexError):
+        return ""
 
 
 class UnknownNodeType(KeyError):
