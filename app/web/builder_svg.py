@@ -52,7 +52,7 @@ def _edge(edge: dict[str, Any]) -> str:
         f'<path class="edge-hit" d="{path}"></path>'
         f'<path class="edge-line" d="{path}" marker-end="url(#arrow)"></path>'
         f'<text class="edge-count" x="{mid_x}" y="{escape(round(edge["mid_y"] - 16, 1))}" '
-        f'text-anchor="middle"></text></g>\n'
+        f'text-anchor="middle" aria-hidden="true"></text></g>\n'
     )
 
 
@@ -74,7 +74,7 @@ def _port(port) -> str:
     x, y = escape(port.x), escape(port.y)
     return (
         f'<g class="port-out" data-port="{escape(port.key)}" data-px="{x}" data-py="{y}" '
-        f'data-label="{label}" transform="translate({x},{y})">'
+        f'data-label="{label}" transform="translate({x},{y})" aria-hidden="true">'
         f'<circle class="port port-dot" r="7"></circle>{text}<title>{title}</title></g>'
     )
 
@@ -87,9 +87,12 @@ def _node(item: dict[str, Any], width: float, height: float, sprite: str, entry:
     summary = item["summary"] or kind_label
     node_id = escape(node.node_id)
     x, y = escape(node.position_x), escape(node.position_y)
-    aria = f"{kind_label}: {name}"
-    if item["summary"]:
-        aria += f", {item['summary']}"
+    # The name holds the card's visible text in order (label, summary,
+    # output names), as assistive tools that match speech to labels expect.
+    aria = f"{kind_label}: {name}, {summary}"
+    outputs = [port.label for port in item["ports"] if port.label]
+    if outputs:
+        aria += f", {', '.join(outputs)}"
     if problems:
         aria += f" — {len(problems)} problem{'s' if len(problems) > 1 else ''}"
     title = f"{escape(name)}\n{escape(summary)}\n({escape(kind_label)}, {node_id})" + "".join(
@@ -107,19 +110,23 @@ def _node(item: dict[str, Any], width: float, height: float, sprite: str, entry:
         f'<g class="node{" has-problems" if problems else ""}" id="node-{node_id}" '
         f'data-node-id="{node_id}" data-node-type="{escape(node.node_type)}"{entry_attr} '
         f'data-x="{x}" data-y="{y}" transform="translate({x},{y})" tabindex="0" role="button" '
-        f'aria-label="{escape(aria)}"><title>{title}</title>'
-        f'<rect class="node-box" width="{width}" height="{height}" rx="12"></rect>'
+        # The tooltip hangs on the box, out of the accessible name.
+        f'aria-label="{escape(aria)}">'
+        f'<rect class="node-box" width="{width}" height="{height}" rx="12" aria-hidden="true">'
+        f"<title>{title}</title></rect>"
         f'<circle class="node-icon-bg" cx="32" cy="{height / 2}" r="18" fill="{color}"></circle>'
         f"{_glyph(kind.icon if kind else 'circle-help', sprite, 22, height / 2 - 10, 20, 'node-icon')}"
         f'<foreignObject x="60" y="6" width="{text_w}" height="{text_h}">'
         f'<div xmlns="{_XHTML}" class="node-text">'
-        f'<div class="node-label">{escape(name)}</div>'
+        f'<div class="node-label">{escape(name)}</div> '
         f'<div class="node-summary">{escape(summary)}</div>'
-        f'<div class="node-stats"><span class="stat stat-live" data-live-for="{node_id}"></span>'
+        # Screen readers hear the counts from the hidden #live-counts list.
+        f'<div class="node-stats" aria-hidden="true">'
+        f'<span class="stat stat-live" data-live-for="{node_id}"></span>'
         f'<span class="stat stat-overlay" data-overlay-for="{node_id}"></span></div>'
         f"</div></foreignObject>"
         f'<circle class="port port-in" cx="{width / 2}" cy="0" r="6"></circle>'
-        f"{''.join(_port(port) for port in item['ports'])}{badge}</g>\n"
+        f" {' '.join(_port(port) for port in item['ports'])}{badge}</g>\n"
     )
 
 
@@ -143,12 +150,13 @@ def _trigger(item: dict[str, Any], sprite: str) -> str:
         aria = f"Trigger: {label}" + (f", {summary}" if summary else "") + ". Open to edit"
     return (
         f'<g {attrs} transform="translate({x},{y})" tabindex="0" role="button" '
-        f'aria-label="{escape(aria)}"><title>{escape(label)}\n{escape(summary)}</title>'
-        f'<rect class="trigger-box" width="{TRIGGER_WIDTH}" height="{TRIGGER_HEIGHT}" rx="24"></rect>'
+        f'aria-label="{escape(aria)}"><rect class="trigger-box" width="{TRIGGER_WIDTH}" '
+        f'height="{TRIGGER_HEIGHT}" rx="24" aria-hidden="true">'
+        f"<title>{escape(label)}\n{escape(summary)}</title></rect>"
         f'<circle class="trigger-icon-bg" cx="24" cy="{TRIGGER_HEIGHT / 2}" r="15"></circle>'
         f"{_glyph(glyph, sprite, 15, TRIGGER_HEIGHT / 2 - 9, 18, 'trigger-icon')}"
         f'<foreignObject x="46" y="5" width="{TRIGGER_WIDTH - 58}" height="{TRIGGER_HEIGHT - 10}">'
-        f'<div xmlns="{_XHTML}" class="trigger-text"><div class="trigger-label">{escape(label)}</div>'
+        f'<div xmlns="{_XHTML}" class="trigger-text"><div class="trigger-label">{escape(label)}</div> '
         f'<div class="trigger-summary">{escape(summary)}</div></div></foreignObject></g>\n'
     )
 

@@ -48,7 +48,7 @@ def boxes_overlap(a, b) -> bool:
 
 
 def test_undo_of_a_delete_restores_the_step_and_its_connections(
-    logged_in_page, live_server, alice, acme
+    logged_in_page, live_server, alice, acme, screenshot
 ):
     workflow = chain(acme)
     page = logged_in_page(alice)
@@ -60,6 +60,7 @@ def test_undo_of_a_delete_restores_the_step_and_its_connections(
     page.keyboard.press("Delete")
     page.locator("#node-b").wait_for(state="detached")
     page.locator("#builder-status", has_text="Step deleted").wait_for()
+    screenshot(page, "builder-canvas-deleted-undo-toast", full_page=False)
     assert set(stored(acme, workflow.id)["nodes"]) == {"a", "c"}
     assert stored(acme, workflow.id)["edges"] == set()
 
@@ -87,6 +88,7 @@ def test_undo_of_a_delete_restores_the_step_and_its_connections(
     page.locator("#node-a .node-box").click()
     dialog = page.locator("#unsaved-dialog")
     expect(dialog).to_be_visible()
+    screenshot(page, "builder-canvas-unsaved-changes", full_page=False)
     dialog.get_by_role("button", name="Save").click()
     page.locator("#inspector[data-node-id='a']").wait_for()
     assert stored(acme, workflow.id)["nodes"]["b"]["label"] == "Tag b, renamed"
@@ -98,7 +100,7 @@ def test_undo_of_a_delete_restores_the_step_and_its_connections(
 
 
 def test_search_filters_the_palette_and_a_keyboard_builds_three_connected_steps(
-    logged_in_page, live_server, alice, acme
+    logged_in_page, live_server, alice, acme, screenshot
 ):
     workflow = make_workflow(acme, name="Typed")
     page = logged_in_page(alice)
@@ -156,6 +158,7 @@ def test_search_filters_the_palette_and_a_keyboard_builds_three_connected_steps(
     page.keyboard.press("c")
     dialog = page.locator("#connect-dialog")
     expect(dialog).to_be_visible()
+    screenshot(page, "builder-canvas-connect-dialog", full_page=False)
     expect(page.locator("#connect-port")).to_have_value("no")
     page.keyboard.type("Goal")
     expect(page.locator("#connect-target")).to_have_value("goal")
@@ -170,7 +173,7 @@ def test_search_filters_the_palette_and_a_keyboard_builds_three_connected_steps(
 
 
 def test_steps_land_clear_of_the_panels_and_insert_on_a_connection(
-    logged_in_page, live_server, alice, acme
+    logged_in_page, live_server, alice, acme, screenshot
 ):
     workflow = chain(acme)
     page = logged_in_page(alice)
@@ -213,6 +216,7 @@ def test_steps_land_clear_of_the_panels_and_insert_on_a_connection(
     edge = page.locator('.edge[data-source="a"][data-target="b"]').get_attribute("data-edge-id")
     page.locator(f'.edge-add[data-edge-id="{edge}"]').click()
     expect(page.locator("#insert-note")).to_contain_text("between “Tag a” and “Tag b”")
+    screenshot(page, "builder-canvas-insert-on-connection", full_page=False)
     page.locator('.palette-item[data-node-type="add_tag"]').click()
     page.locator("#node-add_tag").wait_for()
     edges = stored(acme, workflow.id)["edges"]

@@ -44,7 +44,7 @@ def test_triggers_fan_into_the_entry_and_cards_summarise_their_steps(
     card = page.locator("#node-welcome .node-box").bounding_box()
     text = label.bounding_box()
     assert text["x"] + text["width"] <= card["x"] + card["width"]
-    assert "cannot fit on its card" in page.locator("#node-welcome > title").text_content()
+    assert "cannot fit on its card" in page.locator("#node-welcome .node-box title").text_content()
     # Icons come from the SVG sprite, never from an emoji font.
     assert page.locator("#node-welcome use").get_attribute("href").endswith("icons.svg#mail")
     sprite = page.request.get(f"{live_server.url}/static/vendor/icons.svg")
