@@ -96,6 +96,18 @@ def test_undo_of_a_delete_restores_the_step_and_its_connections(
     # Saving redrew the canvas without moving the view.
     expect(page.locator("#node-b .node-label")).to_have_text("Tag b, renamed")
     assert page.locator("#viewport").get_attribute("transform") == view
+
+    # A panel link asks too: keep editing leaves the form as typed; discard
+    # opens the other panel and stores nothing.
+    page.locator("#inspector [name='label']").fill("Tag a, unsaved")
+    page.get_by_role("link", name="Settings").click()
+    dialog.get_by_role("button", name="Keep editing").click()
+    expect(page.locator("#inspector [name='label']")).to_have_value("Tag a, unsaved")
+    page.get_by_role("link", name="Settings").click()
+    dialog.get_by_role("button", name="Discard").click()
+    page.locator("#s-name").wait_for()
+    assert stored(acme, workflow.id)["nodes"]["a"]["label"] == "Tag a"
+    settle(page)
     assert errors == []
 
 
