@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Flask, Request, g, jsonify
 from werkzeug.exceptions import BadRequest
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app import config as app_config
 from app.extensions import csrf, db, limiter, login_manager, migrate
@@ -32,6 +33,12 @@ def create_app(overrides: dict | None = None) -> Flask:
     )
     app.request_class = _Request
     app.config.update(app_config.from_environment(overrides))
+    app.wsgi_app = _HardenCookies(app.wsgi_app)
+    hops = int(app.config.get("TRUSTED_PROXIES") or 0)
+    if hops > 0:
+        # Only the last `hops` X-Forwarded-* entries are believed: the ones
+        # our own proxies appended. With none, a client cannot spoof them.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         # SQLite: one file, shared by the web threads and the inline worker.
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"connect_args": {"timeout": 30}}
@@ -87,6 +94,37 @@ def _register_request_hooks(app: Flask) -> None:
     @app.context_processor
     def _inject_user():
         return {"user": g.get("user")}
+
+
+class _HardenCookies:
+    """Every cookie the app sets, whoever sets it (Flask's session and
+    Flask-Login's remember cookie are written after any after_request hook;
+    the visitor cookie), leaves with a SameSite attribute and, when the
+    request came over https (as ProxyFix reads it), Secure."""
+
+    def __init__(self, wsgi_app):
+        self.wsgi_app = wsgi_app
+
+    def __call__(self, environ, start_response):
+        secure = environ.get("wsgi.url_scheme") == "https"
+
+        def start(status, headers, exc_info=None):
+            headers = [
+                (name, _harden(value, secure) if name.lower() == "set-cookie" else value)
+                for name, value in headers
+            ]
+            return start_response(status, headers, exc_info)
+
+        return self.wsgi_app(environ, start)
+
+
+def _harden(cookie: str, secure: bool) -> str:
+    attributes = {part.strip().split("=", 1)[0].lower() for part in cookie.split(";")[1:]}
+    if "samesite" not in attributes:
+        cookie += "; SameSite=Lax"
+    if secure and "secure" not in attributes:
+        cookie += "; Secure"
+    return cookie
 
 
 def _register_blueprints(app: Flask) -> None:

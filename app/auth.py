@@ -13,7 +13,6 @@ from functools import wraps
 
 from flask import abort, current_app, g, redirect, request, url_for
 from flask_login import current_user
-from sqlalchemy import select
 
 from app.clock import ensure_utc, now
 from app.extensions import db, login_manager
@@ -21,12 +20,10 @@ from app.tenancy import reset_current_firm, set_current_firm
 
 
 @login_manager.user_loader
-def _load_user(user_id: str):
-    from app.models import User
+def _load_user(session_value: str):
+    from app.sessions import user_for_session
 
-    stmt = select(User).where(User.id == int(user_id))
-    user = db.session.scalars(stmt.execution_options(all_firms=True)).first()
-    return user if user is not None and user.is_active else None
+    return user_for_session(session_value)
 
 
 def bearer_token() -> str | None:

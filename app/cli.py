@@ -47,9 +47,9 @@ def create_user(email: str, firm_name: str, password: str, role: str, name: str)
     from app.tenancy import firm_context
 
     email = email.strip().lower()
-    if User.find_by_email(email) is not None:
-        raise click.ClickException(f"a user with e-mail {email} already exists")
     firm = _firm_named(firm_name)
+    if any(user.firm_id == firm.id for user in User.all_with_email(email)):
+        raise click.ClickException(f"a user with e-mail {email} already exists in {firm.name!r}")
     with firm_context(firm.id):
         user = User(email=email, role=role, name=name or email.split("@")[0])
         user.set_password(password)
@@ -61,14 +61,20 @@ def create_user(email: str, firm_name: str, password: str, role: str, name: str)
 @click.command("create-token")
 @click.argument("email")
 @click.option("--name", default="cli")
-def create_token(email: str, name: str) -> None:
+@click.option("--firm", "firm_name", default=None, help="Needed when EMAIL is in several firms.")
+def create_token(email: str, name: str, firm_name: str | None) -> None:
     """Print a new API token for EMAIL, alone, on stdout."""
     from app.models import ApiToken, User
     from app.tenancy import firm_context
 
-    user = User.find_by_email(email)
-    if user is None:
+    users = User.all_with_email(email)
+    if firm_name is not None:
+        users = [user for user in users if user.firm.name == firm_name]
+    if not users:
         raise click.ClickException(f"no user with e-mail {email}")
+    if len(users) > 1:
+        raise click.ClickException(f"{email} is in several firms: say which with --firm")
+    user = users[0]
     with firm_context(user.firm_id):
         _, raw = ApiToken.issue(user, name=name)
         db.session.commit()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import secrets
+import stat
+from datetime import timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -15,14 +17,33 @@ def _bool(value: str | None, default: bool = False) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+class ConfigurationError(RuntimeError):
+    """A setting the app refuses to start without."""
+
+
 def _secret_key() -> str:
-    """Use SECRET_KEY, or a key kept in instance/ so sessions survive restarts."""
+    """SECRET_KEY, or on the embedded default a key kept in instance/ (0600)
+    so sessions survive restarts. Production mode (DATABASE_URL set) runs on
+    several processes and hosts that must share one key for sessions,
+    tracking links and message keys, so there it must be given."""
     if os.environ.get("SECRET_KEY"):
         return os.environ["SECRET_KEY"]
+    if os.environ.get("DATABASE_URL"):
+        raise ConfigurationError(
+            "SECRET_KEY is not set. With DATABASE_URL set (production mode) every "
+            "web and worker process must share one secret: set SECRET_KEY to a long "
+            "random value, e.g. from `python -c 'import secrets; print(secrets.token_urlsafe(48))'`."
+        )
     path = ROOT / "instance" / "secret_key"
     path.parent.mkdir(parents=True, exist_ok=True)
-    if not path.exists():
-        path.write_text(secrets.token_urlsafe(48))
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        if stat.S_IMODE(path.stat().st_mode) & 0o077:
+            path.chmod(0o600)  # a key written by an older version, world-readable
+    else:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(48))
     return path.read_text().strip()
 
 
@@ -68,6 +89,16 @@ def from_environment(overrides: dict | None = None) -> dict:
         "WTF_CSRF_TIME_LIMIT": None,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
+        "REMEMBER_COOKIE_SAMESITE": "Lax",
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        # A signed-in session lasts this long server-side (app/sessions.py);
+        # "keep me signed in" for REMEMBER_DAYS.
+        "SESSION_LIFETIME_HOURS": float(env.get("SESSION_LIFETIME_HOURS") or 24),
+        "REMEMBER_COOKIE_DURATION": timedelta(days=float(env.get("REMEMBER_DAYS") or 30)),
+        # Proxies in front of the app that set X-Forwarded-For/-Proto/-Host
+        # (0: none, the client is the TCP peer). Rate limits, logs and consent
+        # records read the client address from the hop before them.
+        "TRUSTED_PROXIES": int(env.get("TRUSTED_PROXIES") or 0),
         "RATELIMIT_ENABLED": _bool(env.get("RATELIMIT_ENABLED"), True),
         # Rate limits (README "Rate limits"). API writes per token, like
         # HubSpot's 100 per 10 s per app; a batch call counts once and

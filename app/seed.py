@@ -14,8 +14,7 @@ def seed_demo_data() -> tuple[str, str, bool]:
     from app.models import Contact, Firm, User
     from app.tenancy import firm_context
 
-    existing = User.find_by_email(DEMO_EMAIL)
-    if existing is not None:
+    if User.all_with_email(DEMO_EMAIL):
         return DEMO_EMAIL, DEMO_PASSWORD, False
     firm = db.session.query(Firm).filter_by(name=DEMO_FIRM).first() or Firm(name=DEMO_FIRM)
     db.session.add(firm)

@@ -46,7 +46,7 @@ def test_there_is_a_single_head():
 def test_upgrade_from_empty_builds_what_the_models_describe(tmp_path):
     url, drop = _empty_database_url(tmp_path)
     try:
-        migrated = create_app({"SQLALCHEMY_DATABASE_URI": url, "TESTING": True})
+        migrated = create_app({"SQLALCHEMY_DATABASE_URI": url, "TESTING": True, "SECRET_KEY": "t"})
         with migrated.app_context():
             upgrade(directory=str(ROOT / "migrations"))
             tables = set(inspect(db.engine).get_table_names())
@@ -72,7 +72,7 @@ def test_0003_keeps_the_oldest_of_a_contacts_active_executions_and_then_refuses_
 
     url, drop = _empty_database_url(tmp_path)
     try:
-        migrated = create_app({"SQLALCHEMY_DATABASE_URI": url, "TESTING": True})
+        migrated = create_app({"SQLALCHEMY_DATABASE_URI": url, "TESTING": True, "SECRET_KEY": "t"})
         with migrated.app_context():
             upgrade(directory=str(ROOT / "migrations"), revision="0002")
             firm = make_firm("Before 0003")

@@ -308,15 +308,24 @@ def instantiate_template(key: str, body: InstantiateIn):
 # ---------------------------------------------------------- export/import
 
 
+class ExportQuery(Input):
+    include_header_values: bool = Field(
+        default=False,
+        description="keep webhook header values (they may be credentials); blank by default",
+    )
+
+
 @endpoint(
     f"{WF}/export/",
     tag=TAG,
     summary="The workflow as a portable JSON document (no ids, no firm data)",
+    query=ExportQuery,
     response=Document,
     errors=(404,),
 )
-def export(workflow_id: int):
-    return jsonify(export_workflow(workflow_or_404(workflow_id)))
+def export(workflow_id: int, query: ExportQuery):
+    workflow = workflow_or_404(workflow_id)
+    return jsonify(export_workflow(workflow, header_values=query.include_header_values))
 
 
 @endpoint(

@@ -5,7 +5,7 @@ nodes by ``node_id``; where a configuration points at a firm's record (a
 list, a form, another workflow) the export writes a reference by name,
 ``{"$ref": "list", "name": "Newsletter"}``, which import resolves in the
 importing firm (creating a missing list; a missing form or workflow is a
-problem). Webhook headers that carry credentials are exported blank.
+problem). Webhook header values are exported blank unless asked for.
 Exporting an import gives back the same document.
 
 Import refuses documents with problems in their parts (unknown step or
@@ -19,7 +19,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import re
 from decimal import Decimal
 from typing import Any
 
@@ -136,27 +135,23 @@ class _Resolver:
 
 # ------------------------------------------------------------------- export
 
-# Webhook headers that carry credentials are blanked: a document is meant to
-# be shared, and a firm's API keys are firm data. Import keeps the header
-# (empty) so the marketer sees where to put the new firm's own value.
-_SECRET_HEADER = re.compile(r"auth|token|secret|key|password|signature|cookie|session", re.I)
+# Webhook header values are blanked: a document is meant to be shared, and
+# any header may carry a credential (``X-Custom: <key>``), whatever its name.
+# Import keeps the header (empty) so the marketer sees where to put the new
+# firm's own value. The person exporting may opt in to keep the values.
 
 
-def _without_secrets(configuration: dict) -> dict:
+def _without_header_values(configuration: dict) -> dict:
     headers = configuration.get("headers")
     if not isinstance(headers, dict):
         return configuration
-    return {
-        **configuration,
-        "headers": {
-            name: ("" if _SECRET_HEADER.search(str(name)) else value)
-            for name, value in headers.items()
-        },
-    }
+    return {**configuration, "headers": {name: "" for name in headers}}
 
 
-def export_workflow(workflow: Workflow) -> dict[str, Any]:
-    """The workflow as a document (JSON-ready, no ids, no firm data)."""
+def export_workflow(workflow: Workflow, header_values: bool = False) -> dict[str, Any]:
+    """The workflow as a document (JSON-ready, no ids, no firm data).
+    Webhook header values are left out unless ``header_values``."""
+    keep = (lambda configuration: configuration) if header_values else _without_header_values
     definition = definition_of(workflow)
     nodes_by_pk = {node.id: node.node_id for node in workflow.nodes}
     goals = db.session.scalars(
@@ -174,7 +169,7 @@ def export_workflow(workflow: Workflow) -> dict[str, Any]:
             "nodes": [
                 {
                     **node,
-                    "configuration": _without_secrets(
+                    "configuration": keep(
                         _map_configuration(
                             node["configuration"], _NODE_REFS.get(node["node_type"]), _to_reference
                         )

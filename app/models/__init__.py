@@ -21,6 +21,7 @@ from app.models.delivery import EventLog, OutboxMessage, SiteVisit, TrackingEven
 from app.models.edit_history import WorkflowEdit
 from app.models.execution import ContactFlowState, DeadLetter, WorkflowExecution
 from app.models.sending import SendingDomain, Suppression, Topic, contact_subscriptions
+from app.models.sessions import UserSession
 from app.models.workflow import (
     Workflow,
     WorkflowEdge,
@@ -55,6 +56,7 @@ __all__ = [
     "Topic",
     "TrackingEvent",
     "User",
+    "UserSession",
     "Workflow",
     "WorkflowAnalytics",
     "WorkflowComment",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import secrets
 from datetime import datetime
@@ -10,7 +11,7 @@ from datetime import datetime
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask_login import UserMixin
-from sqlalchemy import ForeignKey, String, select
+from sqlalchemy import ForeignKey, String, UniqueConstraint, select
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.clock import now
@@ -20,6 +21,19 @@ from app.tenancy import FirmScoped
 
 ROLES = ("admin", "marketer", "portal")
 _hasher = PasswordHasher()
+_decoy: tuple[PasswordHasher, str] | None = None
+
+
+def check_password_of_nobody(password: str) -> bool:
+    """Spend what checking a real password costs, and fail. Login calls it
+    for an address with no account, so an unknown address answers in the
+    same time as a known one with a wrong password."""
+    global _decoy
+    if _decoy is None or _decoy[0] is not _hasher:
+        _decoy = (_hasher, _hasher.hash(secrets.token_urlsafe(16)))
+    with contextlib.suppress(VerificationError, InvalidHashError):
+        _hasher.verify(_decoy[1], password)
+    return False
 
 
 class Firm(Timestamps, db.Model):
@@ -39,16 +53,30 @@ class Firm(Timestamps, db.Model):
 
 
 class User(FirmScoped, UserMixin, Timestamps, db.Model):
+    """A person who signs in to one firm. An address is unique within a firm,
+    not across firms: a firm's admin adding a user must not learn whether
+    that address has an account elsewhere (so the same person may have an
+    account in two firms; login tells them apart by password, then firm)."""
+
     __tablename__ = "users"
+    __table_args__ = (UniqueConstraint("firm_id", "email"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    email: Mapped[str] = mapped_column(String(320), unique=True)
+    email: Mapped[str] = mapped_column(String(320), index=True)
     name: Mapped[str] = mapped_column(String(200), default="")
     password_hash: Mapped[str] = mapped_column(String(200), default="")
     role: Mapped[str] = mapped_column(String(20), default="marketer")
     is_active_user: Mapped[bool] = mapped_column(default=True)
 
     firm: Mapped[Firm] = relationship(lazy="joined")
+
+    # The signed-in session this object was loaded for (app/sessions.py);
+    # Flask-Login stores it as the "user id" in the session and remember
+    # cookies, so revoking the session row revokes both cookies.
+    session_key = None  # str, set per loaded object
+
+    def get_id(self) -> str | None:  # Flask-Login
+        return self.session_key
 
     @property
     def is_active(self) -> bool:  # Flask-Login
@@ -74,10 +102,10 @@ class User(FirmScoped, UserMixin, Timestamps, db.Model):
             return False
 
     @classmethod
-    def find_by_email(cls, email: str) -> User | None:
-        """Login looks across firms: e-mail addresses are unique site-wide."""
-        stmt = select(cls).where(cls.email == email.strip().lower())
-        return db.session.scalars(stmt.execution_options(all_firms=True)).first()
+    def all_with_email(cls, email: str) -> list[User]:
+        """Every firm's account with this address (login looks across firms)."""
+        stmt = select(cls).where(cls.email == email.strip().lower()).order_by(cls.id)
+        return list(db.session.scalars(stmt.execution_options(all_firms=True)))
 
     def __repr__(self) -> str:
         return f"<User {self.email} ({self.role})>"
@@ -125,4 +153,4 @@ class ApiToken(FirmScoped, db.Model):
         return db.session.scalars(stmt.execution_options(all_firms=True)).first()
 
 
-__all__ = ["ApiToken", "Firm", "ROLES", "User", "hash_token"]
+__all__ = ["ApiToken", "Firm", "ROLES", "User", "check_password_of_nobody", "hash_token"]

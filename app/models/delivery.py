@@ -70,6 +70,18 @@ class OutboxMessage(FirmScoped, db.Model):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
 
+    MASK = "••••••"
+
+    @property
+    def shown_payload(self) -> dict:
+        """The payload as pages show it: a webhook's rendered header values
+        are masked (any of them may be a credential, and every user of the
+        firm can read the outbox); the names stay, so the set-up shows."""
+        payload = dict(self.payload or {})
+        if isinstance(payload.get("headers"), dict):
+            payload["headers"] = {name: self.MASK for name in payload["headers"]}
+        return payload
+
     contact = relationship("Contact")
 
 

@@ -15,6 +15,7 @@ from app.clock import now
 from app.extensions import db
 from app.models import ROLES, ApiToken, User, WorkflowExecution
 from app.models.audit import record
+from app.sessions import end_all_sessions
 from app.web.pages import get_or_404, int_list
 from app.web.queue_status import queue_report
 
@@ -62,9 +63,10 @@ def create_user():
     except EmailNotValidError as exc:
         errors["email"] = str(exc) if form["email"] else "Enter an e-mail address."
     else:
-        # E-mail addresses are unique across firms (login looks them up).
-        if User.find_by_email(form["email"]) is not None:
-            errors["email"] = "This e-mail address already has an account."
+        # Unique within the firm only (tenancy scopes this query): whether the
+        # address has an account in another firm is not this admin's to learn.
+        if db.session.scalars(select(User).where(User.email == form["email"])).first():
+            errors["email"] = "This e-mail address already has an account in your firm."
     if form["role"] not in ROLES:
         errors["role"] = "Choose admin, marketer or portal."
     if len(password) < PASSWORD_MIN:
@@ -89,6 +91,8 @@ def toggle_user(user_id: int):
         flash("You cannot deactivate your own account.", "error")
         return redirect(url_for("admin.index"), code=303)
     user.is_active_user = not user.is_active_user
+    if not user.is_active_user:
+        end_all_sessions(user)  # signed out at once, wherever they are
     record("user.activated" if user.is_active_user else "user.deactivated", user)
     db.session.commit()
     forget_tokens()

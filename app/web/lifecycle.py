@@ -220,7 +220,8 @@ def create_from_template(key: str):
 @login_required_page
 def export(workflow_id: int):
     workflow = get_or_404(Workflow, workflow_id)
-    body = json.dumps(export_workflow(workflow), indent=2, ensure_ascii=False)
+    keep = request.args.get("header_values") == "1"
+    body = json.dumps(export_workflow(workflow, header_values=keep), indent=2, ensure_ascii=False)
     slug = "".join(ch if ch.isalnum() else "-" for ch in workflow.name.lower()).strip("-")
     return Response(
         body,

@@ -213,8 +213,13 @@ def test_an_unknown_workflow_is_404(client, auth, alice):
 def test_portal_users_are_refused(client, paula, workflow):
     # Portal accounts cannot sign in through the form; a session made for
     # one (say, by another app sharing the secret) still gets no page.
+    from app.extensions import db
+    from app.sessions import start_session
+
+    start_session(paula, remember=False)
+    db.session.commit()
     with client.session_transaction() as session:
-        session["_user_id"] = str(paula.id)
+        session["_user_id"] = paula.session_key
         session["_fresh"] = True
     assert client.get(url(workflow)).status_code == 403
 
