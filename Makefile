@@ -6,7 +6,7 @@ PYTHON ?= python3
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: run test setup install assets migrate seed lint format worker clean bench
+.PHONY: run test setup install assets migrate seed lint format worker clean bench lock lock-upgrade
 
 run: setup migrate seed
 	$(VENV)/bin/flask --app app run --host $(HOST) --port $(PORT)
@@ -16,11 +16,29 @@ test: setup
 
 setup: $(VENV)/.installed static/vendor/.built
 
-$(VENV)/.installed: pyproject.toml
+# The exact versions CI tested, checked by hash (requirements.lock), then
+# the app itself; `pip check` fails when pyproject.toml asks for something
+# the lock lacks (run `make lock`).
+$(VENV)/.installed: pyproject.toml requirements.lock
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -e '.[dev]'
+	$(PIP) install -q --require-hashes -r requirements.lock
+	$(PIP) install -q --no-deps -e .
+	$(PIP) check
 	touch $@
+
+# Refresh requirements.lock from pyproject.toml: `lock` keeps the pinned
+# versions and adds what is new; `lock-upgrade` moves everything to the
+# newest versions allowed.
+PIP_COMPILE = $(VENV)/bin/pip-compile -q --extra dev --generate-hashes --strip-extras \
+	--allow-unsafe --no-emit-index-url --no-emit-find-links -o requirements.lock pyproject.toml
+lock:
+	test -x $(VENV)/bin/pip-compile || $(PIP) install -q pip-tools
+	$(PIP_COMPILE)
+
+lock-upgrade:
+	test -x $(VENV)/bin/pip-compile || $(PIP) install -q pip-tools
+	$(PIP_COMPILE) --upgrade
 
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund

@@ -22,6 +22,9 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
+# Production mode (DATABASE_URL) needs a SECRET_KEY shared by every process a
+# benchmark starts; they inherit this one unless the caller set their own.
+os.environ.setdefault("SECRET_KEY", "benchmark-secret")
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 

@@ -22,6 +22,9 @@ from sqlalchemy.engine import make_url
 from tests.factories import PASSWORD, make_firm, make_user
 
 USING_POSTGRES = (os.environ.get("DATABASE_URL") or "").startswith("postgres")
+# Production mode (DATABASE_URL set) needs a SECRET_KEY; the worker and web
+# processes that tests start inherit this one.
+os.environ.setdefault("SECRET_KEY", "test-secret")
 USING_REDIS = bool(os.environ.get("REDIS_URL"))
 
 

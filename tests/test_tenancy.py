@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime
 import pytest
 from sqlalchemy import delete, func, select, update
 
+from app.clock import now
 from app.extensions import db
 from app.models import (
     ApiToken,
@@ -43,6 +44,7 @@ from app.models import (
     WorkflowTrigger,
     WorkflowVersion,
 )
+from app.models.sessions import UserSession
 from app.tenancy import FirmScoped, TenancyError, firm_context
 from tests.factories import make_firm, make_user
 
@@ -124,6 +126,9 @@ def populate(firm) -> dict[type, object]:
                     expires_at=datetime(2027, 1, 1, tzinfo=UTC),
                 ),
                 WorkflowEdit: WorkflowEdit(workflow_id=workflow.id, label="Move a", patch={}),
+                UserSession: UserSession(
+                    user_id=user.id, key_hash=f"{firm.id:064d}", expires_at=now()
+                ),
             }
         )
         db.session.add_all(rows.values())

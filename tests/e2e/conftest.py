@@ -142,10 +142,12 @@ def page(browser, live_server):
 def logged_in_page(page, live_server):
     """``logged_in_page(alice)`` -> the page, signed in as alice."""
 
-    def login(user, password: str = PASSWORD):
+    def login(user, password: str = PASSWORD, remember: bool = False):
         page.goto(f"{live_server.url}/login")
         page.get_by_label("E-mail").fill(user.email)
         page.get_by_label("Password").fill(password)
+        if remember:
+            page.get_by_label("Keep me signed in").check()
         page.get_by_role("button", name="Sign in").click()
         page.wait_for_url(re.compile(r".*/automation.*"))
         return page

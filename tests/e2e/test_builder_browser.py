@@ -71,7 +71,7 @@ def test_a_marketer_builds_and_activates_the_welcome_campaign(
 ):
     workflow = make_workflow(acme, name="Welcome Campaign")
     make_contact(acme, email="ada@example.com", first_name="Ada")
-    page = logged_in_page(alice)
+    page = logged_in_page(alice, remember=True)  # the test spans two days
     page.goto(f"{live_server.url}/automation/builder/{workflow.id}")
     page.locator("#canvas").wait_for()
 
