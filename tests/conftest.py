@@ -117,6 +117,9 @@ def _clean_database(request, app):
         from app.auth import forget_tokens
 
         forget_tokens()  # ids (and so cached users) repeat across tests
+        from app.automation.triggers import api_start
+
+        api_start._entries.clear()
         ctx.pop()
         if USING_REDIS:
             from app.queue import redis_connection

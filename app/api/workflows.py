@@ -302,13 +302,19 @@ def trigger_workflow(workflow_id: int, body: TriggerRun | list):
         AlreadyEnrolled,
         IdempotencyConflict,
         TriggerNotAllowed,
+        start_in_one_statement,
         trigger_api,
     )
     from app.models import Contact
 
+    key = (request.headers.get("Idempotency-Key") or "").strip() or None
+    started = start_in_one_statement(
+        g.user.firm_id, workflow_id, body.contact_id, body.context, key
+    )
+    if started is not None:
+        return started  # the common case; anything else takes the full path
     workflow = load_workflow(workflow_id)
     referenced(Contact, body.contact_id, "contact_id")
-    key = (request.headers.get("Idempotency-Key") or "").strip() or None
     try:
         return trigger_api(workflow, body.contact_id, body.context, key)
     except (TriggerNotAllowed, AlreadyEnrolled, IdempotencyConflict) as exc:

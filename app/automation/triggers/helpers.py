@@ -146,6 +146,20 @@ def trigger_manual_many(
     return started
 
 
+def start_in_one_statement(
+    firm_id: int, workflow_id: int, contact_id: int, context: dict | None, idempotency_key=None
+) -> dict | None:
+    """The API trigger's common case (a new execution) in one statement,
+    or None: then :func:`trigger_api` takes the full path (see api_start)."""
+    from app.automation.triggers import api_start
+
+    key = (idempotency_key or "").strip()[:150]
+    event_id = f"api:{key}" if key else f"api:{uuid.uuid4().hex}"
+    return api_start.start(
+        firm_id, workflow_id, int(contact_id), context or {}, event_id, bool(key)
+    )
+
+
 def trigger_api(workflow: Workflow, contact_id: int, context: dict | None, idempotency_key=None):
     """``POST /api/v1/automation/workflows/{id}/trigger/``: returns the execution."""
     return start_via_api(workflow, contact_id, context, idempotency_key)[0]
