@@ -85,7 +85,13 @@ def from_environment(overrides: dict | None = None) -> dict:
         "UNSUBSCRIBE_MAILTO": env.get("UNSUBSCRIBE_MAILTO") or None,
         "DOUBLE_OPT_IN_HOURS": float(env.get("DOUBLE_OPT_IN_HOURS") or 72),
         "MAX_CONTENT_LENGTH": 1024 * 1024,
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        # Connections kept per process: at least a web process's threads
+        # (gunicorn --threads), or every checkout past it opens and closes a
+        # PostgreSQL backend.
+        "SQLALCHEMY_ENGINE_OPTIONS": {
+            "pool_pre_ping": True,
+            "pool_size": int(env.get("DB_POOL_SIZE") or 10),
+        },
         "WTF_CSRF_TIME_LIMIT": None,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
