@@ -17,6 +17,7 @@ the executions to another worker.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import signal
@@ -25,7 +26,16 @@ import threading
 from rq import SimpleWorker
 
 from app import create_app
-from app.queue import PERIODIC_JOBS, QUEUES, queue_name, redis_connection, tick
+from app.clock import now
+from app.queue import (
+    PERIODIC_JOBS,
+    QUEUES,
+    periodic_interval,
+    periodic_runs_key,
+    queue_name,
+    redis_connection,
+    tick,
+)
 
 log = logging.getLogger("worker")
 
@@ -48,14 +58,24 @@ class AppWorker(SimpleWorker):
                 db.session.remove()
 
 
-def scheduler_loop(app, stop: threading.Event) -> None:
+def scheduler_loop(app, stop: threading.Event, worker_name: str = "") -> None:
     """Run periodic jobs on time, each in its own thread so a long sweep
     (date triggers enrolling many contacts, a delivery batch) never delays
     the frequent wake job; a Redis ``SET NX PX`` lock per job and interval
     lets one worker of many run each."""
+    for job in PERIODIC_JOBS:
+        log.info(
+            "periodic job %s: %s every %gs",
+            job["name"],
+            job["func"],
+            periodic_interval(job, app),
+        )
     lanes = [
         threading.Thread(
-            target=job_loop, args=(app, job, stop), name=f"periodic-{job['name']}", daemon=True
+            target=job_loop,
+            args=(app, job, stop, worker_name),
+            name=f"periodic-{job['name']}",
+            daemon=True,
         )
         for job in PERIODIC_JOBS
     ]
@@ -65,9 +85,7 @@ def scheduler_loop(app, stop: threading.Event) -> None:
         lane.join()
 
 
-def job_loop(app, job: dict, stop: threading.Event) -> None:
-    from app.queue import periodic_interval
-
+def job_loop(app, job: dict, stop: threading.Event, worker_name: str = "") -> None:
     next_run: dict[str, float] = {}
     prefix = app.config.get("QUEUE_PREFIX") or "automation"
     interval = periodic_interval(job, app)
@@ -79,10 +97,19 @@ def job_loop(app, job: dict, stop: threading.Event) -> None:
                 redis_connection().set(f"{prefix}:periodic:{job['name']}", "1", nx=True, px=millis)
             )
 
+    def remember(name: str, seconds: float) -> None:
+        # Named in the log (DEBUG: the wake job runs twice a second) and, for
+        # the admin queue page, its last run in Redis.
+        log.debug("periodic job %s ran in %.3fs", name, seconds)
+        run = {"at": now().isoformat(), "seconds": round(seconds, 4), "worker": worker_name}
+        with app.app_context():
+            redis_connection().hset(periodic_runs_key(app), name, json.dumps(run))
+
     # Poll a few times per interval so a run starts close to its time.
     while not stop.wait(min(0.25, interval / 4)):
         try:
-            tick(app, next_run, lock, jobs=[job])
+            for name, seconds in tick(app, next_run, lock, jobs=[job]):
+                remember(name, seconds)
         except Exception:
             log.exception("periodic job %s failed", job["name"])
 
@@ -144,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     scheduler = None
     if not args.no_scheduler:
         scheduler = threading.Thread(
-            target=scheduler_loop, args=(app, stop), name="scheduler", daemon=True
+            target=scheduler_loop, args=(app, stop, worker.name), name="scheduler", daemon=True
         )
         scheduler.start()
     try:

@@ -52,6 +52,11 @@ PERIODIC_JOBS: list[dict[str, Any]] = [
     },
 ]
 
+# How long RQ keeps a finished job (and its place in the finished registry),
+# so `rq info`, rq-dashboard and the admin queue page show recent work. Kicks
+# are coalesced, so this holds a few hundred small jobs at most.
+JOB_RESULT_TTL = 600
+
 # How long a kick marker lives: if a kick job is lost with its marker set,
 # the next kick after this many seconds enqueues again.
 KICK_MARKER_SECONDS = 30
@@ -102,7 +107,11 @@ def enqueue(func: str | Callable, *args, queue: str = "default", job_id: str | N
     connection = redis_connection()
     if connection is not None:
         return rq_queue(queue).enqueue_call(
-            _dotted(func), args=args, job_id=job_id, result_ttl=0, failure_ttl=7 * 86400
+            _dotted(func),
+            args=args,
+            job_id=job_id,
+            result_ttl=JOB_RESULT_TTL,
+            failure_ttl=7 * 86400,
         )
     _runner_for(current_app._get_current_object()).submit(_dotted(func), args)
     return None
@@ -230,11 +239,12 @@ def tick(
     next_run: dict[str, float],
     lock: Callable[[dict], bool] | None = None,
     jobs: list[dict] | None = None,
-):
+) -> list[tuple[str, float]]:
     """Run every periodic job (of ``jobs``, default all) that is due;
     ``lock(job)`` may refuse a run (worker.py uses a Redis lock so one
-    worker of many runs each job)."""
+    worker of many runs each job). Returns (name, seconds) of each run."""
     moment = time.monotonic()
+    ran = []
     for job in PERIODIC_JOBS if jobs is None else jobs:
         if moment < next_run.get(job["name"], 0.0):
             continue
@@ -242,7 +252,17 @@ def tick(
         next_run[job["name"]] = moment + interval
         if lock is not None and not lock(job):
             continue
+        started = time.monotonic()
         run_job(app, job["func"])
+        ran.append((job["name"], time.monotonic() - started))
+    return ran
+
+
+def periodic_runs_key(app: Flask) -> str:
+    """A Redis hash: periodic job name -> its last run (JSON), written by
+    the worker that ran it. Periodic jobs run in worker threads, not as RQ
+    jobs, so this is where the admin queue page finds them."""
+    return f"{app.config.get('QUEUE_PREFIX') or 'automation'}:periodic:last-runs"
 
 
 _schedulers: dict[int, InlineScheduler] = {}

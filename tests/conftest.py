@@ -21,6 +21,8 @@ from sqlalchemy.engine import make_url
 
 from tests.factories import PASSWORD, make_firm, make_user
 
+pytest_plugins = ["pytester", "tests.ci_skips"]
+
 USING_POSTGRES = (os.environ.get("DATABASE_URL") or "").startswith("postgres")
 # Production mode (DATABASE_URL set) needs a SECRET_KEY; the worker and web
 # processes that tests start inherit this one.

@@ -78,6 +78,7 @@ ENDPOINT_MODULES = (
     "app.api.contacts",
     "app.api.crm",
     "app.api.lifecycle",
+    "app.api.webhook_settings",
 )
 
 _installed = False

@@ -6,7 +6,7 @@ import base64
 import contextlib
 import hashlib
 import secrets
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -14,7 +14,7 @@ from flask_login import UserMixin
 from sqlalchemy import ForeignKey, String, UniqueConstraint, select
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.clock import now
+from app.clock import ensure_utc, now
 from app.extensions import db
 from app.models.base import JSONType, Timestamps, UTCDateTime
 from app.tenancy import FirmScoped
@@ -36,17 +36,49 @@ def check_password_of_nobody(password: str) -> bool:
     return False
 
 
+def new_webhook_secret() -> str:
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+# After a rotation, deliveries are signed with the old secret too for this
+# long, so receivers can switch at their own pace (Standard Webhooks allows
+# several signatures in one header).
+WEBHOOK_SECRET_OVERLAP = timedelta(hours=24)
+
+
 class Firm(Timestamps, db.Model):
     __tablename__ = "firms"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
-    # Signs outgoing webhooks (Standard Webhooks); never shown in logs.
-    webhook_secret: Mapped[str] = mapped_column(
-        String(100), default=lambda: "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
-    )
+    # Signs outgoing webhooks (Standard Webhooks); shown to the firm's admins,
+    # never in logs.
+    webhook_secret: Mapped[str] = mapped_column(String(100), default=new_webhook_secret)
+    webhook_secret_previous: Mapped[str | None] = mapped_column(String(100))
+    webhook_secret_rotated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Firm settings, e.g. {"require_approval": true}.
     settings: Mapped[dict] = mapped_column(JSONType, default=dict)
+
+    def previous_secret_expires_at(self) -> datetime | None:
+        """Until when the secret before the last rotation still signs."""
+        if not self.webhook_secret_previous or self.webhook_secret_rotated_at is None:
+            return None
+        until = ensure_utc(self.webhook_secret_rotated_at) + WEBHOOK_SECRET_OVERLAP
+        return until if until > now() else None
+
+    def signing_secrets(self) -> list[str]:
+        """The secrets a delivery is signed with now: the current one, and
+        for a day after a rotation the one before it."""
+        if self.previous_secret_expires_at() is None:
+            return [self.webhook_secret]
+        return [self.webhook_secret, self.webhook_secret_previous]
+
+    def rotate_webhook_secret(self) -> None:
+        """A new signing secret; the current one keeps signing for a day.
+        The caller commits."""
+        self.webhook_secret_previous = self.webhook_secret
+        self.webhook_secret = new_webhook_secret()
+        self.webhook_secret_rotated_at = now()
 
     def __repr__(self) -> str:
         return f"<Firm {self.id} {self.name!r}>"

@@ -13,7 +13,7 @@ from sqlalchemy.orm import joinedload
 from app.auth import admin_required_page, forget_tokens
 from app.clock import now
 from app.extensions import db
-from app.models import ROLES, ApiToken, User, WorkflowExecution
+from app.models import ROLES, ApiToken, Firm, User, WorkflowExecution
 from app.models.audit import record
 from app.sessions import end_all_sessions
 from app.web.pages import get_or_404, int_list
@@ -134,6 +134,23 @@ def revoke_token(token_id: int):
         forget_tokens()  # other processes refuse it within AUTH_CACHE_SECONDS
     flash(f"Revoked the token “{token.name}”.")
     return redirect(url_for("admin.index"))
+
+
+@bp.get("/webhooks")
+@admin_required_page
+def webhooks():
+    return render_template("admin/webhooks.html", firm=db.session.get(Firm, g.user.firm_id))
+
+
+@bp.post("/webhooks/rotate")
+@admin_required_page
+def rotate_webhook_secret():
+    firm = db.session.get(Firm, g.user.firm_id)
+    firm.rotate_webhook_secret()
+    record("webhook_secret.rotated", firm)
+    db.session.commit()
+    flash("New signing secret. Deliveries carry a signature with the old one too for 24 hours.")
+    return redirect(url_for("admin.webhooks"), code=303)
 
 
 @bp.get("/queues")

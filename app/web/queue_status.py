@@ -4,6 +4,8 @@ runner and scheduler otherwise. Read-only."""
 
 from __future__ import annotations
 
+import json
+
 from flask import current_app
 
 from app import queue as app_queue
@@ -21,6 +23,7 @@ def _redis_report() -> dict:
     from rq.registry import (
         DeferredJobRegistry,
         FailedJobRegistry,
+        FinishedJobRegistry,
         ScheduledJobRegistry,
         StartedJobRegistry,
     )
@@ -38,8 +41,10 @@ def _redis_report() -> dict:
                     "scheduled": ScheduledJobRegistry(queue=queue).count,
                     "deferred": DeferredJobRegistry(queue=queue).count,
                     "failed": FailedJobRegistry(queue=queue).count,
+                    "finished": FinishedJobRegistry(queue=queue).count,
                 }
             )
+        last_runs = connection.hgetall(app_queue.periodic_runs_key(current_app))
         workers = [
             {
                 "name": worker.name,
@@ -58,8 +63,32 @@ def _redis_report() -> dict:
             "error": f"Redis is not reachable: {exc}",
             "queues": queues,
             "workers": [],
+            "periodic": _periodic({}),
         }
-    return {"mode": "redis", "error": None, "queues": queues, "workers": workers}
+    return {
+        "mode": "redis",
+        "error": None,
+        "queues": queues,
+        "workers": workers,
+        "periodic": _periodic(last_runs),
+    }
+
+
+def _periodic(last_runs: dict) -> list[dict]:
+    """Each periodic job with its last run (Redis mode: by which worker)."""
+    app = current_app._get_current_object()
+    jobs = []
+    for job in app_queue.PERIODIC_JOBS:
+        raw = last_runs.get(job["name"].encode()) or last_runs.get(job["name"])
+        jobs.append(
+            {
+                "name": job["name"],
+                "func": job["func"],
+                "every": app_queue.periodic_interval(job, app),
+                "last_run": json.loads(raw) if raw else None,
+            }
+        )
+    return jobs
 
 
 def _inline_report(app) -> dict:
@@ -72,12 +101,5 @@ def _inline_report(app) -> dict:
         "queued": runner.jobs.qsize() if runner else 0,
         "pending": sorted(runner.pending) if runner else [],
         "scheduler_alive": bool(scheduler and scheduler.thread.is_alive()),
-        "periodic": [
-            {
-                "name": job["name"],
-                "func": job["func"],
-                "every": app_queue.periodic_interval(job, app),
-            }
-            for job in app_queue.PERIODIC_JOBS
-        ],
+        "periodic": _periodic({}),
     }

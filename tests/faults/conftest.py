@@ -49,7 +49,7 @@ class Stamped(list):
 @pytest.fixture(scope="session")
 def pg_cluster():
     if not PostgresCluster.available():
-        pytest.skip("needs root and PostgreSQL 15 binaries for a private cluster")
+        pytest.skip("needs root and PostgreSQL's initdb for a private cluster")
     cluster = PostgresCluster()
     try:
         cluster.init()

@@ -20,7 +20,30 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
+DEBIAN_PG = Path("/usr/lib/postgresql")
+
+
+def find_pg_bin(debian_root: Path = DEBIAN_PG) -> Path | None:
+    """The directory of the installed PostgreSQL's ``initdb``, whatever its
+    version: ``PG_BIN``, else ``pg_config --bindir``, else the newest
+    ``/usr/lib/postgresql/<N>/bin`` (Debian), else ``initdb`` on PATH."""
+    candidates: list[Path] = []
+    if os.environ.get("PG_BIN"):
+        candidates.append(Path(os.environ["PG_BIN"]))
+    pg_config = shutil.which("pg_config")
+    if pg_config:
+        done = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True)
+        if done.returncode == 0 and done.stdout.strip():
+            candidates.append(Path(done.stdout.strip()))
+    versions = [path for path in debian_root.glob("*/bin") if path.parent.name.isdigit()]
+    candidates += sorted(versions, key=lambda path: int(path.parent.name), reverse=True)
+    initdb = shutil.which("initdb")
+    if initdb:
+        candidates.append(Path(initdb).resolve().parent)
+    return next((path for path in candidates if (path / "initdb").exists()), None)
+
+
+PG_BIN = find_pg_bin()
 
 
 def free_port() -> int:
@@ -121,7 +144,7 @@ class PostgresCluster:
 
     @staticmethod
     def available() -> bool:
-        return os.geteuid() == 0 and (PG_BIN / "initdb").exists()
+        return os.geteuid() == 0 and PG_BIN is not None
 
     def _run(self, tool: str, *args: str, timeout: float = 120) -> None:
         command = ["runuser", "-u", "postgres", "--", str(PG_BIN / tool), *args]

@@ -51,6 +51,7 @@ def pick_victim(workers, rng: random.Random, within: float = 3.0):
 
 def test_a_worker_paused_past_its_scheduler_lock_and_lease_runs_no_step_twice(faults):
     seed = int(os.environ.get("FAULT_SEED") or time.time())
+    print(f"\nrandom seed {seed} (replay with FAULT_SEED={seed})", flush=True)
     rng = random.Random(seed)
     specs, edges = chain(
         ("mail", "send_email", {"subject": "Hi", "body_text": "Hello {{ contact.first_name }}"}),

@@ -109,6 +109,7 @@ def test_workers_killed_at_random_points_finish_everything_and_repeat_only_the_m
     faults,
 ):
     seed = int(os.environ.get("FAULT_SEED") or time.time())
+    print(f"\nrandom seed {seed} (replay with FAULT_SEED={seed})", flush=True)
     rng = random.Random(seed)
     workflow = workflow_with_email_webhook_and_wait(faults)
     workers = faults.workers

@@ -72,7 +72,7 @@ class Transports:
         self.config = config
         self._smtp: SmtpSender | None = None
         self._http: httpx.Client | None = None
-        self._secrets: dict[int, str] = {}
+        self._secrets: dict[int, list[str]] = {}
 
     @property
     def smtp(self) -> SmtpSender:
@@ -88,10 +88,11 @@ class Transports:
             self._http = httpx.Client(trust_env=False, follow_redirects=False)
         return self._http
 
-    def webhook_secret(self, firm_id: int) -> str:
+    def webhook_secrets(self, firm_id: int) -> list[str]:
+        """The firm's signing secrets (two for a day after a rotation)."""
         if firm_id not in self._secrets:
             firm = db.session.get(Firm, firm_id)
-            self._secrets[firm_id] = firm.webhook_secret if firm else ""
+            self._secrets[firm_id] = firm.signing_secrets() if firm else [""]
             db.session.rollback()  # a read: do not sit idle in a transaction
         return self._secrets[firm_id]
 
@@ -110,7 +111,7 @@ class Transports:
             return send_webhook(
                 self.http,
                 row,
-                self.webhook_secret(row.firm_id),
+                self.webhook_secrets(row.firm_id),
                 allow_private=bool(self.config.get("WEBHOOK_ALLOW_PRIVATE")),
                 user_agent=USER_AGENT,
             )
@@ -291,7 +292,7 @@ def _outcome(row: Row, transports: Transports) -> dict:
         }
     secrets = [transports.config.get("SMTP_PASSWORD"), transports.config.get("EMAIL_EVENTS_SECRET")]
     if row.channel == "webhook":
-        secrets.append(transports.webhook_secret(row.firm_id))
+        secrets.extend(transports.webhook_secrets(row.firm_id))
     username = transports.config.get("SMTP_USERNAME")
     response = redact(failure.response or {}, secrets, username)
     permanent = failure.permanent

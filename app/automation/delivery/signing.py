@@ -17,7 +17,7 @@ import base64
 import binascii
 import hashlib
 import hmac
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from app.clock import now
 
@@ -46,12 +46,18 @@ def signature(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(digest).decode()
 
 
-def sign_headers(secret: str, msg_id: str, body: bytes, timestamp: int | None = None) -> dict:
+def sign_headers(
+    secret: str | Sequence[str], msg_id: str, body: bytes, timestamp: int | None = None
+) -> dict:
+    """The Standard Webhooks headers. With several secrets (a rotation in
+    progress) the signature header carries one ``v1,`` entry per secret,
+    space-separated, and a receiver holding any of them verifies."""
     timestamp = int(now().timestamp()) if timestamp is None else timestamp
+    keys = [secret] if isinstance(secret, str) else list(secret)
     return {
         "webhook-id": msg_id,
         "webhook-timestamp": str(timestamp),
-        "webhook-signature": signature(secret, msg_id, timestamp, body),
+        "webhook-signature": " ".join(signature(key, msg_id, timestamp, body) for key in keys),
     }
 
 

@@ -130,7 +130,7 @@ def encode_body(body) -> bytes:
 
 
 def send_webhook(
-    client: httpx.Client, row, secret: str, *, allow_private: bool, user_agent: str
+    client: httpx.Client, row, secret: str | list[str], *, allow_private: bool, user_agent: str
 ) -> dict:
     """Send one outbox row's webhook; returns what to record as its response.
     Raises :class:`SendFailed` (the error text never carries the secret
