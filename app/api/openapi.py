@@ -166,6 +166,11 @@ def openapi_document() -> dict:
             }
         paths.setdefault(path, {})[ep.method.lower()] = operation
 
+    # A component's title is its name: pydantic titles a model's input and
+    # output forms alike ("Document" for Document-Input and -Output), and
+    # generators that name classes by title drop one of the two.
+    for name, schema in schemas.items():
+        schema["title"] = name
     return {
         "openapi": "3.1.0",
         "info": {

@@ -9,14 +9,31 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
+from pydantic.json_schema import WithJsonSchema
 
 from app.api.core import DbId, Input, Output
+from app.automation.nodes.registry import all_node_types
+from app.automation.triggers.registry import TRIGGER_TYPES
+from app.models.execution import EXECUTION_STATUSES
 
 NODE_KEY = r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,99}$"
 Name = Field(min_length=1, max_length=200)
+
+
+def _one_of(values, description: str) -> WithJsonSchema:
+    """A string field documented as an enum of the registry's keys. Input
+    stays a string so an unknown type is the contract's 422 with the
+    registry's message, not a bare 400."""
+    return WithJsonSchema({"type": "string", "enum": sorted(values), "description": description})
+
+
+NodeTypeName = Annotated[str, _one_of((t.key for t in all_node_types()), "a registered node type")]
+TriggerTypeName = Annotated[str, _one_of(TRIGGER_TYPES, "a registered trigger type")]
+ExecutionStatus = Annotated[str, _one_of(EXECUTION_STATUSES, "the execution's state")]
+WorkflowStatus = Literal["draft", "active", "paused", "archived"]
 
 
 # --- workflows -------------------------------------------------------------
@@ -50,7 +67,7 @@ class WorkflowOut(Output):
     id: int
     name: str
     description: str
-    status: str
+    status: WorkflowStatus
     version: int
     canvas_data: dict[str, Any]
     allow_reentry: bool
@@ -67,13 +84,13 @@ class WorkflowOut(Output):
 
 class TriggerCreate(Input):
     workflow: DbId
-    trigger_type: str = Field(min_length=1, max_length=50)
+    trigger_type: TriggerTypeName = Field(min_length=1, max_length=50)
     configuration: dict[str, Any] = Field(default_factory=dict)
     is_active: bool = True
 
 
 class TriggerUpdate(Input):
-    trigger_type: str | None = Field(default=None, min_length=1, max_length=50)
+    trigger_type: TriggerTypeName | None = Field(default=None, min_length=1, max_length=50)
     configuration: dict[str, Any] | None = None
     is_active: bool | None = None
 
@@ -81,7 +98,7 @@ class TriggerUpdate(Input):
 class TriggerOut(Output):
     id: int
     workflow: int = Field(validation_alias="workflow_id")
-    trigger_type: str
+    trigger_type: TriggerTypeName
     configuration: dict[str, Any]
     is_active: bool
     created_at: datetime
@@ -94,7 +111,7 @@ class TriggerOut(Output):
 class NodeCreate(Input):
     workflow: DbId
     node_id: str = Field(pattern=NODE_KEY, description="the node's key in the graph")
-    node_type: str = Field(min_length=1, max_length=50)
+    node_type: NodeTypeName = Field(min_length=1, max_length=50)
     label: str = Field(default="", max_length=200)
     position_x: float = Field(default=0.0, ge=-1e6, le=1e6)
     position_y: float = Field(default=0.0, ge=-1e6, le=1e6)
@@ -103,7 +120,7 @@ class NodeCreate(Input):
 
 class NodeUpdate(Input):
     node_id: str | None = Field(default=None, pattern=NODE_KEY)
-    node_type: str | None = Field(default=None, min_length=1, max_length=50)
+    node_type: NodeTypeName | None = Field(default=None, min_length=1, max_length=50)
     label: str | None = Field(default=None, max_length=200)
     position_x: float | None = Field(default=None, ge=-1e6, le=1e6)
     position_y: float | None = Field(default=None, ge=-1e6, le=1e6)
@@ -114,7 +131,7 @@ class NodeOut(Output):
     id: int
     workflow: int = Field(validation_alias="workflow_id")
     node_id: str
-    node_type: str
+    node_type: NodeTypeName
     label: str
     position_x: float
     position_y: float
@@ -166,7 +183,7 @@ class ExecutionOut(Output):
     workflow: int = Field(validation_alias="workflow_id")
     version: int
     contact: int = Field(validation_alias="contact_id")
-    status: str
+    status: ExecutionStatus
     current_node: str | None
     execution_path: list[str]
     context_data: dict[str, Any]
@@ -186,7 +203,7 @@ class ExecutionOut(Output):
 
 class FlowStateOut(Output):
     node_id: str
-    node_type: str
+    node_type: NodeTypeName
     visit: int
     entered_at: datetime
     exited_at: datetime | None
