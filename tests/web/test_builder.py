@@ -309,7 +309,7 @@ def test_labels_are_escaped_on_the_canvas(client, signed_in, alice, acme):
     assert "<script>alert(1)</script>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert '<img src=x onerror="alert(1)">' not in page
-    assert 'id="graph" hx-disable' in page
+    assert 'id="graph" data-hx-disable' in page
 
 
 def test_it_remembers_pan_and_zoom(client, signed_in, alice, welcome):

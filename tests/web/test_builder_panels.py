@@ -55,7 +55,7 @@ def test_it_adds_a_trigger_with_its_filter(client, signed_in, alice, acme):
         "match": "all",
         "rules": [{"tag": "customer", "op": "has_not"}],
     }
-    assert 'id="trigger-count" hx-swap-oob="true">1<' in response.get_data(as_text=True)
+    assert 'id="trigger-count" data-hx-swap-oob="true">1<' in response.get_data(as_text=True)
 
 
 def test_an_invalid_trigger_is_not_added(client, signed_in, alice, acme):
@@ -127,7 +127,9 @@ def test_it_saves_the_settings(client, signed_in, alice, acme):
     assert response.status_code == 200
     assert "Settings saved." in response.get_data(as_text=True)
     # The page title follows (an out-of-band swap).
-    assert 'id="builder-title" hx-disable hx-swap-oob="true"' in response.get_data(as_text=True)
+    assert 'id="builder-title" data-hx-disable data-hx-swap-oob="true"' in response.get_data(
+        as_text=True
+    )
     saved = reload_workflow(workflow)
     assert (saved.name, saved.description) == ("Welcome v2", "New contacts")
     assert (saved.allow_reentry, saved.exit_on_goal, saved.enroll_existing) == (True, False, True)
@@ -173,7 +175,10 @@ def test_it_activates_and_pauses(client, signed_in, alice, acme):
     assert response.status_code == 200, response.get_data(as_text=True)
     body = response.get_data(as_text=True)
     assert "Active (version 1)" in body
-    assert f'hx-get="/automation/builder/{workflow.id}/counts" hx-trigger="load, every 5s"' in body
+    assert (
+        f'data-hx-get="/automation/builder/{workflow.id}/counts" data-hx-trigger="load, every 5s"'
+        in body
+    )
     assert reload_workflow(workflow).status == "active"
     paused = post(client, token, url(workflow, "/pause"))
     assert paused.status_code == 200

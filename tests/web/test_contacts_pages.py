@@ -222,7 +222,7 @@ def test_the_timeline_says_why_a_contact_got_an_email(client, signed_in, alice, 
     page = client.get(f"/contacts/{contact.id}").get_data(as_text=True)
     assert "Welcome Campaign" in page
     assert "contact.score" in page and "≥" in page and "why-true" in page
-    assert "took <strong hx-disable>yes</strong>" in page
+    assert "took <strong data-hx-disable>yes</strong>" in page
     assert "Welcome &lt;b&gt;friend&lt;/b&gt;" in page
     assert "opened 1×" in page
     assert "<script>alert(1)" not in page and "&lt;script&gt;" in page

@@ -83,7 +83,7 @@ def test_a_manual_start_runs_and_the_timeline_explains_the_branch(client, signed
     page = client.get(f"/contacts/{contact.id}").get_data(as_text=True)
     assert "Score welcome" in page
     assert "contact.score" in page and "actual <code>80</code>" in page
-    assert "took <strong hx-disable>yes</strong>" in page
+    assert "took <strong data-hx-disable>yes</strong>" in page
     assert "Welcome Hana" in page  # the e-mail it produced, from the outbox
     detail = client.get(f"/executions/{execution.id}").get_data(as_text=True)
     assert "Welcome Hana" in detail and "badge-goal_reached" in detail
