@@ -122,6 +122,9 @@ def _clean_database(request, app):
         from app.automation.triggers import api_start
 
         api_start._entries.clear()
+        from app.automation import enrollment
+
+        enrollment._entries.clear()
         ctx.pop()
         if USING_REDIS:
             from app.queue import redis_connection

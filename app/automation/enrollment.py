@@ -91,11 +91,25 @@ def enroll(
     return started
 
 
+# (workflow id, created_at, version) -> entry node. A published version
+# never changes, so its entry step is read once per process, not per event
+# (the bus starts workflows one event at a time: an open pixel, a form post).
+# created_at tells a new workflow from a deleted one whose id SQLite reuses.
+_entries: dict[tuple, str] = {}
+
+
 def entry_of(workflow: Workflow) -> str:
     """The node new executions start at; raises NotEnrollable."""
-    entry = Graph(workflow_definition(workflow)).entry()
+    key = (workflow.id, workflow.created_at, workflow.version)
+    entry = _entries.get(key) if workflow.version else None
     if entry is None:
-        raise NotEnrollable(f"workflow {workflow.id} has no single entry step")
+        entry = Graph(workflow_definition(workflow)).entry()
+        if entry is None:
+            raise NotEnrollable(f"workflow {workflow.id} has no single entry step")
+        if workflow.version:
+            if len(_entries) > 4096:
+                _entries.clear()
+            _entries[key] = entry
     return entry
 
 
