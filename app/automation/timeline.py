@@ -52,6 +52,8 @@ class StepView:
     state: ContactFlowState
     label: str
     messages: list[MessageView] = field(default_factory=list)
+    # The name of the step it went on to ("" at the end).
+    next_label: str = ""
 
     @property
     def explanation(self) -> list[dict] | None:
@@ -143,8 +145,12 @@ def timelines(executions: Iterable[WorkflowExecution]) -> list[ExecutionView]:
     workflow_of = {execution.id: execution.workflow_id for execution in executions}
     for state in states:
         key = (state.execution_id, state.node_id, state.visit)
-        label = labels.get((workflow_of[state.execution_id], state.node_id)) or state.node_id
-        views[state.execution_id].steps.append(StepView(state, label, message_views.pop(key, [])))
+        workflow_id = workflow_of[state.execution_id]
+        label = labels.get((workflow_id, state.node_id)) or state.node_id
+        step = StepView(state, label, message_views.pop(key, []))
+        if state.next_node:
+            step.next_label = labels.get((workflow_id, state.next_node)) or state.next_node
+        views[state.execution_id].steps.append(step)
     for (execution_id, _node, _visit), leftovers in message_views.items():
         views[execution_id].loose_messages.extend(leftovers)
     return [views[execution.id] for execution in executions]

@@ -20,6 +20,7 @@ from app.models.crm import (
 from app.models.delivery import EventLog, OutboxMessage, SiteVisit, TrackingEvent
 from app.models.edit_history import WorkflowEdit
 from app.models.execution import ContactFlowState, DeadLetter, WorkflowExecution
+from app.models.imports import ContactImport, ContactImportChunk, ContactImportError
 from app.models.sending import SendingDomain, Suppression, Topic, contact_subscriptions
 from app.models.sessions import UserSession
 from app.models.workflow import (
@@ -38,6 +39,9 @@ __all__ = [
     "ConsentRecord",
     "Contact",
     "ContactFlowState",
+    "ContactImport",
+    "ContactImportChunk",
+    "ContactImportError",
     "ContactList",
     "DeadLetter",
     "Deal",

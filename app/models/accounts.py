@@ -99,6 +99,8 @@ class User(FirmScoped, UserMixin, Timestamps, db.Model):
     password_hash: Mapped[str] = mapped_column(String(200), default="")
     role: Mapped[str] = mapped_column(String(20), default="marketer")
     is_active_user: Mapped[bool] = mapped_column(default=True)
+    # IANA zone the pages show times in; None: the firm's (settings.timezone).
+    timezone: Mapped[str | None] = mapped_column(String(64))
 
     firm: Mapped[Firm] = relationship(lazy="joined")
 

@@ -9,10 +9,15 @@ def register_web(app: Flask) -> None:
     from app.web.icons import register_icons
 
     register_icons(app)
+    from app.web import formatting
+
+    formatting.init_app(app)
+    from app.web.account import bp as account_bp
     from app.web.auth import bp as auth_bp
     from app.web.workflows import bp as workflows_bp
 
     app.register_blueprint(auth_bp)
+    app.register_blueprint(account_bp)
     app.register_blueprint(workflows_bp)
 
     # The marketer's pages: contacts, executions, dead letters, outbox.

@@ -16,6 +16,7 @@ from app.extensions import db
 from app.models import ROLES, ApiToken, Firm, User, WorkflowExecution
 from app.models.audit import record
 from app.sessions import end_all_sessions
+from app.web.formatting import firm_zone_name, zone_choices, zone_named
 from app.web.pages import get_or_404, int_list
 from app.web.queue_status import queue_report
 
@@ -37,6 +38,9 @@ def _page(status: int = 200, **extra):
         "user_errors": {},
         "token_errors": {},
         "new_token": None,
+        "zones": zone_choices(),
+        "firm_zone": firm_zone_name(g.user.firm),
+        "settings_error": None,
     }
     context.update(extra)
     return render_template("admin/index.html", **context), status
@@ -46,6 +50,22 @@ def _page(status: int = 200, **extra):
 @admin_required_page
 def index():
     return _page()
+
+
+@bp.post("/settings")
+@admin_required_page
+def save_firm_settings():
+    name = (request.form.get("timezone") or "").strip()
+    if zone_named(name) is None:
+        return _page(
+            422, settings_error=f"“{name[:64]}” is not a time zone; pick one from the list."
+        )
+    firm = g.user.firm
+    firm.settings = {**(firm.settings or {}), "timezone": name}
+    record("firm.settings_changed", firm, data={"timezone": name})
+    db.session.commit()
+    flash("Firm settings saved.")
+    return redirect(url_for("admin.index"))
 
 
 @bp.post("/users")

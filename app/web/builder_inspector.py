@@ -70,7 +70,10 @@ def pickers(workflow: Workflow) -> dict[str, Any]:
         "contacts": db.session.execute(
             select(Contact.id, Contact.email).order_by(Contact.id.desc()).limit(50)
         ).all(),
-        "email_nodes": [n.node_id for n in workflow.nodes if n.node_type == "send_email"],
+        # (node_id, what the marketer named the step): pickers show names.
+        "email_nodes": [
+            (n.node_id, n.label or n.node_id) for n in workflow.nodes if n.node_type == "send_email"
+        ],
     }
 
 

@@ -472,3 +472,28 @@ def test_every_form_saves_back_the_configuration_it_shows(client, signed_in, ali
         saved = reload_workflow(workflow).node_by_key(key).configuration
         expected = get_node_type(key).parse_config(config).model_dump(mode="json")
         assert get_node_type(key).parse_config(saved).model_dump(mode="json") == expected, key
+
+
+def test_the_opened_which_email_picker_lists_step_names(client, signed_in, alice, acme):
+    workflow = make_workflow(
+        acme,
+        nodes=[
+            {
+                "node_id": "send_welcome",
+                "label": "Welcome mail",
+                "node_type": "send_email",
+                "configuration": {"subject": "Hi", "body_text": "Hi"},
+            },
+            {
+                "node_id": "opened",
+                "node_type": "condition",
+                "configuration": {
+                    "rules": [{"event": "email_opened", "node": "send_welcome", "op": "happened"}]
+                },
+            },
+        ],
+        edges=[("send_welcome", "opened")],
+    )
+    signed_in(alice)
+    form = client.get(url(workflow, "/nodes/opened"), headers=HX).get_data(as_text=True)
+    assert '<option value="send_welcome" selected>Welcome mail</option>' in form
