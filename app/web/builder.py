@@ -240,5 +240,6 @@ from app.web import (  # noqa: E402,F401
     builder_edits,
     builder_inspector,
     builder_run,
+    builder_test_send,
     builder_triggers,
 )

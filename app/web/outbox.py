@@ -4,7 +4,7 @@ delivery status. Without SMTP_HOST / SMS_GATEWAY_URL messages are kept here
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, request
+from flask import Blueprint, Response, current_app, request
 from sqlalchemy import select
 
 from app.auth import login_required_page
@@ -14,6 +14,15 @@ from app.models.delivery import CHANNELS, OUTBOX_STATUSES
 from app.web.pages import get_or_404, page_or_block, paginate
 
 bp = Blueprint("outbox", __name__, url_prefix="/outbox")
+
+# The e-mail's own HTML, shown in a sandboxed frame of the message page: no
+# script, no form, no plugin, nothing fetched from elsewhere (a remote image
+# could be a tracker), and only this site may frame it. The outbox keeps the
+# body as rendered, before send-time tracking is added.
+EMAIL_FRAME_CSP = (
+    "default-src 'none'; img-src data:; style-src 'unsafe-inline'; font-src data:; "
+    "form-action 'none'; base-uri 'none'; frame-ancestors 'self'; sandbox"
+)
 
 
 @bp.get("", strict_slashes=False)
@@ -54,3 +63,19 @@ def show(message_id: int):
         .order_by(TrackingEvent.created_at)
     ).all()
     return page_or_block("outbox/show.html", "content", m=message, events=events)
+
+
+@bp.get("/<int:message_id>/rendered")
+@login_required_page
+def rendered(message_id: int):
+    """The HTML body alone, for the message page's sandboxed iframe."""
+    message = get_or_404(OutboxMessage, message_id)
+    return Response(
+        message.body_html or "",
+        mimetype="text/html",
+        headers={
+            "Content-Security-Policy": EMAIL_FRAME_CSP,
+            "X-Frame-Options": "SAMEORIGIN",
+            "Cache-Control": "no-store",
+        },
+    )

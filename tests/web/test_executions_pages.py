@@ -3,6 +3,8 @@ letters with bulk retry, the outbox, and starting workflows by hand."""
 
 from __future__ import annotations
 
+import re
+
 from sqlalchemy import select
 
 from app.automation.engine import drain
@@ -243,3 +245,32 @@ def test_the_outbox_lists_recorded_messages(client, signed_in, alice, acme):
     assert "No message matches" in only_sms
     detail = client.get(f"/outbox/{message.id}").get_data(as_text=True)
     assert message.message_id.replace("<", "&lt;").replace(">", "&gt;") in detail
+
+
+def test_the_outbox_shows_the_email_in_a_sandboxed_frame(client, signed_in, alice, acme, charlie):
+    with firm_context(acme.id):
+        message = OutboxMessage(
+            workflow_id=None,
+            node_id="welcome",
+            channel="email",
+            status="recorded",
+            to_address="ola@example.com",
+            subject="Hi",
+            body_html='<p>Hello <img src="https://tracker.example/p.gif"><script>alert(1)</script></p>',
+            message_id="<m1@test>",
+        )
+        db.session.add(message)
+        db.session.commit()
+    signed_in(alice)
+    detail = client.get(f"/outbox/{message.id}").get_data(as_text=True)
+    frame = re.search(r"<iframe[^>]*>", detail).group(0)
+    assert " sandbox " in frame and f'src="/outbox/{message.id}/rendered"' in frame
+    assert "&lt;p&gt;Hello" in detail  # the source is there too, escaped
+    body = client.get(f"/outbox/{message.id}/rendered")
+    csp = body.headers["Content-Security-Policy"]
+    assert "sandbox" in csp and "default-src 'none'" in csp and "img-src data:" in csp
+    assert "script-src" not in csp  # falls back to 'none'
+    assert body.headers["X-Frame-Options"] == "SAMEORIGIN"
+    assert body.get_data(as_text=True).startswith("<p>Hello")
+    signed_in(charlie)
+    assert client.get(f"/outbox/{message.id}/rendered").status_code == 404
