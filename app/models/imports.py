@@ -55,6 +55,10 @@ class ContactImport(FirmScoped, Timestamps, db.Model):
     def finished(self) -> bool:
         return self.status in ("done", "failed")
 
+    def stalled_at(self, moment: datetime, after) -> bool:
+        """Queued or running, and unchanged for ``after``: its job was lost."""
+        return self.status in ("queued", "running") and self.updated_at < moment - after
+
 
 class ContactImportChunk(FirmScoped, db.Model):
     """A slice of the uploaded file, in upload order."""
@@ -80,4 +84,6 @@ class ContactImportError(FirmScoped, db.Model):
     email: Mapped[str] = mapped_column(String(320), default="")
     column: Mapped[str] = mapped_column(String(100), default="")
     message: Mapped[str] = mapped_column(Text, default="")
+    # The row as it was in the file (CSV), to fix and import again.
+    raw: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)

@@ -21,11 +21,13 @@ def register_web(app: Flask) -> None:
     app.register_blueprint(workflows_bp)
 
     # The marketer's pages: contacts, executions, dead letters, outbox.
+    from app.web.contact_import import bp as contact_import_bp
     from app.web.contacts import bp as contacts_bp
     from app.web.executions import bp as executions_bp
     from app.web.outbox import bp as outbox_bp
 
     app.register_blueprint(contacts_bp)
+    app.register_blueprint(contact_import_bp)
     app.register_blueprint(executions_bp)
     app.register_blueprint(outbox_bp)
 

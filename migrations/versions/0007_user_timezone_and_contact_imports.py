@@ -111,6 +111,7 @@ def upgrade():
         sa.Column("email", sa.String(length=320), nullable=False),
         sa.Column("column", sa.String(length=100), nullable=False),
         sa.Column("message", sa.Text(), nullable=False),
+        sa.Column("raw", sa.Text(), nullable=False),
         sa.Column("created_at", app.models.base.UTCDateTime(timezone=True), nullable=False),
         sa.Column("firm_id", sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(

@@ -21,6 +21,7 @@ from app.extensions import db
 from app.models import (
     ApiToken,
     ApprovalRequest,
+    ContactImport,
     ContactList,
     Deal,
     Form,
@@ -157,8 +158,9 @@ def make_world(firm, *, admin=None) -> dict:
         task = Task(contact_id=contact.id, title="Call back")
         comment = WorkflowComment(workflow_id=workflow.id, body="Looks good")
         approval = ApprovalRequest(workflow_id=workflow.id, definition={}, status="pending")
+        contact_import = ContactImport(filename="people.csv", header=["email"], mapping=["email"])
         token, _ = ApiToken.issue(other, name="cron")
-        db.session.add_all([goal, analytics, form, deal, task, comment, approval])
+        db.session.add_all([goal, analytics, form, deal, task, comment, approval, contact_import])
         db.session.commit()
     execution = make_execution(workflow, contact)
     with firm_context(firm.id):
@@ -185,6 +187,7 @@ def make_world(firm, *, admin=None) -> dict:
             "number": version.number,
             "comment_id": comment.id,
             "approval_id": approval.id,
+            "import_id": contact_import.id,
             "goal_id": goal.id,
             "analytics_id": analytics.id,
             "contact_id": contact.id,

@@ -1,0 +1,1 @@
+"""CRM operations the pages and jobs call: contact imports from CSV."""
