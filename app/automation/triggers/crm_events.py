@@ -171,6 +171,12 @@ def _event(firm_id, event_type: str, contact_id, data: dict) -> dict:
     }
 
 
+def crm_event(firm_id, event_type: str, contact_id, data: dict, source: str) -> dict:
+    """An event shaped as this module makes them, for code that writes CRM
+    rows with Core statements (a contact import) and emits them itself."""
+    return {**_event(firm_id, event_type, contact_id, data), "source": source}
+
+
 def _change(obj, name: str):
     """(old, new) when the attribute changed in this flush, else None."""
     history = inspect(obj).attrs[name].history
