@@ -69,9 +69,33 @@
     main.insertBefore(box, main.firstChild);
   }
 
-  if (document.readyState === "loading") {
-    document.addEventListener("DOMContentLoaded", configureHtmx);
-  } else {
+  // A table or code block wider than its box scrolls inside it; keyboard
+  // users reach that scroll by focusing the box (tabindex="0").
+  var SCROLLERS = ".table-wrap, .table, .diff-canvas, pre";
+  function focusableScrollers() {
+    document.querySelectorAll(SCROLLERS).forEach(function (el) {
+      var style = window.getComputedStyle(el);
+      var scrollsX = el.scrollWidth > el.clientWidth + 1 && style.overflowX !== "visible";
+      var scrollsY = el.scrollHeight > el.clientHeight + 1 && style.overflowY !== "visible";
+      if ((scrollsX || scrollsY) && !el.hasAttribute("tabindex")) {
+        el.setAttribute("tabindex", "0");
+      }
+    });
+  }
+  var resizeTimer = null;
+  window.addEventListener("resize", function () {
+    window.clearTimeout(resizeTimer);
+    resizeTimer = window.setTimeout(focusableScrollers, 200);
+  });
+  document.addEventListener("htmx:afterSettle", focusableScrollers);
+
+  function ready() {
     configureHtmx();
+    focusableScrollers();
+  }
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", ready);
+  } else {
+    ready();
   }
 })();

@@ -16,6 +16,9 @@ from app.models import (
     ConsentRecord,
     Contact,
     ContactFlowState,
+    ContactImport,
+    ContactImportChunk,
+    ContactImportError,
     ContactList,
     DeadLetter,
     Deal,
@@ -74,7 +77,8 @@ def populate(firm) -> dict[type, object]:
         outbox = OutboxMessage(
             execution_id=execution.id, node_id="a", channel="email", message_id=f"m-{firm.id}"
         )
-        db.session.add(outbox)
+        contact_import = ContactImport(user_id=user.id, filename="people.csv")
+        db.session.add_all([outbox, contact_import])
         db.session.flush()
         rows.update(
             {
@@ -129,6 +133,11 @@ def populate(firm) -> dict[type, object]:
                 UserSession: UserSession(
                     user_id=user.id, key_hash=f"{firm.id:064d}", expires_at=now()
                 ),
+                ContactImport: contact_import,
+                ContactImportChunk: ContactImportChunk(
+                    import_id=contact_import.id, seq=0, data=b"email\n"
+                ),
+                ContactImportError: ContactImportError(import_id=contact_import.id, row_number=2),
             }
         )
         db.session.add_all(rows.values())

@@ -173,6 +173,7 @@ def make_world(firm, *, admin=None) -> dict:
             status="sent",
             to_address=contact.email,
             subject="Welcome!",
+            body_html='<h1>Welcome!</h1><p>Hi, <a href="https://example.com/start">start here</a>.</p>',
             message_id=f"<{secrets.token_hex(8)}@test>",
         )
         db.session.add(message)

@@ -31,12 +31,27 @@ END_COLORS = {
 }
 
 
+# A small template of our own: "plotly_white" carries defaults for every
+# trace type, and copying it into each figure cost ~0.1 s a figure.
+AXIS = {"gridcolor": "#eef0f6", "linecolor": "#d0d5dd", "zerolinecolor": "#d0d5dd"}
+TEMPLATE = {
+    "layout": {
+        "paper_bgcolor": "white",
+        "plot_bgcolor": "white",
+        "font": {"color": "#1e2433"},
+        "xaxis": AXIS,
+        "yaxis": AXIS,
+        "colorway": ["#6366f1", "#0ea5e9", "#16a34a", "#a16207", "#dc2626", "#94a3b8"],
+    }
+}
+
+
 def _layout(fig: go.Figure, title: str, **extra) -> go.Figure:
     settings = {
         "title": {"text": title, "x": 0, "xanchor": "left"},
         "margin": {"l": 50, "r": 20, "t": 50, "b": 40},
         "height": 340,
-        "template": "plotly_white",
+        "template": TEMPLATE,
         "legend": {"orientation": "h", "y": -0.2},
     }
     settings.update(extra)
@@ -101,9 +116,7 @@ def path_funnels(funnels: list[PathFunnel]) -> go.Figure | None:
     fig = make_subplots(
         rows=len(funnels),
         cols=1,
-        subplot_titles=[
-            f"{f.label} ({f.reached_end} of {f.entered} reached the end)" for f in funnels
-        ],
+        subplot_titles=[f"{f.label}: {f.reached_end} of {f.entered} to the end" for f in funnels],
         row_heights=[len(f.stages) for f in funnels],
         vertical_spacing=min(0.12, 0.4 / len(funnels)),
     )
