@@ -68,7 +68,7 @@ worker: setup
 BENCH_DB ?= postgresql://postgres@127.0.0.1:5432/postgres
 BENCH_REDIS ?= redis://127.0.0.1:6379/13
 bench: setup
-	for b in engine delivery analytics fanout waits latency web ingest tracking trickle; do \
+	for b in engine delivery analytics fanout waits latency web ingest tracking trickle contact_import; do \
 	  DATABASE_URL=$${DATABASE_URL:-$(BENCH_DB)} REDIS_URL=$${REDIS_URL:-$(BENCH_REDIS)} \
 	    $(PY) benchmarks/$$b.py || exit 1; \
 	done

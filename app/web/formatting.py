@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from flask import Flask, g
 from markupsafe import Markup, escape
+from sqlalchemy import select
 
 from app.clock import ensure_utc
 
@@ -119,7 +120,27 @@ def time_tag(moment: datetime | None, fmt: str = DEFAULT_FORMAT) -> Markup:
     return Markup(f'<time datetime="{escape(iso)}">{escape(localtime(moment, fmt))}</time>')
 
 
+def step_name(workflow_id: int | None, node_id: str | None) -> str:
+    """What the marketer named a step (its node_id when unnamed or gone);
+    one query per workflow per request."""
+    if not node_id:
+        return ""
+    from app.extensions import db
+    from app.models import WorkflowNode
+
+    cache = g.setdefault("_step_names", {})
+    if workflow_id not in cache:
+        rows = db.session.execute(
+            select(WorkflowNode.node_id, WorkflowNode.label).where(
+                WorkflowNode.workflow_id == workflow_id
+            )
+        )
+        cache[workflow_id] = {key: label for key, label in rows if label}
+    return cache[workflow_id].get(node_id) or node_id
+
+
 def init_app(app: Flask) -> None:
+    app.add_template_global(step_name, "step_name")
     app.add_template_filter(localtime, "localtime")
     app.add_template_filter(human_duration, "human_duration")
     app.add_template_filter(setting_value, "setting_value")

@@ -109,6 +109,8 @@ class RowResult:
 
 def check_row(line: int, cells: list[str], mapping: list[str | None]) -> RowResult:
     result = RowResult(line)
+    if "email" in mapping and mapping.index("email") < len(cells):
+        result.email = cells[mapping.index("email")].strip()[:320]
     if len(cells) > len(mapping) and any(c.strip() for c in cells[len(mapping) :]):
         result.problem = (
             f"column {len(mapping) + 1}",
