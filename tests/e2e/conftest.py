@@ -118,6 +118,9 @@ def browser():
 def page(browser, live_server):
     context = browser.new_context(base_url=live_server.url, viewport={"width": 1360, "height": 900})
     context.set_default_timeout(10_000)
+    # A first visit parses plotly.js (4 MB) and warms the server's figure
+    # code: on a loaded 2-core machine that can pass 10 s.
+    context.set_default_navigation_timeout(30_000)
     tab = context.new_page()
     errors: list[str] = []
     # A CSP violation or a JavaScript error is a bug: collect them so a test
