@@ -127,10 +127,10 @@ def _node(item: dict[str, Any], width: float, height: float, sprite: str, entry:
         f'<foreignObject x="60" y="6" width="{text_w}" height="{text_h}">'
         f'<div xmlns="{_XHTML}" class="node-text">'
         f'<div class="node-label">{name}</div> '
-        f'<div class="node-summary">{summary}</div>'
+        f'<div class="node-summary">{summary}</div> '
         # Screen readers hear the counts from the hidden #live-counts list.
         f'<div class="node-stats" aria-hidden="true">'
-        f'<span class="stat stat-live" data-live-for="{node_id}"></span>'
+        f'<span class="stat stat-live" data-live-for="{node_id}"></span> '
         f'<span class="stat stat-overlay" data-overlay-for="{node_id}"></span></div>'
         f"</div></foreignObject>"
         f'<circle class="port port-in" cx="{width / 2}" cy="0" r="6"></circle>'

@@ -190,10 +190,22 @@ function plural(count, word) {
   return count + " " + word + (String(count) === "1" ? "" : "s");
 }
 
+// A card's counts are visible text, and axe wants the visible text in the
+// card's name: they are appended to the name the server wrote (data-name).
+function nameWithStats(text) {
+  var node = text.closest(".node");
+  if (!node) return;
+  if (!node.hasAttribute("data-name")) node.setAttribute("data-name", node.getAttribute("aria-label") || "");
+  var stats = Array.prototype.map.call(node.querySelectorAll(".stat"), function (s) { return s.textContent; })
+    .filter(Boolean);
+  node.setAttribute("aria-label", [node.getAttribute("data-name")].concat(stats).join(" "));
+}
+
 export function paintLive() {
   dom.graph.querySelectorAll("[data-live-for]").forEach(function (text) {
     var c = state.liveCounts && state.liveCounts[text.getAttribute("data-live-for")];
     text.textContent = c ? c.waiting + " waiting · " + plural(c.visits, "visit") : "";
+    nameWithStats(text);
   });
 }
 
@@ -203,6 +215,7 @@ export function paintOverlay() {
   dom.graph.querySelectorAll("[data-overlay-for]").forEach(function (text) {
     var n = data && data.nodes[text.getAttribute("data-overlay-for")];
     text.textContent = n ? plural(n.visits, "visit") + ", " + n.dropOff + " stopped" : "";
+    nameWithStats(text);
   });
   dom.graph.querySelectorAll(".edge").forEach(function (edge) {
     var label = edge.querySelector(".edge-count");
