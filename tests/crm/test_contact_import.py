@@ -218,3 +218,10 @@ def test_another_firms_import_is_not_found(client, auth, acme, alice, charlie):
     auth.login(charlie)
     for path in ("", "/progress", "/errors.csv"):
         assert client.get(f"/contacts/import/{imp.id}{path}").status_code == 404
+
+
+def test_the_queued_job_name_resolves_to_the_job():
+    from app.automation.crm import import_rows
+    from app.queue import resolve
+
+    assert resolve(import_rows.IMPORT_JOB) is import_rows.run_import
