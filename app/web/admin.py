@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from email_validator import EmailNotValidError, validate_email
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import joinedload
 
 from app.auth import admin_required_page, forget_tokens
@@ -60,8 +60,11 @@ def save_firm_settings():
         return _page(
             422, settings_error=f"“{name[:64]}” is not a time zone; pick one from the list."
         )
+    # An UPDATE, not a change to g.user.firm (a copy merged from the token
+    # cache when the caller used a bearer token, see app/auth.py).
     firm = g.user.firm
-    firm.settings = {**(firm.settings or {}), "timezone": name}
+    settings = {**(firm.settings or {}), "timezone": name}
+    db.session.execute(update(Firm).where(Firm.id == firm.id).values(settings=settings))
     record("firm.settings_changed", firm, data={"timezone": name})
     db.session.commit()
     flash("Firm settings saved.")

@@ -15,12 +15,12 @@ from app.web.pages import get_or_404, page_or_block, paginate
 
 bp = Blueprint("outbox", __name__, url_prefix="/outbox")
 
-# The e-mail's own HTML, shown in a sandboxed frame of the message page: no
-# script, no form, no plugin, nothing fetched from elsewhere (a remote image
-# could be a tracker), and only this site may frame it. The outbox keeps the
-# body as rendered, before send-time tracking is added.
+# The e-mail's own HTML, shown in a sandboxed frame of the message page as
+# a mail client shows it: its images and styles load, but no script, form
+# or plugin runs, and only this site may frame it. The outbox keeps the
+# body as rendered, before send-time tracking (pixel, links) is added.
 EMAIL_FRAME_CSP = (
-    "default-src 'none'; img-src data:; style-src 'unsafe-inline'; font-src data:; "
+    "default-src 'none'; img-src * data:; style-src * 'unsafe-inline'; font-src * data:; "
     "form-action 'none'; base-uri 'none'; frame-ancestors 'self'; sandbox"
 )
 

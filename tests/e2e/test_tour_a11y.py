@@ -60,6 +60,7 @@ def test_every_page_passes_axe_and_fits_a_phone(app, browser, live_server, acme,
     for viewport, label in ((DESKTOP, "desktop"), (PHONE, "phone")):
         context = browser.new_context(base_url=live_server.url, viewport=viewport)
         context.set_default_timeout(15_000)
+        context.set_default_navigation_timeout(45_000)
         tab = context.new_page()
         errors = watch_console(tab)
         sign_in(tab, live_server.url, alice)
