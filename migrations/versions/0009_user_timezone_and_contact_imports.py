@@ -4,8 +4,8 @@ A user may pick the time zone pages show times in (the firm's otherwise).
 CSV contact imports keep their upload in the database in chunks, so a
 worker on any host can read it, with their progress and per-row errors.
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-01 21:16:44.015241
 
 """
@@ -18,8 +18,8 @@ from sqlalchemy.dialects import postgresql
 import app.models.base  # noqa: F401  (column types)
 
 # revision identifiers, used by Alembic.
-revision = "0007"
-down_revision = "0006"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
