@@ -215,6 +215,7 @@ def test_another_firms_import_is_not_found(client, auth, acme, alice, charlie):
     upload(client, auth, "email\nx@example.com\n")
     with firm_context(acme.id):
         imp = db.session.scalars(select(ContactImport)).one()
+    auth.logout()
     auth.login(charlie)
     for path in ("", "/progress", "/errors.csv"):
         assert client.get(f"/contacts/import/{imp.id}{path}").status_code == 404

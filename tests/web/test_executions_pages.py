@@ -247,7 +247,9 @@ def test_the_outbox_lists_recorded_messages(client, signed_in, alice, acme):
     assert message.message_id.replace("<", "&lt;").replace(">", "&gt;") in detail
 
 
-def test_the_outbox_shows_the_email_in_a_sandboxed_frame(client, signed_in, alice, acme, charlie):
+def test_the_outbox_shows_the_email_in_a_sandboxed_frame(
+    client, auth, signed_in, alice, acme, charlie
+):
     with firm_context(acme.id):
         message = OutboxMessage(
             workflow_id=None,
@@ -272,5 +274,6 @@ def test_the_outbox_shows_the_email_in_a_sandboxed_frame(client, signed_in, alic
     assert "script-src" not in csp  # falls back to 'none'
     assert body.headers["X-Frame-Options"] == "SAMEORIGIN"
     assert body.get_data(as_text=True).startswith("<p>Hello")
+    client.post("/logout", data={"csrf_token": auth.csrf_token("/automation")})
     signed_in(charlie)
     assert client.get(f"/outbox/{message.id}/rendered").status_code == 404

@@ -96,7 +96,9 @@ def test_times_follow_the_users_zone_then_the_firms(client, auth, acme, alice):
 def test_a_made_up_zone_is_refused_and_nothing_changes(client, auth, acme, alice):
     auth.login(alice)
     token = auth.csrf_token("/account/timezone")
-    response = client.post("/account/timezone", data={"timezone": "Mars/Olympus", "csrf_token": token})
+    response = client.post(
+        "/account/timezone", data={"timezone": "Mars/Olympus", "csrf_token": token}
+    )
     assert response.status_code == 422
     assert "not a time zone" in response.get_data(as_text=True)
     response = client.post("/admin/settings", data={"timezone": "Nowhere", "csrf_token": token})
