@@ -98,4 +98,15 @@
   } else {
     ready();
   }
+  // Upload progress for large files: <form hx-post hx-encoding="multipart/form-data"
+  // data-upload-progress="#bar"> fills <progress id="bar"> as the file goes up.
+  document.addEventListener("htmx:xhr:progress", function (event) {
+    var form = event.target.closest("[data-upload-progress]");
+    if (!form || !event.detail.lengthComputable) { return; }
+    var bar = document.querySelector(form.getAttribute("data-upload-progress"));
+    if (!bar) { return; }
+    bar.hidden = false;
+    bar.value = Math.round((event.detail.loaded / event.detail.total) * 100);
+    bar.textContent = bar.value + "%";
+  });
 })();

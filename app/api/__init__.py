@@ -79,6 +79,8 @@ ENDPOINT_MODULES = (
     "app.api.crm",
     "app.api.lifecycle",
     "app.api.webhook_settings",
+    "app.api.suppressions",
+    "app.api.sending",
 )
 
 _installed = False

@@ -44,6 +44,10 @@ def check_node(node_type: str, configuration: dict) -> None:
     fields = _prefixed(config_errors(node_type, configuration), "configuration")
     if not fields:
         fields = _template_problems(node_type, configuration)
+    if not fields:
+        from app.automation.node_checks import sender_problems
+
+        fields = _prefixed(sender_problems(node_type, configuration), "configuration")
     if not fields and node_type == "webhook":
         fields = _webhook_problems(configuration)
     if fields:

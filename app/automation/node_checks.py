@@ -1,5 +1,6 @@
 """Save-time checks of a node's configuration beyond its schema: template
-syntax and sandbox-refused attributes, and the webhook SSRF guard.
+syntax and sandbox-refused attributes, the sender's domain, and the
+webhook SSRF guard.
 
 The API and the builder inspector run their own copies of these checks;
 this module is the one the workflow import uses, so a document cannot
@@ -29,9 +30,21 @@ def save_problems(
     ``need_dns=False`` lets a host that does not resolve here pass (the
     send-time check still refuses it, and re-checks what it resolves to)."""
     problems = template_problems(node_type, configuration)
+    problems.update(sender_problems(node_type, configuration))
     if node_type == "webhook":
         problems.update(_url_problems(configuration.get("url"), allow_private, need_dns))
     return problems
+
+
+def sender_problems(node_type: str, configuration: dict) -> dict[str, list[str]]:
+    """A send_email's ``from_email`` must be on one of the current firm's
+    sending domains or MAIL_FROM's (docs/SENDING.md)."""
+    if node_type != "send_email":
+        return {}
+    from app.automation.delivery.senders import sender_problem
+
+    problem = sender_problem(configuration.get("from_email"))
+    return {"from_email": [problem]} if problem else {}
 
 
 def template_problems(node_type: str, configuration: dict) -> dict[str, list[str]]:

@@ -66,6 +66,7 @@ _TRIGGER_REFS = {
     "email_replied": ("workflow_id", "workflow"),
     "email_bounced": ("workflow_id", "workflow"),
     "email_unsubscribed": ("workflow_id", "workflow"),
+    "email_complained": ("workflow_id", "workflow"),
 }
 _MODELS = {"list": ContactList, "form": Form, "workflow": Workflow}
 

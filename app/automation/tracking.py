@@ -133,6 +133,21 @@ def rewrite_links(body_html: str, firm_id: int, outbox_id: int) -> str:
     return _HREF.sub(replace, body_html)
 
 
+def track_text_links(body_text: str, firm_id: int, outbox_id: int) -> str:
+    """The text part's http(s) URLs pointed at the click endpoint, like the
+    HTML part's links (a text-only reader's click counts too)."""
+
+    def replace(match: re.Match) -> str:
+        url = match.group(0)
+        trailing = ""
+        while url and url[-1] in ".,;:!?)":
+            trailing = url[-1] + trailing
+            url = url[:-1]
+        return click_url(firm_id, outbox_id, url) + trailing if url else match.group(0)
+
+    return _URL_IN_TEXT.sub(replace, body_text)
+
+
 def text_to_html(body_text: str) -> str:
     """An HTML alternative for a text-only e-mail (so it can carry the
     pixel and tracked links): escaped, line breaks kept, URLs linked."""

@@ -38,6 +38,11 @@ def register_web(app: Flask) -> None:
     app.register_blueprint(crm_bp)
     app.register_blueprint(admin_bp)
 
+    # Sending safely: the suppression list.
+    from app.web.suppressions import bp as suppressions_bp
+
+    app.register_blueprint(suppressions_bp)
+
     # Public, unauthenticated pages (triggers): forms and site tracking.
     from app.web.public_forms import bp as public_forms_bp
 

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from app.auth import login_required_page
+from app.automation.node_checks import sender_problems
 from app.automation.nodes.registry import UnknownNodeType, config_errors, get_node_type
 from app.extensions import db
 from app.models import Contact, ContactList, Tag, User, Workflow, WorkflowNode
@@ -171,6 +172,8 @@ def save_node(workflow_id: int, node_id: str):
         errors.update(_webhook_errors(config))
     for field, messages in _template_errors(node.node_type, config).items():
         errors.setdefault(field, []).extend(messages)
+    if "from_email" not in errors:
+        errors.update(sender_problems(node.node_type, config))
     label = (values.get("label") or "").strip()
     if not label:
         errors.setdefault("label", []).append("give the step a name")

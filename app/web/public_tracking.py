@@ -39,6 +39,7 @@ from flask import (
 from flask_limiter.util import get_remote_address
 
 from app.automation.delivery import tracking_events
+from app.automation.delivery.bounces import UnknownBounceType
 from app.automation.delivery.signing import InvalidSignature, verify
 from app.automation.tracking import BadToken, read_token
 from app.automation.triggers.visitor import set_visitor_cookie
@@ -171,6 +172,8 @@ def email_events():
         result = tracking_events.handle_provider_event(payload, event_id)
     except tracking_events.UnknownMessage as exc:
         return _error(404, "not_found", str(exc), {"message_id": ["no matching e-mail"]})
+    except UnknownBounceType as exc:
+        return _error(422, "validation_error", str(exc), {"bounce_type": [str(exc)]})
     except ValueError as exc:
         return _error(422, "validation_error", str(exc), {"type": [str(exc)]})
     return jsonify(result), 200

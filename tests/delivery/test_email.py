@@ -51,7 +51,11 @@ def test_an_email_is_sent_with_pixel_tracked_links_and_unsubscribe(acme, smtp_se
     assert received["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert urlsplit(unsubscribe[1:-1]).path in body
     assert "Unsubscribe: http://localhost/t/u/" in _text_part(received)
-    assert "the offer (https://example.com/offer?a=1&b=2)" in _text_part(received)
+    # The text part's links are tracked too, to the same link.
+    text = _text_part(received)
+    click = re.search(r"the offer \((http://localhost/t/c/[^)\s]+)\)", text)
+    assert click and "example.com/offer" not in text
+    assert received["List-Id"] == '"Marketing" <marketing.0.localhost>'  # MAIL_FROM's domain
 
     fresh = reload(message)
     assert fresh.status == "sent" and fresh.attempts == 1 and fresh.sent_at is not None
@@ -65,7 +69,7 @@ def test_a_text_only_email_gets_an_html_part_with_the_pixel(acme, smtp_server):
     )
     deliver_due()
     [received] = smtp_server.messages
-    assert _text_part(received).startswith("Hello Ann\nhttps://example.com/x")
+    assert _text_part(received).startswith("Hello Ann\nhttp://localhost/t/c/")
     body = _html_part(received)
     assert "/t/o/" in body and "/t/c/" in body and "/t/u/" in body
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 KINDS = ("hard", "soft", "block")
 
+_BASIC = re.compile(r"\s*([245]\d\d)(?![\d.])")
 _ENHANCED = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d.])")
 _BLOCK_WORDS = re.compile(
     r"spam|unsolicited|block ?list|blacklist|blocked|spamhaus|reputation|policy|"
@@ -60,6 +61,9 @@ def _one_line(text) -> str:
 def classify_smtp(code: int | None, text) -> Bounce:
     """An SMTP server's refusal: its basic code and the text of its answer."""
     line = _one_line(text)
+    if not code:
+        leading = _BASIC.match(line)
+        code = int(leading.group(1)) if leading else None
     enhanced = _ENHANCED.search(line)
     status = ".".join(enhanced.groups()) if enhanced else ""
     klass = int(enhanced.group(1)) if enhanced else (int(code) // 100 if code else 0)
@@ -106,7 +110,8 @@ def classify_provider(payload: dict) -> Bounce:
     """A provider's bounce callback. ``bounce_type`` ("hard"/"soft") is
     the contract's field; SES, Postmark and Mailgun spellings are read
     too, and a diagnostic answer (``diagnostic`` / ``smtp_response``) is
-    classified like an SMTP answer when no kind is given."""
+    classified like an SMTP answer when no kind is given. An unknown kind
+    raises :class:`UnknownBounceType`."""
     text = _one_line(
         payload.get("diagnostic")
         or payload.get("smtp_response")
@@ -128,7 +133,9 @@ def classify_provider(payload: dict) -> Bounce:
             return Bounce(kind, parsed.code, parsed.status, parsed.text)
     if text:
         return classify_smtp(code, text)
-    raise UnknownBounceType("bounce_type must be hard or soft")
+    # A callback of the older form (no kind, no answer) counts as soft: it
+    # suppresses only when SOFT_BOUNCE_LIMIT of them come in a row.
+    return Bounce("soft", code, "", "bounce_type not given")
 
 
 def _code(value) -> int | None:

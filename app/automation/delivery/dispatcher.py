@@ -44,7 +44,7 @@ from flask import current_app
 from psycopg.types.json import Jsonb
 from sqlalchemy import Connection, Row, bindparam, select, text, update
 
-from app.automation.delivery import handover_checks
+from app.automation.delivery import handover_checks, sending_domains
 from app.automation.delivery.errors import SendFailed, redact
 from app.automation.delivery.sms import send_sms
 from app.automation.delivery.smtp import SmtpSender, compose
@@ -73,6 +73,7 @@ class Transports:
         self._smtp: SmtpSender | None = None
         self._http: httpx.Client | None = None
         self._secrets: dict[int, list[str]] = {}
+        self._domains: dict[int, list] = {}
 
     @property
     def smtp(self) -> SmtpSender:
@@ -96,12 +97,24 @@ class Transports:
             db.session.rollback()  # a read: do not sit idle in a transaction
         return self._secrets[firm_id]
 
+    def dkim(self, firm_id: int, from_address: str):
+        """The DKIM signer for this firm's sending domain of ``from_address``
+        (None: no key for it). The firm's domains are read once a run."""
+        if firm_id not in self._domains:
+            self._domains[firm_id] = sending_domains.keys_of(firm_id)
+            db.session.rollback()  # a read: do not sit idle in a transaction
+        return sending_domains.signer_for(self._domains[firm_id], from_address)
+
     def send(self, row) -> dict:
         """Hand one outbox row (a Row of the table) to its transport."""
         if row.channel == "email":
             if not self.config.get("SMTP_HOST"):
                 raise SendFailed("no SMTP server configured (SMTP_HOST)")
-            return self.smtp.send(compose(row), row.from_address, row.to_address)
+            message = compose(row, self.config.get("UNSUBSCRIBE_MAILTO"))
+            sign = self.dkim(row.firm_id, row.from_address)
+            if sign is not None:
+                message = sign(message)
+            return self.smtp.send(message, row.from_address, row.to_address)
         if row.channel == "sms":
             gateway = self.config.get("SMS_GATEWAY_URL")
             if not gateway:

@@ -129,6 +129,7 @@ def build_outbox_row(
     context: dict | None,
     contact: Any,
     verdict: Verdict | None = None,
+    topic: dict | None = None,
 ) -> dict:
     """The ``OutboxMessage`` column values for a send_email, send_sms or
     webhook step. ``execution``, ``node`` and ``contact`` may be dicts or
@@ -136,7 +137,9 @@ def build_outbox_row(
 
     ``verdict`` is the gate chain's answer for this message (the engine
     asks for a whole batch at once); without one the chain is asked here.
-    A skipped message is recorded with its reason and not rendered."""
+    A skipped message is recorded with its reason and not rendered.
+    ``topic`` is the topic the chain resolved (the step's, or the firm's
+    default marketing topic)."""
     node_type = _field(node, "node_type")
     channel = CHANNEL_OF.get(node_type)
     if channel is None:
@@ -163,6 +166,7 @@ def build_outbox_row(
         "body_text": "",
         "body_html": "",
         "payload": {},
+        "topic_id": None,
         "message_id": key,
         "attempts": 0,
         "max_attempts": config.max_attempts,
@@ -174,7 +178,10 @@ def build_outbox_row(
         "created_at": moment,
     }
     if verdict is None:
-        verdict = gate_single(firm_id, channel, execution, node_id, contact, config)
+        verdict, topic = gate_single(firm_id, channel, execution, node_id, contact, config)
+    if topic is not None:
+        row["topic_id"] = topic["id"]
+        row["payload"] = {"topic": {k: topic[k] for k in ("id", "name", "kind")}}
     if verdict.action == "skip":
         _ADDRESSES[channel](row, config, contact)
         row.update(status="skipped", next_attempt_at=None, response=verdict.as_result())
@@ -222,10 +229,12 @@ def _contact_values(contact: Any) -> dict | None:
     return {name: _field(contact, name) for name in ("id", "email", "phone", "unsubscribed")}
 
 
-def gate_single(firm_id, channel, execution, node_id, contact, config) -> Verdict:
-    """The chain for one message, for callers outside a batch."""
+def gate_single(firm_id, channel, execution, node_id, contact, config) -> tuple[Verdict, Any]:
+    """The chain for one message, for callers outside a batch; returns the
+    verdict and the topic the chain resolved."""
     candidate = candidate_for(firm_id, channel, execution, node_id, contact, config)
-    return GateRun(db.session.connection(), "step", [candidate]).check(candidate)
+    verdict = GateRun(db.session.connection(), "step", [candidate]).check(candidate)
+    return verdict, candidate.extra.get("topic")
 
 
 def _email_addresses(row: dict, config, contact: Any) -> None:

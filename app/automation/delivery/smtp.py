@@ -1,9 +1,12 @@
 """E-mail over SMTP: composing the tracked message and handing it over.
 
 Every e-mail gets, at send time (the outbox keeps the body as rendered):
-links rewritten to the click endpoint, an unsubscribe link in the HTML and
-text parts, an open pixel, and ``List-Unsubscribe`` +
-``List-Unsubscribe-Post: List-Unsubscribe=One-Click`` (RFC 8058) headers.
+links rewritten to the click endpoint (in the HTML and the text part), an
+unsubscribe link in both, an open pixel, ``List-Id`` for its topic (RFC
+2919) and, unless its topic is transactional, ``List-Unsubscribe`` (https,
+plus mailto with UNSUBSCRIBE_MAILTO) + ``List-Unsubscribe-Post:
+List-Unsubscribe=One-Click`` (RFC 8058) headers. A message from a sending
+domain with a DKIM key is signed (``dkim_signing``).
 A text-only e-mail gets an HTML alternative so it can carry the pixel.
 The ``Message-ID`` is the row's, fixed when the step was recorded, so a
 repeat after a crash carries the same one and the receiver can drop it.
@@ -27,7 +30,13 @@ from email.utils import format_datetime, parseaddr
 
 from app.automation.delivery.errors import SendFailed
 from app.automation.delivery.mime import _BARE_ADDRESS, build_message
-from app.automation.tracking import decorate_html, decorate_text, text_to_html, unsubscribe_url
+from app.automation.tracking import (
+    decorate_html,
+    decorate_text,
+    text_to_html,
+    track_text_links,
+    unsubscribe_url,
+)
 from app.clock import now
 
 IDLE_CHECK_SECONDS = 5.0
@@ -46,25 +55,48 @@ def html_to_text(body_html: str) -> str:
     return _BLANK_LINES.sub("\n\n", text).strip()
 
 
-def compose(row) -> bytes:
-    """The message for an outbox row (an ``OutboxMessage``), ready to send."""
+def compose(row, mailto: str | None = None) -> bytes:
+    """The message for an outbox row (an ``OutboxMessage``), ready to send.
+    ``mailto`` is UNSUBSCRIBE_MAILTO, a second List-Unsubscribe way."""
     unsubscribe = unsubscribe_url(row.firm_id, row.id)
     body_text = row.body_text or html_to_text(row.body_html)
     body_html = row.body_html or text_to_html(row.body_text)
+    topic = (row.payload or {}).get("topic") or {}
     headers = [
         ("From", row.from_address),
         ("To", row.to_address),
         ("Subject", row.subject),
         ("Date", format_datetime(now())),
         ("Message-ID", row.message_id),
-        ("List-Unsubscribe", f"<{unsubscribe}>"),
-        ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
+        ("List-Id", list_id(topic, row.from_address)),
     ]
+    if topic.get("kind") != "transactional":
+        ways = f"<{unsubscribe}>"
+        if mailto:
+            token = unsubscribe.rsplit("/", 1)[-1]
+            ways += f", <mailto:{mailto}?subject=unsubscribe%20{token}>"
+        headers += [
+            ("List-Unsubscribe", ways),
+            ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
+        ]
     return build_message(
         headers,
-        decorate_text(body_text, unsubscribe),
+        decorate_text(track_text_links(body_text, row.firm_id, row.id), unsubscribe),
         decorate_html(body_html, row.firm_id, row.id, unsubscribe),
     )
+
+
+_LABEL = re.compile(r"[^a-z0-9-]+")
+
+
+def list_id(topic: dict, from_address: str) -> str:
+    """RFC 2919: ``"Newsletter" <newsletter.3.acme.example>``, one per topic,
+    under the sender's domain (messages without a topic: "marketing")."""
+    name = str(topic.get("name") or "Marketing")
+    label = _LABEL.sub("-", name.lower()).strip("-")[:40] or "topic"
+    domain = envelope_address(from_address).rpartition("@")[2].lower() or "localhost"
+    phrase = name.replace("\\", "").replace('"', "")[:60]
+    return f'"{phrase}" <{label}.{topic.get("id") or 0}.{domain}>'
 
 
 class SmtpSender:

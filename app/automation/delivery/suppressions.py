@@ -49,7 +49,8 @@ def valid_address(channel: str, address: str) -> str:
     address = (address or "").strip()
     if channel == "email":
         try:
-            validate_email(address, check_deliverability=False)
+            # test_environment: the RFC 6761 ".test" names are taken (staging lists use them).
+            validate_email(address, check_deliverability=False, test_environment=True)
         except EmailNotValidError:
             raise SuppressionError("email", "not a valid e-mail address") from None
     elif len(normalize_address(channel, address).lstrip("+")) < 6:
@@ -64,8 +65,19 @@ def _insert(conn: Connection, values: dict) -> bool:
     return conn.execute(stmt).rowcount == 1
 
 
+def insert_many(conn: Connection, rows: list[dict], chunk: int = 1000) -> int:
+    """Set-based inserts that keep entries already there; returns how many
+    rows were added."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    added = 0
+    for start in range(0, len(rows), chunk):
+        stmt = dialect.insert(_table).values(rows[start : start + chunk]).on_conflict_do_nothing()
+        added += conn.execute(stmt).rowcount
+    return added
+
+
 def add(
-    firm_id: int,
+    firm_id: int | None,
     address: str,
     reason: str,
     *,
@@ -76,8 +88,9 @@ def add(
     outbox_id: int | None = None,
     actor: str | None = None,
 ) -> tuple[Suppression, bool]:
-    """Add (or find) an entry in the session, under the current firm; the
-    caller commits. Returns the entry and whether it is new."""
+    """Add (or find) an entry in the session, under the current firm (new
+    rows get it from the tenancy hook; ``firm_id`` is only for callers that
+    name it); the caller commits. Returns the entry and whether it is new."""
     key = valid_address(channel, address)
     if reason not in SUPPRESSION_REASONS:
         raise SuppressionError("reason", f"must be one of: {', '.join(MANUAL_REASONS)}")
@@ -87,7 +100,6 @@ def add(
     if existing is not None:
         return existing, False
     entry = Suppression(
-        firm_id=firm_id,
         channel=channel,
         address=key,
         reason=reason,
@@ -95,12 +107,20 @@ def add(
         source=source,
         detail=detail or {},
         outbox_id=outbox_id,
-        created_by=actor or "system",
+        created_by=actor or _actor(),
     )
+    if firm_id is not None:
+        entry.firm_id = firm_id
     db.session.add(entry)
     db.session.flush()
     record("suppression.added", entry, data={"address": key, "reason": reason, "note": note})
     return entry, True
+
+
+def _actor() -> str:
+    from app.auth import current_actor
+
+    return current_actor()[1]
 
 
 def remove(entry: Suppression) -> None:
@@ -184,6 +204,19 @@ def note_soft_bounce(
         source="soft_bounces",
         outbox_id=outbox_id,
     )
+
+
+def search(email: str | None = None, part: str | None = None, reason: str | None = None):
+    """The current firm's entries: by exact address, part of one, or reason."""
+    stmt = select(Suppression)
+    if email:
+        stmt = stmt.where(Suppression.address == normalize_address("email", email))
+    if part:
+        pattern = part.strip().lower().replace("\\", "").replace("%", "").replace("_", "\\_")
+        stmt = stmt.where(Suppression.address.like(f"%{pattern}%", escape="\\"))
+    if reason:
+        stmt = stmt.where(Suppression.reason == reason)
+    return stmt
 
 
 def entry_dict(entry: Suppression) -> dict:

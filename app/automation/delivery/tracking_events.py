@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from app.automation.delivery import suppressions
+from app.automation.delivery.bounces import Bounce, classify_provider
 from app.automation.tracking import BadToken, read_token
 from app.clock import now
 from app.extensions import db
@@ -37,6 +39,7 @@ PROVIDER_TYPES = {
     "email_opened": "open",
     "email_clicked": "click",
     "email_unsubscribed": "unsubscribe",
+    "email_complained": "complaint",
 }
 EVENT_OF_KIND = {kind: event for event, kind in PROVIDER_TYPES.items()}
 MAX_TEXT = 1000
@@ -71,8 +74,18 @@ def _message(kind: str, token: str) -> tuple[Tracked, OutboxMessage] | None:
     return Tracked(parsed.firm_id, row.id, row.contact_id, parsed.url), row
 
 
-def _event(row: OutboxMessage, kind: str, url: str = "", user_agent: str = "", event_id=None):
+def _event(
+    row: OutboxMessage,
+    kind: str,
+    url: str = "",
+    user_agent: str = "",
+    event_id=None,
+    detail: dict | None = None,
+    machine: bool = False,
+):
     return TrackingEvent(
+        detail=detail or {},
+        machine=machine,
         outbox_id=row.id,
         contact_id=row.contact_id,
         execution_id=row.execution_id,
@@ -85,7 +98,9 @@ def _event(row: OutboxMessage, kind: str, url: str = "", user_agent: str = "", e
     )
 
 
-def _emit(row: OutboxMessage, kind: str, event_id: str, url: str = "") -> None:
+def _emit(
+    row: OutboxMessage, kind: str, event_id: str, url: str = "", extra: dict | None = None
+) -> None:
     """Tell the trigger bus; a bus failure must not lose the recorded event
     or break the recipient's redirect, so it is logged, not raised."""
     if row.contact_id is None:
@@ -98,6 +113,7 @@ def _emit(row: OutboxMessage, kind: str, event_id: str, url: str = "") -> None:
     }
     if url:
         data["url"] = url
+    data.update(extra or {})
     try:
         from app.automation.triggers.bus import emit
 
@@ -263,11 +279,13 @@ def handle_provider_event(payload: dict, event_id: str) -> dict:
         raise UnknownMessage("no sent e-mail matches message_id or email")
     firm_id, outbox_id = found.firm_id, found.id
     url = str(payload.get("url") or "") if kind == "click" else ""
+    bounce = classify_provider(payload) if kind == "bounce" else None
+    detail = bounce.detail() if bounce else {}
     with firm_context(firm_id):
         row = db.session.get(OutboxMessage, outbox_id)
         event_id = f"provider:{event_id}"[:200]
         try:
-            db.session.add(_event(row, kind, url=url, event_id=event_id))
+            db.session.add(_event(row, kind, url=url, event_id=event_id, detail=detail))
             db.session.flush()
         except IntegrityError:
             db.session.rollback()
@@ -275,6 +293,40 @@ def handle_provider_event(payload: dict, event_id: str) -> dict:
         if kind == "unsubscribe":
             _unsubscribe_contact(row, record=False)
         else:
+            _learn(row, kind, bounce)
             db.session.commit()
-            _emit(row, kind, _bus_event_id(row, kind, url, fallback=event_id), url=url)
-    return {"status": "recorded", "email_id": outbox_id, "kind": kind}
+            data = {"bounce_type": bounce.kind} if bounce else None
+            _emit(row, kind, _bus_event_id(row, kind, url, fallback=event_id), url=url, extra=data)
+    result = {"status": "recorded", "email_id": outbox_id, "kind": kind}
+    if bounce is not None:
+        result["bounce_type"] = bounce.kind
+    return result
+
+
+def _learn(row: OutboxMessage, kind: str, bounce: Bounce | None) -> None:
+    """A hard bounce or a complaint suppresses the address; a soft bounce
+    counts towards SOFT_BOUNCE_LIMIT. In the callback's transaction."""
+    conn = db.session.connection()
+    if kind == "complaint":
+        suppressions.add_from_delivery(
+            conn,
+            row.firm_id,
+            row.to_address,
+            "complaint",
+            None,
+            source="provider",
+            outbox_id=row.id,
+        )
+    elif bounce is not None and bounce.kind == "hard":
+        suppressions.add_from_delivery(
+            conn,
+            row.firm_id,
+            row.to_address,
+            "hard_bounce",
+            bounce,
+            source="provider",
+            outbox_id=row.id,
+        )
+    elif bounce is not None and bounce.kind == "soft":
+        db.session.flush()
+        suppressions.note_soft_bounce(conn, row.firm_id, row.contact_id, row.to_address, row.id)

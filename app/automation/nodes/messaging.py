@@ -15,7 +15,16 @@ class SendEmailConfig(ActionConfig):
     body_html: str = Field(default="", max_length=500_000)
     body_text: str = Field(default="", max_length=500_000)
     template_id: int | str | None = None
-    from_email: EmailStr | None = None
+    from_email: str | None = Field(default=None, max_length=320)
+    # A topic id of the firm; None: the firm's default marketing topic.
+    topic: int | None = Field(default=None, ge=1)
+
+    @field_validator("from_email")
+    @classmethod
+    def _sender(cls, value: str | None) -> str | None:
+        from app.automation.delivery.senders import parse_sender
+
+        return parse_sender(value) if value not in (None, "") else None
 
     @model_validator(mode="after")
     def _has_content(self):

@@ -140,6 +140,7 @@ FILTERS: dict[str, Filter] = {
     "email_clicked": _email,
     "email_replied": _email,
     "email_bounced": _email,
+    "email_complained": _email,
     "email_unsubscribed": _email,
     "page_visited": _url,
     "site_activity": _url,

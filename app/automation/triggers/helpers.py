@@ -1,6 +1,7 @@
 """The seed's trigger helpers, and the starts that are not events.
 
 ``trigger_form_submitted``, ``trigger_email_opened``, ``trigger_email_clicked``,
+``trigger_email_complained``,
 ``trigger_score_threshold`` and ``trigger_page_visited`` (the seed's names and
 signatures) feed the event bus like the real sources do. ``trigger_manual``
 (a user's button), ``trigger_api`` (``POST .../workflows/{id}/trigger/``)
@@ -94,6 +95,14 @@ def trigger_email_clicked(firm, contact, email_id, link_url: str) -> list[int]:
     with firm_context(_id(firm)):
         data = {**_email_data(email_id), "url": link_url}
     return emit(_id(firm), "email_clicked", _id(contact), data, source="email")
+
+
+def trigger_email_complained(firm, contact, email_id) -> list[int]:
+    """The contact reported e-mail ``email_id`` as spam (a provider's
+    complaint callback does this, and suppresses the address)."""
+    with firm_context(_id(firm)):
+        data = _email_data(email_id)
+    return emit(_id(firm), "email_complained", _id(contact), data, source="email")
 
 
 def trigger_score_threshold(firm, contact, score: int, threshold: int) -> list[int]:

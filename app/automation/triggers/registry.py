@@ -180,6 +180,14 @@ for _key, _label, _family, _config, _description, _scheduled in [
         False,
     ),
     (
+        "email_complained",
+        "Marked as spam",
+        "Email",
+        EmailEventConfig,
+        "A contact reports an e-mail as spam (a provider's complaint callback).",
+        False,
+    ),
+    (
         "email_unsubscribed",
         "Unsubscribed",
         "Email",

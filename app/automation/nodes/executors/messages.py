@@ -81,7 +81,7 @@ def _gate_run(step: Step) -> GateRun:
     return state.gate_run
 
 
-def _verdict(step: Step) -> Verdict:
+def _verdict(step: Step) -> tuple[Verdict, dict | None]:
     candidate = candidate_for(
         step.firm_id,
         CHANNEL_OF[step.node.node_type],
@@ -91,7 +91,8 @@ def _verdict(step: Step) -> Verdict:
         step.config,
     )
     candidate.moment = step.moment
-    return _gate_run(step).check(candidate)
+    verdict = _gate_run(step).check(candidate)
+    return verdict, candidate.extra.get("topic")
 
 
 def send_message(step: Step) -> Outcome:
@@ -99,7 +100,7 @@ def send_message(step: Step) -> Outcome:
         existing = _existing(step)
         if existing is not None:
             return _finish(step, existing)
-    verdict = _verdict(step)
+    verdict, topic = _verdict(step)
     if verdict.action == "defer":
         return Outcome.defer(verdict.until, **verdict.as_result())
     context = step.template_context()
@@ -111,6 +112,7 @@ def send_message(step: Step) -> Outcome:
         context=context,
         contact=context["contact"],
         verdict=verdict,
+        topic=topic,
     )
     row.setdefault("firm_id", step.firm_id)
     row.setdefault("execution_id", step.row["id"])

@@ -1,0 +1,123 @@
+"""CSV import and export of a firm's suppression list.
+
+An import is all or nothing: every row is checked first, and one bad row
+(a malformed address, an unknown reason) refuses the whole file with the
+row numbers named, so nothing is half-imported. Good files go in with
+set-based inserts (addresses already listed are kept as they are).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from app.automation.delivery.suppressions import (
+    MANUAL_REASONS,
+    SuppressionError,
+    insert_many,
+    valid_address,
+)
+from app.clock import now
+from app.extensions import db
+from app.models.audit import record
+from app.tenancy import current_firm_id
+
+COLUMNS = ("email", "reason", "note", "source", "created_at")
+MAX_ROWS = 500_000
+SHOWN_ERRORS = 20
+
+
+@dataclass
+class ImportResult:
+    rows: int = 0
+    added: int = 0
+    errors: list[str] = field(default_factory=list)
+    error_count: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def _rows(text: str) -> Iterator[tuple[int, dict]]:
+    reader = csv.DictReader(io.StringIO(text))
+    header = [name.strip().lower() for name in reader.fieldnames or []]
+    if "email" not in header:
+        raise SuppressionError(
+            "file", "the first line must name the columns, with an 'email' column"
+        )
+    reader.fieldnames = header
+    yield from enumerate(reader, start=2)
+
+
+def import_csv(data: bytes, actor: str) -> ImportResult:
+    """Check every row of ``data``, then add them all, or none."""
+    result = ImportResult()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise SuppressionError("file", "the file is not UTF-8 text") from None
+    entries: dict[str, dict] = {}
+    for number, row in _rows(text):
+        result.rows += 1
+        if result.rows > MAX_ROWS:
+            raise SuppressionError("file", f"at most {MAX_ROWS:,} rows per file")
+        if None in row:
+            _error(result, number, "file", "more values than columns")
+            continue
+        reason = (row.get("reason") or "manual").strip().lower()
+        try:
+            address = valid_address("email", row.get("email") or "")
+        except SuppressionError as exc:
+            _error(result, number, "email", exc.message)
+            continue
+        if reason not in MANUAL_REASONS:
+            _error(result, number, "reason", f"must be one of: {', '.join(MANUAL_REASONS)}")
+            continue
+        entries.setdefault(address, {"reason": reason, "note": (row.get("note") or "")[:2000]})
+    if result.errors:
+        return result
+    moment = now()
+    firm_id = current_firm_id()
+    values = [
+        {
+            "firm_id": firm_id,
+            "channel": "email",
+            "address": address,
+            "reason": entry["reason"],
+            "note": entry["note"],
+            "detail": {},
+            "source": "import",
+            "outbox_id": None,
+            "created_by": actor,
+            "created_at": moment,
+        }
+        for address, entry in entries.items()
+    ]
+    result.added = insert_many(db.session.connection(), values)
+    record("suppression.imported", data={"rows": result.rows, "added": result.added})
+    db.session.commit()
+    return result
+
+
+def _error(result: ImportResult, number: int, column: str, message: str) -> None:
+    result.error_count += 1
+    if len(result.errors) < SHOWN_ERRORS:
+        result.errors.append(f"row {number}: {column}: {message}")
+
+
+def export_csv(entries) -> Iterator[str]:
+    """The list as CSV lines (a generator, for a streamed download)."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(COLUMNS)
+    yield out.getvalue()
+    for entry in entries:
+        out.seek(0)
+        out.truncate()
+        writer.writerow(
+            [entry.address, entry.reason, entry.note, entry.source, entry.created_at.isoformat()]
+        )
+        yield out.getvalue()

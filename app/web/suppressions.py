@@ -1,0 +1,109 @@
+"""The suppression list page: search, add with a note, remove (audited),
+CSV import and export (docs/SENDING.md)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
+
+from app.auth import current_actor, login_required_page
+from app.automation.delivery import suppression_csv, suppressions
+from app.automation.delivery.gates.suppression import describe
+from app.extensions import db
+from app.models import Suppression
+from app.models.sending import SUPPRESSION_REASONS
+from app.web.pages import get_or_404, page_or_block, paginate
+
+bp = Blueprint("suppressions", __name__, url_prefix="/suppressions")
+
+
+def _page(values: dict | None = None, errors: dict | None = None, status: int = 200, **extra):
+    q = (request.args.get("q") or "").strip()[:320]
+    reason = request.args.get("reason") or ""
+    if reason not in SUPPRESSION_REASONS:
+        reason = ""
+    stmt = suppressions.search(part=q or None, reason=reason or None)
+    page = paginate(stmt.order_by(Suppression.id.desc()), 50)
+    context = dict(
+        page=page,
+        q=q,
+        reason=reason,
+        reasons=SUPPRESSION_REASONS,
+        manual_reasons=suppressions.MANUAL_REASONS,
+        labels=describe,
+        values=values or {},
+        errors=errors or {},
+        **extra,
+    )
+    if extra.get("import_errors") is not None:
+        # The import form swaps its own card out of the whole page.
+        return render_template("crm/suppressions.html", **context), status
+    return page_or_block("crm/suppressions.html", "results", http_status=status, **context)
+
+
+@bp.get("", strict_slashes=False)
+@login_required_page
+def index():
+    return _page()
+
+
+@bp.post("", strict_slashes=False)
+@login_required_page
+def add():
+    values = {k: (request.form.get(k) or "").strip() for k in ("email", "reason", "note")}
+    try:
+        entry, created = suppressions.add(
+            None, values["email"], values["reason"] or "manual", note=values["note"], source="page"
+        )
+    except suppressions.SuppressionError as exc:
+        db.session.rollback()
+        return _page(values, {exc.field: exc.message}, status=400)
+    if not created:
+        db.session.rollback()
+        return _page(values, {"email": "This address is on the list already."}, status=400)
+    db.session.commit()
+    flash(f"{entry.address} gets no more e-mail from any workflow.")
+    return redirect(url_for("suppressions.index"))
+
+
+@bp.post("/<int:entry_id>/delete")
+@login_required_page
+def remove(entry_id: int):
+    entry = get_or_404(Suppression, entry_id)
+    address = entry.address
+    suppressions.remove(entry)
+    db.session.commit()
+    flash(f"{address} can be mailed again.")
+    return redirect(url_for("suppressions.index"))
+
+
+@bp.post("/import")
+@login_required_page
+def import_csv():
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        return _page(import_errors=["Choose a CSV file."], status=400)
+    try:
+        result = suppression_csv.import_csv(upload.read(), current_actor()[1])
+    except suppressions.SuppressionError as exc:
+        db.session.rollback()
+        return _page(import_errors=[exc.message], status=400)
+    if not result.ok:
+        db.session.rollback()
+        more = result.error_count - len(result.errors)
+        errors = result.errors + ([f"… and {more} more"] if more > 0 else [])
+        return _page(import_errors=["Nothing was imported:", *errors], status=400)
+    flash(f"Imported {result.rows} rows: {result.added} new addresses on the list.")
+    if request.headers.get("HX-Request"):
+        return "", 204, {"HX-Redirect": url_for("suppressions.index")}
+    return redirect(url_for("suppressions.index"))
+
+
+@bp.get("/export.csv")
+@login_required_page
+def export_csv():
+    entries = list(db.session.scalars(suppressions.search().order_by(Suppression.id)))
+    return Response(
+        suppression_csv.export_csv(entries),
+        mimetype="text/csv",
+        headers={"Content-Disposition": 'attachment; filename="suppressions.csv"'},
+    )

@@ -1,0 +1,85 @@
+"""The suppression list page: add with a note, search, remove with an audit
+entry, CSV import (all or nothing) and export."""
+
+from __future__ import annotations
+
+import io
+
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models import AuditLog, Suppression
+from app.tenancy import firm_context
+from tests.web.conftest import HX
+
+
+def _addresses(firm_id):
+    with firm_context(firm_id):
+        return sorted(db.session.scalars(select(Suppression.address)))
+
+
+def test_a_marketer_adds_searches_and_removes(client, signed_in, bob):
+    token = signed_in(bob)
+    bad = client.post("/suppressions", data={"csrf_token": token, "email": "nope", "note": ""})
+    assert bad.status_code == 400 and "not a valid e-mail address" in bad.get_data(as_text=True)
+    assert _addresses(bob.firm_id) == []
+    added = client.post(
+        "/suppressions",
+        data={
+            "csrf_token": token,
+            "email": "Ann@Example.com",
+            "reason": "manual",
+            "note": "by phone",
+        },
+    )
+    assert added.status_code == 302
+    client.post("/suppressions", data={"csrf_token": token, "email": "ben@other.test"})
+    page = client.get("/suppressions?q=example", headers=HX).get_data(as_text=True)
+    assert "ann@example.com" in page and "ben@other.test" not in page and "by phone" in page
+    with firm_context(bob.firm_id):
+        entry = db.session.scalars(
+            select(Suppression).where(Suppression.address == "ann@example.com")
+        ).one()
+    assert (
+        client.post(f"/suppressions/{entry.id}/delete", data={"csrf_token": token}).status_code
+        == 302
+    )
+    assert _addresses(bob.firm_id) == ["ben@other.test"]
+    with firm_context(bob.firm_id):
+        removed = db.session.scalars(
+            select(AuditLog).where(AuditLog.action == "suppression.removed")
+        ).one()
+    assert removed.actor == bob.email and removed.data["address"] == "ann@example.com"
+
+
+def _upload(client, token, text: str):
+    return client.post(
+        "/suppressions/import",
+        data={"csrf_token": token, "file": (io.BytesIO(text.encode()), "list.csv")},
+        content_type="multipart/form-data",
+    )
+
+
+def test_a_csv_with_broken_rows_imports_nothing_and_names_them(client, signed_in, alice):
+    token = signed_in(alice)
+    response = _upload(
+        client, token, "email,reason,note\na@x.test,manual,\nbroken,manual,\nc@x.test,angry,\n"
+    )
+    text = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert "row 3: email: not a valid e-mail address" in text
+    assert "row 4: reason: must be one of" in text
+    assert _addresses(alice.firm_id) == []
+    assert _upload(client, token, "name\nAnn\n").status_code == 400
+
+
+def test_a_good_csv_imports_and_exports_again(client, signed_in, alice):
+    token = signed_in(alice)
+    rows = "".join(f"user{i}@x.test,complaint,row {i}\n" for i in range(1500))
+    response = _upload(client, token, "email,reason,note\n" + rows + "USER1@x.test,manual,\n")
+    assert response.status_code == 302
+    assert len(_addresses(alice.firm_id)) == 1500
+    exported = client.get("/suppressions/export.csv")
+    lines = exported.get_data(as_text=True).splitlines()
+    assert lines[0] == "email,reason,note,source,created_at"
+    assert len(lines) == 1501 and lines[1].startswith("user0@x.test,complaint,row 0,import,")
