@@ -14,10 +14,11 @@ from sqlalchemy.orm import selectinload
 
 from app.api.access import get_or_404
 from app.api.core import DbId, endpoint
-from app.api.errors import ApiError
+from app.api.errors import ApiError, validation_error
 from app.api.graph import referenced
 from app.api.pagination import PageQuery, page_of, paginate
 from app.api.schemas.crm import ContactCreate, ContactOut, ContactUpdate, ListRef, TagIn
+from app.automation.delivery import consent, topics
 from app.clock import now
 from app.extensions import db
 from app.models import Contact, ContactList, Tag
@@ -36,7 +37,9 @@ class ContactQuery(PageQuery):
 
 
 def load_contact(contact_id: int) -> Contact:
-    return get_or_404(Contact, contact_id, *RELATED, what="contact")
+    contact = get_or_404(Contact, contact_id, *RELATED, what="contact")
+    consent.attach([contact])
+    return contact
 
 
 def _email_taken(email: str, exclude_id: int | None = None) -> None:
@@ -82,7 +85,9 @@ def list_contacts(query: ContactQuery):
         stmt = stmt.where(Contact.tags.any(Tag.name == query.tag))
     if query.list is not None:
         stmt = stmt.where(Contact.lists.any(ContactList.id == query.list))
-    return paginate(stmt, Contact.id, query, newest_first=True)
+    page = paginate(stmt, Contact.id, query, newest_first=True)
+    consent.attach(page["results"])
+    return page
 
 
 @endpoint(
@@ -132,6 +137,12 @@ def get_contact(contact_id: int):
 def update_contact(contact_id: int, body: ContactUpdate):
     contact = load_contact(contact_id)
     changes = {k: v for k, v in body.model_dump(exclude_unset=True).items() if v is not None}
+    choices = changes.pop("subscriptions", None)
+    if choices:
+        try:
+            topics.set_subscriptions(contact, choices, source="api")
+        except topics.TopicError as exc:
+            raise validation_error({exc.field: [exc.message]}) from None
     if "email" in changes:
         changes["email"] = changes["email"].lower()
         _email_taken(changes["email"], exclude_id=contact.id)

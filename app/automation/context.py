@@ -160,6 +160,7 @@ def facts_for(
                 "tags": set(),
                 "lists": set(),
                 "events": [],
+                "subscriptions": {},
             }
         )
     contact_id = contact.id
@@ -172,8 +173,19 @@ def facts_for(
             "events": lambda: load_events([contact_id], workflow_id, execution_id).get(
                 contact_id, []
             ),
+            "subscriptions": lambda: load_subscriptions(
+                {contact_id: {"firm_id": contact.firm_id, "unsubscribed": contact.unsubscribed}}
+            )[contact_id],
         },
     )
+
+
+def load_subscriptions(contacts: dict[int, dict]) -> dict[int, dict[int, bool]]:
+    """contact id -> {topic id: subscribed} (``contacts``: id -> firm_id,
+    unsubscribed), for the rules' ``{"topic": id, "op": "subscribed"}``."""
+    from app.automation.delivery.topics import subscribed_facts
+
+    return subscribed_facts(db.session.connection(), contacts)
 
 
 def load_events(
@@ -188,7 +200,9 @@ def load_events(
     if not ids:
         return out
     stmt = select(TrackingEvent.contact_id, TrackingEvent.kind, TrackingEvent.node_id).where(
-        TrackingEvent.contact_id.in_(ids), TrackingEvent.kind.in_(("open", "click"))
+        TrackingEvent.contact_id.in_(ids),
+        TrackingEvent.kind.in_(("open", "click")),
+        TrackingEvent.machine.is_(False),  # a proxy's or scanner's is not the contact's
     )
     if workflow_id is not None:
         stmt = stmt.where(TrackingEvent.workflow_id == workflow_id)

@@ -127,6 +127,7 @@ class BatchState:
         self.contacts = self._load_contacts(contact_ids)
         self.firm_of_contact = {row["contact_id"]: row["firm_id"] for row in rows}
         self.gate_run = None  # the send gates over this batch, made on its first message
+        self._subscriptions: dict | None = None
         self.waiting = self._load_waiting(rows)
         self._firm_tags: dict[int, dict[str, int]] = {}
         self._firm_lists: dict[int, dict[int, str]] = {}
@@ -233,8 +234,25 @@ class BatchState:
                 "tags": state.tags,
                 "lists": state.lists,
             },
-            {"events": lambda: load_events([contact_id], workflow_id).get(contact_id, [])},
+            {
+                "events": lambda: load_events([contact_id], workflow_id).get(contact_id, []),
+                "subscriptions": lambda: self.subscriptions().get(contact_id, {}),
+            },
         )
+
+    def subscriptions(self) -> dict[int, dict[int, bool]]:
+        """Every batch contact's topic subscriptions, read once, when a rule
+        first asks (``{"topic": id, "op": "subscribed"}``)."""
+        if self._subscriptions is None:
+            from app.automation.context import load_subscriptions
+
+            self._subscriptions = load_subscriptions(
+                {
+                    cid: {"firm_id": self.firm_of_contact.get(cid), **state.contact}
+                    for cid, state in self.contacts.items()
+                }
+            )
+        return self._subscriptions
 
     def firm_tags(self, firm_id: int, names: set[str] | None = None) -> dict[str, int]:
         tags = self._firm_tags.get(firm_id)

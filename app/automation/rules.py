@@ -13,7 +13,9 @@ A rule group is ``{"match": "all"|"any", "rules": [...]}`` (CONTRACT.md).
 - ``context``: the execution's (or event's) context
 - ``tags``: set of tag names; ``lists``: set of list ids
 - ``events``: iterable of ``(kind, node_id)`` pairs of tracking events
-  ("open", "click") of this execution's workflow
+  ("open", "click") of this execution's workflow, made by people (machine
+  opens and clicks are left out)
+- ``subscriptions``: topic id -> whether the contact gets that topic
 
 Facts are read with ``facts[key]`` so a lazy mapping (``__missing__``) may
 load the expensive ones (events) only when a rule needs them.
@@ -99,6 +101,14 @@ def _rule(rule: Mapping, facts: Mapping, out: list | None) -> bool:
             wanted = None
         actual = wanted in {int(list_id) for list_id in facts["lists"]}
         ok = actual if rule.get("op", "in") == "in" else not actual
+        return _note(out, rule, actual, ok)
+    if "topic" in rule:
+        try:
+            wanted = int(rule["topic"])
+        except (TypeError, ValueError):
+            wanted = None
+        actual = bool(facts["subscriptions"].get(wanted, False))
+        ok = actual if rule.get("op", "subscribed") == "subscribed" else not actual
         return _note(out, rule, actual, ok)
     if "event" in rule:
         actual = _happened(rule, facts["events"])

@@ -50,6 +50,11 @@ class ListRule(_Strict):
     op: Literal["in", "not_in"] = "in"
 
 
+class TopicRule(_Strict):
+    topic: int
+    op: Literal["subscribed", "not_subscribed"] = "subscribed"
+
+
 class EventRule(_Strict):
     event: Literal["email_opened", "email_clicked"]
     node: str | None = None
@@ -63,7 +68,7 @@ class RuleGroup(_Strict):
 
 def _rule_kind(value: Any) -> str:
     if isinstance(value, dict):
-        for key in ("rules", "field", "tag", "list", "event"):
+        for key in ("rules", "field", "tag", "list", "event", "topic"):
             if key in value:
                 return {"rules": "group"}.get(key, key)
     if isinstance(value, BaseModel):
@@ -73,6 +78,7 @@ def _rule_kind(value: Any) -> str:
             TagRule: "tag",
             ListRule: "list",
             EventRule: "event",
+            TopicRule: "topic",
         }[type(value)]
     return "field"
 
@@ -84,6 +90,7 @@ Rule = Annotated[
         Annotated[TagRule, Tag("tag")],
         Annotated[ListRule, Tag("list")],
         Annotated[EventRule, Tag("event")],
+        Annotated[TopicRule, Tag("topic")],
     ],
     Discriminator(_rule_kind),
 ]

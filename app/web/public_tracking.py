@@ -3,8 +3,9 @@
 - ``GET /t/o/<token>.gif``: the open pixel;
 - ``GET /t/c/<token>``: a tracked link -> 302 to the link that was sent,
   and the ``atv`` visitor cookie that ties this browser to the contact;
-- ``GET /t/u/<token>``: the unsubscribe confirmation page; ``POST`` (its
-  button, or an RFC 8058 one-click POST from the mail client) unsubscribes;
+- ``GET /t/u/<token>``: the preference page (topics, all marketing);
+  ``POST`` saves its form, or (an RFC 8058 one-click POST from the mail
+  client) opts out of the message's topic;
 - ``POST /hooks/email-events``: provider callbacks signed like our outgoing
   webhooks (Standard Webhooks, key ``EMAIL_EVENTS_SECRET``).
 
@@ -38,7 +39,7 @@ from flask import (
 )
 from flask_limiter.util import get_remote_address
 
-from app.automation.delivery import tracking_events
+from app.automation.delivery import preferences, tracking_events
 from app.automation.delivery.bounces import UnknownBounceType
 from app.automation.delivery.signing import InvalidSignature, verify
 from app.automation.tracking import BadToken, read_token
@@ -135,19 +136,32 @@ def click(token: str):
 @bp.get("/t/u/<token>")
 @limited_by_token
 def unsubscribe_page(token: str):
-    details = tracking_events.unsubscribe_details(token)
+    """The preference page; following the link (or a scanner doing so)
+    changes nothing."""
+    details = preferences.page(token)
     if details is None:
         abort(404)
-    return render_template("public/unsubscribe.html", details=details), 200, NO_STORE
+    return render_template("public/preferences.html", details=details), 200, NO_STORE
 
 
 @bp.post("/t/u/<token>")
 @limited_by_token
 def unsubscribe(token: str):
-    details = tracking_events.unsubscribe_details(token)
-    if details is None or not tracking_events.unsubscribe(token, _user_agent()):
+    """The page's form (``preferences`` set), or RFC 8058 one-click (any
+    other POST): out of the message's topic only."""
+    if request.form.get("preferences"):
+        wanted = {int(v) for v in request.form.getlist("topic") if v.isdigit()}
+        done = preferences.save(
+            token, wanted, bool(request.form.get("all_marketing")), _user_agent()
+        )
+        template = "public/preferences_saved.html"
+    else:
+        done = preferences.one_click(token, _user_agent())
+        template = "public/unsubscribe_done.html"
+    details = preferences.page(token) if done else None
+    if details is None:
         abort(404)
-    return render_template("public/unsubscribe_done.html", details=details), 200, NO_STORE
+    return render_template(template, details=details), 200, NO_STORE
 
 
 @bp.post("/hooks/email-events")

@@ -177,3 +177,13 @@ def test_a_deferred_step_is_held_then_sent_once(acme, alice, smtp_server):
     assert len(smtp_server.messages) == 1
     states = states_by_node(acme.id, execution.id)
     assert states["mail"].action_status == "success" and states["tag"].action_status == "success"
+
+
+def test_the_contact_page_says_why_the_email_was_not_sent(client, acme, alice, auth):
+    contact = make_contact(acme, email="gone@example.test")
+    _suppress(acme, "gone@example.test", detail={"code": 550, "text": "5.1.1 User unknown"})
+    run(_welcome(acme, alice), contact)
+    auth.login(alice)
+    page = client.get(f"/contacts/{contact.id}").get_data(as_text=True)
+    assert "Not sent:</strong> suppressed: hard bounce on " in page
+    assert "550 5.1.1 User unknown" in page

@@ -165,3 +165,35 @@ def test_list_unsubscribe_has_a_mailto_when_configured(acme, app, smtp_server):
     https, mailto = received["List-Unsubscribe"].split(", ")
     assert https.startswith("<http://localhost/t/u/")
     assert mailto.startswith("<mailto:unsubscribe@acme.example?subject=unsubscribe%20")
+
+
+def test_one_click_opts_out_of_the_messages_topic_only(api, acme, client, app):
+    from app.automation.context import facts_for
+    from app.automation.rules import evaluate
+    from app.automation.tracking import make_token
+
+    news, offers = _topic(api, "Newsletter"), _topic(api, "Offers")
+    contact = make_contact(acme, email="ann@example.com")
+    message = queue_message(acme, "send_email", {**EMAIL, "topic": offers["id"]}, contact=contact)
+    token = make_token("unsubscribe", acme.id, message.id)
+    response = client.post(
+        f"/t/u/{token}",
+        data="List-Unsubscribe=One-Click",
+        content_type="application/x-www-form-urlencoded",
+    )
+    assert response.status_code == 200 and "Offers" in response.get_data(as_text=True)
+    shown = api.get(f"/api/v1/contacts/{contact.id}/").get_json()
+    assert shown["unsubscribed"] is False
+    assert shown["subscriptions"] == {str(news["id"]): True, str(offers["id"]): False}
+
+    with firm_context(acme.id):
+        facts = facts_for(contact.id)
+        assert evaluate({"rules": [{"topic": offers["id"], "op": "not_subscribed"}]}, facts)
+        assert evaluate({"rules": [{"topic": news["id"], "op": "subscribed"}]}, facts)
+
+    again = api.patch(
+        f"/api/v1/contacts/{contact.id}/", json={"subscriptions": {str(offers["id"]): True}}
+    )
+    assert again.get_json()["subscriptions"][str(offers["id"])] is True
+    unknown = api.patch(f"/api/v1/contacts/{contact.id}/", json={"subscriptions": {"999": False}})
+    assert unknown.status_code == 400 and "subscriptions" in unknown.get_json()["error"]["fields"]

@@ -63,8 +63,21 @@ class ContactUpdate(Input):
     timezone: str | None = Field(default=None, max_length=64)
     custom_fields: dict[str, Any] | None = None
     unsubscribed: bool | None = None
+    subscriptions: dict[int, bool] | None = Field(
+        default=None, description='topic id -> subscribed, e.g. {"3": false}'
+    )
 
     _tz = field_validator("timezone")(classmethod(lambda cls, v: _timezone(v)))
+
+
+class ConsentOut(Output):
+    method: str
+    form: int | None = Field(validation_alias="form_id")
+    wording: str
+    ip: str
+    user_agent: str
+    given_at: datetime
+    confirmed_at: datetime | None
 
 
 class ContactOut(Output):
@@ -80,6 +93,10 @@ class ContactOut(Output):
     lists: list[int] = Field(description="ids of the lists the contact is in")
     unsubscribed: bool
     unsubscribed_at: datetime | None
+    subscriptions: dict[str, bool] = Field(
+        default_factory=dict, description="topic id -> whether the contact gets that topic"
+    )
+    consent: list[ConsentOut] = Field(default_factory=list, description="consent as given")
     created_at: datetime
     updated_at: datetime
 
