@@ -137,7 +137,7 @@ def list_forms(query: PageQuery):
 )
 def create_form(body: FormCreate):
     """``form_key`` is generated; the public form is served at /f/<form_key>."""
-    form = Form(**body.model_dump())
+    form = Form(**body.model_dump(exclude_none=True))
     return _save(form, "form.created", {"name": body.name})
 
 

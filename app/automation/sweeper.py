@@ -130,6 +130,13 @@ def process_waiting_executions() -> dict:
         except Exception:
             log.exception("delivering due messages failed")
             db.session.rollback()
+    from app.automation.triggers.double_opt_in import purge_expired
+
+    try:
+        result["signups_expired"] = purge_expired()
+    except Exception:
+        log.exception("expiring double opt-in sign-ups failed")
+        db.session.rollback()
     date_triggers = _optional("app.automation.triggers.scheduler.run_due_date_triggers")
     if date_triggers is not None:
         try:

@@ -13,14 +13,17 @@ from sqlalchemy import exists, or_, select
 from sqlalchemy.orm import selectinload
 
 from app.auth import login_required_page
+from app.automation.delivery import consent
 from app.automation.timeline import timelines
 from app.clock import now
 from app.extensions import db
 from app.models import (
     Contact,
     ContactList,
+    Suppression,
     Tag,
     Task,
+    Topic,
     Workflow,
     WorkflowExecution,
     WorkflowTrigger,
@@ -174,8 +177,13 @@ def _show_context(contact: Contact, **extra) -> dict:
         select(Task).where(Task.contact_id == contact.id).order_by(Task.id.desc())
     ).all()
     member_of = {item.id for item in contact.lists}
+    consent.attach([contact])
     context = {
         "contact": contact,
+        "topics": {str(t.id): t for t in db.session.scalars(select(Topic).order_by(Topic.name))},
+        "suppression": db.session.scalars(
+            select(Suppression).where(Suppression.address == contact.email.lower())
+        ).first(),
         "views": timelines(executions[:TIMELINE_LIMIT]),
         "more_executions": len(executions) > TIMELINE_LIMIT,
         "tasks": tasks,

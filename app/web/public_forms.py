@@ -20,6 +20,7 @@ from flask import (
     request,
 )
 
+from app.automation.triggers import double_opt_in
 from app.automation.triggers import forms as domain
 from app.automation.triggers.visitor import set_visitor_cookie
 from app.extensions import csrf, limiter
@@ -112,13 +113,85 @@ def submit(form_key: str):
         if as_json:
             return _error(422, "validation_error", "some fields need attention", result.errors)
         return _page(form, values=raw, errors=result.errors, status=422)
+    ip, agent = request.remote_addr or "", request.user_agent.string or ""
+    if form.double_opt_in:
+        double_opt_in.start(form, result.values, ip=ip, user_agent=agent)
+        return _pending(form, as_json)
+    consent = (
+        {"method": "form", "wording": form.consent_text, "ip": ip, "user_agent": agent}
+        if (form.consent_text or "").strip()
+        else None
+    )
     submission, contact, _ = domain.submit(
         form,
         result.values,
-        request.user_agent.string or "",
+        agent,
         key=domain.submission_key(str(token), result.values),
+        consent=consent,
     )
-    return _done(form, as_json, contact=contact, submission=submission)
+    # An anonymous post never ties this browser to a contact it did not make.
+    owner = contact if getattr(submission, "new_contact", False) else None
+    return _done(form, as_json, contact=owner, submission=submission)
+
+
+def _pending(form, as_json: bool):
+    message = "Almost done: we sent you an e-mail. Follow its link to confirm."
+    if as_json:
+        response = jsonify({"status": "pending", "message": message, "redirect_url": None})
+        response.status_code = 202
+    else:
+        response = make_response(
+            render_template("public/form_success.html", form=form, message=message)
+        )
+        response.headers["Content-Security-Policy"] = EMBEDDABLE
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("/f/confirm/<token>")
+@limiter.limit("60 per minute")
+def confirm_page(token: str):
+    """A button, not the confirmation: link scanners fetch this page."""
+    try:
+        signup = double_opt_in.read(token)
+    except double_opt_in.BadConfirmation as exc:
+        return _confirm_error(exc)
+    return _confirm_template(
+        "public/confirm.html", email=signup.email, done=bool(signup.confirmed_at)
+    )
+
+
+@bp.post("/f/confirm/<token>")
+@limiter.limit("60 per minute")
+def confirm(token: str):
+    try:
+        form, contact_id = double_opt_in.confirm(
+            token, ip=request.remote_addr or "", user_agent=request.user_agent.string or ""
+        )
+    except double_opt_in.BadConfirmation as exc:
+        return _confirm_error(exc)
+    target = domain.safe_redirect(form.redirect_url)
+    response = (
+        redirect(target, code=303)
+        if target
+        else _confirm_template("public/form_success.html", form=form, message=form.success_message)
+    )
+    if contact_id is not None:
+        # Following the link proves the address is the visitor's.
+        set_visitor_cookie(response, form.firm_id, contact_id)
+    return response
+
+
+def _confirm_template(name: str, **context):
+    response = make_response(render_template(name, **context))
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _confirm_error(exc):
+    response = _confirm_template("public/confirm.html", error=str(exc))
+    response.status_code = 410 if exc.expired else 400
+    return response
 
 
 def _done(form, as_json: bool, *, contact, submission=None):

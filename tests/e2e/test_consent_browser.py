@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from sqlalchemy import select
 
@@ -67,3 +69,38 @@ def test_a_contact_turns_off_one_topic_and_then_all_marketing(app, acme, page, l
     page.get_by_role("button", name="Save my choices").click()
     page.get_by_role("heading", name="Your choices are saved").wait_for()
     assert _opted_out(acme, contact) == ([offers], True)
+
+
+def test_a_double_opt_in_sign_up_is_confirmed_by_its_link(app, acme, page, live_server):
+    from app.models import Form, OutboxMessage
+    from tests.triggers.test_public_forms import FIELDS
+
+    with firm_context(acme.id):
+        form = Form(
+            name="Newsletter",
+            fields=FIELDS,
+            double_opt_in=True,
+            consent_text="Send me the newsletter.",
+            success_message="Welcome aboard!",
+        )
+        db.session.add(form)
+        db.session.commit()
+    with configured(app, SMTP_HOST=None):
+        page.goto(f"{live_server.url}/f/{form.form_key}")
+        page.get_by_label("Email").fill("ann@example.com")
+        page.get_by_label("First name").fill("Ann")
+        page.get_by_role("button").first.click()
+        page.get_by_text("Follow its link to confirm").wait_for()
+    db.session.expire_all()
+    with firm_context(acme.id):
+        assert db.session.scalars(select(Contact)).all() == []
+        mail = db.session.scalars(select(OutboxMessage)).one()
+    link = re.search(r"http://localhost(/f/confirm/\S+)", mail.body_text).group(1)
+    page.goto(live_server.url + link)
+    page.get_by_role("button", name="Confirm").click()
+    page.get_by_text("Welcome aboard!").wait_for()
+    db.session.expire_all()
+    with firm_context(acme.id):
+        contact = db.session.scalars(select(Contact)).one()
+    assert contact.first_name == "Ann"
+    assert any(c["name"] == "atv" for c in page.context.cookies())

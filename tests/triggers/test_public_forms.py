@@ -90,8 +90,31 @@ def test_a_submission_creates_the_contact_and_starts_the_form_workflow(
     assert read_visitor_cookie(cookie.value) == (acme.id, contact.id)
 
 
-def test_a_known_email_updates_the_existing_contact(client, acme, signup):
+def test_an_anonymous_post_for_a_known_email_only_fills_empty_fields(client, acme, signup):
     existing = make_contact(acme, email="ann@example.com", first_name="A", custom_fields={"x": 1})
+    response = client.post(
+        f"/f/{signup.form_key}",
+        data={
+            "_form_token": _token(client, signup),
+            "email": "ann@example.com",
+            "first_name": "Mallory",
+            "custom.renewal_date": "2027-01-31",
+        },
+    )
+    assert response.status_code == 200
+    (contact,) = _contacts(acme)
+    assert contact.id == existing.id
+    assert contact.first_name == "A"  # kept; empty fields only are filled
+    assert contact.custom_fields == {"x": 1, "renewal_date": "2027-01-31"}
+    # Recorded as a submission, but this browser is not tied to Ann.
+    assert client.get_cookie(COOKIE) is None
+
+
+def test_a_form_set_to_overwrite_replaces_known_fields(client, acme, signup):
+    with firm_context(acme.id):
+        db.session.get(Form, signup.id).update_existing = "overwrite"
+        db.session.commit()
+    make_contact(acme, email="ann@example.com", first_name="A")
     client.post(
         f"/f/{signup.form_key}",
         data={
@@ -101,9 +124,8 @@ def test_a_known_email_updates_the_existing_contact(client, acme, signup):
         },
     )
     (contact,) = _contacts(acme)
-    assert contact.id == existing.id
     assert contact.first_name == "Ann"
-    assert contact.custom_fields == {"x": 1}
+    assert client.get_cookie(COOKIE) is None
 
 
 def test_json_bodies_work_with_a_token_from_the_json_description(client, acme, signup):

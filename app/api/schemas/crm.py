@@ -147,14 +147,36 @@ class FormField(Input):
     required: bool = False
 
 
-class FormCreate(Input):
+def _template(value: str | None) -> str | None:
+    from app.automation.templating import template_errors
+
+    if value and (errors := template_errors(value)):
+        raise ValueError("; ".join(errors))
+    return value
+
+
+class FormConsent(Input):
+    """How a form treats known addresses and consent (CONTRACT "Forms")."""
+
+    update_existing: Literal["fill_empty", "overwrite"] | None = None
+    double_opt_in: bool | None = None
+    confirm_subject: str | None = Field(default=None, max_length=500)
+    confirm_body: str | None = Field(default=None, max_length=20_000)
+    consent_text: str | None = Field(default=None, max_length=5000)
+
+    _templates = field_validator("confirm_subject", "confirm_body")(
+        classmethod(lambda cls, v: _template(v))
+    )
+
+
+class FormCreate(FormConsent):
     name: str = Field(min_length=1, max_length=200)
     fields: list[FormField] = Field(default_factory=list, max_length=50)
     success_message: str = Field(default="Thank you!", max_length=5000)
     redirect_url: str = Field(default="", max_length=2000, pattern=r"^(https?://\S+)?$")
 
 
-class FormUpdate(Input):
+class FormUpdate(FormConsent):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     fields: list[FormField] | None = Field(default=None, max_length=50)
     success_message: str | None = Field(default=None, max_length=5000)
@@ -175,6 +197,11 @@ class FormOut(Output):
     fields: list[FormFieldOut]
     success_message: str
     redirect_url: str
+    update_existing: Literal["fill_empty", "overwrite"]
+    double_opt_in: bool
+    confirm_subject: str
+    confirm_body: str
+    consent_text: str
     created_at: datetime
     updated_at: datetime
 

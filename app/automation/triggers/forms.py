@@ -28,7 +28,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.automation.triggers.bus import emit
 from app.extensions import db
-from app.models import Contact, Form, FormSubmission
+from app.models import ConsentRecord, Contact, Form, FormSubmission
 from app.models.audit import record
 from app.tenancy import firm_context
 
@@ -174,7 +174,13 @@ def _type_problem(kind: str, name: str, text: str) -> str | None:
 
 
 def submit(
-    form: Form, values: dict, user_agent: str = "", *, key: str | None = None, _retry: bool = True
+    form: Form,
+    values: dict,
+    user_agent: str = "",
+    *,
+    key: str | None = None,
+    consent: dict | None = None,
+    _retry: bool = True,
 ) -> tuple[FormSubmission, Contact, list[int]]:
     """Upsert the contact by e-mail, record the submission, fire the trigger;
     returns the submission, the contact and the executions started.
@@ -185,13 +191,19 @@ def submit(
 
     Runs in the form's firm. The contact's own created/updated events fire
     from the CRM hooks (source "form"); ``form_submitted`` carries the
-    submission."""
+    submission. A known address is updated as the form's
+    ``update_existing`` says (``fill_empty``: only its empty fields;
+    ``overwrite``). ``consent`` (method, wording, ip, user_agent...) is
+    kept as a consent record.
+    The submission's ``new_contact`` says whether this post made the contact
+    (only then may the visitor's cookie be tied to it)."""
     with firm_context(form.firm_id):
         session = db.session()
         session.info["event_source"] = "form"
         try:
             try:
-                contact = _upsert(values)
+                contact, created = _upsert(values, form.update_existing or "fill_empty")
+                _keep_consent(form, contact, consent)
                 submission = FormSubmission(
                     form_id=form.id,
                     contact_id=contact.id,
@@ -213,7 +225,7 @@ def submit(
                 db.session.rollback()
                 if not _retry:
                     raise
-                return submit(form, values, user_agent, key=key, _retry=False)
+                return submit(form, values, user_agent, key=key, consent=consent, _retry=False)
         finally:
             session.info.pop("event_source", None)
         submission_id, contact_id = submission.id, contact.id
@@ -225,29 +237,49 @@ def submit(
             event_id=f"form:{form.id}:{key}" if key else f"form:{submission_id}",
             source="form",
         )
-        return (
-            db.session.get(FormSubmission, submission_id),
-            db.session.get(Contact, contact_id),
-            started,
-        )
+        submission = db.session.get(FormSubmission, submission_id)
+        submission.new_contact = created
+        return submission, db.session.get(Contact, contact_id), started
 
 
-def _upsert(values: dict) -> Contact:
+def _upsert(values: dict, mode: str = "fill_empty") -> tuple[Contact, bool]:
+    """The contact of this address, made or updated; and whether it is new.
+    ``fill_empty`` leaves what a known contact has (an anonymous post must
+    not rewrite someone's name); ``overwrite`` replaces it."""
     email = values["email"]
     # Addresses typed elsewhere may differ in case; they are the same person.
     stmt = select(Contact).where(func.lower(Contact.email) == email).order_by(Contact.id)
     contact = db.session.scalars(stmt).first()
-    if contact is None:
+    created = contact is None
+    if created:
         contact = Contact(email=email)
         db.session.add(contact)
+    replace = created or mode == "overwrite"
     for name, value in values.items():
         if name in CONTACT_COLUMNS and name != "email":
-            setattr(contact, name, value)
+            current = getattr(contact, name, None)
+            if replace or current in (None, "") or (name == "timezone" and current == "UTC"):
+                setattr(contact, name, value)
     custom = {name[len("custom.") :]: v for name, v in values.items() if _CUSTOM.match(name)}
     if custom:
-        contact.custom_fields = {**(contact.custom_fields or {}), **custom}
+        existing = dict(contact.custom_fields or {})
+        if replace:
+            existing.update(custom)
+        else:
+            for key_, value in custom.items():
+                if existing.get(key_) in (None, ""):
+                    existing[key_] = value
+        contact.custom_fields = existing
     db.session.flush()
-    return contact
+    return contact, created
+
+
+def _keep_consent(form: Form, contact: Contact, consent: dict | None) -> None:
+    if consent is None:
+        return
+    given = dict(consent)
+    given.pop("confirm_ip", None)
+    db.session.add(ConsentRecord(contact_id=contact.id, form_id=form.id, **given))
 
 
 def safe_redirect(url: str | None) -> str | None:
