@@ -84,6 +84,8 @@ def from_environment(overrides: dict | None = None) -> dict:
         "SOFT_BOUNCE_LIMIT": int(env.get("SOFT_BOUNCE_LIMIT") or 3),
         "UNSUBSCRIBE_MAILTO": env.get("UNSUBSCRIBE_MAILTO") or None,
         "DOUBLE_OPT_IN_HOURS": float(env.get("DOUBLE_OPT_IN_HOURS") or 72),
+        # A click this soon after the hand-over is a link scanner's.
+        "SCANNER_CLICK_SECONDS": float(env.get("SCANNER_CLICK_SECONDS") or 10),
         "MAX_CONTENT_LENGTH": 1024 * 1024,
         # Connections kept per process: at least a web process's threads
         # (gunicorn --threads), or every checkout past it opens and closes a

@@ -84,6 +84,9 @@ def app(database_url, redis_url):
             "INLINE_SCHEDULER": False,
             "SERVER_NAME": None,
             "BASE_URL": "http://localhost",
+            # Tests click links the moment they are sent; the scanner timing
+            # rule has its own tests (tests/delivery/test_engagement.py).
+            "SCANNER_CLICK_SECONDS": 0,
         }
     )
     with application.app_context():

@@ -35,8 +35,13 @@ class MessageView:
     message: OutboxMessage
     events: list[TrackingEvent] = field(default_factory=list)
 
-    def count(self, kind: str) -> int:
-        return sum(1 for event in self.events if event.kind == kind)
+    def count(self, kind: str, machine: bool = False) -> int:
+        """A person's events of ``kind`` (or, ``machine``, a proxy's or scanner's)."""
+        return sum(1 for e in self.events if e.kind == kind and bool(e.machine) == machine)
+
+    @property
+    def by_machines(self) -> int:
+        return self.count("open", machine=True) + self.count("click", machine=True)
 
     @property
     def opened(self) -> int:

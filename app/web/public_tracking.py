@@ -41,6 +41,7 @@ from flask_limiter.util import get_remote_address
 
 from app.automation.delivery import preferences, tracking_events
 from app.automation.delivery.bounces import UnknownBounceType
+from app.automation.delivery.engagement import DECOY_PATH
 from app.automation.delivery.signing import InvalidSignature, verify
 from app.automation.tracking import BadToken, read_token
 from app.automation.triggers.visitor import set_visitor_cookie
@@ -131,6 +132,12 @@ def click(token: str):
     if tracked.contact_id is not None:
         set_visitor_cookie(response, tracked.firm_id, tracked.contact_id)
     return response
+
+
+@bp.get(DECOY_PATH)
+def decoy():
+    """Where the hidden link of every e-mail leads (only machines follow it)."""
+    return "", 204, NO_STORE
 
 
 @bp.get("/t/u/<token>")

@@ -65,10 +65,10 @@ def add():
     return redirect(url_for("suppressions.index"))
 
 
-@bp.post("/<int:entry_id>/delete")
+@bp.post("/<int:suppression_id>/delete")
 @login_required_page
-def remove(entry_id: int):
-    entry = get_or_404(Suppression, entry_id)
+def remove(suppression_id: int):
+    entry = get_or_404(Suppression, suppression_id)
     address = entry.address
     suppressions.remove(entry)
     db.session.commit()

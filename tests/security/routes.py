@@ -26,8 +26,11 @@ from app.models import (
     Deal,
     Form,
     OutboxMessage,
+    SendingDomain,
+    Suppression,
     Tag,
     Task,
+    Topic,
     WorkflowAnalytics,
     WorkflowComment,
     WorkflowGoal,
@@ -45,7 +48,10 @@ PUBLIC = frozenset(
         "auth.login",
         "public_forms.show",
         "public_forms.submit",
+        "public_forms.confirm_page",
+        "public_forms.confirm",
         "public_tracking.click",
+        "public_tracking.decoy",
         "public_tracking.open_pixel",
         "public_tracking.unsubscribe_page",
         "public_tracking.unsubscribe",
@@ -60,10 +66,12 @@ PUBLIC = frozenset(
 
 # Public writes that carry their own proof instead of the session's CSRF
 # token: a signed form token, the unsubscribe token (RFC 8058 one-click
-# POSTs come from mail clients), the provider's signature, the site beacon.
+# POSTs come from mail clients), the provider's signature, the site beacon,
+# the signed double opt-in link.
 CSRF_EXEMPT = frozenset(
     {
         "public_forms.submit",
+        "public_forms.confirm",
         "public_tracking.unsubscribe",
         "public_tracking.email_events",
         "public_site.beacon",
@@ -160,7 +168,11 @@ def make_world(firm, *, admin=None) -> dict:
         approval = ApprovalRequest(workflow_id=workflow.id, definition={}, status="pending")
         contact_import = ContactImport(filename="people.csv", header=["email"], mapping=["email"])
         token, _ = ApiToken.issue(other, name="cron")
+        suppression = Suppression(address=f"gone@{firm.name.lower()}.test", reason="manual")
+        topic = Topic(name="Newsletter")
+        domain = SendingDomain(domain=f"{firm.name.lower()}-{secrets.token_hex(3)}.example")
         db.session.add_all([goal, analytics, form, deal, task, comment, approval, contact_import])
+        db.session.add_all([suppression, topic, domain])
         db.session.commit()
     execution = make_execution(workflow, contact)
     with firm_context(firm.id):
@@ -202,6 +214,9 @@ def make_world(firm, *, admin=None) -> dict:
             "message_id": message.id,
             "token_id": token.id,
             "user_id": other.id,
+            "suppression_id": suppression.id,
+            "topic_id": topic.id,
+            "domain_id": domain.id,
             # Not firm-owned: the first template of the shared library.
             "key": next(iter(TEMPLATES)),
         }

@@ -165,15 +165,31 @@ def email_counts(period: Period) -> dict[str, dict[str, int]]:
         result[node_id] = {"sent": _int(sent), **{name: 0 for name in TRACKED_KINDS.values()}}
     T = TrackingEvent
     events_stmt = (
-        select(T.node_id, T.kind, func.count(func.distinct(T.execution_id)))
+        select(T.node_id, T.kind, T.machine, func.count(func.distinct(T.execution_id)))
         .where(
             T.workflow_id == period.workflow_id,
             T.kind.in_(tuple(TRACKED_KINDS)),
             *period.restrict(T.execution_id),
         )
+        .group_by(T.node_id, T.kind, T.machine)
+    )
+    # People's opens and clicks count; machines' (privacy proxies, link
+    # scanners) are counted beside ("opened_by_machines"), never in a rate.
+    for node_id, kind, machine, n in db.session.execute(events_stmt):
+        row = result.setdefault(node_id, {"sent": 0, **{k: 0 for k in TRACKED_KINDS.values()}})
+        if not machine:
+            row[TRACKED_KINDS[kind]] = _int(n)
+    raw_stmt = (
+        select(T.node_id, T.kind, func.count(func.distinct(T.execution_id)))
+        .where(
+            T.workflow_id == period.workflow_id,
+            T.kind.in_(("open", "click")),
+            T.machine.is_(True),
+            *period.restrict(T.execution_id),
+        )
         .group_by(T.node_id, T.kind)
     )
-    for node_id, kind, n in db.session.execute(events_stmt):
-        row = result.setdefault(node_id, {"sent": 0, **{k: 0 for k in TRACKED_KINDS.values()}})
-        row[TRACKED_KINDS[kind]] = _int(n)
+    for node_id, kind, n in db.session.execute(raw_stmt):
+        row = result[node_id]
+        row[f"{TRACKED_KINDS[kind]}_by_machines"] = _int(n)
     return result

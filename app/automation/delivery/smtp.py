@@ -28,6 +28,7 @@ import ssl
 import time
 from email.utils import format_datetime, parseaddr
 
+from app.automation.delivery.engagement import decoy_link
 from app.automation.delivery.errors import SendFailed
 from app.automation.delivery.mime import _BARE_ADDRESS, build_message
 from app.automation.tracking import (
@@ -60,7 +61,7 @@ def compose(row, mailto: str | None = None) -> bytes:
     ``mailto`` is UNSUBSCRIBE_MAILTO, a second List-Unsubscribe way."""
     unsubscribe = unsubscribe_url(row.firm_id, row.id)
     body_text = row.body_text or html_to_text(row.body_html)
-    body_html = row.body_html or text_to_html(row.body_text)
+    body_html = (row.body_html or text_to_html(row.body_text)) + decoy_link()
     topic = (row.payload or {}).get("topic") or {}
     headers = [
         ("From", row.from_address),

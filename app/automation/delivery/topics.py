@@ -179,6 +179,8 @@ def subscribed_facts(conn: Connection, contacts: dict[int, dict]) -> dict[int, d
     """For the rules evaluator: contact id -> {topic id: subscribed} over the
     contacts' firms' topics (``contacts`` maps id -> {firm_id, unsubscribed})."""
     topics = firm_topics(conn, {c["firm_id"] for c in contacts.values()})
+    if not topics:
+        return {contact_id: {} for contact_id in contacts}
     opted = opt_outs(conn, contacts)
     out: dict[int, dict[int, bool]] = {}
     for contact_id, contact in contacts.items():

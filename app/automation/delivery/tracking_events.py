@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from app.automation.delivery import suppressions
+from app.automation.delivery import engagement, suppressions
 from app.automation.delivery.bounces import Bounce, classify_provider
 from app.automation.tracking import BadToken, read_token
 from app.clock import now
@@ -159,10 +159,29 @@ def record_open(token: str, user_agent: str = "") -> bool:
         if found is None:
             return False
         _, row = found
-        db.session.add(_event(row, "open", user_agent=user_agent))
+        machine = engagement.open_reason(user_agent)
+        db.session.add(_event(row, "open", user_agent=user_agent, **_machine(machine)))
         db.session.commit()
-        _emit(row, "open", _bus_event_id(row, "open"))
+        if machine is None:  # triggers and conditions count people only
+            _emit(row, "open", _bus_event_id(row, "open"))
     return True
+
+
+def _machine(reason: str | None) -> dict:
+    return {"machine": True, "detail": {"machine": reason}} if reason else {}
+
+
+def _decoy_clicked_at(row: OutboxMessage):
+    return db.session.scalars(
+        select(TrackingEvent.created_at)
+        .where(
+            TrackingEvent.outbox_id == row.id,
+            TrackingEvent.kind == "click",
+            TrackingEvent.url == engagement.decoy_url(),
+        )
+        .order_by(TrackingEvent.id.desc())
+        .limit(1)
+    ).first()
 
 
 def record_click(token: str, user_agent: str = "") -> Tracked | None:
@@ -176,9 +195,15 @@ def record_click(token: str, user_agent: str = "") -> Tracked | None:
         if found is None:
             return None
         tracked, row = found
-        db.session.add(_event(row, "click", url=tracked.url, user_agent=user_agent))
+        machine = engagement.click_reason(
+            user_agent, tracked.url, row.sent_at, now(), _decoy_clicked_at(row)
+        )
+        db.session.add(
+            _event(row, "click", url=tracked.url, user_agent=user_agent, **_machine(machine))
+        )
         db.session.commit()
-        _emit(row, "click", _bus_event_id(row, "click", tracked.url), url=tracked.url)
+        if machine is None:
+            _emit(row, "click", _bus_event_id(row, "click", tracked.url), url=tracked.url)
     return tracked
 
 
