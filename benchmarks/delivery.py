@@ -8,6 +8,11 @@ composed message with pixel, tracked links and unsubscribe headers over
 one reused SMTP connection, and the ``sent`` commit; executions are woken
 as their messages go. Checks that the server got every Message-ID once.
 
+``--suppressions N`` puts N other addresses on the firm's suppression list
+(the gates read it once per claimed batch) and ``--dkim`` signs every
+message (a sending domain with a 2048-bit key); ``--variants`` runs plain,
+100,000 suppressions, and both, one JSON line each.
+
 Uses DATABASE_URL (a fresh PostgreSQL database, dropped afterwards) when
 set, else a temporary SQLite file. The last line is JSON:
 ``{"benchmark": "delivery", "metric": "emails_per_s", "value": ..., "unit": "1/s"}``.
@@ -76,7 +81,48 @@ def _smtp_process(conn) -> None:
             return
 
 
-def _queue(app, count: int) -> float:
+def _sending_safety(firm_id: int, suppressions: int, dkim: bool) -> None:
+    """A suppression list of ``suppressions`` other addresses (every message
+    still goes, each claimed batch reads the list) and, with ``dkim``, a
+    sending domain with a key for MAIL_FROM's domain (every message signed)."""
+    from app.automation.delivery.dkim_signing import generate_key
+    from app.clock import now
+    from app.extensions import db
+    from app.models import SendingDomain, Suppression
+
+    moment = now()
+    for start in range(0, suppressions, 10_000):
+        db.session.execute(
+            insert(Suppression),
+            [
+                {
+                    "firm_id": firm_id,
+                    "channel": "email",
+                    "address": f"gone{i}@example.org",
+                    "reason": "hard_bounce",
+                    "note": "",
+                    "detail": {"code": 550, "text": "5.1.1 User unknown"},
+                    "source": "smtp",
+                    "created_by": "system",
+                    "created_at": moment,
+                }
+                for i in range(start, min(start + 10_000, suppressions))
+            ],
+        )
+    if dkim:
+        db.session.add(
+            SendingDomain(
+                firm_id=firm_id,
+                domain="bench.test",
+                dkim_selector="s1",
+                dkim_private_key=generate_key(),
+            )
+        )
+    db.session.commit()
+
+
+def _queue(app, count: int, suppressions: int = 0, dkim: bool = False) -> float:
+    from app.automation.delivery.gates import SEND
     from app.automation.delivery.outbox import build_outbox_row
     from app.clock import now
     from app.extensions import db
@@ -87,6 +133,7 @@ def _queue(app, count: int) -> float:
     firm = Firm(name="Bench")
     db.session.add(firm)
     db.session.commit()
+    _sending_safety(firm.id, suppressions, dkim)
     workflow = make_workflow(
         firm,
         nodes=[
@@ -153,6 +200,9 @@ def _queue(app, count: int) -> float:
                     "email": by_contact[e.contact_id].email,
                     "unsubscribed": False,
                 },
+                # The render figure times rendering; the gates are timed
+                # where they run per batch, in the dispatcher.
+                verdict=SEND,
             )
             for e in executions
         ]
@@ -204,7 +254,24 @@ def main() -> None:
     parser.add_argument(
         "--dispatchers", type=int, default=8, help="concurrent dispatchers (threads)"
     )
+    parser.add_argument(
+        "--suppressions", type=int, default=0, help="entries on the firm's suppression list"
+    )
+    parser.add_argument("--dkim", action="store_true", help="DKIM-sign every message")
+    parser.add_argument(
+        "--variants",
+        action="store_true",
+        help="run plain, then 100,000 suppressions, then those and DKIM; one JSON line each",
+    )
     args = parser.parse_args()
+    if args.variants:
+        for suppressions, dkim in ((0, False), (100_000, False), (100_000, True)):
+            _run(args, suppressions, dkim)
+    else:
+        _run(args, args.suppressions, args.dkim)
+
+
+def _run(args, suppressions: int, dkim: bool) -> None:
 
     parent, child = multiprocessing.Pipe()
     server = multiprocessing.Process(target=_smtp_process, args=(child,), daemon=True)
@@ -232,7 +299,7 @@ def main() -> None:
     try:
         with app.app_context():
             db.create_all()
-            render_seconds = _queue(app, args.count)
+            render_seconds = _queue(app, args.count, suppressions, dkim)
             started = time.perf_counter()
             cpu = time.process_time()
             delivered = _drain(app, args.dispatchers, args.batch)
@@ -250,7 +317,10 @@ def main() -> None:
         drop()
 
     backend = "postgresql" if database_url.startswith("postgresql") else "sqlite"
-    print(f"backend: {backend}, dispatchers: {args.dispatchers}")
+    print(
+        f"backend: {backend}, dispatchers: {args.dispatchers}, "
+        f"suppression list: {suppressions}, DKIM: {'on' if dkim else 'off'}"
+    )
     print(f"queued and rendered {args.count} e-mails in {render_seconds:.2f}s (build_outbox_row)")
     print(
         f"delivered {delivered} in {elapsed:.2f}s; server received {received}, unique Message-IDs {unique}"
@@ -267,7 +337,9 @@ def main() -> None:
         json.dumps(
             {
                 "benchmark": "delivery",
-                "metric": "emails_per_s",
+                "metric": "emails_per_s"
+                + (f"_suppressions_{suppressions}" if suppressions else "")
+                + ("_dkim" if dkim else ""),
                 "value": round(delivered / elapsed, 1),
                 "unit": "1/s",
             }

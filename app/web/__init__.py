@@ -38,10 +38,12 @@ def register_web(app: Flask) -> None:
     app.register_blueprint(crm_bp)
     app.register_blueprint(admin_bp)
 
-    # Sending safely: the suppression list.
+    # Sending safely: the suppression list; topics, domains, wording.
+    from app.web.sending_pages import bp as sending_bp
     from app.web.suppressions import bp as suppressions_bp
 
     app.register_blueprint(suppressions_bp)
+    app.register_blueprint(sending_bp)
 
     # Public, unauthenticated pages (triggers): forms and site tracking.
     from app.web.public_forms import bp as public_forms_bp

@@ -83,3 +83,24 @@ def test_a_good_csv_imports_and_exports_again(client, signed_in, alice):
     lines = exported.get_data(as_text=True).splitlines()
     assert lines[0] == "email,reason,note,source,created_at"
     assert len(lines) == 1501 and lines[1].startswith("user0@x.test,complaint,row 0,import,")
+
+
+def test_the_sending_page_adds_topics_and_domains_and_shows_the_record(client, signed_in, alice):
+    token = signed_in(alice)
+    assert client.post("/sending/topics", data={"csrf_token": token, "name": ""}).status_code == 400
+    client.post(
+        "/sending/topics", data={"csrf_token": token, "name": "Newsletter", "kind": "marketing"}
+    )
+    bad = client.post("/sending/domains", data={"csrf_token": token, "domain": "no such thing"})
+    assert bad.status_code == 400 and "must be a domain name" in bad.get_data(as_text=True)
+    client.post(
+        "/sending/domains",
+        data={"csrf_token": token, "domain": "acme.example", "dkim_selector": "s1"},
+    )
+    client.post(
+        "/sending/wording", data={"csrf_token": token, "preference_text": "We write monthly."}
+    )
+    page = client.get("/sending").get_data(as_text=True)
+    assert "Newsletter" in page and "default" in page
+    assert "s1._domainkey.acme.example" in page and "v=DKIM1; k=rsa; p=" in page
+    assert "PRIVATE KEY" not in page and "We write monthly." in page
