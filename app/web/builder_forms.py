@@ -233,6 +233,9 @@ def config_from_values(node_type: str, values: Values) -> tuple[dict, Errors]:
         if value is not None:
             # Bodies keep their own spacing; only empty means "not given".
             config[key] = values[key] if key.startswith("body") or key == "message" else value
+    if node_type == "send_email" and _text(values, "topic"):
+        raw = _text(values, "topic")
+        config["topic"] = int(raw) if raw.isdigit() else raw
     if node_type == "send_email" and _text(values, "template_id"):
         raw = _text(values, "template_id")
         config["template_id"] = int(raw) if raw.isdigit() else raw

@@ -18,7 +18,7 @@ from app.auth import login_required_page
 from app.automation.node_checks import sender_problems
 from app.automation.nodes.registry import UnknownNodeType, config_errors, get_node_type
 from app.extensions import db
-from app.models import Contact, ContactList, Tag, User, Workflow, WorkflowNode
+from app.models import Contact, ContactList, Tag, Topic, User, Workflow, WorkflowNode
 from app.models.audit import record
 from app.tenancy import scoped_get
 from app.web.builder_common import bp, is_htmx, load_node, load_workflow, render_panel
@@ -74,6 +74,12 @@ def pickers(workflow: Workflow) -> dict[str, Any]:
         # (node_id, what the marketer named the step): pickers show names.
         "email_nodes": [
             (n.node_id, n.label or n.node_id) for n in workflow.nodes if n.node_type == "send_email"
+        ],
+        "topics": [
+            (topic_id, f"{name} ({kind})")
+            for topic_id, name, kind in db.session.execute(
+                select(Topic.id, Topic.name, Topic.kind).order_by(Topic.kind, Topic.name)
+            )
         ],
     }
 
