@@ -61,7 +61,7 @@ def compose(row, mailto: str | None = None) -> bytes:
     ``mailto`` is UNSUBSCRIBE_MAILTO, a second List-Unsubscribe way."""
     unsubscribe = unsubscribe_url(row.firm_id, row.id)
     body_text = row.body_text or html_to_text(row.body_html)
-    body_html = (row.body_html or text_to_html(row.body_text)) + decoy_link()
+    body_html = _with_decoy(row.body_html or text_to_html(row.body_text))
     topic = (row.payload or {}).get("topic") or {}
     headers = [
         ("From", row.from_address),
@@ -88,6 +88,16 @@ def compose(row, mailto: str | None = None) -> bytes:
 
 
 _LABEL = re.compile(r"[^a-z0-9-]+")
+_BODY_END = re.compile(r"</body\s*>", re.IGNORECASE)
+
+
+def _with_decoy(body_html: str) -> str:
+    """The hidden decoy link, inside the body (engagement.py)."""
+    ends = list(_BODY_END.finditer(body_html))
+    if not ends:
+        return body_html + decoy_link()
+    cut = ends[-1].start()
+    return body_html[:cut] + decoy_link() + body_html[cut:]
 
 
 def list_id(topic: dict, from_address: str) -> str:
