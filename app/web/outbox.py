@@ -62,7 +62,17 @@ def show(message_id: int):
         .where(TrackingEvent.outbox_id == message.id)
         .order_by(TrackingEvent.created_at)
     ).all()
-    return page_or_block("outbox/show.html", "content", m=message, events=events)
+    return page_or_block(
+        "outbox/show.html", "content", m=message, events=events, payload=_masked(message.payload)
+    )
+
+
+def _masked(payload: dict | None) -> dict | None:
+    """The payload as shown: webhook header values (tokens, keys) are
+    hidden, their names kept, as in a workflow export."""
+    if not payload or not isinstance(payload.get("headers"), dict):
+        return payload
+    return {**payload, "headers": dict.fromkeys(payload["headers"], "••••")}
 
 
 @bp.get("/<int:message_id>/rendered")

@@ -27,6 +27,7 @@ NOT_PAGES = frozenset(
         "contact_import.progress",
         "outbox.rendered",
         "public_tracking.click",
+        "public_tracking.decoy",
         "public_tracking.open_pixel",
         "public_site.track_js",
         "workflows.row",
@@ -39,6 +40,8 @@ NOT_PAGES = frozenset(
         "builder.unpublished_fragment",
     }
 )
+# Files to download, not pages to look at.
+DOWNLOADS = (".csv", ".json")
 # The canvas is its own world on a phone (it opens read-only there).
 WIDE_OK = ("/automation/builder/",)
 
@@ -49,7 +52,7 @@ def page_urls(app, ids: dict) -> list[str]:
     for route in routes(app):
         if route.method != "GET" or route.is_api or route.endpoint in NOT_PAGES:
             continue
-        if route.rule.startswith("/api/"):
+        if route.rule.startswith("/api/") or route.rule.endswith(DOWNLOADS):
             continue
         urls.append(Route.url(route, ids))
     return list(dict.fromkeys(urls))
