@@ -37,7 +37,7 @@ from app.automation.workflow_document import (
     WorkflowDoc,
 )
 from app.extensions import db
-from app.models import ContactList, Form, Workflow, WorkflowGoal
+from app.models import ContactList, Form, Topic, Workflow, WorkflowGoal
 from app.models.audit import record
 
 
@@ -56,7 +56,11 @@ def _problem(field: str, message: str, node: str | None = None) -> dict:
 # ---------------------------------------------------------------- references
 
 # (where, key) pairs that hold a firm record's id, by record kind.
-_NODE_REFS = {"add_to_list": ("list", "list"), "remove_from_list": ("list", "list")}
+_NODE_REFS = {
+    "add_to_list": ("list", "list"),
+    "remove_from_list": ("list", "list"),
+    "send_email": ("topic", "topic"),
+}
 _TRIGGER_REFS = {
     "contact_list_added": ("list", "list"),
     "contact_list_removed": ("list", "list"),
@@ -68,11 +72,12 @@ _TRIGGER_REFS = {
     "email_unsubscribed": ("workflow_id", "workflow"),
     "email_complained": ("workflow_id", "workflow"),
 }
-_MODELS = {"list": ContactList, "form": Form, "workflow": Workflow}
+_MODELS = {"list": ContactList, "form": Form, "workflow": Workflow, "topic": Topic}
 
 
 def _map_rules(rules: Any, convert) -> Any:
-    """Apply ``convert(kind, value)`` to every list rule's ``list``, at any depth."""
+    """Apply ``convert(kind, value)`` to every list rule's ``list`` and topic
+    rule's ``topic``, at any depth."""
     if not isinstance(rules, list):
         return rules
     out = []
@@ -81,6 +86,8 @@ def _map_rules(rules: Any, convert) -> Any:
             rule = {**rule, "rules": _map_rules(rule["rules"], convert)}
         elif isinstance(rule, dict) and "list" in rule and "field" not in rule:
             rule = {**rule, "list": convert("list", rule["list"])}
+        elif isinstance(rule, dict) and "topic" in rule and "field" not in rule:
+            rule = {**rule, "topic": convert("topic", rule["topic"])}
         out.append(rule)
     return out
 

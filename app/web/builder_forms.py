@@ -18,7 +18,7 @@ from typing import Any
 
 from werkzeug.datastructures import MultiDict
 
-from app.web.builder_rules import RULE_KINDS, rules_from_values, rules_values
+from app.web.builder_rules import ROW_KINDS, rules_from_values, rules_values
 
 ROW_FIELD = re.compile(r"^(?P<group>[a-z_]+)-(?P<index>\d+)-(?P<name>[a-z_]+)$")
 RULE_NODE_TYPES = ("condition", "wait_condition", "goal")
@@ -140,11 +140,16 @@ def apply_row_action(values: Values, action: str) -> bool:
         if len(group) >= MAX_ROWS:
             return True
         if verb == "add_rule":
-            kind = arg if arg in RULE_KINDS[:4] else "field"
+            kind = arg if arg in ROW_KINDS else "field"
             group.append(
                 {
                     "kind": kind,
-                    "op": {"tag": "has", "list": "in", "event": "happened"}.get(kind, "eq"),
+                    "op": {
+                        "tag": "has",
+                        "list": "in",
+                        "topic": "subscribed",
+                        "event": "happened",
+                    }.get(kind, "eq"),
                 }
             )
         else:

@@ -12,7 +12,9 @@ import json
 import re
 from typing import Any
 
-RULE_KINDS = ("field", "tag", "list", "event", "group")
+RULE_KINDS = ("field", "tag", "list", "event", "topic", "group")
+# The kinds a row can be added as (a nested group comes only from the API).
+ROW_KINDS = RULE_KINDS[:-1]
 NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
 
 Values = dict[str, Any]
@@ -22,7 +24,7 @@ Errors = dict[str, list[str]]
 def rule_row(rule: dict) -> dict[str, str]:
     if "rules" in rule:
         return {"kind": "group", "json": json.dumps(rule, indent=1)}
-    for kind in ("tag", "list", "event"):
+    for kind in ("tag", "list", "topic", "event"):
         if kind in rule:
             row = {"kind": kind, kind: str(rule.get(kind) or ""), "op": rule.get("op", "")}
             if kind == "event":
@@ -82,6 +84,15 @@ def rules_from_values(values: Values, errors: Errors) -> dict:
                 errors.setdefault(f"rules.{i}.list", []).append("choose a list")
                 continue
             rule = {"list": int(raw), "op": op or "in"}
+        elif kind == "topic":
+            # {"topic": 3, "op": "subscribed"} (CONTRACT.md, "Sending safely")
+            raw = (row.get("topic") or "").strip()
+            if not raw.isdigit():
+                errors.setdefault(f"rules.{i}.topic", []).append("choose a topic")
+                continue
+            if op not in ("subscribed", "not_subscribed"):
+                op = "subscribed"
+            rule = {"topic": int(raw), "op": op}
         elif kind == "event":
             rule = {"event": row.get("event") or "email_opened", "op": op or "happened"}
             if (row.get("node") or "").strip():

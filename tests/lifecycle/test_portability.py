@@ -215,3 +215,46 @@ def test_webhook_header_values_are_not_exported(acme, bob):
         }
         assert "s3cr3t" not in json.dumps(document)
         assert export_workflow(import_workflow(document, bob)) == document
+
+
+def test_topics_travel_by_name(acme, globex, bob, charlie):
+    """A topic rule and a send_email's topic are references by name; an
+    import into a firm without that topic names the problem."""
+    from app.models import Topic
+
+    with firm_context(acme.id):
+        news = Topic(name="News")
+        db.session.add(news)
+        db.session.commit()
+        news_id = news.id
+    workflow = make_workflow(
+        acme,
+        nodes=[
+            {
+                "node_id": "check",
+                "node_type": "condition",
+                "configuration": {"rules": [{"topic": news_id, "op": "subscribed"}]},
+            },
+            {
+                "node_id": "mail",
+                "node_type": "send_email",
+                "configuration": {"subject": "Hi", "body_html": "<p>Hi</p>", "topic": news_id},
+            },
+        ],
+        edges=[("check", "mail", "yes")],
+    )
+    with firm_context(acme.id):
+        document = export_workflow(workflow)
+    nodes = document["workflow"]["nodes"]
+    assert nodes[0]["configuration"]["rules"][0]["topic"] == {"$ref": "topic", "name": "News"}
+    assert nodes[1]["configuration"]["topic"] == {"$ref": "topic", "name": "News"}
+    with firm_context(globex.id):
+        with pytest.raises(ImportProblems) as refused:
+            import_workflow(copy.deepcopy(document), charlie)
+        assert "no topic named 'News'" in json.dumps(refused.value.problems)
+        theirs = Topic(name="News")
+        db.session.add(theirs)
+        db.session.commit()
+        imported = import_workflow(copy.deepcopy(document), charlie)
+        assert imported.node_by_key("check").configuration["rules"][0]["topic"] == theirs.id
+        assert imported.node_by_key("mail").configuration["topic"] == theirs.id

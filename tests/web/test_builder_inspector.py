@@ -499,3 +499,49 @@ def test_the_opened_which_email_picker_lists_step_names(client, signed_in, alice
     signed_in(alice)
     form = client.get(url(workflow, "/nodes/opened"), headers=HX).get_data(as_text=True)
     assert '<option value="send_welcome" selected>Welcome mail</option>' in form
+
+
+def test_a_rule_tests_a_topic_subscription(client, signed_in, alice, acme):
+    """{"topic": 3, "op": "subscribed"} in the rules form (CONTRACT.md,
+    "Sending safely"): a topic picker with the firm's topics by name."""
+    from app.extensions import db
+    from app.models import Topic
+    from app.tenancy import firm_context
+
+    with firm_context(acme.id):
+        topic = Topic(name="Newsletter")
+        db.session.add(topic)
+        db.session.commit()
+        topic_id = topic.id
+    workflow = one_node(acme, "condition", {"rules": []})
+    token = signed_in(alice)
+    added = inspector_post(
+        client, token, workflow, "step", {"label": "Subscribed?", "_action": "add_rule:topic"}
+    )
+    body = added.get_data(as_text=True)
+    assert 'name="rules-0-topic"' in body and "Newsletter (marketing)" in body
+    saved = inspector_post(
+        client,
+        token,
+        workflow,
+        "step",
+        {
+            "label": "Subscribed?",
+            "rules-0-kind": "topic",
+            "rules-0-op": "not_subscribed",
+            "rules-0-topic": str(topic_id),
+        },
+    )
+    assert saved.status_code == 200, saved.get_data(as_text=True)
+    config = reload_workflow(workflow).node_by_key("step").configuration
+    assert config["rules"] == [{"topic": topic_id, "op": "not_subscribed"}]
+    shown = client.get(url(workflow, "/nodes/step"), headers=HX).get_data(as_text=True)
+    assert f'<option value="{topic_id}" selected>Newsletter (marketing)</option>' in shown
+    missing = inspector_post(
+        client,
+        token,
+        workflow,
+        "step",
+        {"label": "Subscribed?", "rules-0-kind": "topic", "rules-0-topic": ""},
+    )
+    assert missing.status_code == 422 and "choose a topic" in missing.get_data(as_text=True)

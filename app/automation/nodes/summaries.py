@@ -68,6 +68,9 @@ def rule(item: Any) -> str:
         return f"{'has' if item.get('op') != 'has_not' else 'has no'} tag {item['tag']}"
     if "list" in item:
         return f"{'in' if item.get('op') != 'not_in' else 'not in'} list {item['list']}"
+    if "topic" in item:
+        sub = "subscribed" if item.get("op") != "not_subscribed" else "not subscribed"
+        return f"{sub} to topic {item['topic']}"
     if "event" in item:
         what = str(item["event"]).removeprefix("email_")
         return f"{what} {item.get('node') or 'an e-mail'}"
