@@ -140,6 +140,10 @@ def from_environment(overrides: dict | None = None) -> dict:
         # event, a workflow's CRM step) and, as a safety net for facts that
         # change without one, this often.
         "CONDITION_RECHECK_SECONDS": float(env.get("CONDITION_RECHECK_SECONDS") or 300),
+        # A wait in a workflow with a rule goal is woken when its contact
+        # changes (the contact may meet the goal and jump to it) and, as a
+        # safety net, by the sweep once it has not been walked for this long.
+        "GOAL_RECHECK_SECONDS": float(env.get("GOAL_RECHECK_SECONDS") or 300),
         "QUEUE_PREFIX": env.get("QUEUE_PREFIX") or "automation",
         # Set to false by tests that drive the in-process scheduler by hand.
         "INLINE_SCHEDULER": _bool(env.get("INLINE_SCHEDULER"), True),

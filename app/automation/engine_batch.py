@@ -123,18 +123,19 @@ def _after_commit(written: list[Effects]) -> None:
 
 
 def _wake_condition_waits(candidates: list[tuple[Effects, dict]], written: list[Effects]) -> None:
-    """Other executions waiting for a condition on a contact this batch
-    changed re-check it now (this batch's own walked on the new facts)."""
-    from app.automation.condition_wakes import wake_condition_waits
+    """Other executions waiting on a contact this batch changed (for a
+    condition, or in a rule-goal workflow) re-check it now (this batch's
+    own walked on the new facts)."""
+    from app.automation.condition_wakes import wake_contact_waits
 
     try:
-        woken = wake_condition_waits(
+        woken = wake_contact_waits(
             {event["contact_id"] for _, event in candidates},
             skip_executions=[e.execution_id for e in written],
         )
         db.session.commit()
     except Exception:
-        log.exception("waking condition waits failed (the periodic recheck will)")
+        log.exception("waking waits on changed contacts failed (the periodic recheck will)")
         db.session.rollback()
         return
     if woken:

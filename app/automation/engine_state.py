@@ -109,6 +109,22 @@ def _definitions_for(pairs: set[tuple[int, int]]) -> dict[tuple[int, int], dict]
     return found
 
 
+def has_rule_goal(definition: dict) -> bool:
+    """Whether a definition holds a goal with rules (contacts anywhere in
+    the workflow who meet them jump there)."""
+    return any(
+        node.get("node_type") == "goal" and (node.get("configuration") or {}).get("rules")
+        for node in definition.get("nodes") or ()
+    )
+
+
+def rule_goal_versions(pairs: set[tuple[int, int]]) -> set[tuple[int, int]]:
+    """The (workflow_id, version) pairs among ``pairs`` whose published
+    definition has a rule goal (the definitions come from the cache)."""
+    definitions = _definitions_for(pairs)
+    return {pair for pair, definition in definitions.items() if has_rule_goal(definition)}
+
+
 @dataclass
 class ContactState:
     contact: dict

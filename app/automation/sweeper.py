@@ -8,12 +8,16 @@ left here is telling it when, and catching what fell through:
   kicks the engine as soon as a wait is due, so a wait ends within about
   that interval of its ``wake_at`` (a wait-for-condition is made due when
   its contact changes, see ``condition_wakes``, and otherwise every
-  ``CONDITION_RECHECK_SECONDS``);
+  ``CONDITION_RECHECK_SECONDS``; so is any wait of a workflow with a rule
+  goal);
 - the full sweep (every ``SWEEP_INTERVAL_SECONDS``) is the safety net: it
   wakes delivery waits whose message is no longer pending (a wake lost
   with a worker), and kicks the engine when ready executions have no
   worker: ones whose lease expired (a killed worker) and ones whose job
-  was lost (a Redis flush) are claimable again, they only need a job;
+  was lost (a Redis flush) are claimable again, they only need a job; and
+  it re-checks the waits of rule-goal workflows not walked for
+  ``GOAL_RECHECK_SECONDS`` (``condition_wakes.recheck_goal_waits``), for a
+  contact who met a goal without an event that woke it;
 - it runs due deliveries and due date triggers.
 """
 
@@ -23,6 +27,7 @@ import logging
 
 from sqlalchemy import func, or_, select, update
 
+from app.automation.condition_wakes import recheck_goal_waits
 from app.automation.engine_claim import due_clause, ready_clause
 from app.clock import now
 from app.extensions import db
@@ -110,8 +115,9 @@ def process_waiting_executions() -> dict:
 
     result = {
         "woken": wake_finished_deliveries(kick=False),
-        "ready": ready_without_worker(),
+        "goal_rechecks": recheck_goal_waits(),
     }
+    result["ready"] = ready_without_worker()
     db.session.commit()
     if result["woken"] or result["ready"]:
         kick_engine()

@@ -41,7 +41,7 @@ from collections.abc import Iterable
 from sqlalchemy import bindparam, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
-from app.automation.condition_wakes import wake_condition_waits
+from app.automation.condition_wakes import wake_contact_waits
 from app.automation.deadlocks import retry_on_deadlock
 from app.automation.enrollment import NotEnrollable, entry_of, start_entries
 from app.automation.triggers.filters import event_matches, rule_group_of
@@ -179,9 +179,9 @@ def _dispatch_firm(firm_id: int, events: list[dict], per_event: dict | None = No
             .values(executions_started=bindparam("count"))
         )
         db.session.execute(stmt, [{"key": k, "count": n} for k, n in counts.items()])
-    # Condition waits re-check on the change (a workflow's own changes were
-    # woken by the engine already).
-    woken = wake_condition_waits(e["contact_id"] for e in fresh if e["source"] != "workflow")
+    # Condition waits and waits in rule-goal workflows re-check on the change
+    # (a workflow's own changes were woken by the engine already).
+    woken = wake_contact_waits(e["contact_id"] for e in fresh if e["source"] != "workflow")
     # One transaction: the events logged, the executions they start and
     # wake, the audit.
     db.session.commit()
