@@ -20,7 +20,9 @@ from app.models import Suppression
     response=page_of(SuppressionOut),
 )
 def list_suppressions(query: SuppressionQuery):
-    stmt = suppressions.search(query.email, query.q, query.reason)
+    stmt = suppressions.search(
+        query.email, query.q, query.reason, phone=query.phone, channel=query.channel
+    )
     page = paginate(stmt, Suppression.id, query, newest_first=True)
     page["results"] = [suppressions.entry_dict(entry) for entry in page["results"]]
     return page
@@ -37,11 +39,19 @@ def list_suppressions(query: SuppressionQuery):
     errors=(409,),
 )
 def create_suppression(body: SuppressionIn):
-    """The address gets no e-mail from any workflow or topic, transactional
-    ones included, until the entry is removed."""
+    """The address gets no e-mail (or the number no SMS) from any workflow
+    or topic, transactional ones included, until the entry is removed."""
+    if (body.email is None) == (body.phone is None):
+        raise validation_error({"email": ["give either email or phone"]})
+    channel, field = ("email", "email") if body.email is not None else ("sms", "phone")
     try:
         entry, created = suppressions.add(
-            None, body.email, body.reason, note=body.note, source="api"
+            None,
+            body.email if channel == "email" else body.phone,
+            body.reason,
+            channel=channel,
+            note=body.note,
+            source="api",
         )
     except suppressions.SuppressionError as exc:
         raise validation_error({exc.field: [exc.message]}) from None
@@ -51,7 +61,7 @@ def create_suppression(body: SuppressionIn):
             409,
             "conflict",
             "this address is suppressed already",
-            fields={"email": ["already suppressed"]},
+            fields={field: ["already suppressed"]},
         )
     db.session.commit()
     return suppressions.entry_dict(entry)

@@ -10,7 +10,7 @@ from app.automation.delivery import suppression_csv, suppressions
 from app.automation.delivery.gates.suppression import describe
 from app.extensions import db
 from app.models import Suppression
-from app.models.sending import SUPPRESSION_REASONS
+from app.models.sending import SUPPRESSION_CHANNELS, SUPPRESSION_REASONS
 from app.web.pages import get_or_404, page_or_block, paginate
 
 bp = Blueprint("suppressions", __name__, url_prefix="/suppressions")
@@ -21,12 +21,16 @@ def _page(values: dict | None = None, errors: dict | None = None, status: int = 
     reason = request.args.get("reason") or ""
     if reason not in SUPPRESSION_REASONS:
         reason = ""
-    stmt = suppressions.search(part=q or None, reason=reason or None)
+    channel = request.args.get("channel") or ""
+    if channel not in SUPPRESSION_CHANNELS:
+        channel = ""
+    stmt = suppressions.search(part=q or None, reason=reason or None, channel=channel or None)
     page = paginate(stmt.order_by(Suppression.id.desc()), 50)
     context = dict(
         page=page,
         q=q,
         reason=reason,
+        channel=channel,
         reasons=SUPPRESSION_REASONS,
         manual_reasons=suppressions.MANUAL_REASONS,
         labels=describe,
@@ -49,19 +53,30 @@ def index():
 @bp.post("", strict_slashes=False)
 @login_required_page
 def add():
-    values = {k: (request.form.get(k) or "").strip() for k in ("email", "reason", "note")}
+    keys = ("email", "channel", "reason", "note")
+    values = {k: (request.form.get(k) or "").strip() for k in keys}
+    channel = values["channel"] or "email"
+    if channel not in SUPPRESSION_CHANNELS:
+        return _page(values, {"channel": "Choose e-mail or SMS."}, status=400)
     try:
+        # One box for both: an address for e-mail, a number for SMS.
         entry, created = suppressions.add(
-            None, values["email"], values["reason"] or "manual", note=values["note"], source="page"
+            None,
+            values["email"],
+            values["reason"] or "manual",
+            channel=channel,
+            note=values["note"],
+            source="page",
         )
     except suppressions.SuppressionError as exc:
         db.session.rollback()
-        return _page(values, {exc.field: exc.message}, status=400)
+        return _page(values, {"email": exc.message}, status=400)
     if not created:
         db.session.rollback()
         return _page(values, {"email": "This address is on the list already."}, status=400)
     db.session.commit()
-    flash(f"{entry.address} gets no more e-mail from any workflow.")
+    what = "e-mail" if channel == "email" else "SMS"
+    flash(f"{entry.address} gets no more {what} from any workflow.")
     return redirect(url_for("suppressions.index"))
 
 

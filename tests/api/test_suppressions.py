@@ -64,3 +64,33 @@ def test_another_firms_entries_are_invisible(api_as, alice, charlie):
     assert api.get(URL).get_json()["results"] == []
     assert api.get(f"{URL}{entry['id']}/").status_code == 404
     assert api.delete(f"{URL}{entry['id']}/").status_code == 404
+
+
+def test_a_phone_number_is_suppressed_for_sms(api):
+    created = api.post(URL, json={"phone": "+1 (555) 010-2000", "reason": "unsubscribe"})
+    assert created.status_code == 201, created.get_json()
+    body = created.get_json()
+    assert body["channel"] == "sms" and body["phone"] == "+15550102000" and body["email"] is None
+    api.post(URL, json={"email": "a@b.example"})
+    found = api.get(URL, query_string={"phone": "+1 555 010 2000"}).get_json()["results"]
+    assert [r["id"] for r in found] == [body["id"]]
+    only_sms = api.get(URL, query_string={"channel": "sms"}).get_json()["results"]
+    assert [r["id"] for r in only_sms] == [body["id"]]
+    repeat = api.post(URL, json={"phone": "+15550102000"})
+    assert repeat.status_code == 409 and "phone" in repeat.get_json()["error"]["fields"]
+
+
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"phone": "call me"}, "phone"),
+        ({"phone": "12"}, "phone"),
+        ({"phone": "+1 555 0100", "email": "a@b.example"}, "email"),
+    ],
+)
+def test_a_bad_phone_number_names_the_field(api, alice, body, field):
+    response = api.post(URL, json=body)
+    assert response.status_code == 400, response.get_json()
+    assert field in response.get_json()["error"]["fields"]
+    with firm_context(alice.firm_id):
+        assert db.session.scalars(select(Suppression)).all() == []

@@ -187,3 +187,19 @@ def test_the_contact_page_says_why_the_email_was_not_sent(client, acme, alice, a
     page = client.get(f"/contacts/{contact.id}").get_data(as_text=True)
     assert "Not sent:</strong> suppressed: hard bounce on " in page
     assert "550 5.1.1 User unknown" in page
+
+
+def test_a_suppressed_phone_number_gets_no_sms(acme, alice, smtp_server):
+    """The list is one place for every channel: a number suppressed for SMS
+    (however it is written) skips send_sms; its e-mail still goes."""
+    contact = make_contact(acme, email="ann@example.test", phone="+1 (555) 010-2000")
+    _suppress(acme, "+15550102000", channel="sms", reason="manual", note="asked by text")
+    specs, edges = chain(
+        ("text", "send_sms", {"body": "Hi {{ contact.first_name }}"}), ("mail", "send_email", EMAIL)
+    )
+    execution = run(active_workflow(acme, alice, specs, edges), contact)
+    steps = states_by_node(acme.id, execution.id)
+    assert steps["text"].action_status == "skipped"
+    assert steps["text"].action_result["reason"].startswith("suppressed: added by hand on ")
+    assert "asked by text" in steps["text"].action_result["reason"]
+    assert steps["mail"].action_status == "success" and len(smtp_server.messages) == 1

@@ -81,8 +81,8 @@ def test_a_good_csv_imports_and_exports_again(client, signed_in, alice):
     assert len(_addresses(alice.firm_id)) == 1500
     exported = client.get("/suppressions/export.csv")
     lines = exported.get_data(as_text=True).splitlines()
-    assert lines[0] == "email,reason,note,source,created_at"
-    assert len(lines) == 1501 and lines[1].startswith("user0@x.test,complaint,row 0,import,")
+    assert lines[0] == "email,phone,reason,note,source,created_at"
+    assert len(lines) == 1501 and lines[1].startswith("user0@x.test,,complaint,row 0,import,")
 
 
 def test_the_sending_page_adds_topics_and_domains_and_shows_the_record(client, signed_in, alice):
@@ -104,3 +104,27 @@ def test_the_sending_page_adds_topics_and_domains_and_shows_the_record(client, s
     assert "Newsletter" in page and "default" in page
     assert "s1._domainkey.acme.example" in page and "v=DKIM1; k=rsa; p=" in page
     assert "PRIVATE KEY" not in page and "We write monthly." in page
+
+
+def test_sms_numbers_are_added_imported_and_exported(client, signed_in, alice):
+    token = signed_in(alice)
+    bad = client.post(
+        "/suppressions", data={"csrf_token": token, "channel": "sms", "email": "nope"}
+    )
+    assert bad.status_code == 400 and "not a valid phone number" in bad.get_data(as_text=True)
+    added = client.post(
+        "/suppressions", data={"csrf_token": token, "channel": "sms", "email": "+44 20 7946 0018"}
+    )
+    assert added.status_code == 302
+    broken = _upload(client, token, "email,phone,reason\n,+1 555 010 2000,manual\n,abc,manual\n")
+    assert broken.status_code == 400
+    assert "row 3: phone: not a valid phone number" in broken.get_data(as_text=True)
+    response = _upload(
+        client, token, "email,phone,reason\n,+1 555 010 2000,manual\nann@x.test,,complaint\n"
+    )
+    assert response.status_code == 302
+    assert _addresses(alice.firm_id) == ["+15550102000", "+442079460018", "ann@x.test"]
+    page = client.get("/suppressions?channel=sms", headers=HX).get_data(as_text=True)
+    assert "+442079460018" in page and "ann@x.test" not in page
+    lines = client.get("/suppressions/export.csv").get_data(as_text=True).splitlines()
+    assert lines[1].startswith(",+442079460018,manual,")

@@ -14,15 +14,19 @@ ManualReason = Literal["hard_bounce", "complaint", "manual", "unsubscribe"]
 
 
 class SuppressionIn(Input):
-    email: str = Field(min_length=1, max_length=320)
+    """One of ``email`` (the e-mail channel) or ``phone`` (SMS)."""
+
+    email: str | None = Field(default=None, min_length=1, max_length=320)
+    phone: str | None = Field(default=None, min_length=1, max_length=40)
     reason: ManualReason = "manual"
     note: str = Field(default="", max_length=2000)
 
 
 class SuppressionOut(Output):
     id: int
-    email: str
-    channel: str
+    email: str | None = Field(description="the address, for the e-mail channel")
+    phone: str | None = Field(description="the number, for the sms channel")
+    channel: Literal["email", "sms"]
     reason: Literal["hard_bounce", "complaint", "manual", "unsubscribe", "soft_bounce"]
     note: str
     source: str
@@ -35,6 +39,8 @@ class SuppressionOut(Output):
 
 class SuppressionQuery(PageQuery):
     email: str | None = Field(default=None, max_length=320, description="exact address")
+    phone: str | None = Field(default=None, max_length=40, description="exact phone number")
+    channel: Literal["email", "sms"] | None = None
     q: str | None = Field(default=None, max_length=320, description="part of the address")
     reason: str | None = Field(default=None, max_length=20)
 

@@ -24,7 +24,8 @@ from app.extensions import db
 from app.models.audit import record
 from app.tenancy import current_firm_id
 
-COLUMNS = ("email", "reason", "note", "source", "created_at")
+# An e-mail row fills ``email``, an SMS number ``phone`` (SUPPRESSION_CHANNELS).
+COLUMNS = ("email", "phone", "reason", "note", "source", "created_at")
 MAX_ROWS = 500_000
 SHOWN_ERRORS = 20
 
@@ -44,9 +45,9 @@ class ImportResult:
 def _rows(text: str) -> Iterator[tuple[int, dict]]:
     reader = csv.DictReader(io.StringIO(text))
     header = [name.strip().lower() for name in reader.fieldnames or []]
-    if "email" not in header:
+    if "email" not in header and "phone" not in header:
         raise SuppressionError(
-            "file", "the first line must name the columns, with an 'email' column"
+            "file", "the first line must name the columns, with an 'email' or 'phone' column"
         )
     reader.fieldnames = header
     yield from enumerate(reader, start=2)
@@ -59,7 +60,7 @@ def import_csv(data: bytes, actor: str) -> ImportResult:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise SuppressionError("file", "the file is not UTF-8 text") from None
-    entries: dict[str, dict] = {}
+    entries: dict[tuple[str, str], dict] = {}
     for number, row in _rows(text):
         result.rows += 1
         if result.rows > MAX_ROWS:
@@ -68,15 +69,25 @@ def import_csv(data: bytes, actor: str) -> ImportResult:
             _error(result, number, "file", "more values than columns")
             continue
         reason = (row.get("reason") or "manual").strip().lower()
-        try:
-            address = valid_address("email", row.get("email") or "")
-        except SuppressionError as exc:
-            _error(result, number, "email", exc.message)
+        cells = {"email": (row.get("email") or "").strip(), "sms": (row.get("phone") or "").strip()}
+        if not any(cells.values()):
+            _error(result, number, "email", "no e-mail address or phone number")
+            continue
+        keys = []
+        for channel, cell in cells.items():
+            if not cell:
+                continue
+            try:
+                keys.append((channel, valid_address(channel, cell)))
+            except SuppressionError as exc:
+                _error(result, number, exc.field, exc.message)
+        if len(keys) < sum(1 for cell in cells.values() if cell):
             continue
         if reason not in MANUAL_REASONS:
             _error(result, number, "reason", f"must be one of: {', '.join(MANUAL_REASONS)}")
             continue
-        entries.setdefault(address, {"reason": reason, "note": (row.get("note") or "")[:2000]})
+        for key in keys:
+            entries.setdefault(key, {"reason": reason, "note": (row.get("note") or "")[:2000]})
     if result.errors:
         return result
     moment = now()
@@ -84,7 +95,7 @@ def import_csv(data: bytes, actor: str) -> ImportResult:
     values = [
         {
             "firm_id": firm_id,
-            "channel": "email",
+            "channel": channel,
             "address": address,
             "reason": entry["reason"],
             "note": entry["note"],
@@ -94,7 +105,7 @@ def import_csv(data: bytes, actor: str) -> ImportResult:
             "created_by": actor,
             "created_at": moment,
         }
-        for address, entry in entries.items()
+        for (channel, address), entry in entries.items()
     ]
     result.added = insert_many(db.session.connection(), values)
     record("suppression.imported", data={"rows": result.rows, "added": result.added})
@@ -117,7 +128,8 @@ def export_csv(entries) -> Iterator[str]:
     for entry in entries:
         out.seek(0)
         out.truncate()
+        email, phone = (entry.address, "") if entry.channel == "email" else ("", entry.address)
         writer.writerow(
-            [entry.address, entry.reason, entry.note, entry.source, entry.created_at.isoformat()]
+            [email, phone, entry.reason, entry.note, entry.source, entry.created_at.isoformat()]
         )
         yield out.getvalue()

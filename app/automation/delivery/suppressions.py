@@ -9,6 +9,7 @@ listed keeps its first entry (the earliest reason is the one to show).
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
@@ -24,6 +25,8 @@ from app.models import OutboxMessage, Suppression, TrackingEvent
 from app.models.audit import record
 from app.models.sending import SUPPRESSION_CHANNELS, SUPPRESSION_REASONS
 
+# A phone number as people write it: "+1 (555) 010-2000", "020 7946 0018".
+PHONE = re.compile(r"^\+?[0-9][0-9 ().-]*$")
 _table = Suppression.__table__
 _outbox = OutboxMessage.__table__
 _events = TrackingEvent.__table__
@@ -53,8 +56,8 @@ def valid_address(channel: str, address: str) -> str:
             validate_email(address, check_deliverability=False, test_environment=True)
         except EmailNotValidError:
             raise SuppressionError("email", "not a valid e-mail address") from None
-    elif len(normalize_address(channel, address).lstrip("+")) < 6:
-        raise SuppressionError("phone", "not a valid phone number")
+    elif not PHONE.match(address) or not 6 <= len(normalize_address(channel, address)) <= 16:
+        raise SuppressionError("phone", "not a valid phone number (digits, an optional +)")
     return normalize_address(channel, address)
 
 
@@ -206,11 +209,28 @@ def note_soft_bounce(
     )
 
 
-def search(email: str | None = None, part: str | None = None, reason: str | None = None):
-    """The current firm's entries: by exact address, part of one, or reason."""
+def search(
+    email: str | None = None,
+    part: str | None = None,
+    reason: str | None = None,
+    *,
+    phone: str | None = None,
+    channel: str | None = None,
+):
+    """The current firm's entries: by exact address or number, part of
+    one, reason or channel."""
     stmt = select(Suppression)
     if email:
-        stmt = stmt.where(Suppression.address == normalize_address("email", email))
+        stmt = stmt.where(
+            Suppression.channel == "email",
+            Suppression.address == normalize_address("email", email),
+        )
+    if phone:
+        stmt = stmt.where(
+            Suppression.channel == "sms", Suppression.address == normalize_address("sms", phone)
+        )
+    if channel:
+        stmt = stmt.where(Suppression.channel == channel)
     if part:
         pattern = part.strip().lower().replace("\\", "").replace("%", "").replace("_", "\\_")
         stmt = stmt.where(Suppression.address.like(f"%{pattern}%", escape="\\"))
@@ -224,7 +244,8 @@ def entry_dict(entry: Suppression) -> dict:
 
     return {
         "id": entry.id,
-        "email" if entry.channel == "email" else "phone": entry.address,
+        "email": entry.address if entry.channel == "email" else None,
+        "phone": entry.address if entry.channel == "sms" else None,
         "channel": entry.channel,
         "reason": entry.reason,
         "note": entry.note,
