@@ -145,6 +145,10 @@ def from_environment(overrides: dict | None = None) -> dict:
         # safety net, by the sweep once it has not been walked for this long.
         "GOAL_RECHECK_SECONDS": float(env.get("GOAL_RECHECK_SECONDS") or 300),
         "QUEUE_PREFIX": env.get("QUEUE_PREFIX") or "automation",
+        # Operations (docs/OPERATIONS.md): GET /metrics wants this bearer
+        # token when set; its database gauges are cached this long per process.
+        "METRICS_TOKEN": env.get("METRICS_TOKEN") or None,
+        "METRICS_CACHE_SECONDS": float(env.get("METRICS_CACHE_SECONDS") or 5),
         # Set to false by tests that drive the in-process scheduler by hand.
         "INLINE_SCHEDULER": _bool(env.get("INLINE_SCHEDULER"), True),
     }

@@ -20,6 +20,7 @@ from app.automation.engine_state import BatchState
 from app.automation.engine_walk import walk
 from app.automation.engine_write import executions, write_back
 from app.automation.nodes.executors.base import Effects
+from app.automation.operations import metrics
 from app.clock import now
 from app.extensions import db
 
@@ -63,6 +64,7 @@ def run_batch(rows: list[dict], owner: str) -> dict:
 
 
 def _run_batch(rows: list[dict], owner: str) -> dict:
+    claimed_at = now()
     try:
         written = _walk_and_write(rows, owner)
     except Exception:
@@ -74,6 +76,7 @@ def _run_batch(rows: list[dict], owner: str) -> dict:
             except Exception as exc:
                 log.exception("execution %s failed to advance", row["id"])
                 _record_crash(row, owner, exc)
+    metrics.record_batch(rows, written, claimed_at)
     _after_commit(written)
     return {"executions": len(rows), "steps": sum(e.steps for e in written)}
 

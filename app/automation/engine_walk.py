@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from time import perf_counter
 
 from flask import current_app
 
@@ -155,7 +156,9 @@ class Walk:
                 test_mode=self.test_mode,
             )
             self.effects.steps += 1
+            started = perf_counter()
             outcome = self._execute(step)
+            self.effects.step_log.append((spec.node_type, outcome.status, perf_counter() - started))
             entered = waiting["entered_at"] if waiting else self.moment
             exists = waiting is not None
             if outcome.status == "failed":

@@ -18,6 +18,7 @@ from sqlalchemy import select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from app.automation.definition import Graph, definition_of
+from app.automation.operations import metrics
 from app.clock import now
 from app.extensions import db
 from app.models import Contact, Workflow, WorkflowExecution, WorkflowVersion
@@ -147,6 +148,8 @@ def start_entries(
         part = [row for row in part if row[0] in eligible]
         if part:
             started.extend(_insert(workflow, part, entry, trigger, trigger_type, test_mode))
+    if not test_mode:
+        metrics.record_enrolled(len(started))
     return started
 
 

@@ -74,6 +74,11 @@ def register_web(app: Flask) -> None:
 
     app.register_blueprint(lifecycle_bp)
 
+    # Operations: /metrics and the admin Health page.
+    from app.web.operations import bp as operations_bp
+
+    app.register_blueprint(operations_bp)
+
     @app.get("/")
     def index():
         return redirect(url_for("workflows.list_workflows"))

@@ -49,6 +49,7 @@ from app.automation.delivery.errors import SendFailed, redact
 from app.automation.delivery.sms import send_sms
 from app.automation.delivery.smtp import SmtpSender, compose
 from app.automation.delivery.webhook import send_webhook
+from app.automation.operations import metrics
 from app.clock import now
 from app.extensions import db
 from app.models import Firm, OutboxMessage
@@ -339,6 +340,10 @@ def send_and_record(claims, row: Row, transports: Transports) -> str:
         handover_checks.after_failure(claims.conn, row, values)
     status = values.get("status", row.status)
     log.debug("outbox %s -> %s", row.id, status)
+    if status != "pending":
+        metrics.record_delivery(row.channel, status)
+    else:
+        metrics.record_delivery(row.channel, "retry" if verdict is None else "deferred")
     return status
 
 

@@ -44,6 +44,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from app.automation.condition_wakes import wake_contact_waits
 from app.automation.deadlocks import retry_on_deadlock
 from app.automation.enrollment import NotEnrollable, entry_of, start_entries
+from app.automation.operations import metrics
 from app.automation.triggers.filters import event_matches, rule_group_of
 from app.clock import now
 from app.extensions import db
@@ -236,7 +237,9 @@ def _record(firm_id: int, events: list[dict]) -> list[dict]:
         .returning(table.c.event_id)
     )
     inserted = set(db.session.scalars(stmt, rows))
-    return [event for key, event in unique.items() if key in inserted]
+    fresh = [event for key, event in unique.items() if key in inserted]
+    metrics.record_events(event["event_type"][:50] for event in fresh)
+    return fresh
 
 
 def _active_triggers(types: set[str]) -> dict[str, list[tuple[WorkflowTrigger, Workflow]]]:

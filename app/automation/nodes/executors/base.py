@@ -73,6 +73,9 @@ class Effects:
     execution: dict = field(default_factory=dict)
     steps: int = 0
     delivery_pending: bool = False
+    # (node type, outcome status, seconds in the executor) per step run,
+    # for the step metrics (app/automation/operations/metrics.py).
+    step_log: list[tuple[str, str, float]] = field(default_factory=list)
 
 
 class NodeView(dict):

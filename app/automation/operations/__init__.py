@@ -1,0 +1,2 @@
+"""Running it for real (docs/OPERATIONS.md): Prometheus metrics, structured
+logs and the stuck-work monitor."""
