@@ -150,10 +150,35 @@ export function tidy() {
   nodes.forEach(function (el) {
     var p = pos(el);
     minX = Math.min(minX, p.x); minY = Math.min(minY, p.y);
-    g.setNode(el.dataset.nodeId, { width: W, height: H });
   });
-  dom.graph.querySelectorAll(".edge").forEach(function (edge) {
-    g.setEdge(edge.dataset.source, edge.dataset.target);
+  // dagre keeps the order it was given wherever crossings do not decide:
+  // steps go in depth first from the entry, each step's connections in the
+  // order of their ports on the card (yes left of no, variants a, b, c...),
+  // so tidy never swaps a branch to the other side.
+  var out = {};
+  Array.prototype.slice.call(dom.graph.querySelectorAll(".edge")).forEach(function (edge) {
+    (out[edge.dataset.source] = out[edge.dataset.source] || []).push(edge);
+  });
+  Object.keys(out).forEach(function (id) {
+    var el = nodeEl(id);
+    out[id].sort(function (a, b) { return portX(el, a.dataset.port) - portX(el, b.dataset.port); });
+  });
+  var seen = {}, order = [];
+  function visit(id) {
+    if (seen[id] || !nodeEl(id)) return;
+    seen[id] = true;
+    order.push(id);
+    (out[id] || []).forEach(function (edge) { visit(edge.dataset.target); });
+  }
+  var layer = document.getElementById("triggers");
+  var entry = layer && layer.dataset.entry;
+  if (entry) visit(entry);
+  nodes.forEach(function (el) { visit(el.dataset.nodeId); });
+  order.forEach(function (id) { g.setNode(id, { width: W, height: H }); });
+  order.forEach(function (id) {
+    (out[id] || []).forEach(function (edge) {
+      if (seen[edge.dataset.target]) g.setEdge(id, edge.dataset.target);
+    });
   });
   window.dagre.layout(g);
   var laidMinX = Infinity, laidMinY = Infinity;
@@ -173,6 +198,11 @@ export function tidy() {
     })
     .then(function () { fit(); })
     .catch(fail);
+}
+
+function portX(el, key) {
+  var port = el && el.querySelector('.port-out[data-port="' + CSS.escape(key || "") + '"]');
+  return port ? parseFloat(port.dataset.px) : W / 2;
 }
 
 // -- deleting ------------------------------------------------------------------------------

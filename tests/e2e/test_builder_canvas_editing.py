@@ -283,3 +283,64 @@ def test_copy_paste_across_workflows_duplicate_and_tidy(
     assert {key: node["xy"] for key, node in stored(acme, target.id)["nodes"].items()} == before
     settle(page)
     assert errors == []
+
+
+def _tag(key: str, x: int, y: int) -> dict:
+    return {
+        "node_id": key,
+        "node_type": "add_tag",
+        "configuration": {"tag": key},
+        "position_x": x,
+        "position_y": y,
+    }
+
+
+def test_tidy_keeps_yes_left_of_no_and_variants_in_order(logged_in_page, live_server, alice, acme):
+    """Steps made in the 'wrong' order and placed crosswise: after Tidy the
+    yes branch is left of the no branch, variants A, B, C left to right."""
+    variants = [{"name": n, "weight": w} for n, w in (("A", 34), ("B", 33), ("C", 33))]
+    workflow = make_workflow(
+        acme,
+        name="Branches",
+        nodes=[
+            {
+                "node_id": "split",
+                "node_type": "split",
+                "configuration": {"variants": variants},
+                "position_x": 600,
+                "position_y": 40,
+            },
+            _tag("vc", 100, 200),
+            _tag("vb", 1100, 200),
+            _tag("va", 600, 200),
+            {
+                "node_id": "check",
+                "node_type": "condition",
+                "configuration": {"rules": [{"tag": "vip", "op": "has"}]},
+                "position_x": 100,
+                "position_y": 400,
+            },
+            _tag("no", 100, 600),
+            _tag("yes", 700, 600),
+        ],
+        edges=[
+            ("split", "vc", "variant", {"variant": "C"}),
+            ("split", "va", "variant", {"variant": "A"}),
+            ("split", "vb", "variant", {"variant": "B"}),
+            ("vc", "check"),
+            ("check", "no", "no"),
+            ("check", "yes", "yes"),
+        ],
+    )
+    page = logged_in_page(alice)
+    errors = watch_console(page)
+    page.set_viewport_size({"width": 1440, "height": 900})
+    open_builder(page, live_server, workflow)
+    page.get_by_role("button", name="Tidy").click()
+    page.locator("#builder-status", has_text="Tidied").wait_for()
+    settle(page)
+    xy = {key: node["xy"] for key, node in stored(acme, workflow.id)["nodes"].items()}
+    assert xy["va"][0] < xy["vb"][0] < xy["vc"][0], xy
+    assert xy["yes"][0] < xy["no"][0], xy
+    assert xy["split"][1] < xy["va"][1] == xy["vb"][1] == xy["vc"][1] < xy["check"][1]
+    assert errors == []
