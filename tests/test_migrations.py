@@ -8,7 +8,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from flask_migrate import upgrade
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import Column, MetaData, Table, create_engine, inspect, text
 from sqlalchemy.engine import make_url
 
 from app import create_app
@@ -67,9 +67,9 @@ def test_0003_keeps_the_oldest_of_a_contacts_active_executions_and_then_refuses_
     from sqlalchemy.exc import IntegrityError
 
     from app.clock import now
-    from app.models import Firm, WorkflowExecution
+    from app.models import Firm, Workflow, WorkflowExecution
     from app.tenancy import firm_context
-    from tests.factories import make_contact, make_workflow
+    from tests.factories import make_contact
 
     url, drop = _empty_database_url(tmp_path)
     try:
@@ -93,7 +93,33 @@ def test_0003_keeps_the_oldest_of_a_contacts_active_executions_and_then_refuses_
             db.session.commit()
             firm = _Ref(firm_id)
             contact_id = make_contact(firm).id
-            workflow_id = make_workflow(firm, allow_reentry=True).id
+            # The workflow row as 0002 knows it too (0010 adds send pacing).
+            old_columns = [
+                c for c in Workflow.__table__.c if c.name not in ("send_window", "priority")
+            ]
+            old_workflows = Table(
+                "workflows",
+                MetaData(),
+                *(Column(c.name, c.type, primary_key=c.primary_key) for c in old_columns),
+            )
+            workflow_id = db.session.execute(
+                old_workflows.insert()
+                .values(
+                    firm_id=firm_id,
+                    name="Before 0003",
+                    description="",
+                    status="draft",
+                    version=0,
+                    canvas_data={},
+                    allow_reentry=True,
+                    exit_on_goal=True,
+                    enroll_existing=False,
+                    created_at=moment,
+                    updated_at=moment,
+                )
+                .returning(old_workflows.c.id)
+            ).scalar_one()
+            db.session.commit()
 
             def execution(key: str, status: str = "running", test_mode: bool = False):
                 row = WorkflowExecution(

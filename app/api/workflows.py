@@ -129,7 +129,7 @@ def update_workflow(workflow_id: int, body: WorkflowUpdate):
             fields={"status": [f"workflow is {workflow.status}"]},
         )
     for name, value in changes.items():
-        if value is None:
+        if value is None and name != "send_window":  # send_window null: none
             continue
         setattr(workflow, name, value)
     record("workflow.updated", workflow, data={"fields": sorted(changes)})

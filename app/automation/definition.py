@@ -13,7 +13,11 @@ def definition_of(workflow) -> dict[str, Any]:
     return {
         "name": workflow.name,
         "description": workflow.description or "",
-        "settings": {name: bool(getattr(workflow, name)) for name in SETTINGS},
+        "settings": {
+            **{name: bool(getattr(workflow, name)) for name in SETTINGS},
+            "send_window": workflow.send_window or None,
+            "priority": int(workflow.priority or 5),
+        },
         "nodes": [
             {
                 "node_id": node.node_id,

@@ -19,6 +19,7 @@ from sqlalchemy import and_, select
 
 from app.automation.context import CONTACT_FIELDS, Facts, deal_dict, load_events
 from app.automation.definition import Graph
+from app.automation.delivery.windows import WindowError, parse_window
 from app.automation.engine_claim import id_in
 from app.automation.nodes.registry import UnknownNodeType, get_node_type
 from app.extensions import db
@@ -56,6 +57,11 @@ class WorkflowInfo:
         self.graph = Graph(definition)
         settings = definition.get("settings") or {}
         self.exit_on_goal = bool(settings.get("exit_on_goal", True))
+        try:
+            self.send_window = parse_window(settings.get("send_window"))
+        except WindowError:
+            self.send_window = None  # checked on every save; an old version may predate it
+        self.priority = int(settings.get("priority") or 5)
         self.nodes: dict[str, NodeSpec] = {}
         for key, node in self.graph.nodes.items():
             spec = NodeSpec(key, node["node_type"], dict(node.get("configuration") or {}))

@@ -28,6 +28,10 @@ def apply_definition(
     for name in SETTINGS:
         if name in definition.get("settings", {}):
             setattr(workflow, name, bool(definition["settings"][name]))
+    if "send_window" in definition.get("settings", {}):
+        workflow.send_window = definition["settings"]["send_window"] or None
+    if definition.get("settings", {}).get("priority") is not None:
+        workflow.priority = int(definition["settings"]["priority"])
     if workflow.id is None:
         db.session.add(workflow)
         db.session.flush()

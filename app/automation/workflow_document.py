@@ -7,7 +7,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.automation.validation import MAX_NODES
 
@@ -52,6 +52,19 @@ class SettingsDoc(_Strict):
     allow_reentry: bool = False
     exit_on_goal: bool = True
     enroll_existing: bool = False
+    send_window: dict | None = None
+    priority: int = Field(default=5, ge=1, le=10)
+
+    @field_validator("send_window")
+    @classmethod
+    def _window(cls, value):
+        from app.automation.delivery.windows import WindowError, parse_window
+
+        try:
+            window = parse_window(value)
+        except WindowError as exc:
+            raise ValueError(str(exc)) from None
+        return window.as_dict() if window is not None else None
 
 
 class WorkflowDoc(_Strict):

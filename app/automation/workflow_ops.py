@@ -109,6 +109,8 @@ def duplicate_workflow(workflow: Workflow, user=None) -> Workflow:
         allow_reentry=workflow.allow_reentry,
         exit_on_goal=workflow.exit_on_goal,
         enroll_existing=workflow.enroll_existing,
+        send_window=workflow.send_window,
+        priority=workflow.priority,
         created_by_id=getattr(user, "id", None),
     )
     db.session.add(copy)

@@ -33,6 +33,11 @@ class Workflow(FirmScoped, Timestamps, db.Model):
     allow_reentry: Mapped[bool] = mapped_column(default=False)
     exit_on_goal: Mapped[bool] = mapped_column(default=True)
     enroll_existing: Mapped[bool] = mapped_column(default=False)
+    # When its messages may go out ({"days", "start", "end", "timezone"});
+    # None: any time. Steps may override it (docs/SENDING.md).
+    send_window: Mapped[dict | None] = mapped_column(JSONType, nullable=True)
+    # 1 (highest) .. 10: which held message takes a freed frequency-cap slot.
+    priority: Mapped[int] = mapped_column(default=5, server_default="5")
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     activated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 

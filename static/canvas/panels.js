@@ -174,7 +174,9 @@ document.body.addEventListener("htmx:afterSwap", function (event) {
   } else if (target.id === "live-counts") {
     state.liveCounts = {};
     target.querySelectorAll("[data-node]").forEach(function (li) {
-      state.liveCounts[li.dataset.node] = { waiting: li.dataset.waiting, visits: li.dataset.visits };
+      state.liveCounts[li.dataset.node] = {
+        waiting: li.dataset.waiting, visits: li.dataset.visits, held: li.dataset.heldText || ""
+      };
     });
     paintLive();
   }
@@ -204,7 +206,7 @@ function nameWithStats(text) {
 export function paintLive() {
   dom.graph.querySelectorAll("[data-live-for]").forEach(function (text) {
     var c = state.liveCounts && state.liveCounts[text.getAttribute("data-live-for")];
-    text.textContent = c ? c.waiting + " waiting · " + plural(c.visits, "visit") : "";
+    text.textContent = c ? c.waiting + " waiting · " + plural(c.visits, "visit") + (c.held ? " · " + c.held : "") : "";
     nameWithStats(text);
   });
 }

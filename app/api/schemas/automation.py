@@ -11,7 +11,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 from pydantic.json_schema import WithJsonSchema
 
 from app.api.core import DbId, Input, Output
@@ -39,6 +39,20 @@ WorkflowStatus = Literal["draft", "active", "paused", "archived"]
 # --- workflows -------------------------------------------------------------
 
 
+def _send_window(value):
+    from app.automation.delivery.windows import WindowError, parse_window
+
+    try:
+        window = parse_window(value)
+    except WindowError as exc:
+        raise ValueError(str(exc)) from None
+    return window.as_dict() if window is not None else None
+
+
+# {"days": ["mon", ...], "start": "09:00", "end": "17:00", "timezone": "contact"}
+SendWindow = Annotated[dict[str, Any], AfterValidator(_send_window)]
+
+
 class WorkflowCreate(Input):
     name: str = Name
     description: str = Field(default="", max_length=10000)
@@ -49,6 +63,8 @@ class WorkflowCreate(Input):
     allow_reentry: bool = False
     exit_on_goal: bool = True
     enroll_existing: bool = False
+    send_window: SendWindow | None = None
+    priority: int = Field(default=5, ge=1, le=10, description="1 highest .. 10")
 
 
 class WorkflowUpdate(Input):
@@ -61,6 +77,8 @@ class WorkflowUpdate(Input):
     allow_reentry: bool | None = None
     exit_on_goal: bool | None = None
     enroll_existing: bool | None = None
+    send_window: SendWindow | None = None
+    priority: int | None = Field(default=None, ge=1, le=10, description="1 highest .. 10")
 
 
 class WorkflowOut(Output):
@@ -73,6 +91,8 @@ class WorkflowOut(Output):
     allow_reentry: bool
     exit_on_goal: bool
     enroll_existing: bool
+    send_window: dict[str, Any] | None = None
+    priority: int = 5
     created_by: int | None = Field(validation_alias="created_by_id")
     activated_at: datetime | None
     created_at: datetime

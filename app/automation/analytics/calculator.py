@@ -290,6 +290,28 @@ def node_live_counts(workflow: Workflow) -> dict[str, dict[str, int]]:
     visits ever (test runs excluded)."""
     waiting = q.waiting_counts(workflow.id)
     visits = fq.visit_counts(workflow.id)
+    held = q.held_counts(workflow.id)
     keys = [node.node_id for node in workflow.nodes]
     keys += sorted((set(waiting) | set(visits)) - set(keys))
-    return {key: {"waiting": waiting.get(key, 0), "visits": visits.get(key, 0)} for key in keys}
+    return {
+        key: {
+            "waiting": waiting.get(key, 0),
+            "visits": visits.get(key, 0),
+            "held": sum(held.get(key, {}).values()),
+            "held_text": held_text(held.get(key, {})),
+        }
+        for key in keys
+    }
+
+
+HELD_BY = {
+    "send_window": "held for the send window",
+    "frequency_cap": "held by the frequency cap",
+    "pause": "held while sending is paused",
+    "rate_limit": "held by the rate limit",
+}
+
+
+def held_text(by_gate: dict[str, int]) -> str:
+    """ "12 held for the send window, 3 held by the frequency cap"."""
+    return ", ".join(f"{n} {HELD_BY.get(gate, 'held')}" for gate, n in sorted(by_gate.items()) if n)

@@ -368,6 +368,29 @@ def waiting_counts(workflow_id: int) -> dict[str, int]:
     return {key: _int(n) for key, n in db.session.execute(stmt) if key is not None}
 
 
+def held_counts(workflow_id: int) -> dict[str, dict[str, int]]:
+    """Executions held by a send gate right now, per node and gate
+    (``{"mail": {"send_window": 12}}``)."""
+    gate = S.action_result["gate"].as_string()
+    stmt = (
+        select(E.current_node, gate, func.count())
+        .join(S, and_(S.execution_id == E.id, S.node_id == E.current_node))
+        .where(
+            E.workflow_id == workflow_id,
+            E.test_mode.is_(False),
+            E.status == "waiting",
+            E.wait_reason == "held",
+            S.action_status == "deferred",
+        )
+        .group_by(E.current_node, gate)
+    )
+    counts: dict[str, dict[str, int]] = {}
+    for key, name, n in db.session.execute(stmt):
+        if key is not None:
+            counts.setdefault(key, {})[name or "held"] = _int(n)
+    return counts
+
+
 def goal_conversions(workflow_id: int, goal_node_key: str | None) -> tuple[int, int]:
     """(executions, conversions) over the workflow's whole history: a
     conversion is an execution that reached a goal and, when the goal names

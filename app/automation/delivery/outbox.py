@@ -226,7 +226,9 @@ def candidate_for(firm_id, channel, execution, node_id, contact, config) -> Cand
 def _contact_values(contact: Any) -> dict | None:
     if contact is None:
         return None
-    return {name: _field(contact, name) for name in ("id", "email", "phone", "unsubscribed")}
+    return {
+        name: _field(contact, name) for name in ("id", "email", "phone", "unsubscribed", "timezone")
+    }
 
 
 def gate_single(firm_id, channel, execution, node_id, contact, config) -> tuple[Verdict, Any]:

@@ -10,7 +10,29 @@ from app.automation.nodes.registry import ActionConfig, NodeType, register
 from app.automation.nodes.summaries import quoted
 
 
-class SendEmailConfig(ActionConfig):
+class _SendWindowField:
+    """A message step's own ``send_window`` (docs/SENDING.md): absent, the
+    workflow's applies; ``null``, none applies; else this one."""
+
+    send_window: dict | None = None
+
+    @field_validator("send_window", check_fields=False)
+    @classmethod
+    def _window(cls, value):
+        from app.automation.delivery.windows import WindowError, parse_window
+
+        try:
+            window = parse_window(value)
+        except WindowError as exc:
+            raise ValueError(str(exc)) from None
+        return window.as_dict() if window is not None else None
+
+    def own_window(self) -> tuple[bool, dict | None]:
+        """(whether the step sets its own window, the window or None)."""
+        return "send_window" in self.model_fields_set, self.send_window
+
+
+class SendEmailConfig(_SendWindowField, ActionConfig):
     subject: str = Field(default="", max_length=500)
     body_html: str = Field(default="", max_length=500_000)
     body_text: str = Field(default="", max_length=500_000)
@@ -64,7 +86,7 @@ class SendEmail(NodeType):
         )
 
 
-class SendSmsConfig(ActionConfig):
+class SendSmsConfig(_SendWindowField, ActionConfig):
     body: str = Field(min_length=1, max_length=1600)
 
 

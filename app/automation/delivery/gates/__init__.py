@@ -1,11 +1,13 @@
 """Every outgoing message passes these gates, in this order (docs/SENDING.md):
 suppression -> consent -> send window -> frequency cap -> firm pause -> rate
-limit. A module registers its gate when imported: the imports below are the
-order of the chain."""
+limit. A module registers its gate when imported, and imports the module of
+the gate before it, so the chain keeps its order whatever order the imports
+below are sorted in."""
 
 from app.automation.delivery.gates import (
     consent,  # noqa: F401  (2: topic, opt-outs)
     suppression,  # noqa: F401  (1: the address)
+    window,  # noqa: F401  (3: send window)
 )
 from app.automation.delivery.gates.chain import (
     CHAIN,

@@ -20,6 +20,7 @@ from sqlalchemy import select
 
 from app.automation.delivery.gates import Candidate, GateRun, Verdict
 from app.automation.delivery.outbox import CHANNEL_OF, build_outbox_row, candidate_for
+from app.automation.delivery.windows import parse_window
 from app.automation.nodes.executors import executor
 from app.automation.nodes.executors.base import Outcome, Step
 from app.extensions import db
@@ -81,6 +82,17 @@ def _gate_run(step: Step) -> GateRun:
     return state.gate_run
 
 
+def _window(step: Step):
+    """The step's own send window if it sets one (None: it ignores the
+    workflow's), else the workflow's."""
+    own = getattr(step.config, "own_window", None)
+    if own is not None:
+        sets, value = own()
+        if sets:
+            return parse_window(value)
+    return getattr(step.workflow, "send_window", None)
+
+
 def _verdict(step: Step) -> tuple[Verdict, dict | None]:
     candidate = candidate_for(
         step.firm_id,
@@ -91,6 +103,8 @@ def _verdict(step: Step) -> tuple[Verdict, dict | None]:
         step.config,
     )
     candidate.moment = step.moment
+    candidate.extra["send_window"] = _window(step)
+    candidate.extra["priority"] = getattr(step.workflow, "priority", 5)
     verdict = _gate_run(step).check(candidate)
     return verdict, candidate.extra.get("topic")
 
