@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import jsonify
+from flask import g, jsonify
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
@@ -27,6 +27,7 @@ from app.api.schemas.automation import (
     TriggerOut,
     TriggerUpdate,
 )
+from app.automation import edit_history as history
 from app.extensions import db
 from app.models import Workflow, WorkflowEdge, WorkflowNode, WorkflowTrigger
 from app.models.audit import record
@@ -49,6 +50,12 @@ def referenced(model, object_id: int | None, field: str, *options):
     if obj is None:
         raise validation_error({field: [f"no such {field.replace('_', ' ')}"]}, status=422)
     return obj
+
+
+def _changed(workflow_id: int, label: str, before: dict, after: dict) -> None:
+    """API edits go in the builder's undo history like the canvas's
+    (app/automation/edit_history.py), labelled as made through the API."""
+    history.record_change(workflow_id, f"API: {label}", before, after, g.get("user"))
 
 
 def _list(model, query: ByWorkflow):
@@ -94,6 +101,13 @@ def create_trigger(body: TriggerCreate):
     db.session.add(trigger)
     db.session.flush()
     record("trigger.created", trigger, data={"workflow": body.workflow, "type": body.trigger_type})
+    key = str(trigger.id)
+    _changed(
+        body.workflow,
+        f"add trigger {body.trigger_type}",
+        {"triggers": {key: None}},
+        {"triggers": {key: history.trigger_state(trigger)}},
+    )
     db.session.commit()
     return trigger
 
@@ -119,9 +133,17 @@ def update_trigger(trigger_id: int, body: TriggerUpdate):
         changes.get("trigger_type", trigger.trigger_type),
         changes.get("configuration", trigger.configuration or {}),
     )
+    old = history.trigger_state(trigger)
     for name, value in changes.items():
         setattr(trigger, name, value)
     record("trigger.updated", trigger, data={"fields": sorted(changes)})
+    key = str(trigger.id)
+    _changed(
+        trigger.workflow_id,
+        f"change trigger {trigger.trigger_type}",
+        {"triggers": {key: old}},
+        {"triggers": {key: history.trigger_state(trigger)}},
+    )
     db.session.commit()
     return trigger
 
@@ -130,6 +152,12 @@ def update_trigger(trigger_id: int, body: TriggerUpdate):
 def delete_trigger(trigger_id: int):
     trigger = get_or_404(WorkflowTrigger, trigger_id, what="trigger")
     record("trigger.deleted", trigger, data={"workflow": trigger.workflow_id})
+    _changed(
+        trigger.workflow_id,
+        f"remove trigger {trigger.trigger_type}",
+        {"triggers": {str(trigger.id): history.trigger_state(trigger)}},
+        {"triggers": {str(trigger.id): None}},
+    )
     db.session.delete(trigger)
     db.session.commit()
 
@@ -175,6 +203,12 @@ def create_node(body: NodeCreate):
     db.session.add(node)
     db.session.flush()
     record("node.created", node, data={"workflow": body.workflow, "node_id": node.node_id})
+    _changed(
+        body.workflow,
+        f"add {node.label or node.node_id}",
+        {"nodes": {node.node_id: None}},
+        {"nodes": {node.node_id: history.node_state(node)}},
+    )
     # Serialized before the commit, which expires the row: reading it back
     # afterwards would cost one more query per create.
     response = jsonify(dump(NodeOut, node))
@@ -207,12 +241,24 @@ def update_node(node_pk: int, body: NodeUpdate):
             changes.get("node_type", node.node_type),
             changes.get("configuration", node.configuration or {}),
         )
-    if changes.get("node_id", node.node_id) != node.node_id:
+    renamed = changes.get("node_id", node.node_id) != node.node_id
+    if renamed:
         check_node_key_free(node.workflow_id, changes["node_id"], exclude_pk=node.id)
         refuse_stranding(node, "rename")
+        # A new key renames its connections' keys too: the whole graph.
+        before = history.snapshot(node.workflow)
+    else:
+        before = {"nodes": {node.node_id: history.node_state(node)}}
+    label = f"change {node.label or node.node_id}"
     for name, value in changes.items():
         setattr(node, name, value)
     record("node.updated", node, data={"fields": sorted(changes)})
+    if renamed:
+        history.record_edit(node.workflow, f"API: {label}", before, g.get("user"))
+    else:
+        _changed(
+            node.workflow_id, label, before, {"nodes": {node.node_id: history.node_state(node)}}
+        )
     db.session.commit()
     return node
 
@@ -225,6 +271,8 @@ def delete_node(node_pk: int):
     of an active workflow are at this node; pause the workflow first."""
     node = get_or_404(WorkflowNode, node_pk, selectinload(WorkflowNode.workflow), what="node")
     refuse_stranding(node, "delete")
+    workflow = node.workflow
+    before = history.snapshot(workflow)
     edges = db.session.scalars(
         select(WorkflowEdge).where(
             (WorkflowEdge.source_node_id == node.id) | (WorkflowEdge.target_node_id == node.id)
@@ -233,7 +281,11 @@ def delete_node(node_pk: int):
     for edge in edges:
         db.session.delete(edge)
     record("node.deleted", node, data={"workflow": node.workflow_id, "node_id": node.node_id})
+    label = f"API: delete {node.label or node.node_id}"
     db.session.delete(node)
+    db.session.flush()
+    db.session.expire(workflow, ["nodes", "edges"])
+    history.record_edit(workflow, label, before, g.get("user"))
     db.session.commit()
 
 
@@ -282,6 +334,13 @@ def create_edge(body: EdgeCreate):
         edge,
         data={"from": source.node_id, "to": target.node_id, "condition": body.condition_type},
     )
+    key = f"{source.node_id}|{history.port_key(edge)}"
+    _changed(
+        source.workflow_id,
+        f"connect {source.label or source.node_id} to {target.label or target.node_id}",
+        {"edges": {key: None}},
+        {"edges": {key: history.edge_state(edge, target.node_id)}},
+    )
     db.session.commit()
     return edge
 
@@ -295,5 +354,15 @@ def get_edge(edge_id: int):
 def delete_edge(edge_id: int):
     edge = get_or_404(WorkflowEdge, edge_id, what="edge")
     record("edge.deleted", edge, data={"workflow": edge.workflow_id})
+    source = db.session.get(WorkflowNode, edge.source_node_id)
+    target = db.session.get(WorkflowNode, edge.target_node_id)
+    if source is not None and target is not None:
+        key = f"{source.node_id}|{history.port_key(edge)}"
+        _changed(
+            edge.workflow_id,
+            f"disconnect {source.label or source.node_id}",
+            {"edges": {key: history.edge_state(edge, target.node_id)}},
+            {"edges": {key: None}},
+        )
     db.session.delete(edge)
     db.session.commit()

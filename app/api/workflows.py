@@ -27,6 +27,7 @@ from app.api.schemas.automation import (
     WorkflowUpdate,
 )
 from app.api.schemas.batch import TriggerBatchOut, TriggerItem
+from app.automation import edit_history
 from app.extensions import db
 from app.models import Workflow
 from app.models.audit import record
@@ -128,11 +129,21 @@ def update_workflow(workflow_id: int, body: WorkflowUpdate):
             f"a {workflow.status} workflow goes back to work with activate, not as a draft",
             fields={"status": [f"workflow is {workflow.status}"]},
         )
+    before = edit_history.settings_state(workflow)
     for name, value in changes.items():
         if value is None and name != "send_window":  # send_window null: none
             continue
         setattr(workflow, name, value)
     record("workflow.updated", workflow, data={"fields": sorted(changes)})
+    # Settings changes go in the builder's undo history (status does not:
+    # archiving is a lifecycle step).
+    edit_history.record_change(
+        workflow.id,
+        "API: change workflow settings",
+        {"settings": {"workflow": before}},
+        {"settings": {"workflow": edit_history.settings_state(workflow)}},
+        g.get("user"),
+    )
     db.session.commit()
     return load_workflow(workflow_id)
 

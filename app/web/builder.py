@@ -11,6 +11,7 @@ from __future__ import annotations
 from flask import jsonify, render_template, request
 
 from app.auth import login_required_page
+from app.automation.edit_history import record_edit, snapshot
 from app.automation.validation import WorkflowInvalid
 from app.automation.workflow_ops import WorkflowOpError, clean_description, clean_name
 from app.extensions import db
@@ -105,11 +106,13 @@ def settings_panel(workflow_id: int):
         except WorkflowOpError as exc:
             errors["description"] = exc.message
         if not errors:
+            before = snapshot(workflow)
             workflow.name = name
             workflow.description = description
             for flag in ("allow_reentry", "exit_on_goal", "enroll_existing"):
                 setattr(workflow, flag, request.form.get(flag) in ("on", "true", "1"))
             record("workflow.settings_changed", workflow)
+            record_edit(workflow, "Change workflow settings", before, acting_user())
             db.session.commit()
             saved = True
             if not is_htmx():
@@ -124,6 +127,10 @@ def settings_panel(workflow_id: int):
         errors=errors,
         saved=saved,
     )
+    if saved:
+        # The canvas redraws: the workflow's name, and Undo now offers this.
+        body, code = response
+        return body, code, {"HX-Trigger": "graph-changed"}
     return response
 
 

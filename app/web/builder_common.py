@@ -15,12 +15,12 @@ from typing import Any
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 
 from app.automation.definition import definition_of
+from app.automation.edit_history import history_state
 from app.automation.nodes.registry import all_node_types
 from app.automation.validation import validate_definition
 from app.models import Workflow, WorkflowNode
 from app.tenancy import scoped_get
 from app.web.builder_geometry import drawing
-from app.web.builder_history import history_state
 from app.web.builder_svg import graph_svg
 
 bp = Blueprint("builder", __name__, url_prefix="/automation/builder")

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from app.auth import login_required_page
+from app.automation.edit_history import record_edit, snapshot
 from app.automation.node_checks import sender_problems
 from app.automation.nodes.registry import UnknownNodeType, config_errors, get_node_type
 from app.extensions import db
@@ -30,7 +31,6 @@ from app.web.builder_forms import (
     values_from_form,
 )
 from app.web.builder_graph import GraphError, rename_node_id
-from app.web.builder_history import record_edit, snapshot
 
 MAX_LABEL = 200
 PICKER_LIMIT = 500

@@ -16,6 +16,7 @@ from flask import flash, redirect, request, url_for
 from sqlalchemy import select
 
 from app.auth import login_required_page
+from app.automation.edit_history import record_edit, snapshot
 from app.automation.triggers.registry import (
     TRIGGER_TYPES,
     TriggerType,
@@ -26,7 +27,7 @@ from app.automation.triggers.registry import (
 from app.extensions import db
 from app.models import Form, Workflow, WorkflowTrigger
 from app.models.audit import record
-from app.web.builder_common import bp, is_htmx, load_workflow, render_panel
+from app.web.builder_common import acting_user, bp, is_htmx, load_workflow, render_panel
 from app.web.builder_forms import apply_row_action, error_summary, values_from_form
 from app.web.builder_inspector import pickers
 from app.web.builder_rules import rules_from_values, rules_values
@@ -181,6 +182,11 @@ def _panel(
     return response
 
 
+def _label(trigger: WorkflowTrigger) -> str:
+    kind = TRIGGER_TYPES.get(trigger.trigger_type)
+    return kind.label if kind else trigger.trigger_type
+
+
 def _find(workflow: Workflow, trigger_id: int) -> WorkflowTrigger:
     from flask import abort
 
@@ -221,10 +227,12 @@ def add_trigger(workflow_id: int):
         errors.setdefault(field, []).extend(messages)
     if errors:
         return _panel(workflow, 422, new=(kind, values, errors))
+    before = snapshot(workflow)
     workflow.triggers.append(
         WorkflowTrigger(workflow_id=workflow.id, trigger_type=key, configuration=config)
     )
     record("workflow.trigger_added", workflow, data={"trigger_type": key})
+    record_edit(workflow, f"Add trigger {kind.label}", before, acting_user())
     db.session.commit()
     return _panel(workflow, message=f"Added trigger: {kind.label}.")
 
@@ -249,8 +257,10 @@ def update_trigger(workflow_id: int, trigger_id: int):
         errors.setdefault(field, []).extend(messages)
     if errors:
         return _panel(workflow, 422, editing={trigger.id: (values, errors)})
+    before = snapshot(workflow)
     trigger.configuration = config
     record("workflow.trigger_changed", workflow, data={"trigger": trigger.id})
+    record_edit(workflow, f"Change trigger {kind.label}", before, acting_user())
     db.session.commit()
     return _panel(workflow, message=f"Saved trigger: {kind.label}.")
 
@@ -260,12 +270,15 @@ def update_trigger(workflow_id: int, trigger_id: int):
 def toggle_trigger(workflow_id: int, trigger_id: int):
     workflow = load_workflow(workflow_id)
     trigger = _find(workflow, trigger_id)
+    before = snapshot(workflow)
     trigger.is_active = not trigger.is_active
     record(
         "workflow.trigger_enabled" if trigger.is_active else "workflow.trigger_disabled",
         workflow,
         data={"trigger": trigger.id},
     )
+    verb = "Enable" if trigger.is_active else "Disable"
+    record_edit(workflow, f"{verb} trigger {_label(trigger)}", before, acting_user())
     db.session.commit()
     return _panel(
         workflow, message="Trigger enabled." if trigger.is_active else "Trigger disabled."
@@ -277,7 +290,9 @@ def toggle_trigger(workflow_id: int, trigger_id: int):
 def delete_trigger(workflow_id: int, trigger_id: int):
     workflow = load_workflow(workflow_id)
     trigger = _find(workflow, trigger_id)
+    before = snapshot(workflow)
     workflow.triggers.remove(trigger)
     record("workflow.trigger_removed", workflow, data={"trigger_type": trigger.trigger_type})
+    record_edit(workflow, f"Remove trigger {_label(trigger)}", before, acting_user())
     db.session.commit()
     return _panel(workflow, message="Trigger removed.")

@@ -205,3 +205,72 @@ def test_another_firms_workflow_has_no_history_to_undo(client, signed_in, alice,
     other = signed_in(charlie)
     assert write(client, other, url(chain, "/undo")).status_code == 404
     assert write(client, other, url(chain, "/copy"), {"nodes": ["a"]}).status_code == 404
+
+
+def _triggers(workflow) -> dict:
+    return {
+        t.id: (t.trigger_type, t.configuration, t.is_active)
+        for t in reload_workflow(workflow).triggers
+    }
+
+
+def _form(client, token, path, data=None):
+    from tests.web.conftest import HX
+
+    return client.post(path, data={"csrf_token": token, **(data or {})}, headers=HX)
+
+
+def test_trigger_edits_are_undone_and_redone(client, signed_in, alice, acme):
+    """Add, change, disable and remove a trigger in the panel; each is one
+    undo, and a removed trigger comes back with its configuration and id."""
+    workflow = make_workflow(acme, triggers=[{"trigger_type": "contact_created"}])
+    (first,) = _triggers(workflow)
+    token = signed_in(alice)
+    added = _form(
+        client,
+        token,
+        url(workflow, "/triggers"),
+        {"trigger_type": "contact_tag_added", "tag": "vip"},
+    )
+    assert added.status_code == 200, added.get_data(as_text=True)
+    (second,) = set(_triggers(workflow)) - {first}
+    _form(client, token, url(workflow, f"/triggers/{second}"), {"tag": "gold"})
+    _form(client, token, url(workflow, f"/triggers/{first}/toggle"))
+    _form(client, token, url(workflow, f"/triggers/{first}/delete"))
+    assert set(_triggers(workflow)) == {second}
+    assert _triggers(workflow)[second][1]["tag"] == "gold"
+
+    undone = write(client, token, url(workflow, "/undo"))
+    assert undone.json["label"] == "Remove trigger Contact created"
+    assert _triggers(workflow)[first] == ("contact_created", {}, False)
+    assert write(client, token, url(workflow, "/undo")).json["label"] == (
+        "Disable trigger Contact created"
+    )
+    assert _triggers(workflow)[first][2] is True
+    assert write(client, token, url(workflow, "/undo")).json["label"] == "Change trigger Tag added"
+    assert _triggers(workflow)[second][1]["tag"] == "vip"
+    assert write(client, token, url(workflow, "/undo")).json["label"] == "Add trigger Tag added"
+    assert set(_triggers(workflow)) == {first}
+    redone = write(client, token, url(workflow, "/redo"))
+    assert redone.json["history"]["redo"] == "Change trigger Tag added"
+    assert _triggers(workflow)[second] == ("contact_tag_added", {"tag": "vip"}, True)
+
+
+def test_settings_changes_are_undone(client, signed_in, alice, acme):
+    workflow = make_workflow(acme, name="Welcome", allow_reentry=False)
+    token = signed_in(alice)
+    saved = _form(
+        client,
+        token,
+        url(workflow, "/settings"),
+        {"name": "Welcome v2", "description": "New", "allow_reentry": "on"},
+    )
+    assert saved.status_code == 200 and saved.headers["HX-Trigger"] == "graph-changed"
+    row = reload_workflow(workflow)
+    assert (row.name, row.allow_reentry) == ("Welcome v2", True)
+    undone = write(client, token, url(workflow, "/undo"))
+    assert undone.json["label"] == "Change workflow settings"
+    row = reload_workflow(workflow)
+    assert (row.name, row.description, row.allow_reentry) == ("Welcome", "", False)
+    write(client, token, url(workflow, "/redo"))
+    assert reload_workflow(workflow).name == "Welcome v2"
