@@ -1,5 +1,6 @@
-"""CSV contact imports: the upload (kept in the database, in chunks, so any
-worker on any host can read it), its progress and its per-row errors."""
+"""CSV imports, of contacts or of the suppression list: the upload (kept
+in the database, in chunks, so any worker on any host can read it), its
+progress and its per-row errors."""
 
 from __future__ import annotations
 
@@ -16,6 +17,9 @@ from app.tenancy import FirmScoped
 # uploaded: waiting for its column mapping; queued: the job is on its way;
 # running; done; failed (a fatal problem, in ``error``).
 IMPORT_STATUSES = ("uploaded", "queued", "running", "done", "failed")
+# What the rows are: contacts (app/automation/crm/import_rows.py) or
+# suppression list entries (app/automation/delivery/suppression_import.py).
+IMPORT_KINDS = ("contacts", "suppressions")
 
 
 class ContactImport(FirmScoped, Timestamps, db.Model):
@@ -24,6 +28,7 @@ class ContactImport(FirmScoped, Timestamps, db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    kind: Mapped[str] = mapped_column(String(20), default="contacts", server_default="contacts")
     filename: Mapped[str] = mapped_column(String(300), default="")
     status: Mapped[str] = mapped_column(String(20), default="uploaded")
     size_bytes: Mapped[int] = mapped_column(BigInteger, default=0)

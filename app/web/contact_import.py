@@ -11,6 +11,7 @@ from __future__ import annotations
 from flask import (
     Blueprint,
     Response,
+    abort,
     flash,
     g,
     redirect,
@@ -47,7 +48,10 @@ bp = Blueprint("contact_import", __name__, url_prefix="/contacts/import")
 
 def _upload_page(error: str | None = None, status: int = 200):
     recent = db.session.scalars(
-        select(ContactImport).order_by(ContactImport.id.desc()).limit(10)
+        select(ContactImport)
+        .where(ContactImport.kind == "contacts")
+        .order_by(ContactImport.id.desc())
+        .limit(10)
     ).all()
     page = render_template(
         "contacts/import.html", recent=recent, error=error, max_mib=MAX_BYTES // (1024 * 1024)
@@ -92,7 +96,7 @@ def _mapping_page(imp: ContactImport, errors: dict | None = None, status: int = 
 @bp.get("/<int:import_id>")
 @login_required_page
 def show(import_id: int):
-    imp = get_or_404(ContactImport, import_id)
+    imp = _contact_import(import_id)
     if imp.status == "uploaded":
         return _mapping_page(imp)
     return render_template("contacts/import_progress.html", **_progress(imp))
@@ -101,7 +105,7 @@ def show(import_id: int):
 @bp.post("/<int:import_id>")
 @login_required_page
 def start(import_id: int):
-    imp = get_or_404(ContactImport, import_id)
+    imp = _contact_import(import_id)
     raw = [request.form.get(f"column-{i}", "") for i in range(len(imp.header))]
     try:
         start_import(imp, raw, request.form.get("on_existing", "skip"))
@@ -115,7 +119,7 @@ def start(import_id: int):
 @bp.get("/<int:import_id>/progress")
 @login_required_page
 def progress(import_id: int):
-    imp = get_or_404(ContactImport, import_id)
+    imp = _contact_import(import_id)
     if not is_htmx():
         return redirect(url_for("contact_import.show", import_id=imp.id))
     return render_template("contacts/_import_progress.html", **_progress(imp))
@@ -124,7 +128,7 @@ def progress(import_id: int):
 @bp.post("/<int:import_id>/resume")
 @login_required_page
 def resume(import_id: int):
-    imp = get_or_404(ContactImport, import_id)
+    imp = _contact_import(import_id)
     if resume_import(imp):
         flash("The import goes on.")
     else:
@@ -135,13 +139,21 @@ def resume(import_id: int):
 @bp.get("/<int:import_id>/errors.csv")
 @login_required_page
 def errors_csv(import_id: int):
-    imp = get_or_404(ContactImport, import_id)
+    imp = _contact_import(import_id)
     name = f"import-{imp.id}-errors.csv"
     return Response(
         stream_with_context(error_report(imp)),
         mimetype="text/csv",
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
+
+
+def _contact_import(import_id: int) -> ContactImport:
+    """A contact import of the firm (a suppression list import is not one)."""
+    imp = get_or_404(ContactImport, import_id)
+    if imp.kind != "contacts":
+        abort(404)
+    return imp
 
 
 def _progress(imp: ContactImport) -> dict:

@@ -128,3 +128,96 @@ def test_sms_numbers_are_added_imported_and_exported(client, signed_in, alice):
     assert "+442079460018" in page and "ann@x.test" not in page
     lines = client.get("/suppressions/export.csv").get_data(as_text=True).splitlines()
     assert lines[1].startswith(",+442079460018,manual,")
+
+
+def _finish(import_id: int, timeout: float = 60):
+    """Run the job here unless a worker already claimed it, then wait."""
+    import time
+
+    from app.automation.delivery.suppression_import import run_suppression_import
+    from app.models import ContactImport
+
+    run_suppression_import(import_id)
+    deadline = time.monotonic() + timeout
+    while True:
+        db.session.expire_all()
+        imp = db.session.scalars(
+            select(ContactImport)
+            .where(ContactImport.id == import_id)
+            .execution_options(all_firms=True)
+        ).one()
+        if imp.finished or time.monotonic() > deadline:
+            return imp
+        time.sleep(0.1)
+
+
+def _big(rows: int, bad: dict[int, str] | None = None) -> str:
+    lines = ["email,phone,reason,note"]
+    for i in range(rows):
+        lines.append((bad or {}).get(i) or f"person{i}@big.test,,complaint,from the old system {i}")
+    return "\n".join(lines) + "\n"
+
+
+def test_a_large_file_is_a_job_with_a_progress_bar(client, signed_in, alice):
+    token = signed_in(alice)
+    text = _big(12_000) + ",+1 555 010 2000,manual,by text\n"
+    assert len(text) > 256 * 1024
+    response = _upload(client, token, text)
+    assert response.status_code == 302
+    import_id = int(response.headers["Location"].rstrip("/").rsplit("/", 1)[1])
+    imp = _finish(import_id)
+    assert imp.status == "done", imp.error
+    assert (imp.processed_rows, imp.created_count, imp.error_count) == (12_001, 12_001, 0)
+    assert len(_addresses(alice.firm_id)) == 12_001
+    page = client.get(f"/suppressions/import/{import_id}").get_data(as_text=True)
+    assert 'aria-valuenow="100"' in page and "12001 new on the list" in page
+    assert 'data-status="done"' in page and "data-hx-get" not in page
+    fragment = client.get(f"/suppressions/import/{import_id}/progress", headers=HX)
+    assert "<html" not in fragment.get_data(as_text=True)
+    # Not a contact import: the contact import pages do not know it.
+    assert client.get(f"/contacts/import/{import_id}").status_code == 404
+    with firm_context(alice.firm_id):
+        entry = db.session.scalars(
+            select(Suppression).where(Suppression.address == "+15550102000")
+        ).one()
+        assert (entry.channel, entry.source, entry.created_by) == ("sms", "import", alice.email)
+        audit = db.session.scalars(
+            select(AuditLog).where(AuditLog.action == "suppression.imported")
+        ).one()
+        assert audit.data["added"] == 12_001 and audit.actor == alice.email
+
+
+def test_a_large_file_with_bad_rows_imports_nothing_and_reports_them(client, signed_in, alice):
+    token = signed_in(alice)
+    text = _big(12_000, {5: "not-an-address,,manual,", 9000: "ok@big.test,,furious,"})
+    response = _upload(client, token, text)
+    import_id = int(response.headers["Location"].rstrip("/").rsplit("/", 1)[1])
+    imp = _finish(import_id)
+    assert imp.status == "failed" and imp.error_count == 2 and imp.created_count == 0
+    assert "nothing was imported" in imp.error
+    assert _addresses(alice.firm_id) == []
+    page = client.get(f"/suppressions/import/{import_id}").get_data(as_text=True)
+    assert "not a valid e-mail address" in page and "must be one of" in page
+    report = client.get(f"/suppressions/import/{import_id}/errors.csv").get_data(as_text=True)
+    lines = report.splitlines()
+    assert lines[0] == "line,email,column,problem,row"
+    assert lines[1].startswith("7,not-an-address,email,not a valid e-mail address")
+    assert lines[2].startswith('9002,ok@big.test,reason,"must be one of: hard_bounce')
+
+
+def test_another_firms_import_is_not_found(client, signed_in, alice, charlie):
+    token = signed_in(alice)
+    response = _upload(client, token, _big(12_000))
+    import_id = int(response.headers["Location"].rstrip("/").rsplit("/", 1)[1])
+    _finish(import_id)
+    client.post("/logout", data={"csrf_token": token})
+    signed_in(charlie)
+    assert client.get(f"/suppressions/import/{import_id}").status_code == 404
+    assert client.get(f"/suppressions/import/{import_id}/errors.csv").status_code == 404
+
+
+def test_the_queued_import_job_name_resolves_to_the_job():
+    from app.automation.delivery import suppression_import
+    from app.queue import resolve
+
+    assert resolve(suppression_import.IMPORT_JOB) is suppression_import.run_suppression_import

@@ -86,10 +86,12 @@ def _header_of(first: bytes) -> list[str]:
     return [cell.strip() for cell in row]
 
 
-def store_upload(stream: IO[bytes], filename: str, user_id: int | None) -> ContactImport:
+def store_upload(
+    stream: IO[bytes], filename: str, user_id: int | None, kind: str = "contacts"
+) -> ContactImport:
     """Copy an uploaded file into the database; commits and returns the
     import, status "uploaded", with its header and a guessed mapping."""
-    imp = ContactImport(filename=(filename or "contacts.csv")[:300], user_id=user_id)
+    imp = ContactImport(filename=(filename or "contacts.csv")[:300], user_id=user_id, kind=kind)
     db.session.add(imp)
     db.session.flush()
     decoder = codecs.getincrementaldecoder("utf-8")()

@@ -3,7 +3,9 @@
 An import is all or nothing: every row is checked first, and one bad row
 (a malformed address, an unknown reason) refuses the whole file with the
 row numbers named, so nothing is half-imported. Good files go in with
-set-based inserts (addresses already listed are kept as they are).
+set-based inserts (addresses already listed are kept as they are). Small
+files are imported here, in the request; large ones by the job in
+``suppression_import.py``, with the same row check.
 """
 
 from __future__ import annotations
@@ -53,46 +55,46 @@ def _rows(text: str) -> Iterator[tuple[int, dict]]:
     yield from enumerate(reader, start=2)
 
 
-def import_csv(data: bytes, actor: str) -> ImportResult:
-    """Check every row of ``data``, then add them all, or none."""
-    result = ImportResult()
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise SuppressionError("file", "the file is not UTF-8 text") from None
-    entries: dict[tuple[str, str], dict] = {}
-    for number, row in _rows(text):
-        result.rows += 1
-        if result.rows > MAX_ROWS:
-            raise SuppressionError("file", f"at most {MAX_ROWS:,} rows per file")
-        if None in row:
-            _error(result, number, "file", "more values than columns")
+@dataclass
+class Row:
+    """One checked row: its entries ``(channel, address)``, or its problems
+    ``(column, message)``."""
+
+    keys: list[tuple[str, str]] = field(default_factory=list)
+    reason: str = "manual"
+    note: str = ""
+    problems: list[tuple[str, str]] = field(default_factory=list)
+
+
+def check_row(row: dict) -> Row:
+    """An e-mail address, a phone number (SMS) or both, and a known reason."""
+    checked = Row(reason=(row.get("reason") or "manual").strip().lower())
+    checked.note = (row.get("note") or "")[:2000]
+    if None in row:
+        checked.problems.append(("file", "more values than columns"))
+        return checked
+    cells = {"email": (row.get("email") or "").strip(), "sms": (row.get("phone") or "").strip()}
+    if not any(cells.values()):
+        checked.problems.append(("email", "no e-mail address or phone number"))
+        return checked
+    for channel, cell in cells.items():
+        if not cell:
             continue
-        reason = (row.get("reason") or "manual").strip().lower()
-        cells = {"email": (row.get("email") or "").strip(), "sms": (row.get("phone") or "").strip()}
-        if not any(cells.values()):
-            _error(result, number, "email", "no e-mail address or phone number")
-            continue
-        keys = []
-        for channel, cell in cells.items():
-            if not cell:
-                continue
-            try:
-                keys.append((channel, valid_address(channel, cell)))
-            except SuppressionError as exc:
-                _error(result, number, exc.field, exc.message)
-        if len(keys) < sum(1 for cell in cells.values() if cell):
-            continue
-        if reason not in MANUAL_REASONS:
-            _error(result, number, "reason", f"must be one of: {', '.join(MANUAL_REASONS)}")
-            continue
-        for key in keys:
-            entries.setdefault(key, {"reason": reason, "note": (row.get("note") or "")[:2000]})
-    if result.errors:
-        return result
+        try:
+            checked.keys.append((channel, valid_address(channel, cell)))
+        except SuppressionError as exc:
+            checked.problems.append((exc.field, exc.message))
+    if checked.problems:
+        return checked
+    if checked.reason not in MANUAL_REASONS:
+        checked.problems.append(("reason", f"must be one of: {', '.join(MANUAL_REASONS)}"))
+    return checked
+
+
+def entry_rows(entries: dict[tuple[str, str], dict], firm_id: int, actor: str) -> list[dict]:
+    """The table rows of checked entries, for :func:`insert_many`."""
     moment = now()
-    firm_id = current_firm_id()
-    values = [
+    return [
         {
             "firm_id": firm_id,
             "channel": channel,
@@ -107,6 +109,31 @@ def import_csv(data: bytes, actor: str) -> ImportResult:
         }
         for (channel, address), entry in entries.items()
     ]
+
+
+def import_csv(data: bytes, actor: str) -> ImportResult:
+    """Check every row of ``data``, then add them all, or none (a small
+    file, in the request; larger ones are a job: suppression_import.py)."""
+    result = ImportResult()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise SuppressionError("file", "the file is not UTF-8 text") from None
+    entries: dict[tuple[str, str], dict] = {}
+    for number, row in _rows(text):
+        result.rows += 1
+        if result.rows > MAX_ROWS:
+            raise SuppressionError("file", f"at most {MAX_ROWS:,} rows per file")
+        checked = check_row(row)
+        for column, message in checked.problems:
+            _error(result, number, column, message)
+        if checked.problems:
+            continue
+        for key in checked.keys:
+            entries.setdefault(key, {"reason": checked.reason, "note": checked.note})
+    if result.errors:
+        return result
+    values = entry_rows(entries, current_firm_id(), actor)
     result.added = insert_many(db.session.connection(), values)
     record("suppression.imported", data={"rows": result.rows, "added": result.added})
     db.session.commit()

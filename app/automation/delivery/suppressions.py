@@ -74,8 +74,14 @@ def insert_many(conn: Connection, rows: list[dict], chunk: int = 1000) -> int:
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     added = 0
     for start in range(0, len(rows), chunk):
-        stmt = dialect.insert(_table).values(rows[start : start + chunk]).on_conflict_do_nothing()
-        added += conn.execute(stmt).rowcount
+        stmt = (
+            dialect.insert(_table)
+            .values(rows[start : start + chunk])
+            .on_conflict_do_nothing()
+            .returning(_table.c.id)
+        )
+        # The rows that went in (rowcount is -1 for this on psycopg).
+        added += len(conn.execute(stmt).all())
     return added
 
 
