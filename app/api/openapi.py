@@ -27,6 +27,8 @@ REF = "#/components/schemas/{model}"
 class Problem(BaseModel):
     node: str | None = None
     message: str
+    # A branching step with no outgoing edge: the outputs to connect.
+    ports: list[str] | None = None
 
 
 class ErrorDetail(BaseModel):

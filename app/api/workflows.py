@@ -172,7 +172,14 @@ def delete_workflow(workflow_id: int):
 def activate_workflow(workflow_id: int):
     """422 ``invalid_workflow`` with ``problems`` (``node``, ``message``)
     when the graph cannot run; 403 when the firm requires an admin's
-    approval; 409 for an archived workflow."""
+    approval; 409 for an archived workflow.
+
+    A branching step (``condition``: ``yes``/``no``; ``wait_condition``:
+    ``yes``/``timeout``; ``split``: one ``variant`` per variant) needs at
+    least one outgoing edge; with none, its problem names the step and
+    lists the outputs to connect in ``ports``. An output left unconnected
+    ends the execution there (``completed``), as any step without an
+    outgoing edge does."""
     from app.automation.lifecycle import ApprovalRequired
     from app.automation.validation import WorkflowInvalid
     from app.automation.workflow_ops import activate_and_enroll

@@ -116,6 +116,26 @@ def _edge_problems(graph: Graph, parsed: dict[str, Any]) -> list[dict]:
         if (source, port_key) in used_ports:
             problems.append(_problem(source, f"output {port_key!r} is connected twice"))
         used_ports.add((source, port_key))
+    problems.extend(_unconnected_branches(parsed, used_ports))
+    return problems
+
+
+def _unconnected_branches(parsed: dict[str, Any], used_ports: set[tuple[str, str]]) -> list[dict]:
+    """A step that branches (a condition, a split, a wait for a condition)
+    needs an edge from at least one of its outputs: with none, it is a dead
+    end that only looks like a decision. An output left unconnected ends
+    the execution there, as a plain step with no edge does (the API's
+    activate route documents it); the builder marks such an output "ends
+    here"."""
+    problems = []
+    for key, (kind, config) in parsed.items():
+        ports = kind.ports(config)
+        if len(ports) < 2 or any((key, port.key) in used_ports for port in ports):
+            continue
+        names = ", ".join(f"{port.key!r} ({port.label or port.key})" for port in ports)
+        problem = _problem(key, f"this step has no way out: connect its outputs {names}")
+        problem["ports"] = [port.key for port in ports]
+        problems.append(problem)
     return problems
 
 

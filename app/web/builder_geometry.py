@@ -7,7 +7,7 @@ is right without JavaScript and the script only recomputes while dragging.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from app.automation.nodes import summaries
@@ -30,6 +30,9 @@ class DrawnPort:
     label: str
     x: float  # relative to the node's top-left corner
     y: float
+    # An unconnected output of a branching step: contacts who take it end
+    # there (validation refuses a branching step with no output connected).
+    ends: bool = False
 
 
 def port_layout(ports: tuple[Port, ...]) -> list[DrawnPort]:
@@ -119,12 +122,15 @@ def drawing(workflow: Workflow, problems: list[dict]) -> dict:
             node_problems.setdefault(problem["node"], []).append(problem["message"])
     nodes = []
     port_positions: dict[tuple[int, str], tuple[float, float]] = {}
+    connected = {(edge.source_node_id, port_key_of(edge)) for edge in workflow.edges}
     for node in workflow.nodes:
         try:
             kind = get_node_type(node.node_type)
         except UnknownNodeType:
             kind = None
         ports = port_layout(node_ports(node))
+        if len(ports) > 1:
+            ports = [replace(p, ends=(node.id, p.key) not in connected) for p in ports]
         for port in ports:
             port_positions[(node.id, port.key)] = (
                 node.position_x + port.x,

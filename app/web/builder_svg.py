@@ -78,9 +78,15 @@ def _port(port) -> str:
     label = escape(port.label) if port.label else ""
     text = f'<text class="port-label" y="21" text-anchor="middle">{label}</text>' if label else ""
     title = f"Drag to connect “{label}”" if label else "Drag to connect"
+    ends = ""
+    if port.ends:
+        # Unconnected: the contacts who take this output end here.
+        ends = ' port-ends" data-ends="true'
+        text += '<text class="port-ends-label" y="33" text-anchor="middle">ends here</text>'
+        title = f"“{label}” is not connected: contacts who take it end here. {title}"
     x, y = port.x, port.y
     return (
-        f'<g class="port-out" data-port="{escape(port.key)}" data-px="{x}" data-py="{y}" '
+        f'<g class="port-out{ends}" data-port="{escape(port.key)}" data-px="{x}" data-py="{y}" '
         f'data-label="{label}" transform="translate({x},{y})" aria-hidden="true">'
         f'<circle class="port port-dot" r="7"></circle>{text}<title>{title}</title></g>'
     )
@@ -97,7 +103,11 @@ def _node(item: dict[str, Any], width: float, height: float, sprite: str, entry:
     # The name holds the card's visible text in order (label, summary,
     # output names), as assistive tools that match speech to labels expect.
     aria = f"{kind_label}: {name}, {summary}"
-    outputs = [port.label for port in item["ports"] if port.label]
+    outputs = [
+        f"{port.label} (ends here)" if port.ends else port.label
+        for port in item["ports"]
+        if port.label
+    ]
     if outputs:
         aria += f", {', '.join(outputs)}"
     if problems:

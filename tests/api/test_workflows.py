@@ -199,3 +199,62 @@ def test_archiving_and_unarchiving(api, acme):
     assert api.post(f"{WF}{workflow.id}/activate/").status_code == 409
     restored = api.patch(f"{WF}{workflow.id}/", json={"status": "draft"})
     assert restored.json["status"] == "draft"
+
+
+def _branching(acme, node_type, configuration, edges=()):
+    nodes = [
+        {"node_id": "start", "node_type": "add_tag", "configuration": {"tag": "in"}},
+        {"node_id": "branch", "node_type": node_type, "configuration": configuration},
+        {"node_id": "after", "node_type": "add_tag", "configuration": {"tag": "out"}},
+    ]
+    return make_workflow(
+        acme,
+        nodes=nodes,
+        edges=[("start", "branch"), *edges],
+        triggers=[{"trigger_type": "manual"}],
+    )
+
+
+BRANCHING = [
+    ("condition", {"rules": [{"tag": "vip", "op": "has"}]}, ["yes", "no"]),
+    (
+        "wait_condition",
+        {"rules": [{"tag": "vip", "op": "has"}], "timeout_hours": 1},
+        ["yes", "timeout"],
+    ),
+    (
+        "split",
+        {"variants": [{"name": "A", "weight": 50}, {"name": "B", "weight": 50}]},
+        ["variant:A", "variant:B"],
+    ),
+]
+
+
+def test_a_branching_step_with_no_way_out_is_refused_naming_its_outputs(api, acme):
+    for node_type, configuration, ports in BRANCHING:
+        workflow = _branching(acme, node_type, configuration)
+        response = api.post(f"{WF}{workflow.id}/activate/")
+        assert response.status_code == 422, node_type
+        error = response.json["error"]
+        assert error["code"] == "invalid_workflow"
+        [problem] = [p for p in error["problems"] if p["node"] == "branch"]
+        assert problem["ports"] == ports
+        assert "no way out" in problem["message"]
+        assert all(repr(port) in problem["message"] for port in ports)
+        # Besides: "after" has no incoming edge, so it and "start" compete as
+        # the first step.
+        assert {p["node"] for p in error["problems"]} == {"branch", "after", "start"}
+
+
+def test_a_branching_step_with_one_output_connected_activates(api, acme):
+    """The unconnected output ends the execution there (documented on the
+    activate route)."""
+    edges = {
+        "condition": ("branch", "after", "yes"),
+        "wait_condition": ("branch", "after", "timeout"),
+        "split": ("branch", "after", "variant", {"variant": "B"}),
+    }
+    for node_type, configuration, _ in BRANCHING:
+        workflow = _branching(acme, node_type, configuration, edges=[edges[node_type]])
+        response = api.post(f"{WF}{workflow.id}/activate/")
+        assert response.status_code == 200, (node_type, response.json)

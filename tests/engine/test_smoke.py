@@ -9,6 +9,9 @@ def test_it_walks_a_chain_to_the_end(acme, alice):
         ("tag", "add_tag", {"tag": "vip"}),
         ("check", "condition", {"rules": [{"tag": "vip", "op": "has"}]}),
     )
+    # A condition needs an outgoing edge (issue 22); this one's is never taken.
+    nodes.append({"node_id": "never", "node_type": "add_tag", "configuration": {"tag": "x"}})
+    edges.append(("check", "never", "no"))
     workflow = active_workflow(acme, alice, nodes, edges)
     contact = make_contact(acme)
     execution = run(workflow, contact)

@@ -347,3 +347,25 @@ def test_a_step_id_taken_meanwhile_is_a_conflict_not_a_crash(
     assert response.status_code == 409
     assert "try again" in response.json["error"]["message"]
     assert len(reload_workflow(welcome).nodes) == 3
+
+
+def test_an_unconnected_output_of_a_branching_step_says_it_ends_here(
+    client, signed_in, alice, acme
+):
+    nodes = [
+        {"node_id": "check", "node_type": "condition", "configuration": {"rules": []}},
+        {"node_id": "vip", "node_type": "add_tag", "configuration": {"tag": "vip"}},
+        {"node_id": "lonely", "node_type": "condition", "configuration": {"rules": []}},
+    ]
+    workflow = make_workflow(acme, nodes=nodes, edges=[("check", "vip", "yes")])
+    signed_in(alice)
+    page = client.get(url(workflow)).get_data(as_text=True)
+    check = page[page.index('id="node-check"') : page.index('id="node-vip"')]
+    assert '<g class="port-out" data-port="yes"' in check
+    assert '<g class="port-out port-ends" data-ends="true" data-port="no"' in check
+    assert "Yes, No (ends here)" in check
+    assert "ends here</text>" in check
+    lonely = page[page.index('id="node-lonely"') :]
+    lonely = lonely[: lonely.index("</g>\n")]
+    assert lonely.count('data-ends="true"') == 2
+    assert "this step has no way out" in lonely
