@@ -85,3 +85,35 @@ def test_a_start_after_a_new_version_runs_on_it(api, acme):
     second = _call(api, workflow.id, make_contact(acme).id)
     assert second.status_code == 201
     assert second.json["version"] == published.json["version"]["number"]
+
+
+def test_a_manual_only_workflow_started_through_the_api_records_manual(api, acme):
+    """The execution records the trigger that allowed the start (issue 22)."""
+    workflow = make_workflow(
+        acme, nodes=WELCOME_NODES, edges=WELCOME_EDGES, triggers=[{"trigger_type": "manual"}]
+    )
+    assert api.post(f"{WF}{workflow.id}/activate/").status_code == 200
+    one = _call(api, workflow.id, make_contact(acme).id)
+    assert one.status_code == 201, one.json
+    assert one.json["trigger_type"] == "manual"
+    assert one.json["context_data"]["trigger_type"] == "manual"
+    assert one.json["context_data"]["source"] == "api"  # how it came in
+    batch = api.post(f"{WF}{workflow.id}/trigger/", json=[{"contact_id": make_contact(acme).id}])
+    assert batch.status_code == 200, batch.json
+    with firm_context(acme.id):
+        executions = db.session.query(WorkflowExecution).order_by(WorkflowExecution.id).all()
+        assert [e.trigger_type for e in executions] == ["manual", "manual"]
+        assert [e.context_data["trigger_type"] for e in executions] == ["manual", "manual"]
+        fired = db.session.query(AuditLog).filter_by(action="trigger.fired").all()
+        assert {f.data["trigger_type"] for f in fired} == {"manual"}
+
+
+def test_an_api_trigger_beside_a_manual_one_is_the_one_recorded(api, acme):
+    workflow = make_workflow(
+        acme,
+        nodes=WELCOME_NODES,
+        edges=WELCOME_EDGES,
+        triggers=[{"trigger_type": "manual"}, {"trigger_type": "api"}],
+    )
+    assert api.post(f"{WF}{workflow.id}/activate/").status_code == 200
+    assert _call(api, workflow.id, make_contact(acme).id).json["trigger_type"] == "api"

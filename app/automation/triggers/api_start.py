@@ -57,7 +57,8 @@ WITH wf AS (
         goal_reached, idempotency_key, test_mode, wake_at, attempts, steps_taken,
         started_at, created_at, updated_at)
     SELECT wf.firm_id, wf.id, wf.version, c.id, 'running', CAST(:entry AS varchar),
-        CAST('[]' AS jsonb), CAST(:context AS jsonb), 'api', wf.trigger_id, CAST(:event_id AS varchar),
+        CAST('[]' AS jsonb), jsonb_build_object('trigger_type', wf.trigger_type)
+            || CAST(:context AS jsonb), wf.trigger_type, wf.trigger_id, CAST(:event_id AS varchar),
         false, encode(sha256(convert_to({_KEY}, 'UTF8')), 'hex'),
         false, CAST(:moment AS timestamptz), 0, 0, CAST(:moment AS timestamptz),
         CAST(:moment AS timestamptz), CAST(:moment AS timestamptz)
@@ -136,7 +137,8 @@ def start(
         "entry": cached[1],
         "contact_id": contact_id,
         "context": json.dumps(
-            {"trigger_type": "api", "event_id": event_id, "source": "api", **context},
+            # trigger_type: the trigger that allowed the start (the statement's).
+            {"event_id": event_id, "source": "api", **context},
             default=str,
         ),
         "event_id": event_id,

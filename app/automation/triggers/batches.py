@@ -104,12 +104,13 @@ def start_many(workflow, trigger, items: list[tuple | None]) -> list[Started | I
     existing = _existing(workflow.id, keyed)
     known = _known_contacts(item[0] for item in items if item)
     fresh = []
+    kind = trigger.trigger_type  # the trigger that allows the start: api or manual
     for item, event_id in zip(items, event_ids, strict=True):
         if item is None or event_id in existing or int(item[0]) not in known:
             continue
-        context = {"trigger_type": "api", "event_id": event_id, "source": "api", **(item[1] or {})}
+        context = {"trigger_type": kind, "event_id": event_id, "source": "api", **(item[1] or {})}
         fresh.append((int(item[0]), event_id, context))
-    rows = start_entries(workflow, entry, fresh, trigger=trigger, trigger_type="api")
+    rows = start_entries(workflow, entry, fresh, trigger=trigger, trigger_type=kind)
     started = {event_id: (execution_id, contact_id) for execution_id, contact_id, event_id in rows}
     audit_firings(workflow, trigger, [(cid, eid, "api") for _, cid, eid in rows])
     db.session.commit()

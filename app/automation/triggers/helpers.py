@@ -198,7 +198,10 @@ def start_via_api(
             return found, False
     if db.session.get(Contact, int(contact_id)) is None:
         raise ContactNotFound(f"no contact {contact_id}")
-    ctx = {"trigger_type": "api", "event_id": event_id, "source": "api", **(context or {})}
+    # Recorded as the trigger that allowed the start: a workflow whose only
+    # trigger is manual, started through the API, was started by "manual".
+    kind = trigger.trigger_type
+    ctx = {"trigger_type": kind, "event_id": event_id, "source": "api", **(context or {})}
     try:
         entry = entry_of(workflow)
     except NotEnrollable as exc:
@@ -206,7 +209,7 @@ def start_via_api(
     # The execution and its audit entry in one commit, then the kick: the
     # shortest path from the request to a worker taking the first step.
     started = start_entries(
-        workflow, entry, [(int(contact_id), event_id, ctx)], trigger=trigger, trigger_type="api"
+        workflow, entry, [(int(contact_id), event_id, ctx)], trigger=trigger, trigger_type=kind
     )
     if started:
         audit_firing(workflow, int(contact_id), event_id, "api", trigger)
