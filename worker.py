@@ -49,9 +49,10 @@ class AppWorker(SimpleWorker):
     max_connection_wait_time = 5.0
 
     def execute_job(self, job, queue):
+        from app.automation.operations.logs import log_context
         from app.extensions import db
 
-        with self.flask_app.app_context():
+        with self.flask_app.app_context(), log_context(job=job.func_name, job_id=job.id):
             try:
                 return super().execute_job(job, queue)
             finally:
@@ -152,22 +153,45 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--burst", action="store_true", help="exit when the queues are empty")
     parser.add_argument("--no-scheduler", action="store_true", help="do not run periodic jobs")
     parser.add_argument("--name", default=None)
-    args = parser.parse_args(argv)
-
-    logging.basicConfig(
-        level=os.environ.get("LOG_LEVEL", "INFO"),
-        format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s",
+    parser.add_argument(
+        "--queues",
+        default=",".join(QUEUES),
+        help="queues to serve, comma-separated (default: %(default)s); e.g. delivery "
+        "workers on their own hosts: --queues delivery --no-scheduler",
     )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=int(os.environ.get("METRICS_PORT") or 0),
+        help="serve this host's metrics on this port (a host without a web process)",
+    )
+    args = parser.parse_args(argv)
+    wanted = [name.strip() for name in args.queues.split(",") if name.strip()]
+    unknown = sorted(set(wanted) - set(QUEUES))
+    if unknown or not wanted:
+        parser.error(f"--queues: unknown queue(s) {', '.join(unknown)}; choose from {QUEUES}")
+
+    from app.automation.operations.logs import configure_logging
+
+    configure_logging()
     app = create_app()
     if not app.config.get("REDIS_URL"):
         parser.error("REDIS_URL is not set: without Redis the web process runs jobs in-process")
     with app.app_context():
         connection = redis_connection()
-        queues = [queue_name(name) for name in QUEUES]
+        queues = [queue_name(name) for name in wanted]
     AppWorker.flask_app = app
     worker = AppWorker(queues, connection=connection, name=args.name)
+    if args.metrics_port:
+        start_metrics_server(app, args.metrics_port)
+
+    from app.automation.operations import workers
 
     stop = threading.Event()
+    beats = threading.Thread(
+        target=workers.beat_loop, args=(app, worker.name, wanted, stop), name="beat", daemon=True
+    )
+    beats.start()
     scheduler = None
     if not args.no_scheduler:
         scheduler = threading.Thread(
@@ -180,7 +204,26 @@ def main(argv: list[str] | None = None) -> int:
         stop.set()
         if scheduler is not None:
             scheduler.join(timeout=5)
+        beats.join(timeout=5)
+        try:
+            workers.forget(app, worker.name)  # a clean exit is not a missing worker
+        except Exception:
+            log.warning("could not remove this worker's heartbeat", exc_info=True)
+        from app.automation.operations.metrics import mark_process_dead
+
+        mark_process_dead(os.getpid())
     return 0
+
+
+def start_metrics_server(app, port: int) -> None:
+    """``GET /metrics`` of this host on ``port`` (prometheus_client's own
+    HTTP server, in a daemon thread): for hosts that run workers only."""
+    from prometheus_client import start_http_server
+
+    from app.automation.operations.metrics import registry_for
+
+    start_http_server(port, registry=registry_for(app))
+    log.info("metrics on port %d", port)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from flask import Flask, Request, g, jsonify
 from werkzeug.exceptions import BadRequest
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -33,6 +35,12 @@ def create_app(overrides: dict | None = None) -> Flask:
     )
     app.request_class = _Request
     app.config.update(app_config.from_environment(overrides))
+    if os.environ.get("LOG_FORMAT") and not app.testing:
+        # JSON logs (docs/OPERATIONS.md); without LOG_FORMAT gunicorn's and
+        # Flask's own logging stays as it is.
+        from app.automation.operations.logs import configure_logging
+
+        configure_logging()
     app.wsgi_app = _HardenCookies(app.wsgi_app)
     hops = int(app.config.get("TRUSTED_PROXIES") or 0)
     if hops > 0:
@@ -73,11 +81,17 @@ def create_app(overrides: dict | None = None) -> Flask:
 def _register_request_hooks(app: Flask) -> None:
     from app.auth import authenticate_request, forget_request
 
+    app.before_request(_bind_request_log)
     app.before_request(authenticate_request)
 
     @app.teardown_request
     def _forget(exc=None):
         forget_request()
+        token = g.pop("log_token", None)
+        if token is not None:
+            from app.automation.operations.logs import unbind
+
+            unbind(token)
 
     @app.after_request
     def _security_headers(response):
@@ -89,11 +103,29 @@ def _register_request_hooks(app: Flask) -> None:
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "same-origin")
         response.headers.setdefault("X-Frame-Options", "DENY")
+        if g.get("request_id"):
+            response.headers.setdefault("X-Request-Id", g.request_id)
         return response
 
     @app.context_processor
     def _inject_user():
         return {"user": g.get("user")}
+
+
+def _bind_request_log() -> None:
+    """Every record logged while serving a request carries its id (the
+    proxy's X-Request-Id when it sends a sane one) and, once the caller
+    is known, the firm (docs/OPERATIONS.md)."""
+    import re
+    import uuid
+
+    from flask import request
+
+    from app.automation.operations.logs import bind
+
+    given = request.headers.get("X-Request-Id", "")
+    g.request_id = given if re.fullmatch(r"[A-Za-z0-9._-]{8,64}", given) else uuid.uuid4().hex
+    g.log_token = bind(request_id=g.request_id)
 
 
 class _HardenCookies:

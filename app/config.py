@@ -149,6 +149,11 @@ def from_environment(overrides: dict | None = None) -> dict:
         # token when set; its database gauges are cached this long per process.
         "METRICS_TOKEN": env.get("METRICS_TOKEN") or None,
         "METRICS_CACHE_SECONDS": float(env.get("METRICS_CACHE_SECONDS") or 5),
+        # Workers beat every WORKER_BEAT_SECONDS; one silent for
+        # WORKER_MISSING_SECONDS is missing, for WORKER_FORGET_SECONDS gone.
+        "WORKER_BEAT_SECONDS": float(env.get("WORKER_BEAT_SECONDS") or 5),
+        "WORKER_MISSING_SECONDS": float(env.get("WORKER_MISSING_SECONDS") or 30),
+        "WORKER_FORGET_SECONDS": float(env.get("WORKER_FORGET_SECONDS") or 3600),
         # Set to false by tests that drive the in-process scheduler by hand.
         "INLINE_SCHEDULER": _bool(env.get("INLINE_SCHEDULER"), True),
     }

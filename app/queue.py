@@ -187,9 +187,10 @@ class InlineRunner:
 def run_job(app: Flask, func: str, args: tuple = ()) -> Any:
     """Run one job in a fresh app context; errors are logged, not raised
     (the database keeps the state; the sweeper retries)."""
+    from app.automation.operations.logs import log_context
     from app.extensions import db
 
-    with app.app_context():
+    with app.app_context(), log_context(job=_dotted(func)):
         try:
             return resolve(func)(*args)
         except ImportError:

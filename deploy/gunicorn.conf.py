@@ -24,6 +24,28 @@ errorlog = "-"
 # Requests carry X-Forwarded-* from our proxies only (TRUSTED_PROXIES).
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS") or "127.0.0.1"
 
+if (os.environ.get("LOG_FORMAT") or "").lower() == "json":
+    # gunicorn's own lines (errors, and access lines when ACCESS_LOG is
+    # set) as JSON objects too; the app's records go through the root
+    # logger, configured by create_app.
+    logconfig_dict = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": "app.automation.operations.logs.JsonFormatter"}},
+        "handlers": {
+            "stderr": {
+                "class": "logging.StreamHandler",
+                "formatter": "json",
+                "stream": "ext://sys.stderr",
+            }
+        },
+        "root": {"handlers": ["stderr"], "level": "INFO"},
+        "loggers": {
+            "gunicorn.error": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+            "gunicorn.access": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+        },
+    }
+
 
 def on_starting(server):
     path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")

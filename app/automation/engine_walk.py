@@ -28,6 +28,7 @@ from app.automation.engine_state import BatchState, ContactState, WorkflowInfo
 from app.automation.nodes.executors import executor_for
 from app.automation.nodes.executors.base import Effects, Outcome, Step
 from app.automation.nodes.executors.control import goal_met
+from app.automation.operations.logs import log_context
 from app.tenancy import firm_context
 
 log = logging.getLogger(__name__)
@@ -100,7 +101,10 @@ class Walk:
             missing = "workflow version" if workflow is None else "contact"
             self._fail(row["current_node"], f"the {missing} no longer exists", None)
             return self.effects
-        with firm_context(row["firm_id"]):
+        with (
+            firm_context(row["firm_id"]),
+            log_context(workflow_id=row["workflow_id"], execution_id=row["id"]),
+        ):
             self._loop(workflow, contact)
         return self.effects
 

@@ -50,6 +50,7 @@ from app.automation.delivery.sms import send_sms
 from app.automation.delivery.smtp import SmtpSender, compose
 from app.automation.delivery.webhook import send_webhook
 from app.automation.operations import metrics
+from app.automation.operations.logs import log_context
 from app.clock import now
 from app.extensions import db
 from app.models import Firm, OutboxMessage
@@ -382,7 +383,10 @@ def deliver_due(limit: int = 200) -> int:
                     break
                 if transports is None:
                     transports = Transports(current_app.config)
-                status = send_and_record(claims, row, transports)
+                with log_context(
+                    firm_id=row.firm_id, workflow_id=row.workflow_id, execution_id=row.execution_id
+                ):
+                    status = send_and_record(claims, row, transports)
                 handled += 1
                 if status in ("sent", "failed", "skipped") and row.execution_id:
                     finished.append(row.execution_id)
