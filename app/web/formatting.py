@@ -113,7 +113,14 @@ def diff_value(value: Any, name: str) -> str:
     return setting_value(name, value)
 
 
-def time_tag(moment: datetime | None, fmt: str = DEFAULT_FORMAT) -> Markup:
+def time_tag(moment: datetime | str | None, fmt: str = DEFAULT_FORMAT) -> Markup:
+    """A <time> in the user's zone; also for the ISO strings JSON results
+    keep (a held step's ``held_until``)."""
+    if isinstance(moment, str):
+        try:
+            moment = datetime.fromisoformat(moment)
+        except ValueError:
+            return Markup(escape(moment))
     if moment is None:
         return Markup('<span class="muted">—</span>')
     iso = ensure_utc(moment).isoformat(timespec="seconds")
