@@ -117,7 +117,13 @@ export function closePanel() {
 // After an undo or a redo, the open inspector shows the step as it is now.
 export function reloadInspector() {
   var inspector = document.getElementById("inspector");
-  if (!inspector) return;
+  if (!inspector) {
+    // Undo and redo also take back trigger and settings edits: an open
+    // Triggers or Settings panel shows the workflow as it now is.
+    var panel = dom.sidePanel && dom.sidePanel.querySelector("[data-panel-reload]");
+    if (panel) { discardChanges(); load(panel.dataset.panelReload); }
+    return;
+  }
   var id = inspector.dataset.nodeId;
   discardChanges();
   if (nodeEl(id)) load(url("/nodes/" + encodeURIComponent(id)));

@@ -8,6 +8,9 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
+from app.extensions import db
+from app.models import Workflow
+from app.tenancy import firm_context
 from tests.e2e.canvas_helpers import open_builder, stored, watch_console, welcome_series
 from tests.factories import make_workflow
 
@@ -343,4 +346,34 @@ def test_tidy_keeps_yes_left_of_no_and_variants_in_order(logged_in_page, live_se
     assert xy["va"][0] < xy["vb"][0] < xy["vc"][0], xy
     assert xy["yes"][0] < xy["no"][0], xy
     assert xy["split"][1] < xy["va"][1] == xy["vb"][1] == xy["vc"][1] < xy["check"][1]
+    assert errors == []
+
+
+def test_undo_takes_back_a_trigger_edit_on_the_canvas_and_in_its_panel(
+    logged_in_page, live_server, alice, acme
+):
+    workflow = welcome_series(acme)
+    page = logged_in_page(alice)
+    errors = watch_console(page)
+    page.set_viewport_size({"width": 1440, "height": 900})
+    open_builder(page, live_server, workflow)
+    page.locator("#graph .trigger").first.click()
+    card = page.locator(".trigger-card.opened")
+    card.wait_for()
+    card.get_by_role("button", name="Disable").click()
+    expect(page.locator(".trigger-card.disabled")).to_have_count(1)
+    expect(page.locator("#graph .trigger-off")).to_have_count(1)
+    settle(page)
+    undo = page.get_by_role("button", name="Undo", exact=True)
+    expect(undo).to_be_enabled()
+    assert "Disable trigger" in undo.get_attribute("title")
+    undo.click()
+    page.locator("#builder-status", has_text="Undone: Disable trigger").wait_for()
+    settle(page)
+    # The canvas and the open panel both show the trigger enabled again.
+    expect(page.locator("#graph .trigger-off")).to_have_count(0)
+    expect(page.locator(".trigger-card.disabled")).to_have_count(0)
+    with firm_context(acme.id):
+        db.session.expire_all()
+        assert all(t.is_active for t in db.session.get(Workflow, workflow.id).triggers)
     assert errors == []
