@@ -20,6 +20,7 @@ from flask import Blueprint, Response, request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from app.api.errors import ApiError, pydantic_fields, validation_error
+from app.api.resources import missing_resource
 
 # /api/v1/...: every endpoint, authenticated (see app/api/access.py).
 api_bp = Blueprint("api", __name__, url_prefix="/api/v1", template_folder="templates")
@@ -112,16 +113,24 @@ def endpoint(
 
         @wraps(view)
         def wrapper(**kwargs: Any):
-            if query is not None:
-                kwargs["query"] = parse_query(query)
-            if body is not None:
-                data = load_body(list_ok=batch is not None)
-                if isinstance(data, list):
-                    kwargs["body"] = parse_batch(batch[0], data)
-                    return render(view(**kwargs), batch[1], 200)
-                kwargs["body"] = validate_body(body, data)
-            result = view(**kwargs)
-            return render(result, response, status)
+            url_values = dict(kwargs)
+            batched = False
+            try:
+                if query is not None:
+                    kwargs["query"] = parse_query(query)
+                if body is not None:
+                    data = load_body(list_ok=batch is not None)
+                    batched = isinstance(data, list)
+                    if batched:
+                        kwargs["body"] = parse_batch(batch[0], data)
+                    else:
+                        kwargs["body"] = validate_body(body, data)
+            except ApiError as refused:
+                # An unknown id is a 404 before the input's 400 (resources.py).
+                raise (missing_resource(url_values) or refused) from None
+            if batched:
+                return render(view(**kwargs), batch[1], 200)
+            return render(view(**kwargs), response, status)
 
         api_bp.add_url_rule(rule, endpoint=name, view_func=wrapper, methods=[method])
         ENDPOINTS.append(
