@@ -27,7 +27,7 @@ from app.api.schemas.automation import (
     WorkflowUpdate,
 )
 from app.api.schemas.batch import TriggerBatchOut, TriggerItem
-from app.automation import edit_history
+from app.automation import edit_history, workflow_ops
 from app.extensions import db
 from app.models import Workflow
 from app.models.audit import record
@@ -81,11 +81,14 @@ def list_workflows(query: WorkflowQuery):
     status=201,
 )
 def create_workflow(body: WorkflowCreate):
-    workflow = Workflow(**body.model_dump(), created_by_id=g.user.id)
-    db.session.add(workflow)
-    db.session.flush()
-    record("workflow.created", workflow, data={"name": workflow.name})
-    db.session.commit()
+    """The name's spaces are collapsed; a name of spaces only is refused."""
+    fields = body.model_dump(exclude={"status"})
+    name, description = fields.pop("name"), fields.pop("description")
+    try:
+        workflow = workflow_ops.create_workflow(name, description, g.user, **fields)
+    except workflow_ops.WorkflowOpError as exc:
+        db.session.rollback()
+        raise op_error(exc) from None
     return load_workflow(workflow.id)
 
 
@@ -114,6 +117,14 @@ def update_workflow(workflow_id: int, body: WorkflowUpdate):
     endpoints."""
     workflow = load_workflow(workflow_id)
     changes = body.model_dump(exclude_unset=True)
+    try:
+        # The same cleaning as the page's rename and the create.
+        if changes.get("name") is not None:
+            changes["name"] = workflow_ops.clean_name(changes["name"])
+        if changes.get("description") is not None:
+            changes["description"] = workflow_ops.clean_description(changes["description"])
+    except workflow_ops.WorkflowOpError as exc:
+        raise op_error(exc) from None
     status = changes.get("status")
     if status == "archived" and workflow.status == "active":
         raise ApiError(
@@ -153,12 +164,20 @@ def delete_workflow(workflow_id: int):
     """An active workflow is refused (409): contacts are inside it and its
     triggers would stop silently; pausing first makes that deliberate."""
     workflow = get_or_404(Workflow, workflow_id, what="workflow")
-    if workflow.status == "active":
-        raise ApiError(409, "conflict", "pause the workflow before deleting it")
-    record("workflow.deleted", workflow, data={"name": workflow.name})
-    db.session.delete(workflow)
-    db.session.commit()
+    try:
+        workflow_ops.delete_workflow(workflow, g.user)
+    except workflow_ops.WorkflowOpError as exc:
+        db.session.rollback()
+        raise op_error(exc) from None
     return None
+
+
+def op_error(exc: workflow_ops.WorkflowOpError) -> ApiError:
+    """A refused workflow operation: 409 for the workflow's state, else 400
+    naming the field."""
+    if exc.conflict:
+        return ApiError(409, "conflict", exc.message)
+    return validation_error({exc.field or "__root__": [exc.message]})
 
 
 @endpoint(

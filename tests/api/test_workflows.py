@@ -258,3 +258,28 @@ def test_a_branching_step_with_one_output_connected_activates(api, acme):
         workflow = _branching(acme, node_type, configuration, edges=[edges[node_type]])
         response = api.post(f"{WF}{workflow.id}/activate/")
         assert response.status_code == 200, (node_type, response.json)
+
+
+def test_create_and_rename_clean_the_name_as_the_page_does(api, acme):
+    created = api.post(WF, json={"name": "  Spring   sale ", "allow_reentry": True})
+    assert created.status_code == 201, created.json
+    assert (created.json["name"], created.json["allow_reentry"]) == ("Spring sale", True)
+    refused = api.post(WF, json={"name": "   "})
+    assert refused.status_code == 400
+    assert refused.json["error"]["fields"] == {"name": ["Give the workflow a name."]}
+    workflow_id = created.json["id"]
+    renamed = api.patch(f"{WF}{workflow_id}/", json={"name": " Summer\tsale"})
+    assert renamed.json["name"] == "Summer sale"
+    assert api.patch(f"{WF}{workflow_id}/", json={"name": "  "}).status_code == 400
+    with firm_context(acme.id):
+        assert db.session.get(Workflow, workflow_id).name == "Summer sale"
+
+
+def test_delete_goes_through_the_domain_and_is_audited(api, acme):
+    from app.models import AuditLog
+
+    workflow = welcome(acme)
+    assert api.delete(f"{WF}{workflow.id}/").status_code == 204
+    with firm_context(acme.id):
+        entry = db.session.query(AuditLog).filter_by(action="workflow.deleted").one()
+        assert entry.data == {"name": workflow.name}

@@ -17,10 +17,11 @@ from pydantic.json_schema import WithJsonSchema
 from app.api.core import DbId, Input, Output
 from app.automation.nodes.registry import all_node_types
 from app.automation.triggers.registry import TRIGGER_TYPES
+from app.automation.workflow_ops import DESCRIPTION_MAX, NAME_MAX
 from app.models.execution import EXECUTION_STATUSES
 
 NODE_KEY = r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,99}$"
-Name = Field(min_length=1, max_length=200)
+Name = Field(min_length=1, max_length=NAME_MAX)
 
 
 def _one_of(values, description: str) -> WithJsonSchema:
@@ -55,7 +56,7 @@ SendWindow = Annotated[dict[str, Any], AfterValidator(_send_window)]
 
 class WorkflowCreate(Input):
     name: str = Name
-    description: str = Field(default="", max_length=10000)
+    description: str = Field(default="", max_length=DESCRIPTION_MAX)
     status: Literal["draft"] = Field(
         default="draft", description="new workflows are drafts; use activate"
     )
@@ -68,8 +69,8 @@ class WorkflowCreate(Input):
 
 
 class WorkflowUpdate(Input):
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    description: str | None = Field(default=None, max_length=10000)
+    name: str | None = Field(default=None, min_length=1, max_length=NAME_MAX)
+    description: str | None = Field(default=None, max_length=DESCRIPTION_MAX)
     status: Literal["draft", "archived"] | None = Field(
         default=None, description="archive or un-archive; activate/pause have their own endpoints"
     )
