@@ -19,7 +19,7 @@ from sqlalchemy import select, update
 from app.automation.engine_state import BatchState
 from app.automation.engine_walk import walk
 from app.automation.engine_write import executions, write_back
-from app.automation.nodes.executors.base import Effects
+from app.automation.nodes.step import Effects
 from app.automation.operations import metrics
 from app.clock import now
 from app.extensions import db

@@ -5,12 +5,11 @@ from __future__ import annotations
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
+from app.automation.nodes.registry import keys_where
 from app.clock import now
 from app.extensions import db
 from app.models import DeadLetter, WorkflowExecution
 from app.models.execution import ACTIVE_STATUSES
-
-MESSAGE_NODES = ("send_email", "send_sms", "webhook")
 
 
 def _node_type(execution: WorkflowExecution) -> str | None:
@@ -92,7 +91,7 @@ class _NotFailed(Exception):
 
 
 def _requeue_and_resume(execution: WorkflowExecution, values: dict) -> None:
-    if _node_type(execution) in MESSAGE_NODES and execution.current_node:
+    if _node_type(execution) in keys_where("sends_message") and execution.current_node:
         visit = (execution.execution_path or []).count(execution.current_node) or 1
         try:
             from app.automation.delivery.outbox import requeue

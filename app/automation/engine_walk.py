@@ -25,9 +25,9 @@ from time import perf_counter
 from flask import current_app
 
 from app.automation.engine_state import BatchState, ContactState, WorkflowInfo
-from app.automation.nodes.executors import executor_for
-from app.automation.nodes.executors.base import Effects, Outcome, Step
-from app.automation.nodes.executors.control import goal_met
+from app.automation.nodes.control import goal_met
+from app.automation.nodes.registry import executor_for
+from app.automation.nodes.step import Effects, Outcome, Step
 from app.automation.operations.logs import log_context
 from app.tenancy import firm_context
 

@@ -19,7 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from app.automation.engine_bulk import bulk_insert, bulk_update
 from app.automation.engine_claim import id_in, is_postgres
-from app.automation.nodes.executors.base import Effects
+from app.automation.nodes.step import Effects
 from app.clock import now
 from app.extensions import db
 from app.models import (

@@ -11,16 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-# Configuration keys rendered as templates when the node runs.
-TEMPLATE_KEYS = {
-    "send_email": ("subject", "body_html", "body_text"),
-    "send_sms": ("body",),
-    "internal_notification": ("message",),
-    "create_task": ("title", "description"),
-    "create_deal": ("title",),
-    "add_tag": ("tag",),
-    "remove_tag": ("tag",),
-}
+from app.automation.nodes.registry import UnknownNodeType, get_node_type
 
 
 def save_problems(
@@ -48,20 +39,22 @@ def sender_problems(node_type: str, configuration: dict) -> dict[str, list[str]]
 
 
 def template_problems(node_type: str, configuration: dict) -> dict[str, list[str]]:
-    """Template syntax errors and sandbox-refused attributes, by field."""
+    """Template syntax errors and sandbox-refused attributes, by field: of
+    the type's ``templated`` keys, a text or every string inside an object."""
     from app.automation.templating import template_errors, template_strings_errors
 
+    try:
+        keys = get_node_type(node_type).templated
+    except UnknownNodeType:
+        return {}
     problems: dict[str, list[str]] = {}
-    for key in TEMPLATE_KEYS.get(node_type, ()):
-        value = configuration.get(key)
+    for key in keys:
+        value: Any = configuration.get(key)
         if isinstance(value, str) and (errors := template_errors(value)):
             problems[key] = errors
-    if node_type == "webhook":
-        for key in ("payload", "headers"):
-            value: Any = configuration.get(key)
-            if isinstance(value, dict):
-                for path, errors in template_strings_errors(value).items():
-                    problems[f"{key}.{path}"] = errors
+        elif isinstance(value, dict):
+            for path, errors in template_strings_errors(value).items():
+                problems[f"{key}.{path}"] = errors
     return problems
 
 

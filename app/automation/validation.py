@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.automation.definition import Graph, definition_of
-from app.automation.nodes.registry import UnknownNodeType, get_node_type
+from app.automation.nodes.registry import UnknownNodeType, get_node_type, keys_where
 from app.automation.triggers.registry import trigger_config_errors
 
 MAX_NODES = 500
@@ -162,20 +162,18 @@ def _reachability_problems(graph: Graph, entry: str) -> list[dict]:
     return problems
 
 
-WAIT_TYPES = {"wait_time", "wait_until", "wait_condition"}
-
-
 def _loops_without_wait(graph: Graph, reachable: set[str]) -> list[dict]:
     """A cycle must pass through a wait, or a contact would spin forever."""
     # Depth-first search over the sub-graph of non-wait steps.
     colour: dict[str, int] = {}
     problems = []
+    waits = keys_where("waits")
 
     def visit(key: str) -> None:
         colour[key] = 1
         for edge in graph.outgoing(key):
             target = edge["target"]
-            if target not in graph.nodes or graph.nodes[target]["node_type"] in WAIT_TYPES:
+            if target not in graph.nodes or graph.nodes[target]["node_type"] in waits:
                 continue
             if colour.get(target) == 1:
                 problems.append(
@@ -186,6 +184,6 @@ def _loops_without_wait(graph: Graph, reachable: set[str]) -> list[dict]:
         colour[key] = 2
 
     for key in reachable:
-        if key not in colour and graph.nodes[key]["node_type"] not in WAIT_TYPES:
+        if key not in colour and graph.nodes[key]["node_type"] not in waits:
             visit(key)
     return problems

@@ -5,23 +5,28 @@ is flat strings plus numbered rows (``rules-0-field``). ``values_from_config``
 turns a stored configuration into what the form shows, ``values_from_form``
 reads a posted form back into the same shape (so a rejected form redisplays
 exactly what was typed), and ``config_from_values`` builds the configuration
-the registry then validates. Rule rows serve condition, wait-for-condition,
-goal nodes and trigger filters alike.
+the registry then validates. Which fields a node has is the node type's
+``form`` (app/automation/nodes/form.py); this module has one converter per
+field kind. Rule rows serve condition, wait-for-condition, goal nodes and
+trigger filters alike.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from werkzeug.datastructures import MultiDict
 
+from app.automation.nodes import form
+from app.automation.nodes.form import FormField
+from app.automation.nodes.registry import UnknownNodeType, get_node_type
 from app.web.builder_rules import ROW_KINDS, rules_from_values, rules_values
 
 ROW_FIELD = re.compile(r"^(?P<group>[a-z_]+)-(?P<index>\d+)-(?P<name>[a-z_]+)$")
-RULE_NODE_TYPES = ("condition", "wait_condition", "goal")
 UNITS = {"minutes": 1 / 60, "hours": 1.0, "days": 24.0}
 ACTION_RETRY = ("max_attempts", "retry_backoff_seconds")
 MAX_ROWS = 50
@@ -54,51 +59,88 @@ def _plain(value: Any) -> Any:
 
 
 def values_from_config(node_type: str, config: dict | None) -> Values:
+    """What the inspector shows for a stored configuration: every key as
+    text, then each of the type's form fields shaped for its widget."""
     config = dict(config or {})
     values: Values = {key: _plain(value) for key, value in config.items()}
-    if node_type in RULE_NODE_TYPES:
-        values.update(rules_values(config))
-    if node_type == "wait_time":
-        hours = config.get("wait_duration_hours")
-        if hours is None and config.get("wait_duration_seconds") is not None:
-            hours = float(config["wait_duration_seconds"]) / 3600
-        values["wait_value"], values["wait_unit"] = split_hours(hours)
-    if node_type == "wait_condition":
-        hours = config.get("timeout_hours")
-        if hours is None and config.get("timeout_seconds") is not None:
-            hours = float(config["timeout_seconds"]) / 3600
-        values["timeout_value"], values["timeout_unit"] = split_hours(hours)
-    if node_type == "wait_until":
-        values["mode"] = "date" if config.get("until") else "field"
-        until = str(config.get("until") or "")
-        values["until"] = until.replace("Z", "").replace("+00:00", "")[:16]
-    if node_type == "split":
-        values["variants"] = [
-            {"name": str(v.get("name", "")), "weight": _plain(v.get("weight"))}
-            for v in config.get("variants") or []
-            if isinstance(v, dict)
-        ]
-    if node_type == "update_contact":
-        values["fields"] = [
-            {
-                "key": key,
-                "value": ""
-                if value is None
-                else str(value).lower()
-                if isinstance(value, bool)
-                else str(value),
-            }
-            for key, value in (config.get("fields") or {}).items()
-        ]
-    if node_type == "webhook":
-        values["headers"] = [
-            {"key": key, "value": value} for key, value in (config.get("headers") or {}).items()
-        ]
-        payload = config.get("payload")
-        values["payload"] = json.dumps(payload, indent=2) if payload else ""
-    if node_type == "internal_notification":
-        values["recipients"] = list(config.get("recipients") or [])
+    for field in _form_of(node_type):
+        shown = TO_VALUES.get(field.kind)
+        if shown is not None:
+            shown(field, config, values)
     return values
+
+
+def _form_of(node_type: str) -> tuple[FormField, ...]:
+    try:
+        return get_node_type(node_type).form
+    except UnknownNodeType:
+        return ()
+
+
+def _rules_shown(field: FormField, config: dict, values: Values) -> None:
+    values.update(rules_values(config))
+
+
+def _duration_shown(field: form.Duration, config: dict, values: Values) -> None:
+    hours = config.get(field.hours_key)
+    if hours is None and config.get(field.seconds_key) is not None:
+        hours = float(config[field.seconds_key]) / 3600
+    values[f"{field.name}_value"], values[f"{field.name}_unit"] = split_hours(hours)
+
+
+def _wait_target_shown(field: FormField, config: dict, values: Values) -> None:
+    values["mode"] = "date" if config.get("until") else "field"
+    until = str(config.get("until") or "")
+    values["until"] = until.replace("Z", "").replace("+00:00", "")[:16]
+
+
+def _variants_shown(field: FormField, config: dict, values: Values) -> None:
+    values[field.name] = [
+        {"name": str(v.get("name", "")), "weight": _plain(v.get("weight"))}
+        for v in config.get(field.name) or []
+        if isinstance(v, dict)
+    ]
+
+
+def _contact_fields_shown(field: FormField, config: dict, values: Values) -> None:
+    values[field.name] = [
+        {
+            "key": key,
+            "value": ""
+            if value is None
+            else str(value).lower()
+            if isinstance(value, bool)
+            else str(value),
+        }
+        for key, value in (config.get(field.name) or {}).items()
+    ]
+
+
+def _headers_shown(field: FormField, config: dict, values: Values) -> None:
+    values[field.name] = [
+        {"key": key, "value": value} for key, value in (config.get(field.name) or {}).items()
+    ]
+
+
+def _json_shown(field: FormField, config: dict, values: Values) -> None:
+    payload = config.get(field.name)
+    values[field.name] = json.dumps(payload, indent=2) if payload else ""
+
+
+def _recipients_shown(field: FormField, config: dict, values: Values) -> None:
+    values[field.name] = list(config.get(field.name) or [])
+
+
+TO_VALUES: dict[str, Callable[[Any, dict, Values], None]] = {
+    "rules": _rules_shown,
+    "duration": _duration_shown,
+    "wait_target": _wait_target_shown,
+    "variants": _variants_shown,
+    "contact_fields": _contact_fields_shown,
+    "headers": _headers_shown,
+    "json": _json_shown,
+    "recipients": _recipients_shown,
+}
 
 
 # -- posted form -> form values -------------------------------------------------
@@ -219,101 +261,117 @@ def _rows_to_dict(rows: list[dict], errors: Errors, field: str) -> dict[str, str
 def config_from_values(node_type: str, values: Values) -> tuple[dict, Errors]:
     """The configuration the form describes, and errors the form itself has
     (numbers that are not numbers, JSON that does not parse); the registry's
-    schema then judges the configuration."""
+    schema then judges the configuration. Each of the type's form fields
+    reads its own keys."""
     errors: Errors = {}
     config: dict[str, Any] = {}
-    text_keys = {
-        "send_email": ("subject", "body_html", "body_text", "from_email"),
-        "send_sms": ("body",),
-        "create_task": ("title", "description", "assignee_email"),
-        "create_deal": ("title", "stage", "status"),
-        "update_deal": ("title", "stage", "status"),
-        "add_tag": ("tag",),
-        "remove_tag": ("tag",),
-        "webhook": ("url", "method"),
-        "internal_notification": ("message",),
-    }.get(node_type, ())
-    for key in text_keys:
-        value = _text(values, key)
-        if value is not None:
-            # Bodies keep their own spacing; only empty means "not given".
-            config[key] = values[key] if key.startswith("body") or key == "message" else value
-    if node_type == "send_email" and _text(values, "topic"):
-        raw = _text(values, "topic")
-        config["topic"] = int(raw) if raw.isdigit() else raw
-    if node_type == "send_email" and _text(values, "template_id"):
-        raw = _text(values, "template_id")
-        config["template_id"] = int(raw) if raw.isdigit() else raw
-    if node_type == "create_task":
-        due = _number(values, "due_in_hours", errors)
-        if due is not None:
-            config["due_in_hours"] = due
-    if node_type in ("create_deal", "update_deal"):
-        raw = _text(values, "value")
-        if raw is not None:
-            config["value"] = raw
-    if node_type in ("add_to_list", "remove_from_list"):
-        raw = _text(values, "list")
-        if raw is not None:
-            config["list"] = int(raw) if raw.isdigit() else raw
-    if node_type == "update_contact":
-        fields = _rows_to_dict(values.get("fields") or [], errors, "fields")
-        config["fields"] = {
-            key: (
-                value == "true" if key == "unsubscribed" and value in ("true", "false") else value
-            )
-            for key, value in fields.items()
-        }
-    if node_type == "webhook":
-        config["headers"] = _rows_to_dict(values.get("headers") or [], errors, "headers")
-        payload = _text(values, "payload")
-        if payload is not None:
-            try:
-                config["payload"] = json.loads(payload)
-            except ValueError as exc:
-                errors.setdefault("payload", []).append(f"not valid JSON ({exc.msg})")
-            except RecursionError:
-                errors.setdefault("payload", []).append("nested too deeply")
-        timeout = _number(values, "timeout_seconds", errors)
-        if timeout is not None:
-            config["timeout_seconds"] = timeout
-    if node_type == "internal_notification":
-        config["recipients"] = [r for r in values.get("recipients") or [] if r]
-    if node_type in RULE_NODE_TYPES:
-        config.update(rules_from_values(values, errors))
-    if node_type == "wait_time":
-        hours = _hours(values, "wait", errors)
-        if hours is not None:
-            config["wait_duration_hours"] = hours
-    if node_type == "wait_condition":
-        hours = _hours(values, "timeout", errors)
-        if hours is not None:
-            config["timeout_hours"] = hours
-    if node_type == "wait_until":
-        _wait_until(values, config, errors)
-    if node_type == "split":
-        variants = []
-        for i, row in enumerate(values.get("variants") or []):
-            weight = _number({"w": row.get("weight")}, "w", errors)
-            if "w" in errors:
-                errors.setdefault(f"variants.{i}.weight", []).extend(errors.pop("w"))
-            variants.append(
-                {
-                    "name": (row.get("name") or "").strip(),
-                    "weight": weight if weight is not None else 0,
-                }
-            )
-        config["variants"] = variants
-    if node_type == "goal":
-        goal_value = _number(values, "goal_value", errors)
-        config["goal_value"] = goal_value if goal_value is not None else 0
-    if node_type not in RULE_NODE_TYPES and node_type not in (
-        "wait_time",
-        "wait_until",
-        "split",
-    ):
-        _retry(values, config, errors)
+    for field in _form_of(node_type):
+        read = FROM_VALUES.get(field.kind)
+        if read is not None:
+            read(field, values, config, errors)
     return config, errors
+
+
+def _text_read(field: Any, values: Values, config: dict, errors: Errors) -> None:
+    value = _text(values, field.name)
+    if value is not None:
+        # Bodies keep their own spacing; only empty means "not given".
+        config[field.name] = values[field.name] if getattr(field, "keep", False) else value
+
+
+def _id_read(field: FormField, values: Values, config: dict, errors: Errors) -> None:
+    raw = _text(values, field.name)
+    if raw is not None:
+        config[field.name] = int(raw) if raw.isdigit() else raw
+
+
+def _number_read(field: form.Number, values: Values, config: dict, errors: Errors) -> None:
+    number = _number(values, field.name, errors, whole=field.whole)
+    if number is None:
+        number = field.default
+    if number is not None:
+        config[field.name] = number
+
+
+def _duration_read(field: form.Duration, values: Values, config: dict, errors: Errors) -> None:
+    hours = _hours(values, field.name, errors)
+    if hours is not None:
+        config[field.hours_key] = hours
+
+
+def _rules_read(field: FormField, values: Values, config: dict, errors: Errors) -> None:
+    config.update(rules_from_values(values, errors))
+
+
+def _contact_fields_read(field: FormField, values: Values, config: dict, errors: Errors) -> None:
+    fields = _rows_to_dict(values.get(field.name) or [], errors, field.name)
+    config[field.name] = {
+        key: (value == "true" if key == "unsubscribed" and value in ("true", "false") else value)
+        for key, value in fields.items()
+    }
+
+
+def _headers_read(field: FormField, values: Values, config: dict, errors: Errors) -> None:
+    config[field.name] = _rows_to_dict(values.get(field.name) or [], errors, field.name)
+
+
+def _json_read(field: FormField, values: Values, config: dict, errors: Errors) -> None:
+    payload = _text(values, field.name)
+    if payload is not None:
+        try:
+            config[field.name] = json.loads(payload)
+        except ValueError as exc:
+            errors.setdefault(field.name, []).append(f"not valid JSON ({exc.msg})")
+        except RecursionError:
+            errors.setdefault(field.name, []).append("nested too deeply")
+
+
+def _recipients_read(field: FormField, values: Values, config: dict, errors: Errors) -> None:
+    config[field.name] = [r for r in values.get(field.name) or [] if r]
+
+
+def _variants_read(field: FormField, values: Values, config: dict, errors: Errors) -> None:
+    variants = []
+    for i, row in enumerate(values.get(field.name) or []):
+        weight = _number({"w": row.get("weight")}, "w", errors)
+        if "w" in errors:
+            errors.setdefault(f"{field.name}.{i}.weight", []).extend(errors.pop("w"))
+        variants.append(
+            {
+                "name": (row.get("name") or "").strip(),
+                "weight": weight if weight is not None else 0,
+            }
+        )
+    config[field.name] = variants
+
+
+def _wait_target_read(field: FormField, values: Values, config: dict, errors: Errors) -> None:
+    _wait_until(values, config, errors)
+
+
+def _retry_read(field: FormField, values: Values, config: dict, errors: Errors) -> None:
+    _retry(values, config, errors)
+
+
+FROM_VALUES: dict[str, Callable[[Any, Values, dict, Errors], None]] = {
+    "text": _text_read,
+    "textarea": _text_read,
+    "select": _text_read,
+    "user_select": _text_read,
+    "list_select": _id_read,
+    "topic_select": _id_read,
+    "id_value": _id_read,
+    "number": _number_read,
+    "duration": _duration_read,
+    "rules": _rules_read,
+    "contact_fields": _contact_fields_read,
+    "headers": _headers_read,
+    "json": _json_read,
+    "recipients": _recipients_read,
+    "variants": _variants_read,
+    "wait_target": _wait_target_read,
+    "retry": _retry_read,
+}
 
 
 def _wait_until(values: Values, config: dict, errors: Errors) -> None:

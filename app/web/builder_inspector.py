@@ -109,7 +109,7 @@ def inspector_context(
         "saved": saved,
         "pickers": pickers(workflow),
         "merge_fields": MERGE_FIELDS,
-        "partial": f"nodes/_{node.node_type}.html" if kind else None,
+        "partial": "nodes/_form.html" if kind else None,
     }
 
 
@@ -132,29 +132,12 @@ def _webhook_errors(config: dict) -> dict[str, list[str]]:
     return {}
 
 
-TEMPLATED = {
-    "send_email": ("subject", "body_html", "body_text"),
-    "send_sms": ("body",),
-    "internal_notification": ("message",),
-    "create_task": ("title", "description"),
-    "create_deal": ("title",),
-}
-
-
 def _template_errors(node_type: str, config: dict) -> dict[str, list[str]]:
-    """Template syntax is checked at save, not discovered at send time."""
-    from app.automation.templating import template_errors, template_strings_errors
+    """Template syntax is checked at save, not discovered at send time (the
+    type's ``templated`` keys, app/automation/node_checks.py)."""
+    from app.automation.node_checks import template_problems
 
-    errors: dict[str, list[str]] = {}
-    for key in TEMPLATED.get(node_type, ()):
-        if isinstance(config.get(key), str):
-            problems = template_errors(config[key])
-            if problems:
-                errors[key] = problems
-    if node_type == "webhook" and isinstance(config.get("payload"), dict):
-        for path, problems in template_strings_errors(config["payload"]).items():
-            errors.setdefault(f"payload.{path}", []).extend(problems)
-    return errors
+    return template_problems(node_type, config)
 
 
 @bp.post("/<int:workflow_id>/nodes/<node_id>")

@@ -13,7 +13,7 @@ from app.automation import engine
 from app.automation.engine import cancel_execution, drain, retry_execution
 from app.automation.engine_batch import run_batch
 from app.automation.engine_claim import claim_ready, new_owner
-from app.automation.nodes.executors import EXECUTORS, executor_for
+from app.automation.nodes.registry import get_node_type
 from app.extensions import db
 from app.models import ContactFlowState, DeadLetter, OutboxMessage, Tag
 from app.tenancy import firm_context
@@ -26,7 +26,8 @@ T0 = datetime(2026, 5, 4, 12, 0, tzinfo=UTC)
 @pytest.fixture
 def flaky_add_tag(monkeypatch):
     """add_tag raises for its first ``failures[0]`` calls (fault injection)."""
-    original = executor_for("add_tag")
+    kind = get_node_type("add_tag")
+    original = kind.execute
     failures = [0]
 
     def flaky(step):
@@ -35,7 +36,7 @@ def flaky_add_tag(monkeypatch):
             raise ConnectionError("CRM is down")
         return original(step)
 
-    monkeypatch.setitem(EXECUTORS, "add_tag", flaky)
+    monkeypatch.setattr(kind, "execute", staticmethod(flaky))
     return failures
 
 

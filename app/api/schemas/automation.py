@@ -7,12 +7,12 @@ Node and edge references are integer ids named ``workflow``,
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field
-from pydantic.json_schema import WithJsonSchema
 
 from app.api.core import DbId, Input, Output
 from app.automation.nodes.registry import all_node_types
@@ -24,16 +24,25 @@ NODE_KEY = r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,99}$"
 Name = Field(min_length=1, max_length=NAME_MAX)
 
 
-def _one_of(values, description: str) -> WithJsonSchema:
-    """A string field documented as an enum of the registry's keys. Input
+class _OneOf:
+    """A string field documented as an enum of ``values()``, read when the
+    OpenAPI document is built (so every registered type is listed). Input
     stays a string so an unknown type is the contract's 422 with the
     registry's message, not a bare 400."""
-    return WithJsonSchema({"type": "string", "enum": sorted(values), "description": description})
+
+    def __init__(self, values: Callable[[], Iterable[str]], description: str):
+        self.values = values
+        self.description = description
+
+    def __get_pydantic_json_schema__(self, core_schema, handler) -> dict:
+        return {"type": "string", "enum": sorted(self.values()), "description": self.description}
 
 
-NodeTypeName = Annotated[str, _one_of((t.key for t in all_node_types()), "a registered node type")]
-TriggerTypeName = Annotated[str, _one_of(TRIGGER_TYPES, "a registered trigger type")]
-ExecutionStatus = Annotated[str, _one_of(EXECUTION_STATUSES, "the execution's state")]
+NodeTypeName = Annotated[
+    str, _OneOf(lambda: (t.key for t in all_node_types()), "a registered node type")
+]
+TriggerTypeName = Annotated[str, _OneOf(lambda: TRIGGER_TYPES, "a registered trigger type")]
+ExecutionStatus = Annotated[str, _OneOf(lambda: EXECUTION_STATUSES, "the execution's state")]
 WorkflowStatus = Literal["draft", "active", "paused", "archived"]
 
 

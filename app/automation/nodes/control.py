@@ -1,17 +1,98 @@
-"""Control-flow nodes (condition, waits, split) and the goal node."""
+"""Control-flow nodes (condition, waits, split) and the goal node.
+
+A wait node enters by returning ``Outcome.wait``; when the execution comes
+back (the sweeper found it due, or a wake) the same ``execute`` runs with
+``step.resuming`` set and decides again from the clock and the facts, so an
+early wake never cuts a wait short.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import re
-from datetime import datetime
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from flask import current_app
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from app.automation.nodes import summaries
+from app.automation.nodes import form, summaries
 from app.automation.nodes.registry import NodeConfig, NodeType, Port, register
+from app.automation.nodes.step import Outcome, Step
+from app.automation.rules import evaluate, evaluate_with_explanation
 from app.automation.rules_schema import HasRules
+from app.clock import ensure_utc
 
 _TIME_OF_DAY = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+def rule_group(configuration: dict) -> dict:
+    """The ``match``/``rules`` part of a raw node configuration."""
+    return {"match": configuration.get("match", "all"), "rules": configuration.get("rules") or []}
+
+
+def _entered_at(step: Step) -> datetime:
+    if step.waiting and step.waiting.get("entered_at"):
+        return ensure_utc(step.waiting["entered_at"])
+    return step.moment
+
+
+def _zone(name: str | None) -> ZoneInfo:
+    try:
+        return ZoneInfo(name or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def _field_value(step: Step, name: str):
+    name = name.removeprefix("contact.")
+    contact = step.contact.contact
+    if name.startswith("custom."):
+        return (contact.get("custom_fields") or {}).get(name[len("custom.") :])
+    return contact.get(name)
+
+
+def target_time(step: Step) -> datetime | None:
+    """``until``, or the contact's date field + offset_days (at ``at`` in the
+    contact's timezone); None when the field is empty or unreadable."""
+    config = step.config
+    if config.until is not None:
+        return ensure_utc(config.until)
+    value = _field_value(step, config.field)
+    zone = _zone(step.contact.contact.get("timezone"))
+    if isinstance(value, str):
+        try:
+            value = (
+                date.fromisoformat(value)
+                if len(value.strip()) == 10
+                else datetime.fromisoformat(value.replace("Z", "+00:00"))
+            )
+        except ValueError:
+            return None
+    if isinstance(value, datetime):
+        aware = value if value.tzinfo else value.replace(tzinfo=UTC)
+        if config.at is None:
+            return ensure_utc(aware + timedelta(days=config.offset_days))
+        day = aware.astimezone(zone).date()
+    elif isinstance(value, date):
+        day = value
+    else:
+        return None
+    day = day + timedelta(days=config.offset_days)
+    hour, minute = (int(part) for part in (config.at or "00:00").split(":"))
+    return datetime.combine(day, time(hour, minute), tzinfo=zone).astimezone(UTC)
+
+
+def split_bucket(workflow_id: int, node_id: str, contact_id: int) -> float:
+    """A stable number in [0, 100) per (workflow, node, contact): the same
+    contact lands on the same variant every time it passes this split."""
+    digest = hashlib.sha256(f"{workflow_id}:{node_id}:{contact_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 * 100
+
+
+def goal_met(configuration: dict, facts) -> bool:
+    group = rule_group(configuration)
+    return bool(group["rules"]) and evaluate(group, facts)
 
 
 class ConditionConfig(NodeConfig, HasRules):
@@ -27,6 +108,13 @@ class Condition(NodeType):
     color = "#f59e0b"
     description = "Branch on contact fields, tags, lists, deals or e-mail activity."
     Config = ConditionConfig
+    uses_rules = True
+    form = (
+        form.Rules(
+            label="Go down \u201cYes\u201d when the contact matches",
+            help="Otherwise the contact goes down \u201cNo\u201d.",
+        ),
+    )
 
     @classmethod
     def ports(cls, config=None):
@@ -39,6 +127,11 @@ class Condition(NodeType):
     @classmethod
     def summary(cls, config: dict) -> str:
         return f"If {summaries.rules(config)}" if summaries.rules(config) else "No rules yet"
+
+    @classmethod
+    def execute(cls, step: Step) -> Outcome:
+        met, details = evaluate_with_explanation(rule_group(step.node.configuration), step.facts())
+        return Outcome(branch="yes" if met else "no", result={"result": met, "explain": details})
 
 
 class WaitTimeConfig(NodeConfig):
@@ -69,6 +162,16 @@ class WaitTime(NodeType):
     color = "#64748b"
     description = "Wait for a number of minutes, hours or days."
     Config = WaitTimeConfig
+    waits = True
+    form = (
+        form.Duration(
+            "wait",
+            "Wait for",
+            hours_key="wait_duration_hours",
+            seconds_key="wait_duration_seconds",
+            error_keys=("wait_duration_hours", "wait_duration_seconds", "__root__"),
+        ),
+    )
 
     @classmethod
     def default_config(cls) -> dict:
@@ -78,6 +181,15 @@ class WaitTime(NodeType):
     def summary(cls, config: dict) -> str:
         hours = summaries.hours_of(config, "wait_duration_hours", "wait_duration_seconds")
         return f"Wait {summaries.duration(hours)}" if hours else "No duration yet"
+
+    @classmethod
+    def execute(cls, step: Step) -> Outcome:
+        until = _entered_at(step) + timedelta(seconds=step.config.seconds)
+        if step.test_mode:
+            return Outcome(result={"test": True, "would_wait_until": until.isoformat()})
+        if step.moment >= until:
+            return Outcome(result={"waited_until": until.isoformat()})
+        return Outcome.wait(until, "time", wait_until=until.isoformat())
 
 
 def _time_of_day(value: str | None) -> str | None:
@@ -117,6 +229,8 @@ class WaitUntil(NodeType):
     color = "#475569"
     description = "Wait until a date, or a contact date field plus an offset."
     Config = WaitUntilConfig
+    waits = True
+    form = (form.WaitTarget(),)
 
     @classmethod
     def default_config(cls) -> dict:
@@ -132,6 +246,17 @@ class WaitUntil(NodeType):
         offset = f" {int(days):+d} days" if isinstance(days, (int, float)) and days else ""
         at = f" at {config['at']}" if config.get("at") else ""
         return f"Until {str(config['field']).removeprefix('custom.')}{offset}{at}"
+
+    @classmethod
+    def execute(cls, step: Step) -> Outcome:
+        until = target_time(step)
+        if until is None:
+            return Outcome(status="skipped", result={"reason": "no date to wait for"})
+        if step.test_mode:
+            return Outcome(result={"test": True, "would_wait_until": until.isoformat()})
+        if step.moment >= until:
+            return Outcome(result={"waited_until": until.isoformat()})
+        return Outcome.wait(until, "until", wait_until=until.isoformat())
 
 
 class WaitConditionConfig(NodeConfig, HasRules):
@@ -162,6 +287,22 @@ class WaitCondition(NodeType):
     color = "#334155"
     description = "Wait until the contact meets rules, or give up after a timeout."
     Config = WaitConditionConfig
+    waits = True
+    uses_rules = True
+    form = (
+        form.Rules(
+            label="Wait until the contact matches",
+            help="Met: continue down \u201cMet\u201d. Otherwise, after the timeout, down "
+            "\u201cTimed out\u201d.",
+        ),
+        form.Duration(
+            "timeout",
+            "Give up after",
+            hours_key="timeout_hours",
+            seconds_key="timeout_seconds",
+            error_keys=("timeout_hours", "timeout_seconds"),
+        ),
+    )
 
     @classmethod
     def ports(cls, config=None):
@@ -176,6 +317,23 @@ class WaitCondition(NodeType):
         hours = summaries.hours_of(config, "timeout_hours", "timeout_seconds")
         limit = f", max {summaries.duration(hours)}" if hours else ""
         return f"Until {summaries.rules(config) or '...'}{limit}"
+
+    @classmethod
+    def execute(cls, step: Step) -> Outcome:
+        met, details = evaluate_with_explanation(rule_group(step.node.configuration), step.facts())
+        deadline = _entered_at(step) + timedelta(seconds=step.config.timeout)
+        if met:
+            return Outcome(branch="yes", result={"result": True, "explain": details})
+        if step.test_mode or step.moment >= deadline:
+            return Outcome(
+                branch="timeout",
+                result={"result": False, "timed_out_at": deadline.isoformat(), "explain": details},
+            )
+        # Re-checked when the contact changes (condition_wakes.py) and every
+        # CONDITION_RECHECK_SECONDS besides; given up at the deadline.
+        recheck = float(current_app.config.get("CONDITION_RECHECK_SECONDS") or 300)
+        wake_at = min(deadline, step.moment + timedelta(seconds=recheck))
+        return Outcome.wait(wake_at, "condition", timeout_at=deadline.isoformat())
 
 
 class Variant(BaseModel):
@@ -208,6 +366,7 @@ class Split(NodeType):
     color = "#e11d48"
     description = "Send contacts down weighted variants; each contact keeps its variant."
     Config = SplitConfig
+    form = (form.Variants(),)
 
     @classmethod
     def ports(cls, config=None):
@@ -234,6 +393,20 @@ class Split(NodeType):
         ]
         return "Split " + " / ".join(shown)
 
+    @classmethod
+    def execute(cls, step: Step) -> Outcome:
+        variants = step.config.variants
+        bucket = split_bucket(step.workflow.id, step.node.node_id, step.contact_id)
+        chosen = variants[-1].name
+        total = 0.0
+        for variant in variants:
+            total += variant.weight
+            if bucket < total:
+                chosen = variant.name
+                break
+        step.context.setdefault("variants", {})[step.node.node_id] = chosen
+        return Outcome(branch="variant", variant=chosen, result={"variant": chosen})
+
 
 class GoalConfig(NodeConfig, HasRules):
     goal_value: float = Field(default=0, ge=0)
@@ -250,6 +423,15 @@ class Goal(NodeType):
         "A conversion. With rules, contacts anywhere in the workflow who meet them jump here."
     )
     Config = GoalConfig
+    uses_rules = True
+    form = (
+        form.Number("goal_value", "Value of a conversion", placeholder="0", default=0),
+        form.Rules(
+            label="Jump here when the contact matches (optional)",
+            help="With rules, contacts anywhere in this workflow who meet them jump to this "
+            "goal. Without rules, contacts reach it by its incoming connection.",
+        ),
+    )
 
     @classmethod
     def default_config(cls) -> dict:
@@ -259,3 +441,8 @@ class Goal(NodeType):
     def summary(cls, config: dict) -> str:
         rules = summaries.rules(config)
         return f"When {rules}" if rules else "Reached by the path"
+
+    @classmethod
+    def execute(cls, step: Step) -> Outcome:
+        value = getattr(step.config, "goal_value", 0) or 0
+        return Outcome(goal=True, result={"goal": step.node.node_id, "goal_value": value})

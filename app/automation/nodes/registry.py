@@ -1,17 +1,25 @@
-"""The node-type registry: one class per node type (DESIGN.md rule 6).
+"""The node-type registry: one class per node type.
 
-A node type declares its configuration schema (pydantic), its output ports
-(the ``condition_type`` values its outgoing edges may carry) and how the
-engine executes it. Adding a type means one class in one module of this
-package plus its inspector partial ``templates/nodes/_<key>.html``.
+A node type is one class, in one module of this package, carrying all of
+it: its configuration schema (pydantic ``Config``), its output ports (the
+``condition_type`` values its outgoing edges may carry), how the engine
+executes it (``execute``), its inspector form (``form``, see
+:mod:`app.automation.nodes.form`), its card text (``summary``) and what
+kind of step it is (``sends_message``, ``waits``, ``uses_rules``). Adding a
+type is one ``@register``-ed class; the palette, the inspector, graph
+validation, the engine, retries and the API's enums read the registry.
 """
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from app.automation.nodes.form import FormField
+from app.automation.nodes.step import Outcome, Step
 
 
 class NodeConfig(BaseModel):
@@ -54,8 +62,23 @@ class NodeType:
     color: ClassVar[str] = "#64748b"
     description: ClassVar[str] = ""
     Config: ClassVar[type[NodeConfig]] = NodeConfig
-    # Email, SMS and webhook steps hand a message to the outbox.
+    # The inspector's fields, in order (app/automation/nodes/form.py).
+    form: ClassVar[tuple[FormField, ...]] = ()
+    # Configuration keys rendered as templates when the step runs; they are
+    # checked for template errors when saved.
+    templated: ClassVar[tuple[str, ...]] = ()
+    # Hands a message to the outbox (a retry re-queues the message).
     sends_message: ClassVar[bool] = False
+    # May stop the execution until a moment (graph loops must pass one).
+    waits: ClassVar[bool] = False
+    # Its configuration carries a rule group (``match``/``rules``).
+    uses_rules: ClassVar[bool] = False
+
+    @classmethod
+    def execute(cls, step: Step) -> Outcome:
+        """Run the step: change ``step``'s in-memory facts, record writes on
+        ``step.effects`` and say where to go (app/automation/nodes/step.py)."""
+        raise NotImplementedError(f"node type {cls.key!r} has no executor")
 
     @classmethod
     def parse_config(cls, configuration: dict | None) -> NodeConfig:
@@ -87,6 +110,24 @@ def register(node_type: type[NodeType]) -> type[NodeType]:
         raise ValueError(f"node type {node_type.key!r} registered twice")
     NODE_TYPES[node_type.key] = node_type
     return node_type
+
+
+def unregister(key: str) -> None:
+    """Forget a type (tests that register a throwaway one)."""
+    NODE_TYPES.pop(key, None)
+
+
+def keys_where(flag: str) -> frozenset[str]:
+    """The keys of the registered types with ``flag`` set (``waits``...)."""
+    return frozenset(kind.key for kind in all_node_types() if getattr(kind, flag))
+
+
+def executor_for(node_type: str):
+    """The ``execute`` of a registered type, or None."""
+    try:
+        return get_node_type(node_type).execute
+    except UnknownNodeType:
+        return None
 
 
 def card_summary(node_type: str, configuration: dict | None) -> str:
@@ -146,10 +187,17 @@ def validation_error_fields(exc: ValidationError, prefix: str = "") -> dict[str,
 
 
 _loaded = False
+_lock = threading.RLock()
 
 
 def _load_all() -> None:
+    """Import the modules that register the types, once (threads of one
+    worker may race here)."""
     global _loaded
-    if not _loaded:
-        _loaded = True
-        from app.automation.nodes import actions, control, messaging  # noqa: F401
+    if _loaded:
+        return
+    with _lock:
+        if not _loaded:
+            from app.automation.nodes import control, crm, messages  # noqa: F401
+
+            _loaded = True

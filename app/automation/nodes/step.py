@@ -172,3 +172,10 @@ class Step:
         except ImportError:
             return text
         return render_text(text, self.template_context())
+
+
+def would(step: Step, **what) -> Outcome | None:
+    """In test mode, the outcome saying what the step would have done."""
+    if step.test_mode:
+        return Outcome(result={"test": True, "would": what})
+    return None
