@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import re
-from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from datetime import datetime, timedelta
 
 from flask import current_app
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from app.automation.crm.dates import field_moment, field_value, zone_of
 from app.automation.nodes import form, summaries
 from app.automation.nodes.registry import NodeConfig, NodeType, Port, register
 from app.automation.nodes.step import Outcome, Step
@@ -37,50 +37,18 @@ def _entered_at(step: Step) -> datetime:
     return step.moment
 
 
-def _zone(name: str | None) -> ZoneInfo:
-    try:
-        return ZoneInfo(name or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
-
-
-def _field_value(step: Step, name: str):
-    name = name.removeprefix("contact.")
-    contact = step.contact.contact
-    if name.startswith("custom."):
-        return (contact.get("custom_fields") or {}).get(name[len("custom.") :])
-    return contact.get(name)
-
-
 def target_time(step: Step) -> datetime | None:
-    """``until``, or the contact's date field + offset_days (at ``at`` in the
-    contact's timezone); None when the field is empty or unreadable."""
+    """``until``, or the contact's date field + offset_days at ``at``
+    (default 09:00) in the contact's timezone, by the date triggers' rule
+    (app/automation/crm/dates.py); None when the field is empty or not a
+    date."""
     config = step.config
     if config.until is not None:
         return ensure_utc(config.until)
-    value = _field_value(step, config.field)
-    zone = _zone(step.contact.contact.get("timezone"))
-    if isinstance(value, str):
-        try:
-            value = (
-                date.fromisoformat(value)
-                if len(value.strip()) == 10
-                else datetime.fromisoformat(value.replace("Z", "+00:00"))
-            )
-        except ValueError:
-            return None
-    if isinstance(value, datetime):
-        aware = value if value.tzinfo else value.replace(tzinfo=UTC)
-        if config.at is None:
-            return ensure_utc(aware + timedelta(days=config.offset_days))
-        day = aware.astimezone(zone).date()
-    elif isinstance(value, date):
-        day = value
-    else:
-        return None
-    day = day + timedelta(days=config.offset_days)
-    hour, minute = (int(part) for part in (config.at or "00:00").split(":"))
-    return datetime.combine(day, time(hour, minute), tzinfo=zone).astimezone(UTC)
+    contact = step.contact.contact
+    value = field_value(config.field, contact, contact.get("custom_fields"))
+    found = field_moment(value, zone_of(contact.get("timezone")), config.offset_days, config.at)
+    return found[1] if found is not None else None
 
 
 def split_bucket(workflow_id: int, node_id: str, contact_id: int) -> float:

@@ -14,6 +14,7 @@ from typing import ClassVar
 
 from pydantic import ConfigDict, Field, ValidationError, field_validator
 
+from app.automation.crm.dates import DEFAULT_AT
 from app.automation.nodes.registry import validation_error_fields
 from app.automation.rules_schema import HasRules
 
@@ -95,7 +96,7 @@ def _time(value: str) -> str:
 class DateFieldConfig(TriggerConfig):
     field: str
     offset_days: int = Field(default=0, ge=-3660, le=3660)
-    at: str = "09:00"
+    at: str = DEFAULT_AT  # the date rule's default (crm/dates.py)
 
     _f = field_validator("field")(classmethod(lambda cls, v: _field_name(v)))
     _t = field_validator("at")(classmethod(lambda cls, v: _time(v)))
@@ -103,7 +104,7 @@ class DateFieldConfig(TriggerConfig):
 
 class AnniversaryConfig(TriggerConfig):
     field: str
-    at: str = "09:00"
+    at: str = DEFAULT_AT  # the date rule's default (crm/dates.py)
 
     _f = field_validator("field")(classmethod(lambda cls, v: _field_name(v)))
     _t = field_validator("at")(classmethod(lambda cls, v: _time(v)))

@@ -9,10 +9,13 @@ its workflow went live, so activating a workflow does not replay the past.
 
 - ``date_reached``: the fixed moment ``at``; every contact the rules select.
 - ``date_field_reached``: a contact date field (``custom.<key>`` or
-  ``created_at``) + ``offset_days``, at ``at`` o'clock in the contact's
-  time zone (zoneinfo: right across DST, UTC+13 or UTC-10 alike).
+  ``created_at``) + ``offset_days``, at ``at`` o'clock (default 09:00) in
+  the contact's time zone (zoneinfo: right across DST, UTC+13 or UTC-10
+  alike); the rule is ``crm/dates.py``'s, which the wait_until step
+  shares.
 - ``anniversary``: every year on the field's month and day (Feb 29 is
-  celebrated on Feb 28 in other years), at ``at`` local time.
+  celebrated on Feb 28 in other years), at ``at`` local time (default
+  09:00).
 - ``time_delay``: ``delay_hours`` after the contact was created.
 
 Never twice for the same contact and date: the enrollment key hashes
@@ -25,11 +28,19 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import String, cast, func, select, update
 
+from app.automation.crm.dates import (
+    at_local,
+    field_date,
+    field_moment,
+    field_value,
+    time_of_day,
+    zone_of,
+)
 from app.automation.enrollment import NotEnrollable, enroll
 from app.automation.triggers.audience import BATCH, matching_contact_ids, passing
 from app.automation.triggers.bus import audit_many
@@ -177,7 +188,7 @@ def _time_delay(trigger: WorkflowTrigger, since: datetime, until: datetime):
 def _date_field(trigger: WorkflowTrigger, since: datetime, until: datetime):
     config = trigger.configuration
     offset = timedelta(days=int(config.get("offset_days") or 0))
-    at = _time_of_day(config.get("at"))
+    at = config.get("at")
     field = config.get("field") or ""
     # Field dates whose moment can fall in the window, with slack for zones.
     low = (since - offset - _TZ_SLACK).date()
@@ -186,18 +197,14 @@ def _date_field(trigger: WorkflowTrigger, since: datetime, until: datetime):
     where = (expression >= low.isoformat(), expression < (high + timedelta(days=1)).isoformat())
 
     def moment_of(contact: Contact, zone: ZoneInfo) -> tuple[date, datetime] | None:
-        value = _field_date(contact, field, zone)
-        if value is None:
-            return None
-        local_day = value + offset
-        return local_day, _at_local(local_day, at, zone)
+        return field_moment(_field_value(contact, field), zone, offset.days, at)
 
     yield from _by_occurrence(trigger, since, until, where, moment_of)
 
 
 def _anniversary(trigger: WorkflowTrigger, since: datetime, until: datetime):
     config = trigger.configuration
-    at = _time_of_day(config.get("at"))
+    at = time_of_day(config.get("at"))
     field = config.get("field") or ""
     days = _days_between((since - _TZ_SLACK).date(), (until + _TZ_SLACK).date())
     month_days = {d.strftime("%m-%d") for d in days}
@@ -206,7 +213,7 @@ def _anniversary(trigger: WorkflowTrigger, since: datetime, until: datetime):
     where = (func.substr(_field_text(field), 6, 5).in_(sorted(month_days)),)
 
     def moment_of(contact: Contact, zone: ZoneInfo) -> tuple[date, datetime] | None:
-        value = _field_date(contact, field, zone)
+        value = field_date(_field_value(contact, field), zone)
         if value is None:
             return None
         local_until = until.astimezone(zone).date()
@@ -214,7 +221,7 @@ def _anniversary(trigger: WorkflowTrigger, since: datetime, until: datetime):
             if year <= value.year:
                 continue
             day = _same_day_in(value, year)
-            moment = _at_local(day, at, zone)
+            moment = at_local(day, at, zone)
             if since < moment <= until:
                 return day, moment
         return None
@@ -235,7 +242,7 @@ def _by_occurrence(trigger, since, until, where, moment_of):
         last_id = contacts[-1].id
         due: dict[date, list[Contact]] = defaultdict(list)
         for contact in contacts:
-            found = moment_of(contact, _zone(contact.timezone))
+            found = moment_of(contact, zone_of(contact.timezone))
             if found is not None and since < found[1] <= until:
                 due[found[0]].append(contact)
         for day, members in sorted(due.items()):
@@ -254,16 +261,11 @@ def _field_text(field: str):
     return Contact.custom_fields[key].as_string()
 
 
-def _field_date(contact: Contact, field: str, zone: ZoneInfo) -> date | None:
+def _field_value(contact: Contact, field: str):
+    """The raw value the date rule reads (app/automation/crm/dates.py)."""
     if field == "created_at":
-        return ensure_utc(contact.created_at).astimezone(zone).date()
-    raw = (contact.custom_fields or {}).get(field[len("custom.") :])
-    if not isinstance(raw, str) or len(raw) < 10:
-        return None
-    try:
-        return date.fromisoformat(raw[:10])
-    except ValueError:
-        return None
+        return ensure_utc(contact.created_at)
+    return field_value(field, {}, contact.custom_fields)
 
 
 def _same_day_in(value: date, year: int) -> date:
@@ -273,27 +275,6 @@ def _same_day_in(value: date, year: int) -> date:
         except ValueError:
             return date(year, 2, 28)
     return value.replace(year=year)
-
-
-def _at_local(day: date, at: time, zone: ZoneInfo) -> datetime:
-    # zoneinfo picks the right offset for that day (DST included); a time
-    # skipped by a spring-forward maps to the real instant just after it.
-    return datetime.combine(day, at, tzinfo=zone).astimezone(UTC)
-
-
-def _zone(name: str | None) -> ZoneInfo:
-    try:
-        return ZoneInfo(name or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
-
-
-def _time_of_day(value) -> time:
-    try:
-        hours, minutes = str(value or "09:00").split(":")
-        return time(int(hours), int(minutes))
-    except ValueError:
-        return time(9, 0)
 
 
 def _days_between(first: date, last: date) -> list[date]:
