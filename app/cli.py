@@ -103,7 +103,7 @@ def run_daily_analytics() -> None:
 @click.command("process-waiting")
 def process_waiting() -> None:
     """Run one sweep: resume due waits, re-enqueue stuck executions."""
-    from app.automation.engine import process_waiting_executions
+    from app.automation.engine.sweeper import process_waiting_executions
 
     result = process_waiting_executions()
     click.echo(f"processed: {result}")

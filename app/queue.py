@@ -27,8 +27,8 @@ from flask import Flask, current_app
 log = logging.getLogger(__name__)
 
 QUEUES = ("engine", "delivery", "default")
-ENGINE_JOB = "app.automation.engine.run_engine_job"
-DELIVERY_JOB = "app.automation.engine.run_delivery_job"
+ENGINE_JOB = "app.automation.engine.jobs.run_engine_job"
+DELIVERY_JOB = "app.automation.delivery.jobs.run_delivery_job"
 
 # Periodic jobs as data: name, dotted path, interval (seconds, or the name
 # of a config key holding it). A job whose module does not exist yet is
@@ -37,12 +37,12 @@ PERIODIC_JOBS: list[dict[str, Any]] = [
     {
         # Due waits only: frequent so a wait ends on time, cheap when idle.
         "name": "wake",
-        "func": "app.automation.sweeper.wake_due",
+        "func": "app.automation.engine.sweeper.wake_due",
         "every": "WAKE_INTERVAL_SECONDS",
     },
     {
         "name": "sweep",
-        "func": "app.automation.sweeper.process_waiting_executions",
+        "func": "app.automation.engine.sweeper.process_waiting_executions",
         "every": "SWEEP_INTERVAL_SECONDS",
     },
     {

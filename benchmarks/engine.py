@@ -53,7 +53,7 @@ EDGES = [
 
 def _setup(count: int):
     """A firm, a user, the active workflow and ``count`` enrolled contacts."""
-    from app.automation.enrollment import enroll
+    from app.automation.engine.enrollment import enroll
     from app.tenancy import firm_context
 
     firm, user = harness.firm_and_user()
@@ -187,7 +187,7 @@ def _run_workers(app, count: int, workers: int, database_url: str, prefix: str, 
 
 
 def _run_inline(count: int, timeout: float):
-    from app.automation.engine import advance_ready_batch
+    from app.automation.engine.jobs import advance_ready_batch
 
     started, cpu_started = time.monotonic(), time.process_time()
     while _any_active() and time.monotonic() - started < timeout:

@@ -110,7 +110,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--no-rate-limit", action="store_true", help="RATELIMIT_ENABLED=0")
     args = parser.parse_args()
-    from app.automation.tracking import make_token
+    from app.automation.delivery.tracking import make_token
 
     limits = {"RATELIMIT_ENABLED": "0"} if args.no_rate_limit else {}
     with harness.service_run("tracking", SECRET_KEY=SECRET, **limits) as run:

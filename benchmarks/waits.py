@@ -63,7 +63,7 @@ def _wait_for(predicate, timeout: float, step: float = 0.2) -> bool:
 
 def _workflow(user, contact_ids: list[int]) -> int:
     """An active wait_until -> goal workflow with ``contact_ids`` enrolled."""
-    from app.automation.enrollment import enroll
+    from app.automation.engine.enrollment import enroll
 
     workflow = harness.build_workflow(user, NODES, EDGES, "manual")
     enroll(workflow, contact_ids, trigger_type="manual")

@@ -116,7 +116,7 @@ def _clean_database(request, app):
 
         limiter.enabled = bool(app.config["RATELIMIT_ENABLED"])
         # Version definitions are cached per process; ids repeat across tests.
-        from app.automation import engine_state
+        from app.automation.engine import state as engine_state
 
         engine_state._definitions.clear()
         from app.auth import forget_tokens
@@ -125,7 +125,7 @@ def _clean_database(request, app):
         from app.automation.triggers import api_start
 
         api_start._entries.clear()
-        from app.automation import enrollment
+        from app.automation.engine import enrollment
 
         enrollment._entries.clear()
         ctx.pop()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from app.automation.enrollment import NotEnrollable, enroll
+from app.automation.engine.enrollment import NotEnrollable, enroll
 from app.extensions import db
 from app.models import WorkflowExecution
 from app.tenancy import firm_context

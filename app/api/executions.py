@@ -93,7 +93,7 @@ def get_execution(execution_id: int):
 def cancel_execution(execution_id: int):
     from flask import g
 
-    from app.automation.engine import cancel_execution as cancel
+    from app.automation.engine.operator import cancel_execution as cancel
 
     execution = load_execution(execution_id)
     if not cancel(execution, user=g.user):
@@ -113,8 +113,8 @@ def retry_execution(execution_id: int):
     """Resumes the same execution; steps already done are not repeated."""
     from flask import g
 
-    from app.automation.engine import retry_execution as retry
-    from app.automation.engine_retry import why_not_resumable
+    from app.automation.engine.operator import retry_execution as retry
+    from app.automation.engine.retry import why_not_resumable
 
     execution = load_execution(execution_id)
     if not retry(execution, user=g.user):

@@ -27,7 +27,7 @@ from app.api.schemas.automation import (
     TriggerOut,
     TriggerUpdate,
 )
-from app.automation import edit_history as history
+from app.automation.graph import edit_history as history
 from app.extensions import db
 from app.models import Workflow, WorkflowEdge, WorkflowNode, WorkflowTrigger
 from app.models.audit import record
@@ -54,7 +54,7 @@ def referenced(model, object_id: int | None, field: str, *options):
 
 def _changed(workflow_id: int, label: str, before: dict, after: dict) -> None:
     """API edits go in the builder's undo history like the canvas's
-    (app/automation/edit_history.py), labelled as made through the API."""
+    (app/automation/graph/edit_history.py), labelled as made through the API."""
     history.record_change(workflow_id, f"API: {label}", before, after, g.get("user"))
 
 
@@ -188,7 +188,7 @@ def create_node(body: NodeCreate):
     the field); a ``node_id`` already used in the workflow is a 409."""
     from sqlalchemy import func
 
-    from app.automation.validation import MAX_NODES
+    from app.automation.graph.validation import MAX_NODES
 
     referenced(Workflow, body.workflow, "workflow")
     check_node(body.node_type, body.configuration)

@@ -1,6 +1,6 @@
 """Checks made when the API saves one piece of a graph.
 
-The whole-graph validation (``app.automation.validation``) runs at
+The whole-graph validation (``app.automation.graph.validation``) runs at
 activation; these are the per-save refusals that keep a draft graph
 coherent as it is built one request at a time: configurations valid for
 their type (node and trigger registries, template syntax, the webhook SSRF
@@ -45,7 +45,7 @@ def check_node(node_type: str, configuration: dict) -> None:
     if not fields:
         fields = _template_problems(node_type, configuration)
     if not fields:
-        from app.automation.node_checks import sender_problems
+        from app.automation.graph.node_checks import sender_problems
 
         fields = _prefixed(sender_problems(node_type, configuration), "configuration")
     if not fields and node_type == "webhook":
@@ -56,7 +56,7 @@ def check_node(node_type: str, configuration: dict) -> None:
 
 def _template_problems(node_type: str, configuration: dict) -> dict[str, list[str]]:
     # Every templated field (also webhook headers, task descriptions, tags).
-    from app.automation.node_checks import template_problems
+    from app.automation.graph.node_checks import template_problems
 
     return _prefixed(template_problems(node_type, configuration), "configuration")
 

@@ -17,17 +17,18 @@ from app.api.core import ENDPOINTS, Input, Output, endpoint
 from app.api.errors import ApiError, not_found, validation_error
 from app.api.pagination import PageQuery, page_of, paginate
 from app.api.schemas.automation import WorkflowDetail
-from app.automation import approvals, lifecycle
-from app.automation.portability import (
+from app.automation.graph.validation import WorkflowInvalid
+from app.automation.lifecycle import approvals
+from app.automation.lifecycle import publishing as lifecycle
+from app.automation.lifecycle.gallery import UnknownTemplate, instantiate, list_templates
+from app.automation.lifecycle.portability import (
     Document,
     ImportProblems,
     export_workflow,
     import_workflow,
     loads,
 )
-from app.automation.templates_library import UnknownTemplate, instantiate, list_templates
-from app.automation.validation import WorkflowInvalid
-from app.automation.versions import diff_definitions
+from app.automation.lifecycle.versions import diff_definitions
 from app.models import Workflow, WorkflowVersion
 
 TAG = "Lifecycle"
@@ -199,7 +200,7 @@ def get_version(workflow_id: int, number: int):
 def diff_versions(workflow_id: int, query: DiffQuery):
     """Nodes added/removed/changed (with the configuration fields that
     changed), edges added/removed, trigger and setting changes."""
-    from app.automation.definition import definition_of
+    from app.automation.graph.definition import definition_of
 
     workflow = workflow_or_404(workflow_id)
     base = lifecycle.get_version(workflow, query.base)

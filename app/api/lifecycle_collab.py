@@ -21,7 +21,7 @@ from app.api.lifecycle import (
     workflow_or_404,
 )
 from app.api.pagination import PageQuery, page_of, paginate
-from app.automation import approvals, comments
+from app.automation.lifecycle import approvals, comments
 from app.models import ApprovalRequest, WorkflowComment
 
 

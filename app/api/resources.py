@@ -12,7 +12,7 @@ costs nothing more. Every URL variable of the API is in :data:`URL_IDS`,
 from __future__ import annotations
 
 from app.api.errors import ApiError, not_found
-from app.automation.templates_library import TEMPLATES
+from app.automation.lifecycle.gallery import TEMPLATES
 from app.models import (
     ApprovalRequest,
     Contact,

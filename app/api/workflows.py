@@ -27,7 +27,8 @@ from app.api.schemas.automation import (
     WorkflowUpdate,
 )
 from app.api.schemas.batch import TriggerBatchOut, TriggerItem
-from app.automation import edit_history, workflow_ops
+from app.automation.graph import edit_history
+from app.automation.lifecycle import workflow_ops
 from app.extensions import db
 from app.models import Workflow
 from app.models.audit import record
@@ -199,9 +200,9 @@ def activate_workflow(workflow_id: int):
     lists the outputs to connect in ``ports``. An output left unconnected
     ends the execution there (``completed``), as any step without an
     outgoing edge does."""
-    from app.automation.lifecycle import ApprovalRequired
-    from app.automation.validation import WorkflowInvalid
-    from app.automation.workflow_ops import activate_and_enroll
+    from app.automation.graph.validation import WorkflowInvalid
+    from app.automation.lifecycle.publishing import ApprovalRequired
+    from app.automation.lifecycle.workflow_ops import activate_and_enroll
 
     workflow = load_workflow(workflow_id)
     try:
@@ -255,7 +256,7 @@ def pause_workflow(workflow_id: int):
 )
 def duplicate_workflow(workflow_id: int):
     """Same graph, triggers, goals and settings; no executions or versions."""
-    from app.automation.workflow_ops import duplicate_workflow as duplicate
+    from app.automation.lifecycle.workflow_ops import duplicate_workflow as duplicate
 
     copy = duplicate(load_workflow(workflow_id), user=g.user)
     return load_workflow(copy.id)

@@ -47,7 +47,7 @@ class WorkflowExecution(FirmScoped, Timestamps, db.Model):
             sqlite_where=text("status = 'running'"),
         ),
         # Executions waiting for a condition on a contact, woken when the
-        # contact changes (condition_wakes.py); small, and empty when no
+        # contact changes (engine/wakes.py); small, and empty when no
         # workflow waits for a condition.
         Index(
             "ix_executions_condition_waits",

@@ -55,22 +55,22 @@ class Workflow(FirmScoped, Timestamps, db.Model):
     def validate_workflow(self) -> list[dict]:
         """Problems that keep this workflow from running, as
         ``[{"node": node_id or None, "message": ...}]``; empty when valid."""
-        from app.automation.validation import validate_workflow
+        from app.automation.graph.validation import validate_workflow
 
         return validate_workflow(self)
 
     def activate(self, user=None):
         """Validate, snapshot the graph as the next version and go live.
 
-        Raises :class:`app.automation.validation.WorkflowInvalid` with the
+        Raises :class:`app.automation.graph.validation.WorkflowInvalid` with the
         problems when the graph cannot run. Returns the new version."""
-        from app.automation.lifecycle import activate_workflow
+        from app.automation.lifecycle.publishing import activate_workflow
 
         return activate_workflow(self, user)
 
     def pause(self, user=None) -> None:
         """Stop new contacts from entering; executions already inside wait."""
-        from app.automation.lifecycle import pause_workflow
+        from app.automation.lifecycle.publishing import pause_workflow
 
         pause_workflow(self, user)
 
@@ -78,8 +78,8 @@ class Workflow(FirmScoped, Timestamps, db.Model):
     def pending_approval(self) -> bool:
         """A marketer asked to publish and no admin has decided yet (the
         firm requires approval). One query; lists use
-        :func:`app.automation.approvals.pending_workflow_ids`."""
-        from app.automation.approvals import pending_request
+        :func:`app.automation.lifecycle.approvals.pending_workflow_ids`."""
+        from app.automation.lifecycle.approvals import pending_request
 
         return pending_request(self) is not None
 
@@ -182,7 +182,7 @@ class ImmutableVersion(RuntimeError):
 def _versions_are_immutable(mapper, connection, target) -> None:
     """Executions run on a version's definition for weeks: changing it
     under them would move contacts through steps nobody published. A
-    change is a new version (app.automation.lifecycle.publish)."""
+    change is a new version (app.automation.lifecycle.publishing.publish)."""
     state = sa_inspect(target)
     changed = [attr.key for attr in state.attrs if attr.history.has_changes()]
     if changed:

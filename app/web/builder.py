@@ -11,9 +11,9 @@ from __future__ import annotations
 from flask import jsonify, render_template, request
 
 from app.auth import login_required_page
-from app.automation.edit_history import record_edit, snapshot
-from app.automation.validation import WorkflowInvalid
-from app.automation.workflow_ops import WorkflowOpError, clean_description, clean_name
+from app.automation.graph.edit_history import record_edit, snapshot
+from app.automation.graph.validation import WorkflowInvalid
+from app.automation.lifecycle.workflow_ops import WorkflowOpError, clean_description, clean_name
 from app.extensions import db
 from app.models.audit import record
 from app.web.builder_common import (
@@ -170,8 +170,8 @@ def has_unpublished_changes(workflow, definition: dict | None = None) -> bool:
     """The live graph differs from the version contacts run on (the same
     comparison activation makes before taking a new snapshot). ``definition``
     is the workflow's, when the caller already built it."""
-    from app.automation.definition import definition_of
-    from app.automation.lifecycle import latest_version
+    from app.automation.graph.definition import definition_of
+    from app.automation.lifecycle.publishing import latest_version
 
     version = latest_version(workflow)
     if version is None:
@@ -195,7 +195,7 @@ def unpublished_fragment(workflow_id: int):
 @bp.post("/<int:workflow_id>/activate")
 @login_required_page
 def activate(workflow_id: int):
-    from app.automation.lifecycle import ApprovalRequired
+    from app.automation.lifecycle.publishing import ApprovalRequired
 
     workflow = load_workflow(workflow_id)
     try:

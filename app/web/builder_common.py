@@ -14,10 +14,10 @@ from typing import Any
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 
-from app.automation.definition import definition_of
-from app.automation.edit_history import history_state
+from app.automation.graph.definition import definition_of
+from app.automation.graph.edit_history import history_state
+from app.automation.graph.validation import validate_definition
 from app.automation.nodes.registry import all_node_types
-from app.automation.validation import validate_definition
 from app.models import Workflow, WorkflowNode
 from app.tenancy import scoped_get
 from app.web.builder_geometry import drawing

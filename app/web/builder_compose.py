@@ -204,7 +204,7 @@ def _pasted_nodes(document: Any) -> list[dict[str, Any]]:
 def paste_document(workflow: Workflow, document: Any, x: float, y: float) -> list[WorkflowNode]:
     """New steps from a :func:`copy_document`, their top-left corner at
     (x, y), each under a fresh step id, connected as they were."""
-    from app.automation.validation import MAX_NODES
+    from app.automation.graph.validation import MAX_NODES
 
     items = _pasted_nodes(document)
     if len(workflow.nodes) + len(items) > MAX_NODES:

@@ -4,7 +4,7 @@ disconnect, delete, copy, paste, and undo/redo of all of them.
 They come from ``static/canvas/`` as JSON with the CSRF header and answer
 JSON (ids, or an error naming the field); the script then reloads the
 ``graph`` fragment, so the server stays the one source of truth for what
-is drawn. Every change is recorded for undo (``app/automation/edit_history.py``) in
+is drawn. Every change is recorded for undo (``app/automation/graph/edit_history.py``) in
 the transaction that makes it.
 """
 
@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from werkzeug.wrappers import Response
 
 from app.auth import login_required_page
-from app.automation.edit_history import history_state, record_edit, redo, snapshot, undo
+from app.automation.graph.edit_history import history_state, record_edit, redo, snapshot, undo
 from app.extensions import db
 from app.models.audit import record
 from app.web.builder_common import (

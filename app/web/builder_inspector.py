@@ -15,8 +15,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from app.auth import login_required_page
-from app.automation.edit_history import record_edit, snapshot
-from app.automation.node_checks import sender_problems
+from app.automation.graph.edit_history import record_edit, snapshot
+from app.automation.graph.node_checks import sender_problems
 from app.automation.nodes.registry import UnknownNodeType, config_errors, get_node_type
 from app.extensions import db
 from app.models import Contact, ContactList, Tag, Topic, User, Workflow, WorkflowNode
@@ -134,8 +134,8 @@ def _webhook_errors(config: dict) -> dict[str, list[str]]:
 
 def _template_errors(node_type: str, config: dict) -> dict[str, list[str]]:
     """Template syntax is checked at save, not discovered at send time (the
-    type's ``templated`` keys, app/automation/node_checks.py)."""
-    from app.automation.node_checks import template_problems
+    type's ``templated`` keys, app/automation/graph/node_checks.py)."""
+    from app.automation.graph.node_checks import template_problems
 
     return template_problems(node_type, config)
 
@@ -223,8 +223,8 @@ def preview(workflow_id: int, node_id: str):
 
 def render_preview(workflow: Workflow, node_type: str, values: dict, contact: Any) -> list[dict]:
     """[{"label", "text"|"html"|"error"}] for each templated field of the node."""
-    from app.automation.context import render_context
-    from app.automation.templating import TemplateError, render_html, render_text
+    from app.automation.engine.context import render_context
+    from app.automation.templating.render import TemplateError, render_html, render_text
 
     context = render_context(contact, workflow)
     fields = {

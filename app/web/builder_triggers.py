@@ -16,7 +16,7 @@ from flask import flash, redirect, request, url_for
 from sqlalchemy import select
 
 from app.auth import login_required_page
-from app.automation.edit_history import record_edit, snapshot
+from app.automation.graph.edit_history import record_edit, snapshot
 from app.automation.triggers.registry import (
     TRIGGER_TYPES,
     TriggerType,

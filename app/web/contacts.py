@@ -14,7 +14,7 @@ from sqlalchemy.orm import selectinload
 
 from app.auth import login_required_page
 from app.automation.delivery import consent
-from app.automation.timeline import timelines
+from app.automation.engine.timeline import timelines
 from app.clock import now
 from app.extensions import db
 from app.models import (

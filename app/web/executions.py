@@ -1,7 +1,7 @@
 """Executions (firm-wide and per workflow), one execution's timeline,
 cancel and retry, and the dead-letter page with bulk retry.
 
-Cancel and retry are the engine's (``app.automation.engine``); this module
+Cancel and retry are the engine's (``app.automation.engine.operator``); this module
 only loads, checks access and renders.
 """
 
@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
 from app.auth import login_required_page
-from app.automation.timeline import timelines
+from app.automation.engine.timeline import timelines
 from app.extensions import db
 from app.models import DeadLetter, Workflow, WorkflowExecution
 from app.models.execution import ACTIVE_STATUSES, EXECUTION_STATUSES
@@ -127,7 +127,7 @@ def _back(execution: WorkflowExecution) -> str:
 @bp.post("/executions/<int:execution_id>/cancel")
 @login_required_page
 def cancel(execution_id: int):
-    from app.automation.engine import cancel_execution
+    from app.automation.engine.operator import cancel_execution
 
     execution = get_or_404(WorkflowExecution, execution_id)
     if execution.status not in ACTIVE_STATUSES:
@@ -146,7 +146,7 @@ def cancel(execution_id: int):
 @bp.post("/executions/<int:execution_id>/retry")
 @login_required_page
 def retry(execution_id: int):
-    from app.automation.engine import retry_execution
+    from app.automation.engine.operator import retry_execution
 
     execution = get_or_404(WorkflowExecution, execution_id)
     if execution.status != "failed":
@@ -155,7 +155,7 @@ def retry(execution_id: int):
             f"Only a failed execution can be retried (#{execution.id} is {execution.status}).",
             False,
         )
-    from app.automation.engine_retry import why_not_resumable
+    from app.automation.engine.retry import why_not_resumable
 
     changed = retry_execution(execution, g.user)
     message = (
@@ -188,7 +188,7 @@ def dead_letters():
 @login_required_page
 def retry_dead_letters():
     """Retry the chosen dead letters' executions (each one still failed)."""
-    from app.automation.engine import retry_execution
+    from app.automation.engine.operator import retry_execution
 
     ids = int_list(request.form.getlist("ids"))
     if not ids:

@@ -13,12 +13,18 @@ import json
 from flask import Blueprint, Response, abort, flash, g, redirect, render_template, request, url_for
 
 from app.auth import login_required_page
-from app.automation import approvals, lifecycle
-from app.automation.definition import definition_of
-from app.automation.portability import ImportProblems, export_workflow, import_workflow, loads
-from app.automation.templates_library import UnknownTemplate, instantiate, list_templates
-from app.automation.validation import WorkflowInvalid, validate_workflow
-from app.automation.versions import diff_definitions, diff_drawing
+from app.automation.graph.definition import definition_of
+from app.automation.graph.validation import WorkflowInvalid, validate_workflow
+from app.automation.lifecycle import approvals
+from app.automation.lifecycle import publishing as lifecycle
+from app.automation.lifecycle.gallery import UnknownTemplate, instantiate, list_templates
+from app.automation.lifecycle.portability import (
+    ImportProblems,
+    export_workflow,
+    import_workflow,
+    loads,
+)
+from app.automation.lifecycle.versions import diff_definitions, diff_drawing
 from app.models import Workflow
 from app.web.pages import get_or_404, int_arg
 

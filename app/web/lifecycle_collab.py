@@ -8,10 +8,11 @@ from __future__ import annotations
 from flask import abort, flash, g, redirect, render_template, request, url_for
 
 from app.auth import admin_required_page, login_required_page
-from app.automation import approvals, comments, lifecycle
-from app.automation.definition import definition_of
-from app.automation.validation import WorkflowInvalid
-from app.automation.versions import diff_definitions
+from app.automation.graph.definition import definition_of
+from app.automation.graph.validation import WorkflowInvalid
+from app.automation.lifecycle import approvals, comments
+from app.automation.lifecycle import publishing as lifecycle
+from app.automation.lifecycle.versions import diff_definitions
 from app.extensions import db
 from app.models import ApprovalRequest, Firm, Workflow
 from app.web.lifecycle import bp

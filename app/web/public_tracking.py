@@ -43,7 +43,7 @@ from app.automation.delivery import preferences, tracking_events
 from app.automation.delivery.bounces import UnknownBounceType
 from app.automation.delivery.engagement import DECOY_PATH
 from app.automation.delivery.signing import InvalidSignature, verify
-from app.automation.tracking import BadToken, read_token
+from app.automation.delivery.tracking import BadToken, read_token
 from app.automation.triggers.visitor import set_visitor_cookie
 from app.extensions import csrf, limiter
 

@@ -20,9 +20,8 @@ from flask import (
 from sqlalchemy import select
 
 from app.auth import login_required_page
-from app.automation.triggers.registry import TRIGGER_TYPES
-from app.automation.validation import WorkflowInvalid
-from app.automation.workflow_ops import (
+from app.automation.graph.validation import WorkflowInvalid
+from app.automation.lifecycle.workflow_ops import (
     WorkflowOpError,
     activate_and_enroll,
     create_workflow,
@@ -31,6 +30,7 @@ from app.automation.workflow_ops import (
     list_figures,
     rename_workflow,
 )
+from app.automation.triggers.registry import TRIGGER_TYPES
 from app.extensions import db
 from app.models import Workflow
 from app.models.workflow import WORKFLOW_STATUSES
@@ -181,7 +181,7 @@ def duplicate(workflow_id: int):
 @bp.post("/<int:workflow_id>/activate")
 @login_required_page
 def activate(workflow_id: int):
-    from app.automation.lifecycle import ApprovalRequired
+    from app.automation.lifecycle.publishing import ApprovalRequired
 
     workflow = get_or_404(Workflow, workflow_id)
     try:

@@ -11,7 +11,7 @@ import time_machine
 from app.automation.analytics.cohorts import cohorts
 from app.automation.analytics.paths import graph_paths, path_funnels
 from app.automation.analytics.queries import Period
-from app.automation.definition import definition_of
+from app.automation.graph.definition import definition_of
 from app.tenancy import firm_context
 from tests.analytics import history
 from tests.analytics.history import DAY, START

@@ -7,8 +7,8 @@ from decimal import Decimal
 from sqlalchemy import func, select
 
 from app.automation.analytics import AnalyticsCalculator, node_live_counts
-from app.automation.engine import drain
-from app.automation.enrollment import enroll
+from app.automation.engine.enrollment import enroll
+from app.automation.engine.jobs import drain
 from app.clock import now
 from app.extensions import db
 from app.models import ContactFlowState, WorkflowExecution, WorkflowGoal

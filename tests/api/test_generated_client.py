@@ -81,7 +81,7 @@ def test_the_schemas_have_distinct_titles_and_enums(client):
 
 
 def test_a_generated_client_runs_a_workflow(generated, served, acme, alice, token_for):
-    from app.automation.engine import drain
+    from app.automation.engine.jobs import drain
 
     models = importlib.import_module(f"{PACKAGE}.models")
     raw = token_for(alice)["Authorization"].split(" ", 1)[1]

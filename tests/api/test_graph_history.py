@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from app.automation import edit_history
+from app.automation.graph import edit_history
 from app.extensions import db
 from app.models import Workflow, WorkflowEdit
 from app.tenancy import firm_context

@@ -67,7 +67,7 @@ def build_welcome_campaign(api, trigger_type: str = "contact_created") -> dict:
 
 
 def test_the_welcome_campaign_is_built_and_runs(api, acme):
-    from app.automation.engine import drain
+    from app.automation.engine.jobs import drain
 
     workflow = build_welcome_campaign(api)
     assert [n["node_id"] for n in workflow["nodes"]] == ["send_welcome_email", "wait_2_days"]

@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 import time_machine
 
 from app.automation.crm.dates import DEFAULT_AT, field_moment, field_value, time_of_day, zone_of
-from app.automation.engine import drain
+from app.automation.engine.jobs import drain
 from app.automation.triggers.scheduler import run_due_date_triggers
 from tests.engine.helpers import active_workflow, chain, execution, run
 from tests.factories import make_contact

@@ -10,7 +10,7 @@ import time_machine
 from sqlalchemy import select
 
 from app.automation.delivery.dispatcher import deliver_due
-from app.automation.sweeper import process_waiting_executions
+from app.automation.engine.sweeper import process_waiting_executions
 from app.automation.triggers.visitor import COOKIE, read_visitor_cookie
 from app.clock import now
 from app.extensions import db

@@ -8,7 +8,7 @@ import json
 import re
 
 from app.automation.delivery.signing import verify
-from app.automation.engine import drain
+from app.automation.engine.jobs import drain
 from app.extensions import db
 from app.models import OutboxMessage
 from app.tenancy import firm_context

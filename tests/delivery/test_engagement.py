@@ -11,9 +11,9 @@ import time_machine
 from sqlalchemy import select
 
 from app.automation.analytics.flow_queries import Period, email_counts
-from app.automation.context import load_events
 from app.automation.delivery.dispatcher import deliver_due
 from app.automation.delivery.engagement import click_reason, open_reason
+from app.automation.engine.context import load_events
 from app.clock import now
 from app.extensions import db
 from app.models import EventLog, TrackingEvent

@@ -12,7 +12,7 @@ from sqlalchemy import event, select
 from app.automation.delivery import gates
 from app.automation.delivery.dispatcher import deliver_due
 from app.automation.delivery.gates.chain import CHAIN
-from app.automation.engine import drain
+from app.automation.engine.jobs import drain
 from app.clock import now
 from app.extensions import db
 from app.models import OutboxMessage, Suppression

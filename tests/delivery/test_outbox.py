@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.automation.delivery.outbox import build_outbox_row, requeue
-from app.automation.templating import TemplateError
+from app.automation.templating.render import TemplateError
 from app.extensions import db
 from app.models import OutboxMessage
 from app.tenancy import firm_context

@@ -168,9 +168,9 @@ def test_list_unsubscribe_has_a_mailto_when_configured(acme, app, smtp_server):
 
 
 def test_one_click_opts_out_of_the_messages_topic_only(api, acme, client, app):
-    from app.automation.context import facts_for
-    from app.automation.rules import evaluate
-    from app.automation.tracking import make_token
+    from app.automation.delivery.tracking import make_token
+    from app.automation.engine.context import facts_for
+    from app.automation.rules.evaluator import evaluate
 
     news, offers = _topic(api, "Newsletter"), _topic(api, "Offers")
     contact = make_contact(acme, email="ann@example.com")

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from app.automation.templating import (
+from app.automation.templating.render import (
     TemplateError,
     render_html,
     render_text,

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from app.automation.delivery.dispatcher import deliver_due
-from app.automation.tracking import make_token
+from app.automation.delivery.tracking import make_token
 from app.extensions import db
 from app.models import Contact, EventLog, TrackingEvent
 from app.tenancy import firm_context

@@ -87,23 +87,23 @@ def test_every_skip_reason_shows_on_the_contact_page(client, auth, acme, alice, 
 
 def test_a_skip_at_hand_over_shows_too(client, auth, acme, alice, smtp_server, monkeypatch):
     """Suppressed while its message waited: the step says so, not "sent"."""
-    from app.automation import engine
+    from app.automation.engine.jobs import drain
 
     contact = make_contact(acme, email="late@example.test")
     workflow = _mail(acme, alice)
     # Write the message but hand nothing over yet.
     monkeypatch.setattr("app.automation.delivery.dispatcher.deliver_due", lambda **kw: 0)
     with firm_context(acme.id):
-        from app.automation.enrollment import enroll
+        from app.automation.engine.enrollment import enroll
 
         enroll(workflow, [contact.id], trigger_type="manual")
-    engine.drain()
+    drain()
     monkeypatch.undo()
     with firm_context(acme.id):
         db.session.add(Suppression(address="late@example.test", reason="complaint"))
         db.session.commit()
     deliver_due()
-    engine.drain()
+    drain()
     page = _page(client, auth, alice, contact)
     assert "Not sent: suppressed: spam complaint on " in page
     assert smtp_server.messages == []

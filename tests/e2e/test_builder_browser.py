@@ -15,7 +15,7 @@ import time_machine
 from playwright.sync_api import expect
 from sqlalchemy import select
 
-from app.automation.engine import drain
+from app.automation.engine.jobs import drain
 from app.clock import now
 from app.extensions import db
 from app.models import Workflow

@@ -7,7 +7,7 @@ import re
 import pytest
 from sqlalchemy import select
 
-from app.automation.tracking import make_token
+from app.automation.delivery.tracking import make_token
 from app.extensions import db
 from app.models import Contact, Topic, contact_subscriptions
 from app.tenancy import firm_context

@@ -18,8 +18,8 @@ import pytest
 from sqlalchemy import func, select
 
 from app.automation.crm.import_rows import run_import
-from app.automation.engine import drain
-from app.automation.enrollment import enroll
+from app.automation.engine.enrollment import enroll
+from app.automation.engine.jobs import drain
 from app.extensions import db
 from app.models import Contact, ContactImport, OutboxMessage, Workflow, WorkflowExecution
 from app.tenancy import firm_context

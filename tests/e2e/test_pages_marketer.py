@@ -8,8 +8,8 @@ import re
 
 import pytest
 
-from app.automation.engine import drain
-from app.automation.enrollment import enroll
+from app.automation.engine.enrollment import enroll
+from app.automation.engine.jobs import drain
 from app.extensions import db
 from app.models import Workflow
 from app.tenancy import firm_context

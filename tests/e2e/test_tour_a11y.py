@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from app.automation import tracking
+from app.automation.delivery import tracking
 from app.automation.triggers import double_opt_in
 from app.extensions import db
 from app.models import Form

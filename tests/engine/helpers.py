@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from app.automation.engine import drain
-from app.automation.enrollment import enroll
+from app.automation.engine.enrollment import enroll
+from app.automation.engine.jobs import drain
 from app.extensions import db
 from app.models import ContactFlowState, WorkflowExecution
 from app.tenancy import firm_context

@@ -6,9 +6,9 @@ import threading
 
 from sqlalchemy import func, select
 
-from app.automation.engine import advance_ready_batch
-from app.automation.engine_batch import run_batch
-from app.automation.engine_claim import claim_ready, new_owner
+from app.automation.engine.batch import run_batch
+from app.automation.engine.claim import claim_ready, new_owner
+from app.automation.engine.jobs import advance_ready_batch
 from app.extensions import db
 from app.models import ContactFlowState, OutboxMessage, WorkflowExecution
 from app.tenancy import firm_context

@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import time_machine
 
-from app.automation.engine import drain
-from app.automation.engine_batch import run_batch
-from app.automation.engine_claim import claim_ready, new_owner
+from app.automation.engine.batch import run_batch
+from app.automation.engine.claim import claim_ready, new_owner
+from app.automation.engine.jobs import drain
 from app.extensions import db
 from app.models import Contact, Tag
 from app.tenancy import firm_context

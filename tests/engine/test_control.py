@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 import time_machine
 from sqlalchemy import select
 
-from app.automation.engine import drain, wake
+from app.automation.engine.jobs import drain
+from app.automation.engine.wakes import wake
 from app.extensions import db
 from app.models import WorkflowExecution, contact_tags
 from app.tenancy import firm_context

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
-from app.automation.deadlocks import retry_on_deadlock
+from app.automation.engine.deadlocks import retry_on_deadlock
 from app.extensions import db
 from app.models import Contact
 from app.tenancy import firm_context

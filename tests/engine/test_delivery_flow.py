@@ -8,7 +8,8 @@ import threading
 
 from sqlalchemy import select
 
-from app.automation.engine import drain, retry_execution
+from app.automation.engine.jobs import drain
+from app.automation.engine.operator import retry_execution
 from app.extensions import db
 from app.models import DeadLetter, OutboxMessage
 from app.tenancy import firm_context

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from app.automation.engine import drain
+from app.automation.engine.jobs import drain
 from app.extensions import db
 from app.models import EventLog, WorkflowExecution
 from app.tenancy import firm_context

@@ -9,10 +9,11 @@ import pytest
 import time_machine
 from sqlalchemy import select
 
-from app.automation import engine
-from app.automation.engine import cancel_execution, drain, retry_execution
-from app.automation.engine_batch import run_batch
-from app.automation.engine_claim import claim_ready, new_owner
+from app.automation.engine import test_runs
+from app.automation.engine.batch import run_batch
+from app.automation.engine.claim import claim_ready, new_owner
+from app.automation.engine.jobs import drain
+from app.automation.engine.operator import cancel_execution, retry_execution
 from app.automation.nodes.registry import get_node_type
 from app.extensions import db
 from app.models import ContactFlowState, DeadLetter, OutboxMessage, Tag
@@ -168,7 +169,7 @@ def test_a_test_run_changes_nothing_and_records_what_it_would_do(acme, alice):
     workflow = active_workflow(acme, alice, nodes, edges)
     contact = make_contact(acme)
     with firm_context(acme.id):
-        done = engine.test_run(workflow, contact, alice)
+        done = test_runs.test_run(workflow, contact, alice)
         assert done.test_mode is True
         assert done.status == "completed"
         assert db.session.scalars(select(Tag)).all() == []
@@ -185,6 +186,6 @@ def test_a_test_run_changes_nothing_and_records_what_it_would_do(acme, alice):
 def test_drain_reports_what_it_did(acme, alice):
     workflow = _tagging(acme, alice)
     start(workflow, *[make_contact(acme) for _ in range(3)])
-    totals = engine.drain()
+    totals = drain()
     assert totals["executions"] == 3
     assert totals["steps"] == 6

@@ -10,10 +10,10 @@ from sqlalchemy import update
 
 from app.automation.delivery import gates
 from app.automation.delivery.gates.chain import CHAIN
-from app.automation.engine import drain
-from app.automation.engine_batch import run_batch
-from app.automation.engine_claim import claim_ready, new_owner
-from app.automation.sweeper import process_waiting_executions
+from app.automation.engine.batch import run_batch
+from app.automation.engine.claim import claim_ready, new_owner
+from app.automation.engine.jobs import drain
+from app.automation.engine.sweeper import process_waiting_executions
 from app.extensions import db
 from app.models import Contact, Tag, WorkflowExecution, contact_tags
 from app.tenancy import firm_context

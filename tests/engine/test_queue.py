@@ -10,7 +10,7 @@ import pytest
 import time_machine
 
 from app import queue
-from app.automation.sweeper import process_waiting_executions
+from app.automation.engine.sweeper import process_waiting_executions
 from tests.engine.helpers import active_workflow, chain, execution, run, start
 from tests.factories import make_contact
 
@@ -46,7 +46,7 @@ def test_the_inline_scheduler_tick_runs_the_due_sweep(app, acme, alice):
         next_run: dict[str, float] = {}
         queue.tick(app, next_run)  # runs the sweep: the wait becomes ready
         assert "sweep" in next_run
-        from app.automation.engine import drain
+        from app.automation.engine.jobs import drain
 
         drain()
     assert execution(acme.id, waiting.id).status == "completed"
@@ -76,7 +76,7 @@ def test_with_redis_kicks_go_to_named_queues_once(app, acme, alice):
     queue.kick_engine()  # coalesced while the first waits
     assert engine_queue.count == 1
     assert engine_queue.jobs[0].func_name == queue.ENGINE_JOB
-    queue.enqueue("app.automation.sweeper.process_waiting_executions", queue="default")
+    queue.enqueue("app.automation.engine.sweeper.process_waiting_executions", queue="default")
     assert Queue(queue.queue_name("default"), connection=connection).count == 1
     with pytest.raises(ValueError):
         queue.enqueue("x.y", queue="nope")

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_a_finished_job_is_in_rqs_finished_registry(app):
     connection = queue.redis_connection()
-    job = queue.enqueue("app.automation.sweeper.process_waiting_executions", queue="default")
+    job = queue.enqueue("app.automation.engine.sweeper.process_waiting_executions", queue="default")
     worker = SimpleWorker([queue.rq_queue("default")], connection=connection)
     with app.app_context():
         worker.work(burst=True)

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from app.automation.context import facts_for
-from app.automation.rules import compare, evaluate, explain
+from app.automation.engine.context import facts_for
+from app.automation.rules.evaluator import compare, evaluate, explain
 from app.extensions import db
 from app.models import ContactList, Deal, Tag, TrackingEvent
 from app.tenancy import firm_context

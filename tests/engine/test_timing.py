@@ -9,11 +9,11 @@ import time_machine
 from sqlalchemy import select
 
 from app import queue
-from app.automation.engine import drain
-from app.automation.engine_batch import run_batch
-from app.automation.engine_claim import claim_ready, new_owner
-from app.automation.enrollment import enroll, entry_of, start_entries
-from app.automation.sweeper import wake_due
+from app.automation.engine.batch import run_batch
+from app.automation.engine.claim import claim_ready, new_owner
+from app.automation.engine.enrollment import enroll, entry_of, start_entries
+from app.automation.engine.jobs import drain
+from app.automation.engine.sweeper import wake_due
 from app.extensions import db
 from app.models import AuditLog, WorkflowExecution
 from app.models.execution import idempotency_key_for
@@ -101,7 +101,7 @@ def test_a_due_wait_whose_lease_expired_is_claimed_again(acme, alice, app):
 
 def test_the_wake_job_is_periodic_on_its_own_short_interval(app):
     wake = next(job for job in queue.PERIODIC_JOBS if job["name"] == "wake")
-    assert wake["func"] == "app.automation.sweeper.wake_due"
+    assert wake["func"] == "app.automation.engine.sweeper.wake_due"
     assert queue.periodic_interval(wake, app) < queue.periodic_interval(
         next(job for job in queue.PERIODIC_JOBS if job["name"] == "sweep"), app
     )

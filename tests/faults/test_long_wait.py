@@ -21,7 +21,8 @@ import pytest
 import time_machine
 from sqlalchemy import select
 
-from app.automation.engine import drain, process_waiting_executions
+from app.automation.engine.jobs import drain
+from app.automation.engine.sweeper import process_waiting_executions
 from app.clock import ensure_utc
 from app.extensions import db
 from app.models import ContactFlowState, WorkflowExecution

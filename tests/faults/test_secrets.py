@@ -23,7 +23,7 @@ import pytest
 from aiosmtpd.smtp import AuthResult
 from sqlalchemy import select
 
-from app.automation.engine import drain
+from app.automation.engine.jobs import drain
 from app.extensions import db
 from app.models import ApiToken, Firm
 from app.tenancy import firm_context

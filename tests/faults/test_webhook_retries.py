@@ -21,7 +21,7 @@ import time_machine
 from sqlalchemy import func, select
 
 from app.automation.delivery.signing import verify
-from app.automation.engine import drain
+from app.automation.engine.jobs import drain
 from app.extensions import db
 from app.models import DeadLetter, Firm, OutboxMessage, WorkflowExecution
 from app.tenancy import firm_context

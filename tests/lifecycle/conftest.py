@@ -20,7 +20,7 @@ def _forget_cached_versions():
     for the process; tables are emptied between tests and SQLite reuses
     ids, so a cached graph of an earlier test would answer for a new one."""
     try:
-        from app.automation import engine_state
+        from app.automation.engine import state as engine_state
     except ImportError:
         yield
         return

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from app.automation.approvals import set_requires_approval
-from app.automation.lifecycle import publish
+from app.automation.lifecycle.approvals import set_requires_approval
+from app.automation.lifecycle.publishing import publish
 from app.extensions import db
 from app.models import ApprovalRequest, Workflow, WorkflowExecution
 from app.tenancy import firm_context

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from app.automation.approvals import (
+from app.automation.graph.validation import WorkflowInvalid
+from app.automation.lifecycle.approvals import (
     ApprovalError,
     approve,
     pending_request,
@@ -15,8 +16,7 @@ from app.automation.approvals import (
     request_publication,
     set_requires_approval,
 )
-from app.automation.lifecycle import ApprovalRequired, list_versions, publish
-from app.automation.validation import WorkflowInvalid
+from app.automation.lifecycle.publishing import ApprovalRequired, list_versions, publish
 from app.extensions import db
 from app.models import Notification
 from app.tenancy import firm_context

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from app.automation.lifecycle import publish
+from app.automation.lifecycle.publishing import publish
 from app.extensions import db
 from app.models import Workflow, WorkflowExecution
 from app.tenancy import firm_context

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.automation.comments import (
+from app.automation.lifecycle.comments import (
     CommentError,
     add_comment,
     comments_by_node,

@@ -9,8 +9,8 @@ import json
 import pytest
 from sqlalchemy import select
 
-from app.automation.approvals import request_publication, set_requires_approval
-from app.automation.lifecycle import publish
+from app.automation.lifecycle.approvals import request_publication, set_requires_approval
+from app.automation.lifecycle.publishing import publish
 from app.extensions import db
 from app.models import ApprovalRequest, Workflow, WorkflowComment, WorkflowExecution
 from app.tenancy import firm_context
@@ -308,7 +308,7 @@ def test_anonymous_visitors_are_sent_to_login(client, live):
 def test_the_comment_badge_partial_links_to_the_step_panel(app, acme, bob, live):
     from flask import render_template
 
-    from app.automation.comments import add_comment, comments_by_node
+    from app.automation.lifecycle.comments import add_comment, comments_by_node
 
     with firm_context(acme.id):
         add_comment(live, bob, "hi", node_id="send_tips")

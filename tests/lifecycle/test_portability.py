@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
-from app.automation.portability import ImportProblems, export_workflow, import_workflow
+from app.automation.lifecycle.portability import ImportProblems, export_workflow, import_workflow
 from app.extensions import db
 from app.models import ContactList, Form, Workflow, WorkflowGoal
 from app.tenancy import firm_context

@@ -8,9 +8,10 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from app.automation.definition import definition_of
-from app.automation.graph_rows import apply_definition
-from app.automation.lifecycle import (
+from app.automation.graph.definition import definition_of
+from app.automation.graph.rows import apply_definition
+from app.automation.graph.validation import WorkflowInvalid
+from app.automation.lifecycle.publishing import (
     BadMapping,
     UnmappedNodes,
     list_versions,
@@ -18,7 +19,6 @@ from app.automation.lifecycle import (
     rollback,
     waiting_counts,
 )
-from app.automation.validation import WorkflowInvalid
 from app.clock import now
 from app.extensions import db
 from app.models import ContactFlowState, WorkflowVersion

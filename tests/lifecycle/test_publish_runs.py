@@ -10,10 +10,10 @@ import pytest
 import time_machine
 from sqlalchemy import select
 
-from app.automation.definition import definition_of
-from app.automation.enrollment import enroll
-from app.automation.graph_rows import apply_definition
-from app.automation.lifecycle import publish
+from app.automation.engine.enrollment import enroll
+from app.automation.graph.definition import definition_of
+from app.automation.graph.rows import apply_definition
+from app.automation.lifecycle.publishing import publish
 from app.extensions import db
 from app.models import Contact, WorkflowExecution
 from app.tenancy import firm_context
@@ -36,7 +36,7 @@ def _swap_last_step(definition):
 @pytest.fixture
 def running(acme, alice):
     """Two contacts of v1 waiting on wait_2_days."""
-    from app.automation.engine import drain
+    from app.automation.engine.jobs import drain
 
     workflow = nurture_workflow(acme)
     contacts = [make_contact(acme) for _ in range(2)]
@@ -55,7 +55,7 @@ def running(acme, alice):
 
 
 def _finish(firm, clock):
-    from app.automation.engine import drain
+    from app.automation.engine.jobs import drain
 
     with firm_context(firm.id):
         for _ in range(10):
@@ -111,7 +111,7 @@ def test_contacts_mapped_to_another_step_continue_from_it(acme, alice, running):
         db.session.commit()
         _, moved = publish(workflow, alice, mapping={"wait_2_days": "tag_done"})
     assert moved == {"wait_2_days": 2}
-    from app.automation.engine import drain
+    from app.automation.engine.jobs import drain
 
     with firm_context(acme.id):
         drain()  # no time passes: they skip the waits

@@ -8,17 +8,17 @@ import pytest
 import time_machine
 from sqlalchemy import select
 
-from app.automation.definition import Graph
-from app.automation.enrollment import enroll
-from app.automation.lifecycle import publish
-from app.automation.portability import export_workflow
-from app.automation.templates_library import (
+from app.automation.engine.enrollment import enroll
+from app.automation.graph.definition import Graph
+from app.automation.graph.validation import validate_definition
+from app.automation.lifecycle.gallery import (
     UnknownTemplate,
     get_template,
     instantiate,
     list_templates,
 )
-from app.automation.validation import validate_definition
+from app.automation.lifecycle.portability import export_workflow
+from app.automation.lifecycle.publishing import publish
 from app.extensions import db
 from app.models import WorkflowExecution, WorkflowGoal
 from app.models.execution import FINISHED_STATUSES
@@ -89,7 +89,7 @@ def test_each_template_instantiates_activates_and_runs_to_its_end(acme, alice, k
             "webinar_at": (START + timedelta(days=3)).date().isoformat(),
         },
     )
-    from app.automation.engine import drain
+    from app.automation.engine.jobs import drain
 
     with time_machine.travel(START, tick=False) as clock, firm_context(acme.id):
         workflow = db.session.get(type(workflow), workflow_id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 
-from app.automation.versions import diff_definitions, node_status_map
+from app.automation.lifecycle.versions import diff_definitions, node_status_map
 
 BASE = {
     "name": "Nurture",

@@ -62,7 +62,7 @@ def test_a_record_carries_the_firm_and_the_context(json_lines):
 
 
 def test_a_step_that_raises_logs_its_execution(json_lines, acme, alice, monkeypatch):
-    from app.automation import engine_walk
+    from app.automation.engine import walk as engine_walk
 
     def explode(step):
         raise RuntimeError("the executor broke")

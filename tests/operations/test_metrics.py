@@ -8,7 +8,7 @@ from datetime import timedelta
 import time_machine
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.automation.engine import drain
+from app.automation.engine.jobs import drain
 from app.automation.triggers.bus import emit
 from app.clock import now
 from tests.delivery.conftest import configured

@@ -16,7 +16,7 @@ from app.automation.delivery.windows import (
     next_opening,
     parse_window,
 )
-from app.automation.engine import drain
+from app.automation.engine.jobs import drain
 from app.extensions import db
 from app.tenancy import firm_context
 from tests.engine.helpers import active_workflow, chain, execution, start, states_by_node

@@ -139,8 +139,8 @@ def protected(app) -> list[Route]:
 def make_world(firm, *, admin=None) -> dict:
     """One firm-owned object for every URL parameter of the app, keyed by
     the parameter's name (``workflow_id`` -> a Workflow, ...)."""
-    from app.automation.lifecycle import publish
-    from app.automation.templates_library import TEMPLATES
+    from app.automation.lifecycle.gallery import TEMPLATES
+    from app.automation.lifecycle.publishing import publish
 
     workflow = make_workflow(
         firm,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from app.automation.engine import advance_ready_batch
+from app.automation.engine.jobs import advance_ready_batch
 from app.extensions import db
 from app.models import Contact, ContactList, Tag, WorkflowExecution
 from app.tenancy import firm_context

@@ -146,7 +146,7 @@ def test_an_image_proxy_fetching_many_messages_is_never_limited_by_its_address(l
     """One address (a proxy) opens 12 messages, past the bad-token limit of
     10 per address; a single message replayed is cut at 3 per message, and
     the proxy's next message still loads."""
-    from app.automation.tracking import make_token
+    from app.automation.delivery.tracking import make_token
 
     messages = _sent_messages(acme, 13)
     with limited.app_context():

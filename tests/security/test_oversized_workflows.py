@@ -70,7 +70,7 @@ def _bulk_nodes(firm, workflow, count: int) -> None:
 def test_steps_past_the_cap_are_refused_through_the_api_and_the_builder(
     app, client, auth, acme, alice, token_for
 ):
-    from app.automation.validation import MAX_NODES
+    from app.automation.graph.validation import MAX_NODES
 
     workflow = make_workflow(acme, name="Full", triggers=[{"trigger_type": "manual"}])
     _bulk_nodes(acme, workflow, MAX_NODES)
@@ -128,7 +128,7 @@ def test_a_loop_without_a_wait_is_stopped_as_a_runaway(client, acme, alice, toke
     """Built and started through the API: entry -> a -> b -> a ... Activation
     refuses it; a stored version holding such a loop is stopped by the
     engine at run time (its step caps), failing with the reason."""
-    from app.automation.engine import drain
+    from app.automation.engine.jobs import drain
 
     api = token_for(alice)
     workflow = client.post("/api/v1/automation/workflows/", json={"name": "Loop"}, headers=api).json
@@ -227,8 +227,8 @@ def test_a_loop_through_a_wait_that_never_waits_is_stopped_at_run_time(acme, ali
     """A wait on a date already past passes at once, so activation's "every
     loop has a wait" check lets this through: the engine's step cap stops
     it, and the e-mail inside the loop is not sent 100 times."""
-    from app.automation.engine import drain
-    from app.automation.enrollment import enroll
+    from app.automation.engine.enrollment import enroll
+    from app.automation.engine.jobs import drain
     from app.models import OutboxMessage
 
     nodes = [

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from app.automation.delivery.dispatcher import deliver_due
 from app.automation.delivery.outbox import build_outbox_row
 from app.automation.delivery.webhook import UnresolvableHost, UnsafeURL, check_url
-from app.automation.engine import drain
+from app.automation.engine.jobs import drain
 from app.extensions import db
 from app.models import OutboxMessage, WorkflowExecution, WorkflowNode
 from app.tenancy import firm_context

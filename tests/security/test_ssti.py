@@ -14,8 +14,8 @@ from sqlalchemy import select
 
 from app.automation.delivery.dispatcher import deliver_due
 from app.automation.delivery.outbox import build_outbox_row
-from app.automation.engine import drain
-from app.automation.templating import TemplateError
+from app.automation.engine.jobs import drain
+from app.automation.templating.render import TemplateError
 from app.extensions import db
 from app.models import OutboxMessage, WorkflowExecution, WorkflowNode
 from app.tenancy import firm_context

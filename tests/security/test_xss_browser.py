@@ -23,8 +23,8 @@ import pytest
 from sqlalchemy import select
 
 from app.automation.delivery.signing import sign_headers
-from app.automation.engine import drain
-from app.automation.enrollment import enroll
+from app.automation.engine.enrollment import enroll
+from app.automation.engine.jobs import drain
 from app.automation.triggers.forms import TOKEN_FIELD, form_token
 from app.automation.triggers.visitor import public_firm_key
 from app.extensions import db

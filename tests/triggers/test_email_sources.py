@@ -9,7 +9,7 @@ import json
 import pytest
 
 from app.automation.delivery.signing import sign_headers
-from app.automation.tracking import make_token
+from app.automation.delivery.tracking import make_token
 from app.automation.triggers.visitor import public_firm_key
 from app.clock import now
 from app.extensions import db

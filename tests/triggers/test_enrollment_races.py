@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from app.automation.enrollment import entry_of, start_entries
+from app.automation.engine.enrollment import entry_of, start_entries
 from app.automation.triggers.bus import emit
 from app.extensions import db
 from app.models import Workflow

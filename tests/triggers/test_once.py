@@ -96,7 +96,7 @@ def test_with_reentry_a_contact_enters_again_once_it_left(acme, live_workflow):
 
 
 def test_a_tag_added_by_a_workflow_starts_another_workflow_but_never_itself(acme, alice):
-    from app.automation.engine import drain
+    from app.automation.engine.jobs import drain
 
     def tagging(name, trigger_tag, adds, reentry=True):
         workflow = make_workflow(

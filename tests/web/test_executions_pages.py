@@ -7,7 +7,7 @@ import re
 
 from sqlalchemy import select
 
-from app.automation.engine import drain
+from app.automation.engine.jobs import drain
 from app.extensions import db
 from app.models import DeadLetter, OutboxMessage, Workflow, WorkflowExecution
 from app.tenancy import firm_context
@@ -232,7 +232,7 @@ def test_the_outbox_lists_recorded_messages(client, signed_in, alice, acme):
     workflow = _active_workflow(acme)
     contact = make_contact(acme, first_name="Ola", score=99)
     with firm_context(acme.id):
-        from app.automation.enrollment import enroll
+        from app.automation.engine.enrollment import enroll
 
         enroll(db.session.get(Workflow, workflow.id), [contact.id])
         drain()

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import select
 
-from app.automation.lifecycle import publish
+from app.automation.lifecycle.publishing import publish
 from app.extensions import db
 from app.models import Firm, User, Workflow
 from app.tenancy import firm_context

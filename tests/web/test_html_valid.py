@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from app.automation.tracking import make_token
+from app.automation.delivery.tracking import make_token
 from app.extensions import db
 from app.models import Form, OutboxMessage
 from app.tenancy import firm_context

@@ -11,6 +11,7 @@ from pydantic import Field
 
 from app.api.openapi import openapi_document
 from app.automation.delivery.outbox import CHANNEL_OF
+from app.automation.graph.validation import validate_definition
 from app.automation.nodes import form
 from app.automation.nodes.registry import (
     NodeConfig,
@@ -21,7 +22,6 @@ from app.automation.nodes.registry import (
     unregister,
 )
 from app.automation.nodes.step import Outcome, Step
-from app.automation.validation import validate_definition
 from app.extensions import db
 from app.models import WorkflowNode
 from app.tenancy import firm_context

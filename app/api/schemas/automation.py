@@ -15,9 +15,9 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, Field
 
 from app.api.core import DbId, Input, Output
+from app.automation.lifecycle.workflow_ops import DESCRIPTION_MAX, NAME_MAX
 from app.automation.nodes.registry import all_node_types
 from app.automation.triggers.registry import TRIGGER_TYPES
-from app.automation.workflow_ops import DESCRIPTION_MAX, NAME_MAX
 from app.models.execution import EXECUTION_STATUSES
 
 NODE_KEY = r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,99}$"

@@ -148,7 +148,7 @@ class FormField(Input):
 
 
 def _template(value: str | None) -> str | None:
-    from app.automation.templating import template_errors
+    from app.automation.templating.render import template_errors
 
     if value and (errors := template_errors(value)):
         raise ValueError("; ".join(errors))

@@ -16,8 +16,8 @@ from sqlalchemy.exc import IntegrityError
 from app.automation.analytics import flow_queries as fq
 from app.automation.analytics import queries as q
 from app.automation.analytics.concurrent import run_together
-from app.automation.definition import definition_of
-from app.automation.enrollment import workflow_definition
+from app.automation.engine.enrollment import workflow_definition
+from app.automation.graph.definition import definition_of
 from app.clock import now
 from app.extensions import db
 from app.models import ContactFlowState, Workflow, WorkflowAnalytics, WorkflowExecution

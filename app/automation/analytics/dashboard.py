@@ -256,7 +256,7 @@ def summarize(workflow: Workflow, start: date, end: date) -> Summary:
 
 
 def entry_node(workflow: Workflow) -> str | None:
-    from app.automation.definition import Graph, definition_of
+    from app.automation.graph.definition import Graph, definition_of
 
     return Graph(definition_of(workflow)).entry()
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import case, func, select
 
 from app.automation.analytics.queries import E, Period, _int, dropped_out, goal_hit
-from app.automation.definition import Graph
+from app.automation.graph.definition import Graph
 from app.extensions import db
 
 # Ways through the graph considered, and funnels shown (the most travelled).

@@ -17,7 +17,7 @@ from app.automation.analytics.cohorts import Cohort, cohorts
 from app.automation.analytics.dashboard import Summary, sankey_links, summarize
 from app.automation.analytics.paths import PathFunnel, path_funnels
 from app.automation.analytics.queries import Period
-from app.automation.definition import definition_of
+from app.automation.graph.definition import definition_of
 from app.models import Workflow
 
 

@@ -352,7 +352,7 @@ def _wake(execution_ids: list[int]) -> None:
     if not execution_ids:
         return
     try:
-        from app.automation.engine import wake
+        from app.automation.engine.wakes import wake
     except ImportError:
         return
     wake(execution_ids)

@@ -16,7 +16,7 @@ Statuses (see ``app.models.delivery``): ``pending`` (to send), ``recorded``
 ``test`` (a test run: nothing leaves).
 
 A template that cannot be rendered raises
-:class:`~app.automation.templating.TemplateError`: the step fails with that
+:class:`~app.automation.templating.render.TemplateError`: the step fails with that
 message (retrying would render the same thing again).
 """
 
@@ -34,7 +34,7 @@ from sqlalchemy import update
 
 from app.automation.delivery.gates import Candidate, GateRun, Verdict
 from app.automation.nodes.registry import get_node_type
-from app.automation.templating import TemplateError, render_html, render_text
+from app.automation.templating.render import TemplateError, render_html, render_text
 from app.clock import now
 from app.extensions import db
 from app.models import OutboxMessage
@@ -115,7 +115,7 @@ def _config(node: Any):
 
 
 def _default_context(contact: Any, execution: Any) -> dict:
-    from app.automation.context import render_context
+    from app.automation.engine.context import render_context
 
     return render_context(contact, None, execution)
 

@@ -5,7 +5,7 @@ and "unsubscribe from all marketing"; transactional topics are listed as
 always sent. A one-click POST (the mail client's, or a plain POST of the
 link) opts out of the message's topic only; a message without a topic (the
 firm has none) opts out of all marketing, as before topics existed.
-Tokens are the unsubscribe tokens of ``app.automation.tracking``.
+Tokens are the unsubscribe tokens of ``app.automation.delivery.tracking``.
 """
 
 from __future__ import annotations

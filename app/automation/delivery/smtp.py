@@ -31,7 +31,7 @@ from email.utils import format_datetime, parseaddr
 from app.automation.delivery.engagement import decoy_link
 from app.automation.delivery.errors import SendFailed
 from app.automation.delivery.mime import _BARE_ADDRESS, build_message
-from app.automation.tracking import (
+from app.automation.delivery.tracking import (
     decorate_html,
     decorate_text,
     text_to_html,

@@ -17,12 +17,12 @@ from typing import Any
 
 from flask import current_app
 
-from app.automation.context import render_context
 from app.automation.delivery.errors import SendFailed
 from app.automation.delivery.mime import build_message
 from app.automation.delivery.smtp import SmtpSender, html_to_text
-from app.automation.templating import TemplateError, render_html, render_text
-from app.automation.tracking import text_to_html
+from app.automation.delivery.tracking import text_to_html
+from app.automation.engine.context import render_context
+from app.automation.templating.render import TemplateError, render_html, render_text
 from app.clock import now
 from app.extensions import db
 from app.models import OutboxMessage, User, Workflow

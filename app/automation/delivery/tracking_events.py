@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.automation.delivery import engagement, suppressions
 from app.automation.delivery.bounces import Bounce, classify_provider
-from app.automation.tracking import BadToken, read_token
+from app.automation.delivery.tracking import BadToken, read_token
 from app.clock import now
 from app.extensions import db
 from app.models import Contact, OutboxMessage, TrackingEvent

@@ -19,8 +19,8 @@ from app.automation.crm.dates import field_moment, field_value, zone_of
 from app.automation.nodes import form, summaries
 from app.automation.nodes.registry import NodeConfig, NodeType, Port, register
 from app.automation.nodes.step import Outcome, Step
-from app.automation.rules import evaluate, evaluate_with_explanation
-from app.automation.rules_schema import HasRules
+from app.automation.rules.evaluator import evaluate, evaluate_with_explanation
+from app.automation.rules.schema import HasRules
 from app.clock import ensure_utc
 
 _TIME_OF_DAY = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")

@@ -168,7 +168,7 @@ class Step:
         if not text or ("{{" not in text and "{%" not in text):
             return text or ""
         try:
-            from app.automation.templating import render_text
+            from app.automation.templating.render import render_text
         except ImportError:
             return text
         return render_text(text, self.template_context())

@@ -195,7 +195,7 @@ def _queue_depth() -> list:
 def _database_gauges() -> list:
     from sqlalchemy import func, select
 
-    from app.automation.engine_claim import due_clause
+    from app.automation.engine.claim import due_clause
     from app.clock import now
     from app.extensions import db
     from app.models import OutboxMessage, WorkflowExecution

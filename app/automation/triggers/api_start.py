@@ -95,7 +95,7 @@ def _entry(workflow_id: int) -> tuple[int, str] | None:
     cached = _entries.get(workflow_id)
     if cached is not None:
         return cached
-    from app.automation.enrollment import NotEnrollable, entry_of
+    from app.automation.engine.enrollment import NotEnrollable, entry_of
 
     workflow = db.session.get(Workflow, workflow_id)  # tenancy: the current firm's
     if workflow is None or not workflow.version:

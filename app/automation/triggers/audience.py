@@ -3,7 +3,7 @@
 Used for one contact when an event arrives (the bus) and for all contacts
 of a firm in batches (``date_reached``, "enroll existing contacts").
 The rules themselves are evaluated by the engine's one evaluator,
-``app.automation.rules.evaluate``, over ``app.automation.context.facts_for``.
+``app.automation.rules.evaluator.evaluate``, over ``app.automation.engine.context.facts_for``.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ def contact_matches(
 
 
 def _evaluate(rule_group: dict, contact: Contact, context: dict, workflow_id=None) -> bool:
-    from app.automation.context import facts_for
-    from app.automation.rules import evaluate
+    from app.automation.engine.context import facts_for
+    from app.automation.rules.evaluator import evaluate
 
     return bool(evaluate(rule_group, facts_for(contact, context=context, workflow_id=workflow_id)))
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import select
 
-from app.automation.enrollment import NotEnrollable, entry_of, start_entries
+from app.automation.engine.enrollment import NotEnrollable, entry_of, start_entries
 from app.automation.triggers.bus import audit_firings, emit_each
 from app.extensions import db
 from app.models import Contact, WorkflowExecution

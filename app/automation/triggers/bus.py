@@ -41,9 +41,9 @@ from collections.abc import Iterable
 from sqlalchemy import bindparam, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
-from app.automation.condition_wakes import wake_contact_waits
-from app.automation.deadlocks import retry_on_deadlock
-from app.automation.enrollment import NotEnrollable, entry_of, start_entries
+from app.automation.engine.deadlocks import retry_on_deadlock
+from app.automation.engine.enrollment import NotEnrollable, entry_of, start_entries
+from app.automation.engine.wakes import wake_contact_waits
 from app.automation.operations import metrics
 from app.automation.triggers.filters import event_matches, rule_group_of
 from app.clock import now

@@ -27,7 +27,7 @@ from sqlalchemy import delete, select
 
 from app.automation.delivery.gates import Candidate, GateRun
 from app.automation.delivery.outbox import email_message_id
-from app.automation.templating import render_html, render_text
+from app.automation.templating.render import render_html, render_text
 from app.clock import ensure_utc, now
 from app.extensions import db
 from app.models import Form, OutboxMessage, PendingSignup

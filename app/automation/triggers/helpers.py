@@ -16,7 +16,7 @@ from collections.abc import Iterable
 
 from sqlalchemy import select
 
-from app.automation.enrollment import NotEnrollable, enroll, entry_of, start_entries
+from app.automation.engine.enrollment import NotEnrollable, enroll, entry_of, start_entries
 from app.automation.triggers.audience import BATCH, matching_contact_ids
 from app.automation.triggers.bus import audit_firing, audit_many, emit
 from app.automation.triggers.filters import rule_group_of

@@ -16,7 +16,7 @@ from pydantic import ConfigDict, Field, ValidationError, field_validator
 
 from app.automation.crm.dates import DEFAULT_AT
 from app.automation.nodes.registry import validation_error_fields
-from app.automation.rules_schema import HasRules
+from app.automation.rules.schema import HasRules
 
 _TIME_OF_DAY = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 

@@ -41,7 +41,7 @@ from app.automation.crm.dates import (
     time_of_day,
     zone_of,
 )
-from app.automation.enrollment import NotEnrollable, enroll
+from app.automation.engine.enrollment import NotEnrollable, enroll
 from app.automation.triggers.audience import BATCH, matching_contact_ids, passing
 from app.automation.triggers.bus import audit_many
 from app.automation.triggers.filters import rule_group_of

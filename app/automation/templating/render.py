@@ -1,0 +1,214 @@
+"""Message templates: Jinja2 in a sandbox, with a time and a size cap.
+
+Marketers write ``{{ contact.first_name }}`` in subjects, bodies, SMS texts
+and webhook payloads. Those templates run on our workers, so they get:
+
+- Jinja2's ``ImmutableSandboxedEnvironment`` (no dunder/private attributes,
+  no mutation of the context), with a refused attribute raising at once
+  instead of rendering as empty;
+- a context of plain data only (dicts, lists, strings, numbers, dates):
+  never ORM objects, whose methods could reach the database;
+- size caps checked *before* work that could allocate a lot (``range``,
+  ``*``/``**``/``%``/``+``, ``~`` concatenation, ``join``, ``replace``,
+  width-taking filters and methods) and on the streamed output;
+- a time cap: every call made by the template checks the deadline, and a
+  watchdog thread raises :class:`TemplateTimeout` inside a render that runs
+  past it without calling anything (nested loops), via
+  ``PyThreadState_SetAsyncExc`` -- no ``sys.settrace``, so normal renders
+  pay nothing for it.
+
+Two environments: HTML (autoescaped) for e-mail bodies, text (not escaped)
+for subjects, SMS and webhook strings.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import time
+from decimal import Decimal
+from functools import lru_cache
+from typing import Any
+
+from jinja2 import TemplateSyntaxError, nodes
+from jinja2.exceptions import SecurityError
+from jinja2.exceptions import TemplateError as JinjaTemplateError
+from markupsafe import Markup
+
+from app.automation.templating.limits import (
+    DEFAULT_TIMEOUT,
+    MAX_OUTPUT_CHARS,
+    MAX_TEMPLATE_CHARS,
+    TemplateTimeout,
+    render_deadline,
+    watchdog,
+)
+from app.automation.templating.sandbox import GLOBALS, html_env, text_env
+
+
+class TemplateError(ValueError):
+    """A template that cannot be rendered; the message is safe to show."""
+
+
+# --- plain-data contexts ----------------------------------------------------
+
+_SCALARS = (str, int, float, bool, type(None), Decimal, _dt.date, _dt.datetime, _dt.time)
+
+
+_SCALAR_TYPES = frozenset(_SCALARS)
+
+
+class _NotPlain(Exception):
+    pass
+
+
+def _plain_fast(value: Any, depth: int) -> Any:
+    """:func:`_plain` for exact builtin types, without building a path for
+    every value (the path is only needed for the error message)."""
+    if depth > 20:
+        raise _NotPlain
+    kind = type(value)
+    if kind in _SCALAR_TYPES:
+        return value
+    if kind is dict:
+        return {str(k): _plain_fast(v, depth + 1) for k, v in value.items()}
+    if kind is list or kind is tuple:
+        return [_plain_fast(v, depth + 1) for v in value]
+    raise _NotPlain
+
+
+def _plain(value: Any, path: str, depth: int = 0) -> Any:
+    """A deep copy of ``value`` made of plain data; anything else is refused,
+    so an ORM object (and its lazy loads, its session) never reaches a template."""
+    if depth == 0:
+        try:
+            return _plain_fast(value, 0)
+        except _NotPlain:
+            pass  # subclasses, or the error: the checked walk below
+    if depth > 20:
+        raise TemplateError(f"context is nested too deeply at {path}")
+    if isinstance(value, _SCALARS):
+        return value
+    if isinstance(value, dict):
+        return {str(k): _plain(v, f"{path}.{k}", depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v, f"{path}[{i}]", depth + 1) for i, v in enumerate(value)]
+    raise TemplateError(f"context value {path} is a {type(value).__name__}, not plain data")
+
+
+# --- public API ---------------------------------------------------------------
+
+
+@lru_cache(maxsize=512)
+def _compile(source: str, html: bool):
+    env = html_env if html else text_env
+    return env.from_string(source)
+
+
+def _render(source: str, context: dict, *, html: bool, timeout: float, max_chars: int) -> str:
+    if not isinstance(source, str):
+        raise TemplateError("template must be a string")
+    if len(source) > MAX_TEMPLATE_CHARS:
+        raise TemplateError(f"template is too long (max {MAX_TEMPLATE_CHARS:,} characters)")
+    if "{" not in source:
+        # Nothing to evaluate: the common plain subject line.
+        return source
+    data = _plain(context or {}, "context")
+    deadline = time.monotonic() + timeout
+    render_deadline.value = deadline
+    try:
+        with watchdog.guard(deadline):
+            template = _compile(source, html)
+            parts: list[str] = []
+            size = 0
+            # generate() would copy the environment's globals (a ChainMap,
+            # slow to iterate) into every render's context; the merge here
+            # is the same context, built from a plain dict.
+            context = template.new_context({**GLOBALS[html], **data}, shared=True)
+            for chunk in template.root_render_func(context):
+                size += len(chunk)
+                if size > max_chars:
+                    raise TemplateError(f"output is too long (max {max_chars:,} characters)")
+                parts.append(chunk)
+            return "".join(parts)
+    except TemplateTimeout:
+        raise TemplateError(f"template took too long to render (max {timeout:g}s)") from None
+    except TemplateSyntaxError as exc:
+        raise TemplateError(f"syntax error on line {exc.lineno}: {exc.message}") from None
+    except SecurityError as exc:
+        raise TemplateError(f"not allowed: {exc}") from None
+    except JinjaTemplateError as exc:
+        raise TemplateError(str(exc.message or exc)) from None
+    except TemplateError:
+        raise
+    except (ArithmeticError, TypeError, ValueError, LookupError, RecursionError) as exc:
+        raise TemplateError(f"{type(exc).__name__}: {exc}") from None
+    finally:
+        render_deadline.value = None
+
+
+def render_text(
+    template: str,
+    context: dict,
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    max_chars: int = MAX_OUTPUT_CHARS,
+) -> str:
+    """Render a subject, SMS body or webhook string (no HTML escaping)."""
+    return _render(template, context, html=False, timeout=timeout, max_chars=max_chars)
+
+
+def render_html(
+    template: str,
+    context: dict,
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    max_chars: int = MAX_OUTPUT_CHARS,
+) -> str:
+    """Render an e-mail HTML body; context values are HTML-escaped."""
+    return str(Markup(_render(template, context, html=True, timeout=timeout, max_chars=max_chars)))
+
+
+def _private_names(tree: nodes.Node) -> list[str]:
+    found = []
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem, nodes.Filter)):
+        if isinstance(node, nodes.Filter):
+            # ``x|attr('__class__')`` is a Getattr spelt as a filter.
+            if node.name != "attr" or not node.args:
+                continue
+            key = getattr(node.args[0], "value", None)
+        else:
+            key = node.attr if isinstance(node, nodes.Getattr) else getattr(node.arg, "value", None)
+        if isinstance(key, str) and key.startswith("_"):
+            found.append(key)
+    return found
+
+
+def template_errors(template: str) -> list[str]:
+    """Problems to show when a template is saved (``[]`` when it looks fine):
+    syntax errors and attribute access the sandbox will refuse."""
+    if not isinstance(template, str):
+        return ["template must be a string"]
+    if len(template) > MAX_TEMPLATE_CHARS:
+        return [f"template is too long (max {MAX_TEMPLATE_CHARS:,} characters)"]
+    try:
+        tree = text_env.parse(template)
+    except TemplateSyntaxError as exc:
+        return [f"syntax error on line {exc.lineno}: {exc.message}"]
+    return [f"access to {name!r} is not allowed" for name in _private_names(tree)]
+
+
+def template_strings_errors(values: Any, path: str = "") -> dict[str, list[str]]:
+    """``template_errors`` over every string inside a JSON-like value (a
+    webhook payload), keyed by dotted path."""
+    problems: dict[str, list[str]] = {}
+    if isinstance(values, str):
+        errors = template_errors(values)
+        if errors:
+            problems[path or "value"] = errors
+    elif isinstance(values, dict):
+        for key, value in values.items():
+            problems.update(template_strings_errors(value, f"{path}.{key}" if path else str(key)))
+    elif isinstance(values, list):
+        for i, value in enumerate(values):
+            problems.update(template_strings_errors(value, f"{path}[{i}]"))
+    return problems
