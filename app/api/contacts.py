@@ -14,10 +14,12 @@ from sqlalchemy.orm import selectinload
 
 from app.api.access import get_or_404
 from app.api.core import DbId, endpoint
-from app.api.errors import ApiError, validation_error
+from app.api.errors import ApiError, refused, validation_error
 from app.api.graph import referenced
 from app.api.pagination import PageQuery, page_of, paginate
 from app.api.schemas.crm import ContactCreate, ContactOut, ContactUpdate, ListRef, TagIn
+from app.automation.crm import lists
+from app.automation.crm.errors import CrmError
 from app.automation.delivery import consent, topics
 from app.clock import now
 from app.extensions import db
@@ -59,15 +61,6 @@ def _duplicate_email() -> ApiError:
     )
 
 
-def tag_named(name: str) -> Tag:
-    """The firm's tag of that name, created on first use."""
-    tag = db.session.scalars(select(Tag).where(Tag.name == name)).first()
-    if tag is None:
-        tag = Tag(name=name)
-        db.session.add(tag)
-    return tag
-
-
 def _commit() -> None:
     try:
         db.session.commit()
@@ -105,14 +98,18 @@ def create_contact(body: ContactCreate):
     needed); ``lists`` are list ids of your firm."""
     email = body.email.lower()
     _email_taken(email)
-    lists = [referenced(ContactList, list_id, "lists") for list_id in body.lists]
+    members = [referenced(ContactList, list_id, "lists") for list_id in body.lists]
+    try:
+        tags = [lists.tag_named(lists.clean_tag(name)) for name in body.tags]
+    except CrmError as exc:
+        raise refused(exc) from None
     contact = Contact(
         **body.model_dump(exclude={"email", "tags", "lists"}),
         email=email,
         unsubscribed_at=now() if body.unsubscribed else None,
     )
-    contact.tags = [tag_named(name) for name in body.tags]
-    contact.lists = lists
+    contact.tags = tags
+    contact.lists = members
     db.session.add(contact)
     db.session.flush()
     record("contact.created", contact, data={"email": email})
@@ -173,24 +170,18 @@ def delete_contact(contact_id: int):
     status=201,
 )
 def add_tag(contact_id: int, body: TagIn):
-    contact = load_contact(contact_id)
-    name = body.tag.strip()
-    if name not in contact.tag_names:
-        contact.tags.append(tag_named(name))
-        record("contact.tagged", contact, data={"tag": name})
-        db.session.commit()
+    try:
+        lists.tag_contact(load_contact(contact_id), body.tag)
+    except CrmError as exc:
+        db.session.rollback()
+        raise refused(exc) from None
     return load_contact(contact_id)
 
 
 @endpoint(ONE + "tags/<tag>/", "DELETE", tag=TAG, summary="Remove a tag from a contact", status=204)
 def remove_tag(contact_id: int, tag: str):
-    contact = load_contact(contact_id)
-    kept = [existing for existing in contact.tags if existing.name != tag]
-    if len(kept) == len(contact.tags):
+    if not lists.untag_contact(load_contact(contact_id), tag):
         raise ApiError(404, "not_found", f"the contact has no tag {tag!r}")
-    contact.tags = kept
-    record("contact.untagged", contact, data={"tag": tag})
-    db.session.commit()
 
 
 @endpoint(
@@ -205,11 +196,7 @@ def remove_tag(contact_id: int, tag: str):
 )
 def add_to_list(contact_id: int, body: ListRef):
     contact = load_contact(contact_id)
-    contact_list = referenced(ContactList, body.list, "list")
-    if contact_list not in contact.lists:
-        contact.lists.append(contact_list)
-        record("contact.listed", contact, data={"list": contact_list.id})
-        db.session.commit()
+    lists.add_to_list(contact, referenced(ContactList, body.list, "list"))
     return load_contact(contact_id)
 
 
@@ -222,9 +209,6 @@ def add_to_list(contact_id: int, body: ListRef):
 )
 def remove_from_list(contact_id: int, list_id: int):
     contact = load_contact(contact_id)
-    kept = [member for member in contact.lists if member.id != list_id]
-    if len(kept) == len(contact.lists):
+    member = next((item for item in contact.lists if item.id == list_id), None)
+    if member is None or not lists.remove_from_list(contact, member):
         raise ApiError(404, "not_found", "the contact is not in that list")
-    contact.lists = kept
-    record("contact.unlisted", contact, data={"list": list_id})
-    db.session.commit()

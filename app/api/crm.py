@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from app.api.access import get_or_404
 from app.api.core import DbId, endpoint
-from app.api.errors import ApiError, validation_error
+from app.api.errors import refused, validation_error
 from app.api.graph import referenced
 from app.api.pagination import PageQuery, page_of, paginate
 from app.api.schemas.batch import EventBatchOut
@@ -30,6 +30,8 @@ from app.api.schemas.crm import (
     TaskOut,
     TaskUpdate,
 )
+from app.automation.crm import lists
+from app.automation.crm.errors import CrmError
 from app.clock import now
 from app.extensions import db
 from app.models import Contact, ContactList, Deal, EventLog, Form, Task, User
@@ -57,16 +59,6 @@ def _remove(obj, action: str) -> None:
 # --- lists -------------------------------------------------------------------
 
 
-def _list_name_free(name: str, exclude_id: int | None = None) -> None:
-    stmt = select(ContactList.id).where(ContactList.name == name)
-    if exclude_id is not None:
-        stmt = stmt.where(ContactList.id != exclude_id)
-    if db.session.scalars(stmt).first() is not None:
-        raise ApiError(
-            409, "conflict", "a list with this name exists", fields={"name": ["already taken"]}
-        )
-
-
 @endpoint(
     "/lists/", tag="Lists", summary="List contact lists", query=PageQuery, response=page_of(ListOut)
 )
@@ -85,8 +77,11 @@ def list_lists(query: PageQuery):
     errors=(409,),
 )
 def create_list(body: ListCreate):
-    _list_name_free(body.name)
-    return _save(ContactList(**body.model_dump()), "list.created", {"name": body.name})
+    try:
+        return lists.create_list(body.name, body.description)
+    except CrmError as exc:
+        db.session.rollback()
+        raise refused(exc) from None
 
 
 @endpoint("/lists/<int:list_id>/", tag="Lists", summary="Get a list", response=ListOut)
@@ -106,16 +101,16 @@ def get_list(list_id: int):
 def update_list(list_id: int, body: ListUpdate):
     contact_list = get_or_404(ContactList, list_id, what="list")
     changes = _changes(body)
-    if "name" in changes:
-        _list_name_free(changes["name"], exclude_id=list_id)
-    for name, value in changes.items():
-        setattr(contact_list, name, value)
-    return _save(contact_list, "list.updated", {"fields": sorted(changes)})
+    try:
+        return lists.update_list(contact_list, changes.get("name"), changes.get("description"))
+    except CrmError as exc:
+        db.session.rollback()
+        raise refused(exc) from None
 
 
 @endpoint("/lists/<int:list_id>/", "DELETE", tag="Lists", summary="Delete a list", status=204)
 def delete_list(list_id: int):
-    _remove(get_or_404(ContactList, list_id, what="list"), "list.deleted")
+    lists.delete_list(get_or_404(ContactList, list_id, what="list"))
 
 
 # --- forms -------------------------------------------------------------------

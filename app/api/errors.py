@@ -190,3 +190,13 @@ def install(bp: Blueprint, app_hooks_bp: Blueprint) -> None:
         ):
             return handle_http_exception(failure)
         return None
+
+
+def refused(exc) -> ApiError:
+    """A domain operation's refusal (``message``, ``field``, ``conflict``:
+    crm.errors.CrmError, workflow_ops.WorkflowOpError): 409 naming the field
+    when it clashes with what exists, else 400 naming the field."""
+    fields = {exc.field or "__root__": [exc.message]}
+    if exc.conflict:
+        return ApiError(409, "conflict", exc.message, fields=fields)
+    return validation_error(fields)

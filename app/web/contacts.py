@@ -13,6 +13,8 @@ from sqlalchemy import exists, or_, select
 from sqlalchemy.orm import selectinload
 
 from app.auth import login_required_page
+from app.automation.crm import lists
+from app.automation.crm.errors import CrmError
 from app.automation.delivery import consent
 from app.automation.engine.timeline import timelines
 from app.clock import now
@@ -222,18 +224,12 @@ def _membership_response(contact: Contact, status: int = 200, **extra):
 @login_required_page
 def add_tag(contact_id: int):
     contact = get_or_404(Contact, contact_id)
-    name = " ".join((request.form.get("tag") or "").split())
-    if not name or len(name) > TAG_MAX:
-        error = "Type a tag name." if not name else f"Keep tags under {TAG_MAX} characters."
+    try:
+        lists.tag_contact(contact, request.form.get("tag"))
+    except CrmError as exc:
+        db.session.rollback()
+        error = "Type a tag name." if not (request.form.get("tag") or "").strip() else exc.message
         return _membership_response(contact, 400, tag_error=error)
-    tag = db.session.scalars(select(Tag).where(Tag.name == name)).first()
-    if tag is None:
-        tag = Tag(name=name)
-        db.session.add(tag)
-    if tag not in contact.tags:
-        contact.tags.append(tag)
-        record("contact.tag_added", contact, data={"tag": name})
-    db.session.commit()
     return _membership_response(contact)
 
 
@@ -241,11 +237,7 @@ def add_tag(contact_id: int):
 @login_required_page
 def remove_tag(contact_id: int, tag_id: int):
     contact = get_or_404(Contact, contact_id)
-    tag = get_or_404(Tag, tag_id)
-    if tag in contact.tags:
-        contact.tags.remove(tag)
-        record("contact.tag_removed", contact, data={"tag": tag.name})
-        db.session.commit()
+    lists.untag_contact(contact, get_or_404(Tag, tag_id).name)
     return _membership_response(contact)
 
 
@@ -261,10 +253,7 @@ def add_to_list(contact_id: int):
     )
     if target is None:
         return _membership_response(contact, 400, tag_error="Choose a list.")
-    if target not in contact.lists:
-        contact.lists.append(target)
-        record("contact.list_added", contact, data={"list": target.id})
-        db.session.commit()
+    lists.add_to_list(contact, target)
     return _membership_response(contact)
 
 
@@ -272,11 +261,7 @@ def add_to_list(contact_id: int):
 @login_required_page
 def remove_from_list(contact_id: int, list_id: int):
     contact = get_or_404(Contact, contact_id)
-    target = get_or_404(ContactList, list_id)
-    if target in contact.lists:
-        contact.lists.remove(target)
-        record("contact.list_removed", contact, data={"list": target.id})
-        db.session.commit()
+    lists.remove_from_list(contact, get_or_404(ContactList, list_id))
     return _membership_response(contact)
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 
 from app.auth import login_required_page
+from app.automation.crm import lists as crm_lists
+from app.automation.crm.errors import CrmError
 from app.automation.triggers.forms import FIELD_TYPES
 from app.extensions import db
 from app.models import ContactList, Form, FormSubmission, Tag, contact_tags, list_members
@@ -170,16 +171,12 @@ def lists():
 @bp.post("/lists")
 @login_required_page
 def create_list():
-    name, error = _clean_name(request.form.get("name"))
-    if not error and db.session.scalar(select(ContactList.id).where(ContactList.name == name)):
-        error = "A list with this name exists already."
-    if error:
-        return _lists_page(error, name, 400)
-    item = ContactList(name=name, description=(request.form.get("description") or "")[:2000])
-    db.session.add(item)
-    db.session.flush()
-    record("list.created", item)
-    db.session.commit()
+    raw = request.form.get("name")
+    try:
+        item = crm_lists.create_list(raw, request.form.get("description"))
+    except CrmError as exc:
+        db.session.rollback()
+        return _lists_page(exc.message, " ".join((raw or "").split()), 400)
     flash(f"Created the list “{item.name}”.")
     return redirect(url_for("crm.lists"))
 
@@ -188,9 +185,7 @@ def create_list():
 @login_required_page
 def delete_list(list_id: int):
     item = get_or_404(ContactList, list_id)
-    record("list.deleted", item, data={"name": item.name})
-    db.session.delete(item)
-    db.session.commit()
+    crm_lists.delete_list(item)
     flash(f"Deleted the list “{item.name}” (its contacts stay).")
     return redirect(url_for("crm.lists"))
 
@@ -218,18 +213,12 @@ def tags():
 @bp.post("/tags")
 @login_required_page
 def create_tag():
-    name, error = _clean_name(request.form.get("name"), 100)
-    if not error and db.session.scalar(select(Tag.id).where(Tag.name == name)):
-        error = "This tag exists already."
-    if error:
-        return _tags_page(error, name, 400)
-    tag = Tag(name=name)
-    db.session.add(tag)
+    raw = request.form.get("name")
     try:
-        db.session.commit()
-    except IntegrityError:
+        tag = crm_lists.create_tag(raw)
+    except CrmError as exc:
         db.session.rollback()
-        return _tags_page("This tag exists already.", name, 400)
+        return _tags_page(exc.message, " ".join((raw or "").split()), 400)
     flash(f"Created the tag “{tag.name}”.")
     return redirect(url_for("crm.tags"))
 
@@ -238,8 +227,6 @@ def create_tag():
 @login_required_page
 def delete_tag(tag_id: int):
     tag = get_or_404(Tag, tag_id)
-    record("tag.deleted", tag, data={"name": tag.name})
-    db.session.delete(tag)
-    db.session.commit()
+    crm_lists.delete_tag(tag)
     flash(f"Deleted the tag “{tag.name}” from every contact.")
     return redirect(url_for("crm.tags"))

@@ -16,7 +16,7 @@ left here is telling it when, and catching what fell through:
   worker: ones whose lease expired (a killed worker) and ones whose job
   was lost (a Redis flush) are claimable again, they only need a job; and
   it re-checks the waits of rule-goal workflows not walked for
-  ``GOAL_RECHECK_SECONDS`` (``condition_wakes.recheck_goal_waits``), for a
+  ``GOAL_RECHECK_SECONDS`` (``engine.wakes.recheck_goal_waits``), for a
   contact who met a goal without an event that woke it;
 - it runs due deliveries and due date triggers.
 """

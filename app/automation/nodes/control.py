@@ -297,7 +297,7 @@ class WaitCondition(NodeType):
                 branch="timeout",
                 result={"result": False, "timed_out_at": deadline.isoformat(), "explain": details},
             )
-        # Re-checked when the contact changes (condition_wakes.py) and every
+        # Re-checked when the contact changes (engine/wakes.py) and every
         # CONDITION_RECHECK_SECONDS besides; given up at the deadline.
         recheck = float(current_app.config.get("CONDITION_RECHECK_SECONDS") or 300)
         wake_at = min(deadline, step.moment + timedelta(seconds=recheck))
