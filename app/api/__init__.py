@@ -81,6 +81,7 @@ ENDPOINT_MODULES = (
     "app.api.webhook_settings",
     "app.api.suppressions",
     "app.api.sending",
+    "app.api.sending_settings",
 )
 
 _installed = False

@@ -11,6 +11,7 @@ from __future__ import annotations
 from flask import jsonify, render_template, request
 
 from app.auth import login_required_page
+from app.automation.delivery import windows
 from app.automation.graph.edit_history import record_edit, snapshot
 from app.automation.graph.validation import WorkflowInvalid
 from app.automation.lifecycle.workflow_ops import WorkflowOpError, clean_description, clean_name
@@ -105,10 +106,19 @@ def settings_panel(workflow_id: int):
             description = clean_description(request.form.get("description"))
         except WorkflowOpError as exc:
             errors["description"] = exc.message
+        try:
+            send_window = windows.window_from_form(request.form)
+        except windows.WindowError as exc:
+            errors[f"window_{exc.field}"] = exc.message
+        priority = request.form.get("priority", str(workflow.priority or 5))
+        if priority not in [str(n) for n in range(1, 11)]:
+            errors["priority"] = "A priority from 1 (highest) to 10."
         if not errors:
             before = snapshot(workflow)
             workflow.name = name
             workflow.description = description
+            workflow.send_window = send_window
+            workflow.priority = int(priority)
             for flag in ("allow_reentry", "exit_on_goal", "enroll_existing"):
                 setattr(workflow, flag, request.form.get(flag) in ("on", "true", "1"))
             record("workflow.settings_changed", workflow)
@@ -126,6 +136,8 @@ def settings_panel(workflow_id: int):
         form=form,
         errors=errors,
         saved=saved,
+        window_preview=windows.describe(windows.parse_window(workflow.send_window)),
+        window_days=windows.DAYS,
     )
     if saved:
         # The canvas redraws: the workflow's name, and Undo now offers this.

@@ -7,7 +7,7 @@ from flask import Blueprint, flash, g, redirect, render_template, request, url_f
 from sqlalchemy import select
 
 from app.auth import login_required_page
-from app.automation.delivery import sending_domains, topics
+from app.automation.delivery import pacing, pause, sending_domains, topics
 from app.extensions import db
 from app.models import Firm, SendingDomain, Topic
 from app.models.audit import record
@@ -23,6 +23,8 @@ def _page(status: int = 200, **extra):
         "topics": db.session.scalars(select(Topic).order_by(Topic.kind, Topic.name)).all(),
         "domains": [sending_domains.as_dict(d) for d in domains],
         "wording": (firm.settings or {}).get("preference_text", ""),
+        "pacing": pacing.settings_of(firm.settings),
+        "pacing_preview": pacing.describe(pacing.settings_of(firm.settings)),
         "errors": {},
         "values": {},
         **extra,
@@ -96,3 +98,35 @@ def save_wording():
     db.session.commit()
     flash("Saved the preference page's wording.")
     return redirect(url_for("sending.index"))
+
+
+@bp.post("/pacing")
+@login_required_page
+def save_pacing():
+    """Frequency caps, rate limits and the automatic pause (admins)."""
+    if not g.user.is_admin:
+        return _page(403, errors={"pacing": "Only admins may change how the firm sends."})
+    try:
+        change = pacing.validated(pacing.from_form(request.form))
+    except pacing.SettingsError as exc:
+        return _page(400, errors={"pacing": str(exc), f"pacing_{exc.field}": exc.message})
+    firm = db.session.get(Firm, g.user.firm_id)
+    stored = {**((firm.settings or {}).get("sending") or {}), **change}
+    firm.settings = {**(firm.settings or {}), "sending": stored}
+    record("sending_settings.changed", firm, data={"fields": sorted(change)})
+    db.session.commit()
+    flash("Saved how the firm sends.")
+    return redirect(url_for("sending.index") + "#pacing")
+
+
+@bp.post("/resume")
+@login_required_page
+def resume():
+    if not g.user.is_admin:
+        return _page(403, errors={"pacing": "Only admins may resume sending."})
+    firm = db.session.get(Firm, g.user.firm_id)
+    woken = pause.resume(db.session.connection(), firm.id)
+    record("sending.resumed", firm, data=woken)
+    db.session.commit()
+    flash(f"Sending resumed: {woken['steps'] + woken['messages']} held messages go now.")
+    return redirect(url_for("sending.index") + "#pacing")

@@ -13,7 +13,7 @@ import logging
 
 from sqlalchemy import Connection, Row, select
 
-from app.automation.delivery import suppressions
+from app.automation.delivery import pause, suppressions
 from app.automation.delivery.bounces import Bounce, classify_smtp
 from app.automation.delivery.gates import Candidate, GateRun, Verdict
 from app.models import OutboxMessage
@@ -118,6 +118,7 @@ def after_failure(conn: Connection, row: Row, values: dict) -> None:
             suppressions.add_from_delivery(
                 conn, row.firm_id, row.to_address, "hard_bounce", parsed, outbox_id=row.id
             )
+            pause.check_rate(conn, row.firm_id)
         else:
             suppressions.note_soft_bounce(conn, row.firm_id, row.contact_id, row.to_address, row.id)
         if conn.dialect.name != "postgresql":

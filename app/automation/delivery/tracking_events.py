@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from app.automation.delivery import engagement, suppressions
+from app.automation.delivery import engagement, pause, suppressions
 from app.automation.delivery.bounces import Bounce, classify_provider
 from app.automation.delivery.tracking import BadToken, read_token
 from app.clock import now
@@ -352,6 +352,8 @@ def _learn(row: OutboxMessage, kind: str, bounce: Bounce | None) -> None:
             source="provider",
             outbox_id=row.id,
         )
+    if kind == "complaint" or (bounce is not None and bounce.kind == "hard"):
+        pause.check_rate(conn, row.firm_id)
     elif bounce is not None and bounce.kind == "soft":
         db.session.flush()
         suppressions.note_soft_bounce(conn, row.firm_id, row.contact_id, row.to_address, row.id)

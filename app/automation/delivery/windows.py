@@ -206,3 +206,21 @@ def _days_text(days: tuple[int, ...]) -> str:
         else:
             parts.extend(DAY_NAMES[d] for d in run)
     return ", ".join(parts)
+
+
+def window_from_form(form) -> dict | None:
+    """A window from a settings form (``window_on``, ``window_days`` checked
+    boxes, ``window_start``, ``window_end``, ``window_timezone``); None when
+    it is off. Raises :class:`WindowError`."""
+    if form.get("window_on") not in ("on", "true", "1"):
+        return None
+    days = form.getlist("window_days") if hasattr(form, "getlist") else form.get("window_days")
+    window = parse_window(
+        {
+            "days": list(days or []),
+            "start": (form.get("window_start") or "").strip(),
+            "end": (form.get("window_end") or "").strip(),
+            "timezone": (form.get("window_timezone") or CONTACT_ZONE).strip() or CONTACT_ZONE,
+        }
+    )
+    return window.as_dict() if window else None

@@ -35,7 +35,15 @@ MAX_EDITS = 100  # per workflow; older edits can no longer be undone
 KINDS = ("nodes", "edges", "triggers", "settings")
 # The workflow's own settings that an edit may change (not its status:
 # activate, pause and archive are lifecycle steps, not edits).
-SETTINGS = ("name", "description", "allow_reentry", "exit_on_goal", "enroll_existing")
+SETTINGS = (
+    "name",
+    "description",
+    "allow_reentry",
+    "exit_on_goal",
+    "enroll_existing",
+    "send_window",
+    "priority",
+)
 # Same plane as the builder's (app/web/builder_graph.py COORD_LIMIT).
 COORD_LIMIT = 100_000
 

@@ -28,6 +28,7 @@ from app.automation.nodes import form
 from app.automation.nodes.registry import ActionConfig, NodeType, register
 from app.automation.nodes.step import Outcome, Step, would
 from app.automation.nodes.summaries import quoted
+from app.clock import ensure_utc
 from app.extensions import db
 from app.models import OutboxMessage
 
@@ -110,6 +111,8 @@ def _verdict(step: Step) -> tuple[Verdict, dict | None]:
     candidate.moment = step.moment
     candidate.extra["send_window"] = _window(step)
     candidate.extra["priority"] = getattr(step.workflow, "priority", 5)
+    if step.resuming == "held" and step.waiting:
+        candidate.extra["held_since"] = ensure_utc(step.waiting.get("entered_at"))
     verdict = _gate_run(step).check(candidate)
     return verdict, candidate.extra.get("topic")
 

@@ -5,7 +5,9 @@ the gate before it, so the chain keeps its order whatever order the imports
 below are sorted in."""
 
 from app.automation.delivery.gates import (
+    cap,  # noqa: F401  (4: frequency caps, priority)
     consent,  # noqa: F401  (2: topic, opt-outs)
+    pause,  # noqa: F401  (5: the firm's sending paused)
     suppression,  # noqa: F401  (1: the address)
     window,  # noqa: F401  (3: send window)
 )

@@ -1,0 +1,115 @@
+"""A firm's pacing settings (CONTRACT.md "Sending safely"): frequency caps,
+rate limits, the automatic pause; and resume. Everyone reads them; admins
+change them. The checks and words are in app.automation.delivery.pacing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import g
+from pydantic import Field
+
+from app.api.core import Input, Output, endpoint
+from app.api.errors import ApiError, validation_error
+from app.automation.delivery import pacing, pause
+from app.extensions import db
+from app.models import Firm
+from app.models.audit import record
+
+TAG = "Settings"
+RULE = "/settings/sending/"
+
+
+class SendingSettingsIn(Input):
+    frequency_caps: Any = Field(
+        default=None,
+        description='caps on marketing e-mails per contact: [{"max": 3, "per_days": 7}]',
+    )
+    cap_action: Any = Field(default=None, description="defer (default) or skip")
+    max_per_second: Any = Field(default=None, description="firm-wide messages per second")
+    domain_limits: Any = Field(default=None, description='per recipient domain: {"gmail.com": 20}')
+    warmup: Any = Field(default=None, description='{"start": 50, "factor": 2, "max": 10000}')
+    pause_on_bounce_rate: Any = Field(default=None, description='{"percent": 5, "window": 200}')
+    paused: Any = Field(default=None, description="pause (true) or resume (false) by hand")
+
+
+class SendingSettingsOut(Output):
+    frequency_caps: list[dict[str, Any]]
+    cap_action: str
+    max_per_second: int | None
+    domain_limits: dict[str, int]
+    warmup: dict[str, Any] | None
+    pause_on_bounce_rate: dict[str, Any] | None
+    paused: bool
+    paused_reason: str | None
+    paused_at: str | None
+    preview: list[str] = Field(description="the settings in plain words")
+
+
+def _firm() -> Firm:
+    return db.session.get(Firm, g.user.firm_id)
+
+
+def _answer(firm: Firm) -> dict:
+    settings = pacing.settings_of(firm.settings)
+    return {**settings, "preview": pacing.describe(settings)}
+
+
+def _admin() -> None:
+    if not g.user.is_admin:
+        raise ApiError(403, "forbidden", "only admins may change the sending settings")
+
+
+@endpoint(RULE, tag=TAG, summary="The firm's sending settings", response=SendingSettingsOut)
+def sending_settings():
+    return _answer(_firm())
+
+
+@endpoint(
+    RULE,
+    "PATCH",
+    tag=TAG,
+    summary="Change caps, rate limits or the automatic pause (admins)",
+    body=SendingSettingsIn,
+    response=SendingSettingsOut,
+    errors=(422,),
+)
+def update_sending_settings(body: SendingSettingsIn):
+    _admin()
+    try:
+        change = pacing.validated(body.model_dump(exclude_unset=True))
+    except pacing.SettingsError as exc:
+        raise validation_error({exc.field: [exc.message]}, 422, str(exc)) from None
+    firm = _firm()
+    conn = db.session.connection()
+    paused = change.pop("paused", None)
+    if change:
+        stored = dict((firm.settings or {}).get("sending") or {})
+        stored.update(change)
+        firm.settings = {**(firm.settings or {}), "sending": stored}
+        db.session.flush()
+    if paused is True:
+        pause.pause(conn, firm.id, f"paused by {g.user.email}", by=g.user.email)
+    elif paused is False:
+        pause.resume(conn, firm.id)
+    record("sending_settings.changed", firm, data={"fields": sorted(body.model_fields_set)})
+    db.session.commit()
+    db.session.refresh(firm)
+    return _answer(firm)
+
+
+@endpoint(
+    RULE + "resume/",
+    "POST",
+    tag=TAG,
+    summary="Resume sending after a pause; what was held goes now, once (admins)",
+    response=SendingSettingsOut,
+)
+def resume_sending():
+    _admin()
+    firm = _firm()
+    woken = pause.resume(db.session.connection(), firm.id)
+    record("sending.resumed", firm, data=woken)
+    db.session.commit()
+    db.session.refresh(firm)
+    return _answer(firm)
