@@ -128,7 +128,7 @@ def import_csv():
             imp = suppression_import.start(upload.stream, upload.filename, g.user.id)
         except UploadRefused as exc:
             return _page(import_errors=[str(exc)], status=400)
-        target = url_for("suppressions.import_status", import_id=imp.id)
+        target = url_for("suppressions.import_status", suppression_import_id=imp.id)
         if request.headers.get("HX-Request"):
             return "", 204, {"HX-Redirect": target}
         return redirect(target)
@@ -165,36 +165,36 @@ def _progress(imp: ContactImport) -> dict:
     return {"imp": imp, "errors": errors, "stalled": imp.stalled_at(now(), STALLED)}
 
 
-@bp.get("/import/<int:import_id>")
+@bp.get("/import/<int:suppression_import_id>")
 @login_required_page
-def import_status(import_id: int):
-    imp = _import_of(import_id)
+def import_status(suppression_import_id: int):
+    imp = _import_of(suppression_import_id)
     return render_template("crm/suppression_import.html", **_progress(imp))
 
 
-@bp.get("/import/<int:import_id>/progress")
+@bp.get("/import/<int:suppression_import_id>/progress")
 @login_required_page
-def import_progress(import_id: int):
-    imp = _import_of(import_id)
+def import_progress(suppression_import_id: int):
+    imp = _import_of(suppression_import_id)
     if not is_htmx():
-        return redirect(url_for("suppressions.import_status", import_id=imp.id))
+        return redirect(url_for("suppressions.import_status", suppression_import_id=imp.id))
     return render_template("crm/_suppression_import_progress.html", **_progress(imp))
 
 
-@bp.post("/import/<int:import_id>/resume")
+@bp.post("/import/<int:suppression_import_id>/resume")
 @login_required_page
-def import_resume(import_id: int):
-    imp = _import_of(import_id)
+def import_resume(suppression_import_id: int):
+    imp = _import_of(suppression_import_id)
     flash(
         "The import goes on." if suppression_import.resume(imp) else "This import is not stalled."
     )
-    return redirect(url_for("suppressions.import_status", import_id=imp.id))
+    return redirect(url_for("suppressions.import_status", suppression_import_id=imp.id))
 
 
-@bp.get("/import/<int:import_id>/errors.csv")
+@bp.get("/import/<int:suppression_import_id>/errors.csv")
 @login_required_page
-def import_errors_csv(import_id: int):
-    imp = _import_of(import_id)
+def import_errors_csv(suppression_import_id: int):
+    imp = _import_of(suppression_import_id)
     return Response(
         stream_with_context(error_report(imp)),
         mimetype="text/csv",

@@ -25,6 +25,7 @@ NOT_PAGES = frozenset(
         "lifecycle.export",
         "contact_import.errors_csv",
         "contact_import.progress",
+        "suppressions.import_progress",
         "outbox.rendered",
         "public_tracking.click",
         "public_tracking.decoy",

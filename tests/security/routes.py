@@ -167,12 +167,15 @@ def make_world(firm, *, admin=None) -> dict:
         comment = WorkflowComment(workflow_id=workflow.id, body="Looks good")
         approval = ApprovalRequest(workflow_id=workflow.id, definition={}, status="pending")
         contact_import = ContactImport(filename="people.csv", header=["email"], mapping=["email"])
+        suppression_import = ContactImport(
+            kind="suppressions", filename="gone.csv", header=["email"], status="done"
+        )
         token, _ = ApiToken.issue(other, name="cron")
         suppression = Suppression(address=f"gone@{firm.name.lower()}.test", reason="manual")
         topic = Topic(name="Newsletter")
         domain = SendingDomain(domain=f"{firm.name.lower()}-{secrets.token_hex(3)}.example")
         db.session.add_all([goal, analytics, form, deal, task, comment, approval, contact_import])
-        db.session.add_all([suppression, topic, domain])
+        db.session.add_all([suppression, topic, domain, suppression_import])
         db.session.commit()
     execution = make_execution(workflow, contact)
     with firm_context(firm.id):
@@ -201,6 +204,7 @@ def make_world(firm, *, admin=None) -> dict:
             "comment_id": comment.id,
             "approval_id": approval.id,
             "import_id": contact_import.id,
+            "suppression_import_id": suppression_import.id,
             "goal_id": goal.id,
             "analytics_id": analytics.id,
             "contact_id": contact.id,
