@@ -132,6 +132,13 @@ def serve(worker, args, queues, connection) -> None:
             worker.work(burst=args.burst, logging_level=level)
         except (ConnectionError, TimeoutError):
             log.warning("worker lost Redis", exc_info=True)
+        except Exception:
+            # Whatever else RQ's loop raised while Redis came back (a reply
+            # from a half-started server, its bookkeeping of a lost job):
+            # the work is in the database (docs/ARCHITECTURE.md rule 1), so
+            # serve again rather than take the process down.
+            log.exception("RQ's loop failed; serving again")
+            stopping.wait(1.0)
         if args.burst or worker._stop_requested or worker._shutdown_requested_date:
             return
         for signum in (signal.SIGTERM, signal.SIGINT):
