@@ -15,7 +15,8 @@ import pytest
 from sqlalchemy import func, select
 
 from app.automation.delivery.dispatcher import deliver_due
-from app.automation.delivery.tracking import _keys, make_token
+from app.automation.delivery.signing import _derived as _keys
+from app.automation.delivery.tracking import make_token
 from app.extensions import db
 from app.models import Contact, EventLog, OutboxMessage, TrackingEvent
 from app.tenancy import firm_context

@@ -22,9 +22,9 @@ import hashlib
 from datetime import timedelta
 
 from flask import current_app
-from itsdangerous import BadData, URLSafeTimedSerializer
 from sqlalchemy import delete, select
 
+from app.automation.delivery import signing
 from app.automation.delivery.gates import Candidate, GateRun
 from app.automation.delivery.outbox import email_message_id
 from app.automation.templating.render import render_html, render_text
@@ -49,8 +49,7 @@ class BadConfirmation(Exception):
         self.expired = expired
 
 
-def _serializer() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="double-opt-in")
+TOKEN_PURPOSE = "double-opt-in"
 
 
 def _max_age() -> timedelta:
@@ -58,7 +57,7 @@ def _max_age() -> timedelta:
 
 
 def confirm_url(signup: PendingSignup) -> str:
-    token = _serializer().dumps([signup.firm_id, signup.id])
+    token = signing.timed_token(TOKEN_PURPOSE, [signup.firm_id, signup.id])
     return f"{current_app.config['BASE_URL'].rstrip('/')}/f/confirm/{token}"
 
 
@@ -138,8 +137,10 @@ def read(token: str) -> PendingSignup:
     if not token or len(token) > 500:
         raise BadConfirmation("This confirmation link is not valid.")
     try:
-        firm_id, signup_id = _serializer().loads(token, max_age=int(_max_age().total_seconds()))
-    except BadData as exc:
+        firm_id, signup_id = signing.read_timed_token(
+            TOKEN_PURPOSE, token, max_age=int(_max_age().total_seconds())
+        )
+    except signing.InvalidToken as exc:
         expired = "expired" in str(exc).lower() or "age" in str(exc).lower()
         message = (
             "This confirmation link has expired. Please sign up again."

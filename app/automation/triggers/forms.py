@@ -21,11 +21,10 @@ from datetime import date
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from email_validator import EmailNotValidError, validate_email
-from flask import current_app
-from itsdangerous import BadData, URLSafeTimedSerializer
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
+from app.automation.delivery import signing
 from app.automation.triggers.bus import emit
 from app.extensions import db
 from app.models import ConsentRecord, Contact, Form, FormSubmission
@@ -80,12 +79,11 @@ def form_fields(form: Form) -> list[dict]:
     return fields
 
 
-def _serializer() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="public-form")
+TOKEN_PURPOSE = "public-form"
 
 
 def form_token(form: Form) -> str:
-    return _serializer().dumps({"form": form.form_key})
+    return signing.timed_token(TOKEN_PURPOSE, {"form": form.form_key})
 
 
 def submission_key(token: str, values: dict) -> str:
@@ -99,8 +97,8 @@ def check_token(form: Form, token: str | None) -> None:
     if not token or len(token) > 500:
         raise FormExpired("missing form token")
     try:
-        payload = _serializer().loads(token, max_age=TOKEN_MAX_AGE)
-    except BadData as exc:
+        payload = signing.read_timed_token(TOKEN_PURPOSE, token, max_age=TOKEN_MAX_AGE)
+    except signing.InvalidToken as exc:
         raise FormExpired("invalid or expired form token") from exc
     if not isinstance(payload, dict) or payload.get("form") != form.form_key:
         raise FormExpired("form token of another form")

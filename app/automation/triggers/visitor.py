@@ -4,8 +4,8 @@
   the browser submits a form (here) or clicks a tracked e-mail link
   (helper B's ``/t/c/<token>`` calls :func:`set_visitor_cookie`), and read
   by the site-tracking beacon ``POST /t/v``. Its value is HMAC-signed
-  (itsdangerous, the app's SECRET_KEY), so a visitor cannot pose as another
-  contact by editing it.
+  (:func:`app.automation.delivery.signing.signed_value`), so a visitor
+  cannot pose as another contact by editing it.
 - The public firm key (``data-firm`` on the tracking snippet) names a firm
   without exposing a guessable id: ``<id>-<hmac>``. It is derived, not
   stored, so no table holds it and it never changes for a given secret.
@@ -13,24 +13,19 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-
 from flask import current_app, request
-from itsdangerous import BadSignature, Signer
+
+from app.automation.delivery import signing
 
 COOKIE = "atv"
 MAX_AGE = 365 * 24 * 3600
 
 
-def _signer() -> Signer:
-    return Signer(
-        current_app.config["SECRET_KEY"], salt="visitor-cookie", digest_method=hashlib.sha256
-    )
+COOKIE_PURPOSE = "visitor-cookie"
 
 
 def visitor_cookie_value(firm_id: int, contact_id: int) -> str:
-    return _signer().sign(f"{int(firm_id)}.{int(contact_id)}".encode()).decode()
+    return signing.signed_value(COOKIE_PURPOSE, f"{int(firm_id)}.{int(contact_id)}")
 
 
 def read_visitor_cookie(value: str | None) -> tuple[int, int] | None:
@@ -38,10 +33,10 @@ def read_visitor_cookie(value: str | None) -> tuple[int, int] | None:
     if not value or len(value) > 200:
         return None
     try:
-        raw = _signer().unsign(value.encode()).decode()
+        raw = signing.read_signed_value(COOKIE_PURPOSE, value)
         firm_id, contact_id = raw.split(".", 1)
         return int(firm_id), int(contact_id)
-    except (BadSignature, ValueError, UnicodeDecodeError):
+    except (signing.InvalidToken, ValueError):
         return None
 
 
@@ -61,8 +56,7 @@ def set_visitor_cookie(response, firm_id: int, contact_id: int) -> None:
 
 
 def _firm_mac(firm_id: int) -> str:
-    key = current_app.config["SECRET_KEY"].encode()
-    return hmac.new(key, f"firm-public:{int(firm_id)}".encode(), hashlib.sha256).hexdigest()[:20]
+    return signing.short_mac(f"firm-public:{int(firm_id)}", 20)
 
 
 def public_firm_key(firm_id: int) -> str:
@@ -77,4 +71,4 @@ def firm_id_from_public_key(key: str | None) -> int | None:
     if not firm_part.isdigit():
         return None
     firm_id = int(firm_part)
-    return firm_id if hmac.compare_digest(mac, _firm_mac(firm_id)) else None
+    return firm_id if signing.same_mac(mac, _firm_mac(firm_id)) else None
