@@ -2,7 +2,7 @@
 
 One process serves the engine, delivery and default queues with an RQ
 ``SimpleWorker`` (jobs run in this process: the app is imported once, no
-fork per job) and runs the periodic jobs (``app.queue.PERIODIC_JOBS``: due waits woken
+fork per job) and runs the periodic jobs (``app.jobs.PERIODIC_JOBS``: due waits woken
 every ``WAKE_INTERVAL_SECONDS``, the full sweep every
 ``SWEEP_INTERVAL_SECONDS``), one thread each. With
 several workers, a Redis lock per job and interval lets one of them run
@@ -30,6 +30,7 @@ from app.clock import now
 from app.queue import (
     PERIODIC_JOBS,
     QUEUES,
+    dotted,
     periodic_interval,
     periodic_runs_key,
     queue_name,
@@ -68,7 +69,7 @@ def scheduler_loop(app, stop: threading.Event, worker_name: str = "") -> None:
         log.info(
             "periodic job %s: %s every %gs",
             job["name"],
-            job["func"],
+            dotted(job["func"]),
             periodic_interval(job, app),
         )
     lanes = [

@@ -61,7 +61,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     csrf.init_app(app)
     limiter.init_app(app)
 
-    from app import models  # noqa: F401  (register every table)
+    from app import jobs, models  # noqa: F401  (register every job and table)
     from app.automation.triggers import crm_events  # noqa: F401  (CRM changes fire triggers)
     from app.db_setup import configure_database
 

@@ -1,7 +1,9 @@
 """Job plumbing: RQ on Redis, or the same jobs in-process.
 
-Jobs carry no state, only the name of a function (a dotted path) and ids;
-the database says what is to be done (DESIGN.md rule 1). With ``REDIS_URL``
+Jobs carry no state, only a function and ids; the database says what is
+to be done (DESIGN.md rule 1). Callers pass the function itself, never its
+name, so a renamed job fails at import (RQ stores the dotted name, which
+tests/test_jobs.py resolves for every job in app/jobs.py). With ``REDIS_URL``
 jobs go to named RQ queues (``<QUEUE_PREFIX>-engine``, ``-delivery``,
 ``-default``) that ``worker.py`` serves. Without it, one runner thread per
 process runs them, and a scheduler thread runs :data:`PERIODIC_JOBS`
@@ -27,30 +29,32 @@ from flask import Flask, current_app
 log = logging.getLogger(__name__)
 
 QUEUES = ("engine", "delivery", "default")
-ENGINE_JOB = "app.automation.engine.jobs.run_engine_job"
-DELIVERY_JOB = "app.automation.delivery.jobs.run_delivery_job"
 
-# Periodic jobs as data: name, dotted path, interval (seconds, or the name
-# of a config key holding it). A job whose module does not exist yet is
-# skipped quietly (helpers land their parts at different times).
-PERIODIC_JOBS: list[dict[str, Any]] = [
-    {
-        # Due waits only: frequent so a wait ends on time, cheap when idle.
-        "name": "wake",
-        "func": "app.automation.engine.sweeper.wake_due",
-        "every": "WAKE_INTERVAL_SECONDS",
-    },
-    {
-        "name": "sweep",
-        "func": "app.automation.engine.sweeper.process_waiting_executions",
-        "every": "SWEEP_INTERVAL_SECONDS",
-    },
-    {
-        "name": "daily-analytics",
-        "func": "app.automation.analytics.run_daily_analytics",
-        "every": 3600,
-    },
-]
+# The job functions. app/jobs.py, the one table of every job the app runs,
+# registers them (create_app imports it): this module imports no domain
+# code, since the jobs themselves call kick_engine() and kick_delivery().
+_kick_jobs: dict[str, Callable] = {}
+
+# Periodic jobs: name, function, interval (seconds, or the name of a config
+# key holding it). Filled in place by register_jobs.
+PERIODIC_JOBS: list[dict[str, Any]] = []
+
+
+def register_jobs(kick_jobs: dict[str, Callable], periodic_jobs: list[dict[str, Any]]) -> None:
+    """Name the job each kind of kick runs, and the periodic jobs."""
+    for job in [*kick_jobs.values(), *(job["func"] for job in periodic_jobs)]:
+        if not callable(job):
+            raise TypeError(f"a job is a function, not {job!r}")
+    _kick_jobs.update(kick_jobs)
+    PERIODIC_JOBS[:] = periodic_jobs
+
+
+def kick_job(kind: str) -> Callable:
+    try:
+        return _kick_jobs[kind]
+    except KeyError:
+        raise RuntimeError(f"no job registered for {kind!r} kicks (app/jobs.py)") from None
+
 
 # How long RQ keeps a finished job (and its place in the finished registry),
 # so `rq info`, rq-dashboard and the admin queue page show recent work. Kicks
@@ -86,38 +90,39 @@ def rq_queue(name: str):
     return Queue(queue_name(name), connection=redis_connection())
 
 
-def resolve(func: str | Callable) -> Callable:
-    """A callable from a dotted path ``package.module.function``."""
-    if callable(func):
-        return func
-    module, _, attr = func.rpartition(".")
+def resolve(path: str) -> Callable:
+    """A callable from a dotted path ``package.module.function`` (what an
+    RQ worker does with a job's name)."""
+    module, _, attr = path.rpartition(".")
     return getattr(importlib.import_module(module), attr)
 
 
-def _dotted(func: str | Callable) -> str:
-    if isinstance(func, str):
-        return func
+def dotted(func: Callable) -> str:
+    """The name RQ stores for a job function."""
     return f"{func.__module__}.{func.__qualname__}"
 
 
-def enqueue(func: str | Callable, *args, queue: str = "default", job_id: str | None = None):
+def enqueue(func: Callable, *args, queue: str = "default", job_id: str | None = None):
     """Run ``func(*args)`` on a worker (RQ) or the in-process runner."""
+    if not callable(func):
+        raise TypeError(f"a job is a function, not {func!r}")
     if queue not in QUEUES:
         raise ValueError(f"unknown queue {queue!r}")
     connection = redis_connection()
     if connection is not None:
         return rq_queue(queue).enqueue_call(
-            _dotted(func),
+            dotted(func),
             args=args,
             job_id=job_id,
             result_ttl=JOB_RESULT_TTL,
             failure_ttl=7 * 86400,
         )
-    _runner_for(current_app._get_current_object()).submit(_dotted(func), args)
+    _runner_for(current_app._get_current_object()).submit(func, args)
     return None
 
 
-def _kick(kind: str, func: str, queue: str) -> None:
+def _kick(kind: str, queue: str) -> None:
+    func = kick_job(kind)
     app = current_app._get_current_object()
     connection = redis_connection()
     if connection is not None:
@@ -147,12 +152,12 @@ def clear_kick(kind: str) -> None:
 
 def kick_engine() -> None:
     """Tell the workers that executions are ready to advance."""
-    _kick("engine", ENGINE_JOB, "engine")
+    _kick("engine", "engine")
 
 
 def kick_delivery() -> None:
     """Tell the workers that outbox messages are due."""
-    _kick("delivery", DELIVERY_JOB, "delivery")
+    _kick("delivery", "delivery")
 
 
 class InlineRunner:
@@ -166,7 +171,7 @@ class InlineRunner:
         self.thread = threading.Thread(target=self._run, name="inline-runner", daemon=True)
         self.thread.start()
 
-    def submit(self, func: str, args: tuple, coalesce: str | None = None) -> None:
+    def submit(self, func: Callable, args: tuple, coalesce: str | None = None) -> None:
         if coalesce is not None:
             with self.lock:
                 if coalesce in self.pending:
@@ -184,19 +189,17 @@ class InlineRunner:
             run_job(self.app, func, args)
 
 
-def run_job(app: Flask, func: str, args: tuple = ()) -> Any:
+def run_job(app: Flask, func: Callable, args: tuple = ()) -> Any:
     """Run one job in a fresh app context; errors are logged, not raised
     (the database keeps the state; the sweeper retries)."""
     from app.automation.operations.logs import log_context
     from app.extensions import db
 
-    with app.app_context(), log_context(job=_dotted(func)):
+    with app.app_context(), log_context(job=dotted(func)):
         try:
-            return resolve(func)(*args)
-        except ImportError:
-            log.debug("job %s not available yet", func)
+            return func(*args)
         except Exception:
-            log.exception("job %s failed", func)
+            log.exception("job %s failed", dotted(func))
             db.session.rollback()
         finally:
             db.session.remove()

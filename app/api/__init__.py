@@ -60,41 +60,35 @@ is registered; endpoints cannot be added afterwards.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-
 from flask import Flask
 
-from app.api import access, errors, openapi  # noqa: F401  (openapi registers its routes)
-from app.api.core import api_bp, docs_bp
-
-# Resource modules, imported for their @endpoint declarations. A module of
-# another area that has not landed yet is skipped, not faked.
-ENDPOINT_MODULES = (
-    "app.api.workflows",
-    "app.api.graph",
-    "app.api.executions",
-    "app.api.goals",
-    "app.api.contacts",
-    "app.api.crm",
-    "app.api.lifecycle",
-    "app.api.webhook_settings",
-    "app.api.suppressions",
-    "app.api.sending",
-    "app.api.sending_settings",
+# Resource modules, imported for their @endpoint declarations
+# (openapi registers its own routes).
+from app.api import (  # noqa: F401
+    access,
+    contacts,
+    crm,
+    errors,
+    executions,
+    goals,
+    graph,
+    lifecycle,
+    lifecycle_collab,
+    openapi,
+    sending,
+    sending_settings,
+    suppressions,
+    webhook_settings,
+    workflows,
 )
+from app.api.core import ENDPOINTS, api_bp, docs_bp
 
 _installed = False
 
 
 def load_endpoints() -> list:
-    """Import the endpoint modules; returns :data:`app.api.core.ENDPOINTS`
-    (tests parametrize over it before any app exists)."""
-    from app.api.core import ENDPOINTS
-
-    for name in ENDPOINT_MODULES:
-        if importlib.util.find_spec(name) is not None:
-            importlib.import_module(name)
+    """Every endpoint, :data:`app.api.core.ENDPOINTS` (tests parametrize
+    over it before any app exists; importing this package declared them)."""
     return ENDPOINTS
 
 

@@ -83,7 +83,7 @@ def _periodic(last_runs: dict) -> list[dict]:
         jobs.append(
             {
                 "name": job["name"],
-                "func": job["func"],
+                "func": app_queue.dotted(job["func"]),
                 "every": app_queue.periodic_interval(job, app),
                 "last_run": json.loads(raw) if raw else None,
             }

@@ -223,6 +223,6 @@ def test_another_firms_import_is_not_found(client, auth, acme, alice, charlie):
 
 def test_the_queued_job_name_resolves_to_the_job():
     from app.automation.crm import import_rows
-    from app.queue import resolve
+    from app.queue import dotted, resolve
 
-    assert resolve(import_rows.IMPORT_JOB) is import_rows.run_import
+    assert resolve(dotted(import_rows.run_import)) is import_rows.run_import

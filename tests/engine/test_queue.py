@@ -75,8 +75,8 @@ def test_with_redis_kicks_go_to_named_queues_once(app, acme, alice):
     queue.kick_engine()
     queue.kick_engine()  # coalesced while the first waits
     assert engine_queue.count == 1
-    assert engine_queue.jobs[0].func_name == queue.ENGINE_JOB
-    queue.enqueue("app.automation.engine.sweeper.process_waiting_executions", queue="default")
+    assert engine_queue.jobs[0].func_name == "app.automation.engine.jobs.run_engine_job"
+    queue.enqueue(process_waiting_executions, queue="default")
     assert Queue(queue.queue_name("default"), connection=connection).count == 1
     with pytest.raises(ValueError):
-        queue.enqueue("x.y", queue="nope")
+        queue.enqueue(process_waiting_executions, queue="nope")

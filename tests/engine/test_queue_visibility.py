@@ -17,6 +17,7 @@ from rq import SimpleWorker
 from rq.registry import FinishedJobRegistry
 
 from app import queue
+from app.automation.engine.sweeper import process_waiting_executions
 from app.extensions import db
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
@@ -26,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_a_finished_job_is_in_rqs_finished_registry(app):
     connection = queue.redis_connection()
-    job = queue.enqueue("app.automation.engine.sweeper.process_waiting_executions", queue="default")
+    job = queue.enqueue(process_waiting_executions, queue="default")
     worker = SimpleWorker([queue.rq_queue("default")], connection=connection)
     with app.app_context():
         worker.work(burst=True)
@@ -67,12 +68,12 @@ def test_a_worker_names_its_periodic_jobs_and_the_queue_page_shows_their_runs(
             time.sleep(0.2)
         text = log_path.read_text()
         for job in queue.PERIODIC_JOBS:
-            assert f"periodic job {job['name']}: {job['func']}" in text, text
+            assert f"periodic job {job['name']}: {queue.dotted(job['func'])}" in text, text
         auth.login(alice)
         page = client.get("/admin/queues").get_data(as_text=True)
         db.session.rollback()
         for job in queue.PERIODIC_JOBS:
-            assert f"<code>{job['func']}</code>" in page
+            assert f"<code>{queue.dotted(job['func'])}</code>" in page
         assert page.count("<code>visible-worker</code>") >= len(names)
     finally:
         proc.terminate()  # RQ's warm shutdown; slow on a loaded machine

@@ -101,7 +101,7 @@ def test_a_due_wait_whose_lease_expired_is_claimed_again(acme, alice, app):
 
 def test_the_wake_job_is_periodic_on_its_own_short_interval(app):
     wake = next(job for job in queue.PERIODIC_JOBS if job["name"] == "wake")
-    assert wake["func"] == "app.automation.engine.sweeper.wake_due"
+    assert wake["func"] is wake_due
     assert queue.periodic_interval(wake, app) < queue.periodic_interval(
         next(job for job in queue.PERIODIC_JOBS if job["name"] == "sweep"), app
     )

@@ -80,7 +80,7 @@ def test_a_step_that_raises_logs_its_execution(json_lines, acme, alice, monkeypa
 
 
 def test_a_job_logs_its_name(json_lines, app):
-    run_job(app, "tests.operations.test_logs.noisy")
+    run_job(app, noisy)
     [entry] = [e for e in json_lines() if e["message"] == "the noisy job ran"]
     assert entry["job"] == "tests.operations.test_logs.noisy"
 
@@ -97,7 +97,7 @@ def test_a_request_has_an_id_echoed_to_the_client(client):
 def test_a_worker_writes_json_lines(app, database_url, redis_url):
     from app.queue import enqueue
 
-    enqueue("tests.operations.test_logs.noisy")
+    enqueue(noisy)
     env = {
         **os.environ,
         "LOG_FORMAT": "json",

@@ -218,6 +218,9 @@ def test_another_firms_import_is_not_found(client, signed_in, alice, charlie):
 
 def test_the_queued_import_job_name_resolves_to_the_job():
     from app.automation.delivery import suppression_import
-    from app.queue import resolve
+    from app.queue import dotted, resolve
 
-    assert resolve(suppression_import.IMPORT_JOB) is suppression_import.run_suppression_import
+    assert (
+        resolve(dotted(suppression_import.run_suppression_import))
+        is suppression_import.run_suppression_import
+    )

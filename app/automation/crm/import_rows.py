@@ -50,7 +50,6 @@ NEW_CONTACT = {
 }
 # A running import whose row has not changed for this long lost its worker.
 STALLED = timedelta(minutes=2)
-IMPORT_JOB = "app.automation.crm.import_rows.run_import"
 LIMITS = {"first_name": 100, "last_name": 100, "phone": 40, "timezone": 64}
 TRUE = {"1", "true", "yes", "y", "x"}
 FALSE = {"", "0", "false", "no", "n"}
@@ -94,7 +93,7 @@ def start_import(imp: ContactImport, raw_mapping: list[str], on_existing: str) -
     imp.on_existing = "update" if on_existing == "update" else "skip"
     imp.status = "queued"
     db.session.commit()
-    enqueue(IMPORT_JOB, imp.id)
+    enqueue(run_import, imp.id)
 
 
 @dataclass
@@ -212,7 +211,7 @@ def resume_import(imp: ContactImport) -> bool:
     """Queue a stalled import again (its worker died); False if it is not."""
     if not imp.stalled_at(now(), STALLED):
         return False
-    enqueue(IMPORT_JOB, imp.id)
+    enqueue(run_import, imp.id)
     return True
 
 

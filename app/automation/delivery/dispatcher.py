@@ -49,6 +49,7 @@ from app.automation.delivery.errors import SendFailed, redact
 from app.automation.delivery.sms import send_sms
 from app.automation.delivery.smtp import SmtpSender, compose
 from app.automation.delivery.webhook import send_webhook
+from app.automation.engine.wakes import wake
 from app.automation.operations import metrics
 from app.automation.operations.logs import log_context
 from app.clock import now
@@ -350,10 +351,6 @@ def send_and_record(claims, row: Row, transports: Transports) -> str:
 
 def _wake(execution_ids: list[int]) -> None:
     if not execution_ids:
-        return
-    try:
-        from app.automation.engine.wakes import wake
-    except ImportError:
         return
     wake(execution_ids)
 

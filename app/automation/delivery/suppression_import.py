@@ -33,7 +33,6 @@ from app.tenancy import firm_context
 
 log = logging.getLogger(__name__)
 
-IMPORT_JOB = "app.automation.delivery.suppression_import.run_suppression_import"
 KIND = "suppressions"
 # Progress is committed every this many rows checked.
 PROGRESS_EVERY = 2000
@@ -53,7 +52,7 @@ def start(stream, filename: str, user_id: int | None) -> ContactImport:
         )
     imp.mapping, imp.status = [], "queued"
     db.session.commit()
-    enqueue(IMPORT_JOB, imp.id)
+    enqueue(run_suppression_import, imp.id)
     return imp
 
 
@@ -61,7 +60,7 @@ def resume(imp: ContactImport) -> bool:
     """Queue a stalled import again (its worker died); False if it is not."""
     if imp.kind != KIND or not imp.stalled_at(now(), STALLED):
         return False
-    enqueue(IMPORT_JOB, imp.id)
+    enqueue(run_suppression_import, imp.id)
     return True
 
 

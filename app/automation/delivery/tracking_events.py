@@ -25,6 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from app.automation.delivery import engagement, pause, suppressions
 from app.automation.delivery.bounces import Bounce, classify_provider
 from app.automation.delivery.tracking import BadToken, read_token
+from app.automation.triggers.bus import emit
 from app.clock import now
 from app.extensions import db
 from app.models import Contact, OutboxMessage, TrackingEvent
@@ -115,8 +116,6 @@ def _emit(
         data["url"] = url
     data.update(extra or {})
     try:
-        from app.automation.triggers.bus import emit
-
         emit(
             row.firm_id,
             EVENT_OF_KIND[kind],
@@ -125,8 +124,6 @@ def _emit(
             event_id=event_id,
             source="email",
         )
-    except ImportError:
-        pass
     except Exception:
         log.exception("emitting %s for outbox %s failed", kind, row.id)
         db.session.rollback()

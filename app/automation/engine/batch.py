@@ -21,6 +21,7 @@ from app.automation.engine.walk import walk
 from app.automation.engine.write import executions, write_back
 from app.automation.nodes.step import Effects
 from app.automation.operations import metrics
+from app.automation.triggers.bus import emit_many
 from app.clock import now
 from app.extensions import db
 
@@ -110,15 +111,10 @@ def _after_commit(written: list[Effects]) -> None:
         ]
     if events:
         try:
-            from app.automation.triggers.bus import emit_many
-        except ImportError:
-            emit_many = None
-        if emit_many is not None:
-            try:
-                emit_many(events)
-            except Exception:
-                log.exception("emitting %d workflow events failed", len(events))
-                db.session.rollback()
+            emit_many(events)
+        except Exception:
+            log.exception("emitting %d workflow events failed", len(events))
+            db.session.rollback()
     if any(e.delivery_pending for e in written):
         from app.queue import kick_delivery
 

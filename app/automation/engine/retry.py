@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
+from app.automation.delivery.outbox import requeue
 from app.automation.nodes.registry import keys_where
 from app.clock import now
 from app.extensions import db
@@ -93,11 +94,7 @@ class _NotFailed(Exception):
 def _requeue_and_resume(execution: WorkflowExecution, values: dict) -> None:
     if _node_type(execution) in keys_where("sends_message") and execution.current_node:
         visit = (execution.execution_path or []).count(execution.current_node) or 1
-        try:
-            from app.automation.delivery.outbox import requeue
-        except ImportError:
-            requeue = None
-        if requeue is not None and requeue(execution.id, execution.current_node, visit):
+        if requeue(execution.id, execution.current_node, visit):
             values.update(status="waiting", wait_reason="delivery")
     table = WorkflowExecution.__table__
     stmt = update(table).where(table.c.id == execution.id, table.c.status == "failed")

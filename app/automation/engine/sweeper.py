@@ -27,11 +27,14 @@ import logging
 
 from sqlalchemy import func, or_, select, update
 
+from app.automation.delivery.dispatcher import deliver_due
 from app.automation.engine.claim import due_clause, ready_clause
 from app.automation.engine.wakes import recheck_goal_waits
+from app.automation.triggers.scheduler import run_due_date_triggers
 from app.clock import now
 from app.extensions import db
 from app.models import WorkflowExecution
+from app.queue import kick_delivery, redis_connection
 
 log = logging.getLogger(__name__)
 
@@ -101,14 +104,6 @@ def ready_without_worker() -> int:
     return int(db.session.connection().execute(stmt).scalar() or 0)
 
 
-def _optional(path: str):
-    module, _, name = path.rpartition(".")
-    try:
-        return getattr(__import__(module, fromlist=[name]), name)
-    except (ImportError, AttributeError):
-        return None
-
-
 def process_waiting_executions() -> dict:
     """One sweep; returns what it did (for logs and the CLI)."""
     from app.queue import kick_engine
@@ -121,16 +116,13 @@ def process_waiting_executions() -> dict:
     db.session.commit()
     if result["woken"] or result["ready"]:
         kick_engine()
-    deliver_due = _optional("app.automation.delivery.dispatcher.deliver_due")
-    from app.queue import kick_delivery, redis_connection
-
-    if deliver_due is not None and redis_connection() is not None:
+    if redis_connection() is not None:
         # With workers, delivery runs only as the (coalesced) delivery job:
         # a second dispatch loop in this sweep thread would put two messages
         # in flight per process, and one SIGKILL could then repeat two
         # (CONTRACT.md: one death repeats at most one message).
         kick_delivery()
-    elif deliver_due is not None:
+    else:
         try:
             result["delivered"] = deliver_due() or 0
         except Exception:
@@ -143,11 +135,9 @@ def process_waiting_executions() -> dict:
     except Exception:
         log.exception("expiring double opt-in sign-ups failed")
         db.session.rollback()
-    date_triggers = _optional("app.automation.triggers.scheduler.run_due_date_triggers")
-    if date_triggers is not None:
-        try:
-            result["date_triggers"] = date_triggers() or 0
-        except Exception:
-            log.exception("date triggers failed")
-            db.session.rollback()
+    try:
+        result["date_triggers"] = run_due_date_triggers() or 0
+    except Exception:
+        log.exception("date triggers failed")
+        db.session.rollback()
     return result

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from app.automation.templating.render import render_text
+
 
 @dataclass
 class Outcome:
@@ -164,13 +166,9 @@ class Step:
 
     def render(self, text: str | None) -> str:
         """A templated text (task title, notification, deal title) rendered in
-        helper B's sandbox; plain text until that module exists."""
+        the templating sandbox (app/automation/templating/)."""
         if not text or ("{{" not in text and "{%" not in text):
             return text or ""
-        try:
-            from app.automation.templating.render import render_text
-        except ImportError:
-            return text
         return render_text(text, self.template_context())
 
 

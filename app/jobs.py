@@ -1,0 +1,36 @@
+"""Every job the app runs, by function: what a kick of each kind runs and
+the periodic jobs (intervals in seconds, or the name of a config key).
+
+:mod:`app.queue` is plumbing and imports no domain code; this table hands
+it the functions (``create_app`` imports this module). Renaming or moving a
+job fails here, at import, and tests/test_jobs.py checks that RQ can find
+each one by the name it stores.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app import queue
+from app.automation.analytics import run_daily_analytics
+from app.automation.crm.import_rows import run_import
+from app.automation.delivery.jobs import run_delivery_job
+from app.automation.delivery.suppression_import import run_suppression_import
+from app.automation.engine.jobs import run_engine_job
+from app.automation.engine.sweeper import process_waiting_executions, wake_due
+
+KICK_JOBS = {"engine": run_engine_job, "delivery": run_delivery_job}
+
+PERIODIC_JOBS: list[dict[str, Any]] = [
+    # Due waits only: frequent so a wait ends on time, cheap when idle.
+    {"name": "wake", "func": wake_due, "every": "WAKE_INTERVAL_SECONDS"},
+    {"name": "sweep", "func": process_waiting_executions, "every": "SWEEP_INTERVAL_SECONDS"},
+    {"name": "daily-analytics", "func": run_daily_analytics, "every": 3600},
+]
+
+# Jobs enqueued with arguments by the code that needs them.
+ENQUEUED_JOBS = (run_import, run_suppression_import)
+
+ALL_JOBS = (*KICK_JOBS.values(), *(job["func"] for job in PERIODIC_JOBS), *ENQUEUED_JOBS)
+
+queue.register_jobs(KICK_JOBS, PERIODIC_JOBS)
