@@ -16,7 +16,7 @@ from flask_login import current_user
 
 from app.clock import ensure_utc, now
 from app.extensions import db, login_manager
-from app.tenancy import reset_current_firm, set_current_firm
+from app.tenancy import current_actor, reset_current_firm, set_current_firm  # noqa: F401
 
 
 @login_manager.user_loader
@@ -139,20 +139,6 @@ def forget_request() -> None:
     token = g.pop("firm_token", None)
     if token is not None:
         reset_current_firm(token)
-
-
-def current_actor() -> tuple[int | None, str]:
-    """(user id, actor label) for the audit log."""
-    try:
-        user = g.get("user")
-        api_token = g.get("api_token")
-    except RuntimeError:  # outside a request: a job or the CLI
-        return None, "system"
-    if user is None:
-        return None, "public" if request else "system"
-    if api_token is not None:
-        return user.id, f"token:{api_token.prefix}"
-    return user.id, user.email
 
 
 def login_required_page(view):

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
+from flask import g, request
 from sqlalchemy import ForeignKey, event
 from sqlalchemy.orm import (
     Mapped,
@@ -132,3 +133,18 @@ def scoped_get(model, object_id: int, *options):
     if options:
         stmt = stmt.options(*options)
     return db.session.scalars(stmt).first()
+
+
+def current_actor() -> tuple[int | None, str]:
+    """(user id, actor label) of whoever acts now, for the audit log: the
+    signed-in user, an API token, the public or the system."""
+    try:
+        user = g.get("user")
+        api_token = g.get("api_token")
+    except RuntimeError:  # outside a request: a job or the CLI
+        return None, "system"
+    if user is None:
+        return None, "public" if request else "system"
+    if api_token is not None:
+        return user.id, f"token:{api_token.prefix}"
+    return user.id, user.email

@@ -21,6 +21,8 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from app.automation.lifecycle.publishing import activate_workflow
+
 ROOT = Path(__file__).resolve().parent.parent
 # Production mode (DATABASE_URL) needs a SECRET_KEY shared by every process a
 # benchmark starts; they inherit this one unless the caller set their own.
@@ -239,7 +241,7 @@ def build_workflow(user, nodes, edges, trigger_type: str, trigger_config=None, *
             )
         )
     db.session.flush()
-    workflow.activate(user)
+    activate_workflow(workflow, user)
     db.session.commit()
     return workflow
 

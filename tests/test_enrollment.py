@@ -6,6 +6,7 @@ import pytest
 from sqlalchemy import select
 
 from app.automation.engine.enrollment import NotEnrollable, enroll
+from app.automation.lifecycle.publishing import activate_workflow
 from app.extensions import db
 from app.models import WorkflowExecution
 from app.tenancy import firm_context
@@ -18,7 +19,7 @@ def welcome(acme, alice):
         acme, nodes=WELCOME_NODES, edges=WELCOME_EDGES, triggers=[{"trigger_type": "manual"}]
     )
     with firm_context(acme.id):
-        workflow.activate(alice)
+        activate_workflow(workflow, alice)
         db.session.commit()
     return workflow
 

@@ -10,6 +10,7 @@ from app.api.errors import validation_error
 from app.api.graph import ByWorkflow, referenced
 from app.api.pagination import page_of, paginate
 from app.api.schemas.automation import AnalyticsOut, GoalCreate, GoalOut, GoalUpdate
+from app.automation.analytics import goals as analytics_goals
 from app.extensions import db
 from app.models import Workflow, WorkflowAnalytics, WorkflowGoal, WorkflowNode
 from app.models.audit import record
@@ -105,7 +106,7 @@ def delete_goal(goal_id: int):
 )
 def update_goal_analytics(goal_id: int):
     goal = get_or_404(WorkflowGoal, goal_id, what="goal")
-    return goal.update_analytics()
+    return analytics_goals.update_goal_analytics(goal)
 
 
 @endpoint(

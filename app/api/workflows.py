@@ -28,6 +28,7 @@ from app.api.schemas.automation import (
 )
 from app.api.schemas.batch import TriggerBatchOut, TriggerItem
 from app.automation.graph import edit_history
+from app.automation.lifecycle import publishing as lifecycle
 from app.automation.lifecycle import workflow_ops
 from app.extensions import db
 from app.models import Workflow
@@ -238,7 +239,7 @@ def pause_workflow(workflow_id: int):
     """New contacts stop entering; executions inside wait where they are."""
     workflow = load_workflow(workflow_id)
     try:
-        workflow.pause(user=g.user)
+        lifecycle.pause_workflow(workflow, g.user)
     except ValueError as exc:
         db.session.rollback()
         raise ApiError(409, "conflict", str(exc)) from None

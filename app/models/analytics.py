@@ -33,12 +33,6 @@ class WorkflowGoal(FirmScoped, Timestamps, db.Model):
     workflow = relationship("Workflow")
     goal_node = relationship("WorkflowNode")
 
-    def update_analytics(self) -> WorkflowGoal:
-        """Recalculate conversions, rate (0-100) and value from executions."""
-        from app.automation.analytics.goals import update_goal_analytics
-
-        return update_goal_analytics(self)
-
 
 class WorkflowAnalytics(FirmScoped, db.Model):
     __tablename__ = "workflow_analytics"

@@ -11,7 +11,7 @@ from app.clock import now
 from app.extensions import db
 from app.models.base import JSONType, UTCDateTime
 from app.models.execution import BigId
-from app.tenancy import FirmScoped
+from app.tenancy import FirmScoped, current_actor
 
 
 class AuditLog(FirmScoped, db.Model):
@@ -33,8 +33,6 @@ def record(
     action: str, obj=None, *, data: dict | None = None, actor: str | None = None
 ) -> AuditLog:
     """Add an audit entry to the session (committed with the change)."""
-    from app.auth import current_actor
-
     user_id, default_actor = current_actor()
     entry = AuditLog(
         user_id=user_id,

@@ -52,37 +52,6 @@ class Workflow(FirmScoped, Timestamps, db.Model):
         back_populates="workflow", cascade="all, delete-orphan", order_by="WorkflowEdge.id"
     )
 
-    def validate_workflow(self) -> list[dict]:
-        """Problems that keep this workflow from running, as
-        ``[{"node": node_id or None, "message": ...}]``; empty when valid."""
-        from app.automation.graph.validation import validate_workflow
-
-        return validate_workflow(self)
-
-    def activate(self, user=None):
-        """Validate, snapshot the graph as the next version and go live.
-
-        Raises :class:`app.automation.graph.validation.WorkflowInvalid` with the
-        problems when the graph cannot run. Returns the new version."""
-        from app.automation.lifecycle.publishing import activate_workflow
-
-        return activate_workflow(self, user)
-
-    def pause(self, user=None) -> None:
-        """Stop new contacts from entering; executions already inside wait."""
-        from app.automation.lifecycle.publishing import pause_workflow
-
-        pause_workflow(self, user)
-
-    @property
-    def pending_approval(self) -> bool:
-        """A marketer asked to publish and no admin has decided yet (the
-        firm requires approval). One query; lists use
-        :func:`app.automation.lifecycle.approvals.pending_workflow_ids`."""
-        from app.automation.lifecycle.approvals import pending_request
-
-        return pending_request(self) is not None
-
     def node_by_key(self, node_id: str) -> WorkflowNode | None:
         return next((node for node in self.nodes if node.node_id == node_id), None)
 

@@ -14,6 +14,7 @@ from app.auth import login_required_page
 from app.automation.delivery import windows
 from app.automation.graph.edit_history import record_edit, snapshot
 from app.automation.graph.validation import WorkflowInvalid
+from app.automation.lifecycle.publishing import activate_workflow, pause_workflow
 from app.automation.lifecycle.workflow_ops import WorkflowOpError, clean_description, clean_name
 from app.extensions import db
 from app.models.audit import record
@@ -211,7 +212,7 @@ def activate(workflow_id: int):
 
     workflow = load_workflow(workflow_id)
     try:
-        version = workflow.activate(acting_user())
+        version = activate_workflow(workflow, acting_user())
     except WorkflowInvalid as exc:
         db.session.rollback()
         return _lifecycle(workflow, problems=exc.problems, status=422)
@@ -246,7 +247,7 @@ def _enroll_existing(workflow) -> int:
 def pause(workflow_id: int):
     workflow = load_workflow(workflow_id)
     try:
-        workflow.pause(acting_user())
+        pause_workflow(workflow, acting_user())
     except ValueError as exc:
         db.session.rollback()
         return _lifecycle(workflow, message=str(exc), status=409)

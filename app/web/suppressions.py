@@ -18,7 +18,7 @@ from flask import (
 )
 from sqlalchemy import select
 
-from app.auth import current_actor, login_required_page
+from app.auth import login_required_page
 from app.automation.crm.import_files import MAX_BYTES, UploadRefused
 from app.automation.crm.import_rows import STALLED, error_report
 from app.automation.delivery import suppression_csv, suppression_import, suppressions
@@ -27,6 +27,7 @@ from app.clock import now
 from app.extensions import db
 from app.models import ContactImport, ContactImportError, Suppression
 from app.models.sending import SUPPRESSION_CHANNELS, SUPPRESSION_REASONS
+from app.tenancy import current_actor
 from app.web.pages import get_or_404, is_htmx, page_or_block, paginate
 
 bp = Blueprint("suppressions", __name__, url_prefix="/suppressions")

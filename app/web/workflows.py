@@ -21,6 +21,7 @@ from sqlalchemy import select
 
 from app.auth import login_required_page
 from app.automation.graph.validation import WorkflowInvalid
+from app.automation.lifecycle.publishing import pause_workflow
 from app.automation.lifecycle.workflow_ops import (
     WorkflowOpError,
     activate_and_enroll,
@@ -215,7 +216,7 @@ def activate(workflow_id: int):
 def pause(workflow_id: int):
     workflow = get_or_404(Workflow, workflow_id)
     try:
-        workflow.pause(g.user)
+        pause_workflow(workflow, g.user)
         db.session.commit()
     except ValueError as exc:
         db.session.rollback()

@@ -10,6 +10,7 @@ import time_machine
 from sqlalchemy import func, select
 
 from app.automation.analytics import AnalyticsCalculator, node_live_counts, run_daily_analytics
+from app.automation.analytics import goals as analytics_goals
 from app.extensions import db
 from app.models import WorkflowAnalytics, WorkflowExecution, WorkflowGoal
 from app.tenancy import firm_context
@@ -191,7 +192,7 @@ def test_goal_analytics_count_conversions_rate_and_value(acme, workflow):
         )
         db.session.add(goal)
         db.session.commit()
-        goal.update_analytics()
+        analytics_goals.update_goal_analytics(goal)
         assert goal.total_conversions == 7
         assert goal.conversion_rate == pytest.approx(700 / 11)
         assert goal.total_value == Decimal("350.00")

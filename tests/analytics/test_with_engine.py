@@ -7,8 +7,10 @@ from decimal import Decimal
 from sqlalchemy import func, select
 
 from app.automation.analytics import AnalyticsCalculator, node_live_counts
+from app.automation.analytics import goals as analytics_goals
 from app.automation.engine.enrollment import enroll
 from app.automation.engine.jobs import drain
+from app.automation.lifecycle.publishing import activate_workflow
 from app.clock import now
 from app.extensions import db
 from app.models import ContactFlowState, WorkflowExecution, WorkflowGoal
@@ -36,7 +38,7 @@ def test_the_numbers_match_what_the_engine_did(acme, alice):
     workflow = make_workflow(acme, nodes=NODES, edges=EDGES, triggers=[{"trigger_type": "manual"}])
     contacts = [make_contact(acme) for _ in range(12)]
     with firm_context(acme.id):
-        workflow.activate(alice)
+        activate_workflow(workflow, alice)
         db.session.commit()
         enroll(workflow, [c.id for c in contacts], trigger_type="manual")
     drain()
@@ -88,6 +90,6 @@ def test_the_numbers_match_what_the_engine_did(acme, alice):
         )
         db.session.add(goal)
         db.session.commit()
-        goal.update_analytics()
+        analytics_goals.update_goal_analytics(goal)
         assert goal.total_conversions == went_a
         assert goal.total_value == Decimal(20 * went_a)

@@ -9,6 +9,7 @@ import re
 
 from app.automation.delivery.signing import verify
 from app.automation.engine.jobs import drain
+from app.automation.lifecycle.publishing import activate_workflow
 from app.extensions import db
 from app.models import OutboxMessage
 from app.tenancy import firm_context
@@ -81,7 +82,7 @@ def test_a_click_in_a_workflow_email_starts_a_click_triggered_workflow(
         triggers=[{"trigger_type": "email_clicked", "configuration": {}}],
     )
     with firm_context(acme.id):
-        follow_up.activate(alice)
+        activate_workflow(follow_up, alice)
         db.session.commit()
     contact = make_contact(acme)
     run(workflow, contact)

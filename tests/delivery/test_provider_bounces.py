@@ -12,6 +12,7 @@ from sqlalchemy import select
 from standardwebhooks import Webhook
 
 from app.automation.delivery.dispatcher import deliver_due
+from app.automation.lifecycle.publishing import activate_workflow
 from app.clock import now
 from app.extensions import db
 from app.models import EventLog, OutboxMessage, Suppression, TrackingEvent
@@ -87,7 +88,7 @@ def test_a_complaint_suppresses_and_fires_its_trigger(acme, alice, signed_post):
         triggers=[{"trigger_type": "email_complained", "configuration": {}}],
     )
     with firm_context(acme.id):
-        workflow.activate(alice)
+        activate_workflow(workflow, alice)
         db.session.commit()
     message = _sent(acme, make_contact(acme))
     response = signed_post({"type": "email_complained", "message_id": message.message_id}, "c1")

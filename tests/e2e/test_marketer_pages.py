@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 from app.automation.crm.import_rows import run_import
 from app.automation.engine.enrollment import enroll
 from app.automation.engine.jobs import drain
+from app.automation.lifecycle.publishing import activate_workflow
 from app.extensions import db
 from app.models import Contact, ContactImport, OutboxMessage, Workflow, WorkflowExecution
 from app.tenancy import firm_context
@@ -67,7 +68,7 @@ def run_split_workflow(firm, contacts: int = 8) -> Workflow:
     people = [make_contact(firm, first_name=f"P{n}") for n in range(contacts)]
     with firm_context(firm.id):
         live = db.session.get(Workflow, workflow.id)
-        live.activate()
+        activate_workflow(live)
         db.session.commit()
         enroll(live, [p.id for p in people])
         drain()
@@ -135,7 +136,7 @@ def test_charts_without_data_say_no_data_yet(logged_in_page, live_server, alice,
     contact = make_contact(acme)
     with firm_context(acme.id):
         live = db.session.get(Workflow, workflow.id)
-        live.activate()
+        activate_workflow(live)
         db.session.commit()
         enroll(live, [contact.id])
         drain()

@@ -10,6 +10,7 @@ import pytest
 
 from app.automation.engine.enrollment import enroll
 from app.automation.engine.jobs import drain
+from app.automation.lifecycle.publishing import activate_workflow
 from app.extensions import db
 from app.models import Workflow
 from app.tenancy import firm_context
@@ -30,7 +31,7 @@ def _run_contact_through_a_workflow(acme):
     contact = make_contact(acme, email="hana@example.com", first_name="Hana", score=80)
     with firm_context(acme.id):
         live = db.session.get(Workflow, workflow.id)
-        live.activate()
+        activate_workflow(live)
         db.session.commit()
         enroll(live, [contact.id])
         drain()

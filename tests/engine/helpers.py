@@ -6,6 +6,7 @@ from sqlalchemy import select
 
 from app.automation.engine.enrollment import enroll
 from app.automation.engine.jobs import drain
+from app.automation.lifecycle.publishing import activate_workflow
 from app.extensions import db
 from app.models import ContactFlowState, WorkflowExecution
 from app.tenancy import firm_context
@@ -24,7 +25,7 @@ def active_workflow(firm, user, nodes, edges, **fields):
         firm, nodes=nodes, edges=edges, triggers=[{"trigger_type": "manual"}], **fields
     )
     with firm_context(firm.id):
-        workflow.activate(user)
+        activate_workflow(workflow, user)
         db.session.commit()
     return workflow
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from app.automation.engine.jobs import drain
+from app.automation.lifecycle.publishing import activate_workflow
 from app.extensions import db
 from app.models import EventLog, WorkflowExecution
 from app.tenancy import firm_context
@@ -23,7 +24,7 @@ def _active(firm, user, nodes, trigger_type, configuration=None, **fields):
         **fields,
     )
     with firm_context(firm.id):
-        workflow.activate(user)
+        activate_workflow(workflow, user)
         db.session.commit()
     return workflow
 

@@ -20,6 +20,7 @@ import pytest
 from sqlalchemy import func, select
 
 from app.automation.delivery.signing import sign_headers
+from app.automation.lifecycle.publishing import activate_workflow
 from app.clock import now
 from app.extensions import db
 from app.models import (
@@ -57,7 +58,7 @@ def _live(firm, user, trigger_type: str, configuration: dict | None = None, **fi
         **fields,
     )
     with firm_context(firm.id):
-        workflow.activate(user)
+        activate_workflow(workflow, user)
         db.session.commit()
     return workflow
 
@@ -272,7 +273,7 @@ def test_ten_copies_of_every_event_send_one_webhook_each_with_real_workers(
             allow_reentry=True,
         )
         with firm_context(acme.id):
-            workflow.activate(alice)
+            activate_workflow(workflow, alice)
             db.session.commit()
         return workflow
 

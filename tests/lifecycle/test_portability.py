@@ -9,6 +9,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
+from app.automation.graph.validation import validate_workflow
 from app.automation.lifecycle.portability import ImportProblems, export_workflow, import_workflow
 from app.extensions import db
 from app.models import ContactList, Form, Workflow, WorkflowGoal
@@ -188,7 +189,7 @@ def test_an_unfinished_graph_imports_as_a_draft(acme, bob):
     with firm_context(acme.id):
         workflow = import_workflow(document, bob, name="Renamed")
         assert workflow.name == "Renamed" and workflow.status == "draft"
-        assert workflow.validate_workflow()  # no trigger yet
+        assert validate_workflow(workflow)  # no trigger yet
 
 
 def test_webhook_header_values_are_not_exported(acme, bob):

@@ -12,6 +12,7 @@ import time
 import pytest
 from sqlalchemy import select
 
+from app.automation.lifecycle.publishing import activate_workflow
 from app.extensions import db
 from app.models import WorkflowExecution, WorkflowNode, WorkflowVersion
 from app.tenancy import firm_context
@@ -247,7 +248,7 @@ def test_a_loop_through_a_wait_that_never_waits_is_stopped_at_run_time(acme, ali
     edges = [("entry", "past"), ("past", "mail"), ("mail", "past")]
     workflow = make_workflow(acme, nodes=nodes, edges=edges, triggers=[{"trigger_type": "manual"}])
     with firm_context(acme.id):
-        workflow.activate(alice)
+        activate_workflow(workflow, alice)
         db.session.commit()
         enroll(workflow, [make_contact(acme).id], trigger_type="manual")
     begin = time.perf_counter()

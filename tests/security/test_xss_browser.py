@@ -25,6 +25,7 @@ from sqlalchemy import select
 from app.automation.delivery.signing import sign_headers
 from app.automation.engine.enrollment import enroll
 from app.automation.engine.jobs import drain
+from app.automation.lifecycle.publishing import activate_workflow
 from app.automation.triggers.forms import TOKEN_FIELD, form_token
 from app.automation.triggers.visitor import public_firm_key
 from app.extensions import db
@@ -205,7 +206,7 @@ def _build_world(app, client, acme, alice, smtp) -> dict:
         db.session.add(form)
         db.session.commit()
         live = db.session.get(Workflow, workflow.id)
-        live.activate(alice)
+        activate_workflow(live, alice)
         db.session.commit()
         # After the first version: a change the version diff shows.
         node = live.node_by_key("goal")

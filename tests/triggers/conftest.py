@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
+from app.automation.lifecycle.publishing import activate_workflow
 from app.extensions import db
 from app.models import WorkflowExecution
 from app.tenancy import firm_context
@@ -25,7 +26,7 @@ def live_workflow(alice):
             **fields,
         )
         with firm_context(firm.id):
-            workflow.activate(alice)
+            activate_workflow(workflow, alice)
             db.session.commit()
         return workflow
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from app.automation.lifecycle.publishing import pause_workflow
 from app.automation.triggers.bus import emit, emit_many
 from app.extensions import db
 from app.models import AuditLog, EventLog
@@ -46,7 +47,7 @@ def test_a_repeated_event_id_is_a_no_op(acme, live_workflow):
 def test_paused_workflows_and_inactive_triggers_start_nothing(acme, live_workflow, alice):
     paused = live_workflow(acme, "contact_created")
     with firm_context(acme.id):
-        paused.pause(alice)
+        pause_workflow(paused, alice)
         db.session.commit()
     contact = make_contact(acme)
     assert emit(acme.id, "contact_created", contact.id) == []

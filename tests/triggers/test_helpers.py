@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
+from app.automation.lifecycle.publishing import pause_workflow
 from app.automation.triggers import helpers
 from app.extensions import db
 from app.models import AuditLog, Contact, Form, Tag
@@ -45,7 +46,7 @@ def test_trigger_api_needs_an_active_api_or_manual_trigger(acme, live_workflow, 
         helpers.trigger_api(on_tags, contact.id, {})
     api = live_workflow(acme, "api")
     with firm_context(acme.id):
-        api.pause(alice)
+        pause_workflow(api, alice)
         db.session.commit()
         with pytest.raises(helpers.TriggerNotAllowed):
             helpers.trigger_api(api, contact.id, {})

@@ -6,6 +6,7 @@ import threading
 
 import pytest
 
+from app.automation.lifecycle.publishing import activate_workflow
 from app.automation.triggers.bus import emit
 from app.extensions import db
 from app.models import Contact, Tag
@@ -107,7 +108,7 @@ def test_a_tag_added_by_a_workflow_starts_another_workflow_but_never_itself(acme
             allow_reentry=reentry,
         )
         with firm_context(acme.id):
-            workflow.activate(alice)
+            activate_workflow(workflow, alice)
             db.session.commit()
         return workflow
 

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import update
 
+from app.automation.lifecycle.publishing import pause_workflow
 from app.automation.triggers.scheduler import run_due_date_triggers
 from app.extensions import db
 from app.models import WorkflowExecution, WorkflowTrigger
@@ -209,7 +210,7 @@ def test_paused_workflows_are_left_alone(acme, live_workflow, clock, alice):
     make_contact(acme)
     workflow = live_workflow(acme, "date_reached", {"at": "2026-12-02T09:00:00Z"})
     with firm_context(acme.id):
-        workflow.pause(alice)
+        pause_workflow(workflow, alice)
         db.session.commit()
     clock("2026-12-03 08:00")
     assert run_due_date_triggers() == 0

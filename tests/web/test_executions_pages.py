@@ -8,6 +8,7 @@ import re
 from sqlalchemy import select
 
 from app.automation.engine.jobs import drain
+from app.automation.lifecycle.publishing import activate_workflow
 from app.extensions import db
 from app.models import DeadLetter, OutboxMessage, Workflow, WorkflowExecution
 from app.tenancy import firm_context
@@ -43,7 +44,7 @@ def _active_workflow(firm):
     )
     with firm_context(firm.id):
         workflow = db.session.get(Workflow, workflow.id)
-        workflow.activate()
+        activate_workflow(workflow)
         db.session.commit()
     return workflow
 

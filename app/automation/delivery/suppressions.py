@@ -24,6 +24,7 @@ from app.extensions import db
 from app.models import OutboxMessage, Suppression, TrackingEvent
 from app.models.audit import record
 from app.models.sending import SUPPRESSION_CHANNELS, SUPPRESSION_REASONS
+from app.tenancy import current_actor
 
 # A phone number as people write it: "+1 (555) 010-2000", "020 7946 0018".
 PHONE = re.compile(r"^\+?[0-9][0-9 ().-]*$")
@@ -127,8 +128,6 @@ def add(
 
 
 def _actor() -> str:
-    from app.auth import current_actor
-
     return current_actor()[1]
 
 

@@ -13,6 +13,7 @@ from datetime import datetime
 
 from sqlalchemy import case, func, select
 
+from app.automation.lifecycle.publishing import activate_workflow
 from app.clock import ensure_utc
 from app.extensions import db
 from app.models import (
@@ -190,7 +191,7 @@ def activate_and_enroll(workflow: Workflow, user=None):
     then honour "enroll existing contacts on activation". Returns
     ``(version, contacts enrolled)``. Raises what ``activate`` raises
     (``WorkflowInvalid`` with the problems, ``ApprovalRequired``...)."""
-    version = workflow.activate(user)
+    version = activate_workflow(workflow, user)
     db.session.commit()
     enrolled = 0
     if workflow.enroll_existing:

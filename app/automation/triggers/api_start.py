@@ -27,6 +27,7 @@ from app.clock import now
 from app.extensions import db
 from app.models import Workflow, WorkflowExecution
 from app.models.execution import ACTIVE_STATUSES
+from app.tenancy import current_actor
 
 # workflow id -> (version, entry node): a version's graph never changes, so
 # its entry step is known for good; the statement checks the version.
@@ -126,8 +127,6 @@ def start(
     cached = _entry(workflow_id)
     if cached is None:
         return None
-    from app.auth import current_actor
-
     user_id, actor = current_actor()
     moment = now()
     params = {

@@ -50,7 +50,7 @@ from app.clock import now
 from app.extensions import db
 from app.models import AuditLog, Contact, EventLog, Workflow, WorkflowTrigger
 from app.models.audit import record
-from app.tenancy import firm_context
+from app.tenancy import current_actor, firm_context
 
 log = logging.getLogger(__name__)
 
@@ -326,8 +326,6 @@ def _insert_firings(workflow, trigger, firings: list[tuple[int, str, str]]) -> N
     source)`` firings, in one multi-row INSERT."""
     if not firings:
         return
-    from app.auth import current_actor
-
     user_id, actor = current_actor()
     moment = now()
     rows = [
@@ -393,8 +391,6 @@ def audit_many(workflow, trigger, contact_ids: list[int], event_id: str, source:
     if _dialect() != "postgresql":
         _insert_firings(workflow, trigger, [(cid, event_id, source) for cid in contact_ids])
         return
-    from app.auth import current_actor
-
     user_id, actor = current_actor()
     # Built server-side: the ids travel as one array literal.
     params = {
