@@ -360,6 +360,3 @@ def import_document():
 # The import body is read by hand (problems are 422, not 400), so the
 # document's schema is attached to the operation for the docs only.
 next(ep for ep in ENDPOINTS if ep.name == "lifecycle_import_document").body = Document
-
-# Comments and approvals live in their own module, registered on import.
-from app.api import lifecycle_collab  # noqa: E402,F401

@@ -70,6 +70,7 @@ def register_web(app: Flask) -> None:
 
     # Lifecycle: versions + diff, publish/rollback, templates, import/export,
     # comments, approvals (/automation/<id>/versions, /automation/templates...).
+    from app.web import lifecycle_collab  # noqa: F401  (its views join lifecycle's blueprint)
     from app.web.lifecycle import bp as lifecycle_bp
 
     app.register_blueprint(lifecycle_bp)

@@ -260,7 +260,3 @@ def import_page():
             flash(f"Imported “{workflow.name}” as a draft.")
             return redirect(_builder_url(workflow))
     return render_template("lifecycle/import.html", problems=problems), 422
-
-
-# The comments and approval views register on the same blueprint.
-from app.web import lifecycle_collab  # noqa: E402,F401
