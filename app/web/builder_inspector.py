@@ -227,16 +227,10 @@ def render_preview(workflow: Workflow, node_type: str, values: dict, contact: An
     from app.automation.templating.render import TemplateError, render_html, render_text
 
     context = render_context(contact, workflow)
-    fields = {
-        "send_email": (
-            ("subject", "Subject", False),
-            ("body_html", "HTML body", True),
-            ("body_text", "Text body", False),
-        ),
-        "send_sms": (("body", "SMS", False),),
-        "internal_notification": (("message", "Message", False),),
-        "create_task": (("title", "Task title", False),),
-    }.get(node_type, ())
+    try:
+        fields = get_node_type(node_type).previewed
+    except UnknownNodeType:
+        fields = ()
     rendered = []
     for key, label, html in fields:
         source = values.get(key) or ""

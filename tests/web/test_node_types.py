@@ -10,7 +10,6 @@ import pytest
 from pydantic import Field
 
 from app.api.openapi import openapi_document
-from app.automation.delivery.outbox import CHANNEL_OF
 from app.automation.graph.validation import validate_definition
 from app.automation.nodes import form
 from app.automation.nodes.registry import (
@@ -24,6 +23,7 @@ from app.automation.nodes.registry import (
 from app.automation.nodes.step import Outcome, Step
 from app.extensions import db
 from app.models import WorkflowNode
+from app.models.delivery import CHANNELS
 from app.tenancy import firm_context
 from app.web.builder_common import FAMILY_TITLES
 from app.web.builder_forms import FROM_VALUES, TO_VALUES
@@ -170,8 +170,12 @@ def test_every_registered_type_is_complete():
                 assert set(field.keys) <= keys, f"{where}: {field.keys} not in its Config"
         assert set(kind.templated) <= keys, where
         assert isinstance(kind.summary(kind.default_config()), str), where
+        assert kind.sends_message == (kind.channel is not None), where
+        assert kind.channel is None or kind.channel in CHANNELS, where
+        assert bool(kind.previewed) == any(isinstance(f, form.Preview) for f in kind.form), where
+        assert {key for key, _, _ in kind.previewed} <= keys, where
         if kind.uses_rules:
             assert {"match", "rules"} <= keys, where
             assert any(isinstance(field, form.Rules) for field in kind.form), where
-    assert keys_where("sends_message") == set(CHANNEL_OF)
+    assert keys_where("sends_message") == {"send_email", "send_sms", "webhook"}
     assert set(TO_VALUES) <= form.KINDS

@@ -33,13 +33,19 @@ from flask import current_app
 from sqlalchemy import update
 
 from app.automation.delivery.gates import Candidate, GateRun, Verdict
-from app.automation.nodes.registry import get_node_type
+from app.automation.nodes.registry import UnknownNodeType, get_node_type
 from app.automation.templating.render import TemplateError, render_html, render_text
 from app.clock import now
 from app.extensions import db
 from app.models import OutboxMessage
 
-CHANNEL_OF = {"send_email": "email", "send_sms": "sms", "webhook": "webhook"}
+
+def channel_of(node_type: str) -> str | None:
+    """The outbox channel of a message step's type (its ``channel``), or None."""
+    try:
+        return get_node_type(node_type).channel
+    except UnknownNodeType:
+        return None
 
 
 def _field(obj: Any, name: str, default: Any = None) -> Any:
@@ -141,7 +147,7 @@ def build_outbox_row(
     ``topic`` is the topic the chain resolved (the step's, or the firm's
     default marketing topic)."""
     node_type = _field(node, "node_type")
-    channel = CHANNEL_OF.get(node_type)
+    channel = channel_of(node_type)
     if channel is None:
         raise ValueError(f"node type {node_type!r} does not send a message")
     config = _config(node)

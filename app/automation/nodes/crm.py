@@ -333,6 +333,7 @@ class CreateTask(NodeType):
         form.Retry(),
     )
     templated = ("title", "description")
+    previewed = (("title", "Task title", False),)
 
     @classmethod
     def default_config(cls) -> dict:

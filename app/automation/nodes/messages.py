@@ -22,10 +22,10 @@ from pydantic import EmailStr, Field, field_validator, model_validator
 from sqlalchemy import select
 
 from app.automation.delivery.gates import Candidate, GateRun, Verdict
-from app.automation.delivery.outbox import CHANNEL_OF, build_outbox_row, candidate_for
+from app.automation.delivery.outbox import build_outbox_row, candidate_for
 from app.automation.delivery.windows import parse_window
 from app.automation.nodes import form
-from app.automation.nodes.registry import ActionConfig, NodeType, register
+from app.automation.nodes.registry import ActionConfig, NodeType, get_node_type, register
 from app.automation.nodes.step import Outcome, Step, would
 from app.automation.nodes.summaries import quoted
 from app.clock import ensure_utc
@@ -102,7 +102,7 @@ def _window(step: Step):
 def _verdict(step: Step) -> tuple[Verdict, dict | None]:
     candidate = candidate_for(
         step.firm_id,
-        CHANNEL_OF[step.node.node_type],
+        get_node_type(step.node.node_type).channel,
         step.execution_view(),
         step.node.node_id,
         step.contact.contact,
@@ -206,6 +206,7 @@ class SendEmail(NodeType):
     description = "Send an e-mail to the contact, with open and click tracking."
     Config = SendEmailConfig
     sends_message = True
+    channel = "email"
     form = (
         form.Text(
             "subject",
@@ -235,6 +236,11 @@ class SendEmail(NodeType):
         form.Retry(),
     )
     templated = ("subject", "body_html", "body_text")
+    previewed = (
+        ("subject", "Subject", False),
+        ("body_html", "HTML body", True),
+        ("body_text", "Text body", False),
+    )
 
     @classmethod
     def execute(cls, step: Step) -> Outcome:
@@ -272,6 +278,7 @@ class SendSms(NodeType):
     description = "Send a text message to the contact's phone."
     Config = SendSmsConfig
     sends_message = True
+    channel = "sms"
     form = (
         form.TextArea(
             "body",
@@ -285,6 +292,7 @@ class SendSms(NodeType):
         form.Retry(),
     )
     templated = ("body",)
+    previewed = (("body", "SMS", False),)
 
     @classmethod
     def execute(cls, step: Step) -> Outcome:
@@ -347,6 +355,7 @@ class Webhook(NodeType):
     description = "POST a signed JSON payload to another system."
     Config = WebhookConfig
     sends_message = True
+    channel = "webhook"
     form = (
         form.Text(
             "url",
@@ -416,6 +425,7 @@ class InternalNotification(NodeType):
         form.Retry(),
     )
     templated = ("message",)
+    previewed = (("message", "Message", False),)
 
     @classmethod
     def default_config(cls) -> dict:

@@ -67,8 +67,12 @@ class NodeType:
     # Configuration keys rendered as templates when the step runs; they are
     # checked for template errors when saved.
     templated: ClassVar[tuple[str, ...]] = ()
-    # Hands a message to the outbox (a retry re-queues the message).
+    # What the inspector's preview renders: (key, label, as HTML).
+    previewed: ClassVar[tuple[tuple[str, str, bool], ...]] = ()
+    # Hands a message to the outbox (a retry re-queues the message), on
+    # this outbox channel ("email", "sms", "webhook").
     sends_message: ClassVar[bool] = False
+    channel: ClassVar[str | None] = None
     # May stop the execution until a moment (graph loops must pass one).
     waits: ClassVar[bool] = False
     # Its configuration carries a rule group (``match``/``rules``).
