@@ -21,7 +21,13 @@ from app.models.delivery import EventLog, OutboxMessage, SiteVisit, TrackingEven
 from app.models.edit_history import WorkflowEdit
 from app.models.execution import ContactFlowState, DeadLetter, WorkflowExecution
 from app.models.imports import ContactImport, ContactImportChunk, ContactImportError
-from app.models.sending import SendingDomain, Suppression, Topic, contact_subscriptions
+from app.models.sending import (
+    SendingDomain,
+    SendRateSlot,
+    Suppression,
+    Topic,
+    contact_subscriptions,
+)
 from app.models.sessions import UserSession
 from app.models.workflow import (
     Workflow,
@@ -55,6 +61,7 @@ __all__ = [
     "SendingDomain",
     "SiteVisit",
     "Tag",
+    "SendRateSlot",
     "Suppression",
     "Task",
     "Topic",

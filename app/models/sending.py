@@ -110,3 +110,15 @@ class SendingDomain(FirmScoped, db.Model):
     dkim_selector: Mapped[str] = mapped_column(String(63), default="automation")
     dkim_private_key: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
+
+
+class SendRateSlot(db.Model):
+    """The global rate limit's clock on the embedded default (Redis keeps
+    it otherwise): per key (a firm, a firm's recipient domain) the moment,
+    in seconds since the epoch, from which the next message may go
+    (delivery/rate_limit.py). System state, not a firm's data."""
+
+    __tablename__ = "send_rate_slots"
+
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    tat: Mapped[float] = mapped_column(default=0.0)

@@ -8,6 +8,7 @@ from app.automation.delivery.gates import (
     cap,  # noqa: F401  (4: frequency caps, priority)
     consent,  # noqa: F401  (2: topic, opt-outs)
     pause,  # noqa: F401  (5: the firm's sending paused)
+    rate,  # noqa: F401  (6: the global rate limit)
     suppression,  # noqa: F401  (1: the address)
     window,  # noqa: F401  (3: send window)
 )

@@ -1,0 +1,187 @@
+"""The global rate limit holds across worker processes: three real
+processes deliver 200 messages limited to 10 a second, and no 1-second
+span at the real SMTP server holds more than 11. A message that cannot
+have a slot now waits its turn in the outbox; none is dropped."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+from sqlalchemy import func, select
+
+from app.automation.delivery import rate_limit
+from app.automation.delivery.dispatcher import deliver_due
+from app.automation.delivery.outbox import build_outbox_row
+from app.extensions import db
+from app.models import OutboxMessage
+from app.tenancy import firm_context
+from tests.conftest import USING_POSTGRES, USING_REDIS
+from tests.delivery.conftest import make_execution
+from tests.factories import make_contact, make_workflow
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _limit(firm, **sending):
+    with firm_context(firm.id):
+        firm.settings = {**(firm.settings or {}), "sending": sending}
+        db.session.commit()
+
+
+def _queue(firm, count, domain="example.com"):
+    workflow = make_workflow(
+        firm,
+        nodes=[
+            {
+                "node_id": "mail",
+                "node_type": "send_email",
+                "configuration": {"subject": "Hi", "body_text": "Hi"},
+            }
+        ],
+    )
+    with firm_context(firm.id):
+        node = workflow.nodes[0]
+    rows = []
+    for i in range(count):
+        contact = make_contact(firm, email=f"paced{i}-{time.monotonic_ns()}@{domain}")
+        execution = make_execution(firm, workflow, contact, current_node="mail")
+        with firm_context(firm.id):
+            rows.append(
+                build_outbox_row(
+                    firm_id=firm.id,
+                    execution=execution,
+                    node=node,
+                    visit=1,
+                    context=None,
+                    contact=contact,
+                )
+            )
+    with firm_context(firm.id):
+        db.session.add_all(OutboxMessage(**row) for row in rows)
+        db.session.commit()
+
+
+def _most_in_a_second(times: list[float]) -> int:
+    times = sorted(times)
+    best, left = 0, 0
+    for right, moment in enumerate(times):
+        while moment - times[left] >= 1.0:
+            left += 1
+        best = max(best, right - left + 1)
+    return best
+
+
+class _Clocked:
+    """Wraps the SMTP inbox: the moment each message arrived."""
+
+    def __init__(self, inbox):
+        self.arrivals: list[float] = []
+        original = inbox.handle_DATA
+
+        async def handle_DATA(server, session, envelope):
+            self.arrivals.append(time.monotonic())
+            return await original(server, session, envelope)
+
+        inbox.handle_DATA = handle_DATA
+
+
+def _pending(firm) -> int:
+    with firm_context(firm.id):
+        db.session.expire_all()
+        return db.session.scalar(
+            select(func.count()).select_from(OutboxMessage).where(OutboxMessage.status != "sent")
+        )
+
+
+def test_one_worker_keeps_to_the_limit_and_defers_nothing_it_can_wait_for(app, acme, smtp_server):
+    clock = _Clocked(smtp_server)
+    _limit(acme, max_per_second=20)
+    _queue(acme, 30)
+    started = time.monotonic()
+    while _pending(acme):
+        deliver_due()
+    took = time.monotonic() - started
+    assert len(smtp_server.messages) == 30
+    assert _most_in_a_second(clock.arrivals) <= 21
+    assert took >= 29 / 20 - 0.1  # 30 messages at 20 a second: about 1.5 s
+
+
+def test_a_recipient_domain_has_its_own_limit(app, acme, smtp_server):
+    clock = _Clocked(smtp_server)
+    _limit(acme, domain_limits={"gmail.example": 5})
+    _queue(acme, 8, domain="gmail.example")
+    while _pending(acme):
+        deliver_due()
+    assert len(smtp_server.messages) == 8
+    assert _most_in_a_second(clock.arrivals) <= 6
+
+
+def test_no_limit_takes_no_slot(app, acme):
+    assert rate_limit.keys_for(acme.id, "a@b.example", {}) == []
+    keys = rate_limit.keys_for(
+        acme.id, "a@Gmail.com", {"max_per_second": 4, "domain_limits": {"gmail.com": 2}}
+    )
+    assert keys == [(f"firm:{acme.id}", 0.25), (f"firm:{acme.id}:domain:gmail.com", 0.5)]
+
+
+_WORKER = textwrap.dedent(
+    """
+    import sys, time
+    from app import create_app
+    from app.automation.delivery.dispatcher import deliver_due
+    app = create_app({
+        "TESTING": True, "SQLALCHEMY_DATABASE_URI": sys.argv[1], "REDIS_URL": sys.argv[2],
+        "SECRET_KEY": "test-secret", "SMTP_HOST": "127.0.0.1", "SMTP_PORT": int(sys.argv[3]),
+        "SMTP_STARTTLS": False, "INLINE_SCHEDULER": False, "BASE_URL": "http://localhost",
+    })
+    deadline = time.monotonic() + float(sys.argv[4])
+    with app.app_context():
+        idle = 0
+        while time.monotonic() < deadline and idle < 30:
+            idle = idle + 1 if deliver_due(limit=20) == 0 else 0
+            if idle:
+                time.sleep(0.1)
+    """
+)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not (USING_POSTGRES and USING_REDIS), reason="several processes need PostgreSQL and Redis"
+)
+def test_three_worker_processes_200_messages_at_10_a_second(app, acme, smtp_server):
+    clock = _Clocked(smtp_server)
+    _limit(acme, max_per_second=10)
+    _queue(acme, 200)
+    port = app.config["SMTP_PORT"]
+    url = app.config["SQLALCHEMY_DATABASE_URI"]
+    if not isinstance(url, str):
+        url = url.render_as_string(hide_password=False)
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", _WORKER, url, app.config["REDIS_URL"], str(port), "60"],
+            cwd=ROOT,
+        )
+        for _ in range(3)
+    ]
+    try:
+        for worker in workers:
+            worker.wait(timeout=90)
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+    assert [w.returncode for w in workers] == [0, 0, 0]
+    assert len(smtp_server.messages) == 200  # none dropped
+    received = [to for _, tos in smtp_server.envelopes for to in tos]
+    assert len(set(received)) == 200  # none twice
+    most = _most_in_a_second(clock.arrivals)
+    span = max(clock.arrivals) - min(clock.arrivals)
+    print(f"200 messages, 3 processes, 10/s: {span:.1f} s, at most {most} in any 1-s span")
+    assert most <= 11
+    assert span >= 18.5
