@@ -22,6 +22,7 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(seed_demo)
     app.cli.add_command(run_daily_analytics)
     app.cli.add_command(process_waiting)
+    app.cli.add_command(doctor)
 
 
 def _firm_named(name: str, create: bool = True):
@@ -107,3 +108,28 @@ def process_waiting() -> None:
 
     result = process_waiting_executions()
     click.echo(f"processed: {result}")
+
+
+@click.command("doctor")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def doctor(as_json: bool) -> None:
+    """Check for stuck work; exit 1 listing the problems (cron, health checks)."""
+    import json
+
+    from app.automation.operations.monitor import check
+
+    try:
+        report = check(all_firms=True)
+    except Exception as exc:
+        db.session.rollback()
+        click.echo(f"doctor: cannot check: {type(exc).__name__}: {exc}", err=True)
+        raise SystemExit(1) from None
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), indent=2))
+    elif report.ok:
+        click.echo("ok: no stuck work")
+    else:
+        click.echo(f"{len(report.findings)} problem(s):")
+        for finding in report.findings:
+            click.echo(f"- [{finding.check}] {finding.summary}")
+    raise SystemExit(0 if report.ok else 1)

@@ -154,6 +154,15 @@ def from_environment(overrides: dict | None = None) -> dict:
         "WORKER_BEAT_SECONDS": float(env.get("WORKER_BEAT_SECONDS") or 5),
         "WORKER_MISSING_SECONDS": float(env.get("WORKER_MISSING_SECONDS") or 30),
         "WORKER_FORGET_SECONDS": float(env.get("WORKER_FORGET_SECONDS") or 3600),
+        # The stuck-work monitor (app/automation/operations/monitor.py):
+        # how often it runs, and when late, repeated or piled-up work is a
+        # problem.
+        "MONITOR_INTERVAL_SECONDS": float(env.get("MONITOR_INTERVAL_SECONDS") or 60),
+        "MONITOR_LATE_SECONDS": float(env.get("MONITOR_LATE_SECONDS") or 300),
+        "MONITOR_LEASE_EXPIRIES": int(env.get("MONITOR_LEASE_EXPIRIES") or 3),
+        "MONITOR_DEAD_LETTERS": int(env.get("MONITOR_DEAD_LETTERS") or 5),
+        "MONITOR_WINDOW_SECONDS": float(env.get("MONITOR_WINDOW_SECONDS") or 3600),
+        "MONITOR_BACKLOG_SECONDS": float(env.get("MONITOR_BACKLOG_SECONDS") or 300),
         # Set to false by tests that drive the in-process scheduler by hand.
         "INLINE_SCHEDULER": _bool(env.get("INLINE_SCHEDULER"), True),
     }

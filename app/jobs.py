@@ -18,6 +18,7 @@ from app.automation.delivery.jobs import run_delivery_job
 from app.automation.delivery.suppression_import import run_suppression_import
 from app.automation.engine.jobs import run_engine_job
 from app.automation.engine.sweeper import process_waiting_executions, wake_due
+from app.automation.operations.monitor import run_monitor
 
 KICK_JOBS = {"engine": run_engine_job, "delivery": run_delivery_job}
 
@@ -25,6 +26,8 @@ PERIODIC_JOBS: list[dict[str, Any]] = [
     # Due waits only: frequent so a wait ends on time, cheap when idle.
     {"name": "wake", "func": wake_due, "every": "WAKE_INTERVAL_SECONDS"},
     {"name": "sweep", "func": process_waiting_executions, "every": "SWEEP_INTERVAL_SECONDS"},
+    # The stuck-work monitor (docs/OPERATIONS.md): notifications, gauges.
+    {"name": "monitor", "func": run_monitor, "every": "MONITOR_INTERVAL_SECONDS"},
     {"name": "daily-analytics", "func": run_daily_analytics, "every": 3600},
 ]
 

@@ -121,19 +121,30 @@ def test_0003_keeps_the_oldest_of_a_contacts_active_executions_and_then_refuses_
             ).scalar_one()
             db.session.commit()
 
+            # The execution row as 0002 knows it (0013 adds lease_expiries);
+            # the copied columns keep the model's defaults.
+            old_executions = Table(
+                "workflow_executions",
+                MetaData(),
+                *(c._copy() for c in WorkflowExecution.__table__.c if c.name != "lease_expiries"),
+            )
+
             def execution(key: str, status: str = "running", test_mode: bool = False):
-                row = WorkflowExecution(
-                    firm_id=firm_id,
-                    workflow_id=workflow_id,
-                    contact_id=contact_id,
-                    status=status,
-                    current_node="a",
-                    idempotency_key=key,
-                    test_mode=test_mode,
-                )
-                db.session.add(row)
+                row_id = db.session.execute(
+                    old_executions.insert()
+                    .values(
+                        firm_id=firm_id,
+                        workflow_id=workflow_id,
+                        contact_id=contact_id,
+                        status=status,
+                        current_node="a",
+                        idempotency_key=key,
+                        test_mode=test_mode,
+                    )
+                    .returning(old_executions.c.id)
+                ).scalar_one()
                 db.session.commit()
-                return row.id
+                return row_id
 
             with firm_context(firm_id):
                 first, second = execution("k1"), execution("k2", "waiting")

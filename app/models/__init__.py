@@ -21,6 +21,7 @@ from app.models.delivery import EventLog, OutboxMessage, SiteVisit, TrackingEven
 from app.models.edit_history import WorkflowEdit
 from app.models.execution import ContactFlowState, DeadLetter, WorkflowExecution
 from app.models.imports import ContactImport, ContactImportChunk, ContactImportError
+from app.models.operations import HealthAlert
 from app.models.sending import (
     SendingDomain,
     SendRateSlot,
@@ -55,6 +56,7 @@ __all__ = [
     "Firm",
     "Form",
     "FormSubmission",
+    "HealthAlert",
     "Notification",
     "OutboxMessage",
     "PendingSignup",

@@ -115,6 +115,10 @@ class WorkflowExecution(FirmScoped, Timestamps, db.Model):
     lease_owner: Mapped[str | None] = mapped_column(String(100))
     # Attempts at the current node (retries with backoff).
     attempts: Mapped[int] = mapped_column(default=0)
+    # Claims that found the previous lease expired, not given back: its
+    # worker died, froze or lost the database mid-batch. Again and again on
+    # one execution is a step that kills its worker (the monitor says so).
+    lease_expiries: Mapped[int] = mapped_column(server_default="0")
     steps_taken: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
 

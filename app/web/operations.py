@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import hmac
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, current_app, render_template, request
+
+from app.auth import admin_required_page
 
 bp = Blueprint("operations", __name__)
 
@@ -29,3 +31,23 @@ def metrics():
             )
     body, content_type = exposition(current_app._get_current_object())
     return Response(body, content_type=content_type, headers={"Cache-Control": "no-store"})
+
+
+CHECK_TITLES = {
+    "late_wakes": "Late waits",
+    "lease_expiries": "Executions losing their worker",
+    "dead_letters": "Failures piling up",
+    "delivery_backlog": "Delivery backlog",
+    "sending_paused": "Sending paused",
+    "workers_missing": "Workers",
+}
+
+
+@bp.get("/admin/health")
+@admin_required_page
+def health():
+    """The monitor's checks, now, for this firm (and the deployment)."""
+    from app.automation.operations.monitor import CHECKS, check
+
+    report = check(all_firms=False)
+    return render_template("admin/health.html", report=report, checks=CHECKS, titles=CHECK_TITLES)

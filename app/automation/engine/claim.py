@@ -23,7 +23,7 @@ import uuid
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import BigInteger, and_, any_, bindparam, func, or_, select, update
+from sqlalchemy import BigInteger, and_, any_, bindparam, case, func, or_, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from app.clock import now
@@ -134,8 +134,18 @@ def _lease(conn, ready, order, limit: int, owner: str, until, ids) -> list[dict]
         where = (table.c.id == func.any(picked),)
     else:
         where = (table.c.id.in_(pick.scalar_subquery()), ready)
+    # A lease still stamped on a ready row was not given back: it expired
+    # (every normal end of a batch clears it), counted for the monitor.
+    expired = case((table.c.lease_until.is_not(None), 1), else_=0)
     stmt = (
-        update(table).where(*where).values(lease_owner=owner, lease_until=until).returning(*COLUMNS)
+        update(table)
+        .where(*where)
+        .values(
+            lease_owner=owner,
+            lease_until=until,
+            lease_expiries=table.c.lease_expiries + expired,
+        )
+        .returning(*COLUMNS)
     )
     return [dict(row._mapping) for row in conn.execute(stmt)]
 

@@ -169,6 +169,13 @@ class DeploymentCollector:
             except Exception:
                 log.warning("metrics: reading database gauges failed", exc_info=True)
                 db.session.rollback()
+            try:
+                from app.automation.operations.monitor import gauges
+
+                families.extend(gauges())
+            except Exception:
+                log.warning("metrics: reading the monitor's gauges failed", exc_info=True)
+                db.session.rollback()
             finally:
                 db.session.remove()
         return families
