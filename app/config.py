@@ -93,6 +93,15 @@ def from_environment(overrides: dict | None = None) -> dict:
         "SQLALCHEMY_ENGINE_OPTIONS": {
             "pool_pre_ping": True,
             "pool_size": int(env.get("DB_POOL_SIZE") or 10),
+            # Behind PgBouncer in transaction mode (docs/OPERATIONS.md) a
+            # prepared statement would be looked up on whichever server
+            # connection the next transaction gets: psycopg must not
+            # prepare any.
+            **(
+                {"connect_args": {"prepare_threshold": None}}
+                if _bool(env.get("DB_PGBOUNCER"))
+                else {}
+            ),
         },
         "WTF_CSRF_TIME_LIMIT": None,
         "SESSION_COOKIE_HTTPONLY": True,
