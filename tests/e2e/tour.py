@@ -22,6 +22,7 @@ NOT_PAGES = frozenset(
         "index",
         "static",
         "healthz",
+        "operations.metrics",
         "lifecycle.export",
         "contact_import.errors_csv",
         "contact_import.progress",

@@ -40,10 +40,12 @@ from tests.api.world import make_execution
 from tests.factories import WELCOME_EDGES, WELCOME_NODES, make_contact, make_user, make_workflow
 
 # Endpoints anyone may call: the login page, health, public forms, e-mail
-# tracking and provider callbacks, site tracking, static files, API docs.
+# tracking and provider callbacks, site tracking, static files, API docs,
+# metrics (behind METRICS_TOKEN when set, docs/OPERATIONS.md).
 PUBLIC = frozenset(
     {
         "healthz",
+        "operations.metrics",
         "static",
         "auth.login",
         "public_forms.show",
