@@ -17,8 +17,8 @@ import pytest
 import time_machine
 from sqlalchemy import select
 
-from app.automation.engine import advance_ready_batch, drain
-from app.automation.engine_claim import claim_ready
+from app.automation.engine.claim import claim_ready
+from app.automation.engine.jobs import advance_ready_batch, drain
 from app.automation.operations.monitor import check, run_monitor
 from app.clock import now
 from app.extensions import db

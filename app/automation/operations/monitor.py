@@ -42,6 +42,7 @@ from datetime import datetime, timedelta
 from flask import current_app
 from sqlalchemy import func, select
 
+from app.automation.delivery.pacing import settings_of
 from app.clock import ensure_utc, now
 from app.extensions import db
 from app.models import (
@@ -260,8 +261,8 @@ def _sending_paused(all_firms: bool) -> list[Finding]:
         stmt = stmt.where(Firm.id == (current_firm_id() or 0))
     found = []
     for firm_id, name, settings in db.session.execute(stmt):
-        sending = (settings or {}).get("sending") or {}
-        if sending.get("paused"):
+        sending = settings_of(settings)  # the pause docs/SENDING.md describes
+        if sending["paused"]:
             reason = sending.get("paused_reason") or "no reason given"
             found.append(
                 Finding(
