@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from pydantic import Field
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from app.api.access import get_or_404
@@ -18,13 +17,11 @@ from app.api.errors import ApiError, refused, validation_error
 from app.api.graph import referenced
 from app.api.pagination import PageQuery, page_of, paginate
 from app.api.schemas.crm import ContactCreate, ContactOut, ContactUpdate, ListRef, TagIn
-from app.automation.crm import lists
+from app.automation.crm import contacts, lists
 from app.automation.crm.errors import CrmError
 from app.automation.delivery import consent, topics
-from app.clock import now
 from app.extensions import db
 from app.models import Contact, ContactList, Tag
-from app.models.audit import record
 
 TAG = "Contacts"
 LIST = "/contacts/"
@@ -44,14 +41,6 @@ def load_contact(contact_id: int) -> Contact:
     return contact
 
 
-def _email_taken(email: str, exclude_id: int | None = None) -> None:
-    stmt = select(Contact.id).where(Contact.email == email)
-    if exclude_id is not None:
-        stmt = stmt.where(Contact.id != exclude_id)
-    if db.session.scalars(stmt).first() is not None:
-        raise _duplicate_email()
-
-
 def _duplicate_email() -> ApiError:
     return ApiError(
         409,
@@ -61,12 +50,8 @@ def _duplicate_email() -> ApiError:
     )
 
 
-def _commit() -> None:
-    try:
-        db.session.commit()
-    except IntegrityError:
-        db.session.rollback()
-        raise _duplicate_email() from None
+def _refused(exc: CrmError) -> ApiError:
+    return _duplicate_email() if exc.conflict else refused(exc)
 
 
 @endpoint(LIST, tag=TAG, summary="List contacts", query=ContactQuery, response=page_of(ContactOut))
@@ -96,24 +81,17 @@ def list_contacts(query: ContactQuery):
 def create_contact(body: ContactCreate):
     """``email`` is unique per firm (409); ``tags`` are names (created as
     needed); ``lists`` are list ids of your firm."""
-    email = body.email.lower()
-    _email_taken(email)
     members = [referenced(ContactList, list_id, "lists") for list_id in body.lists]
     try:
+        if contacts.email_taken(body.email):  # before tags are made for nothing
+            raise CrmError(contacts.TAKEN, field="email", conflict=True)
         tags = [lists.tag_named(lists.clean_tag(name)) for name in body.tags]
+        contact = contacts.create_contact(
+            body.model_dump(exclude={"tags", "lists"}), tags=tags, lists=members
+        )
     except CrmError as exc:
-        raise refused(exc) from None
-    contact = Contact(
-        **body.model_dump(exclude={"email", "tags", "lists"}),
-        email=email,
-        unsubscribed_at=now() if body.unsubscribed else None,
-    )
-    contact.tags = tags
-    contact.lists = members
-    db.session.add(contact)
-    db.session.flush()
-    record("contact.created", contact, data={"email": email})
-    _commit()
+        db.session.rollback()
+        raise _refused(exc) from None
     return load_contact(contact.id)
 
 
@@ -140,24 +118,17 @@ def update_contact(contact_id: int, body: ContactUpdate):
             topics.set_subscriptions(contact, choices, source="api")
         except topics.TopicError as exc:
             raise validation_error({exc.field: [exc.message]}) from None
-    if "email" in changes:
-        changes["email"] = changes["email"].lower()
-        _email_taken(changes["email"], exclude_id=contact.id)
-    if "unsubscribed" in changes and changes["unsubscribed"] != contact.unsubscribed:
-        contact.unsubscribed_at = now() if changes["unsubscribed"] else None
-    for name, value in changes.items():
-        setattr(contact, name, value)
-    record("contact.updated", contact, data={"fields": sorted(changes)})
-    _commit()
+    try:
+        contacts.update_contact(contact, changes)
+    except CrmError as exc:
+        db.session.rollback()
+        raise _refused(exc) from None
     return load_contact(contact_id)
 
 
 @endpoint(ONE, "DELETE", tag=TAG, summary="Delete a contact", status=204)
 def delete_contact(contact_id: int):
-    contact = load_contact(contact_id)
-    record("contact.deleted", contact, data={"email": contact.email})
-    db.session.delete(contact)
-    db.session.commit()
+    contacts.delete_contact(load_contact(contact_id))
 
 
 @endpoint(

@@ -8,9 +8,8 @@ import re
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import func, select
 
-from app.extensions import db
+from app.automation.crm import contacts
 from app.models import Contact
 
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
@@ -68,11 +67,9 @@ def clean(values: dict, contact: Contact | None) -> tuple[dict, dict[str, str]]:
     except EmailNotValidError as exc:
         errors["email"] = str(exc) if values["email"] else "Enter an e-mail address."
     else:
-        taken = select(Contact.id).where(func.lower(Contact.email) == data["email"])
-        if contact is not None:
-            taken = taken.where(Contact.id != contact.id)
-        if db.session.scalar(taken) is not None:
-            errors["email"] = "Another contact already has this e-mail address."
+        # Shown with the other fields' errors; the save checks it again.
+        if contacts.email_taken(data["email"], getattr(contact, "id", None)):
+            errors["email"] = contacts.TAKEN
     for name, limit in LIMITS.items():
         if len(values[name]) > limit:
             errors[name] = f"Keep it under {limit} characters."

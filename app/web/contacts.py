@@ -13,11 +13,10 @@ from sqlalchemy import exists, or_, select
 from sqlalchemy.orm import selectinload
 
 from app.auth import login_required_page
-from app.automation.crm import lists
+from app.automation.crm import contacts, lists
 from app.automation.crm.errors import CrmError
 from app.automation.delivery import consent
 from app.automation.engine.timeline import timelines
-from app.clock import now
 from app.extensions import db
 from app.models import (
     Contact,
@@ -32,7 +31,6 @@ from app.models import (
     contact_tags,
     list_members,
 )
-from app.models.audit import record
 from app.web import contact_forms
 from app.web.pages import (
     get_or_404,
@@ -128,15 +126,14 @@ def create():
         values = contact_forms.read_form(request.form)
         data, errors = contact_forms.clean(values, None)
         if not errors:
-            contact = Contact(**data)
-            if contact.unsubscribed:
-                contact.unsubscribed_at = now()
-            db.session.add(contact)
-            db.session.flush()
-            record("contact.created", contact)
-            db.session.commit()
-            flash(f"Added {contact.email}.")
-            return redirect(url_for("contacts.show", contact_id=contact.id))
+            try:
+                contact = contacts.create_contact(data)
+            except CrmError as exc:
+                db.session.rollback()
+                errors = {exc.field or "email": exc.message}
+            else:
+                flash(f"Added {contact.email}.")
+                return redirect(url_for("contacts.show", contact_id=contact.id))
     return render_template("contacts/form.html", contact=None, values=values, errors=errors), (
         400 if errors else 200
     )
@@ -152,17 +149,14 @@ def edit(contact_id: int):
         values = contact_forms.read_form(request.form)
         data, errors = contact_forms.clean(values, contact)
         if not errors:
-            was_unsubscribed = contact.unsubscribed
-            for key, value in data.items():
-                setattr(contact, key, value)
-            if contact.unsubscribed and not was_unsubscribed:
-                contact.unsubscribed_at = now()
-            elif not contact.unsubscribed:
-                contact.unsubscribed_at = None
-            record("contact.updated", contact)
-            db.session.commit()
-            flash("Saved.")
-            return redirect(url_for("contacts.show", contact_id=contact.id))
+            try:
+                contacts.update_contact(contact, data)
+            except CrmError as exc:
+                db.session.rollback()
+                errors = {exc.field or "email": exc.message}
+            else:
+                flash("Saved.")
+                return redirect(url_for("contacts.show", contact_id=contact.id))
     return render_template("contacts/form.html", contact=contact, values=values, errors=errors), (
         400 if errors else 200
     )

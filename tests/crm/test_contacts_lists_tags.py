@@ -1,5 +1,6 @@
-"""Lists and tags are created, renamed and attached by one domain module
-(app/automation/crm/lists.py), which the pages and the API both call."""
+"""Contacts, lists and tags are created, changed and attached by one
+domain package (app/automation/crm/contacts.py, lists.py), which the pages
+and the API both call."""
 
 from __future__ import annotations
 
@@ -93,9 +94,31 @@ def test_tagging_from_the_page_and_the_api_is_one_operation(api, client, signed_
     assert actions == ["contact.tag_added", "contact.tag_added", "contact.tag_removed"]
 
 
-def test_views_create_no_list_or_tag_rows_themselves():
+def test_the_same_address_is_refused_on_both_sides_whatever_its_case(
+    api, client, signed_in, alice, acme
+):
+    token = signed_in(alice)
+    form = {"email": "Ann@Example.com", "timezone": "UTC", "score": "0", "csrf_token": token}
+    assert client.post("/contacts/new", data=form).status_code == 302
+    answer = api.post("/api/v1/contacts/", json={"email": "ANN@example.COM"})
+    assert answer.status_code == 409
+    assert answer.json["error"]["fields"] == {"email": ["already taken"]}
+    other = api.post("/api/v1/contacts/", json={"email": "Bob@Example.com"})
+    assert other.status_code == 201 and other.json["email"] == "bob@example.com"
+    moved = api.patch(f"/api/v1/contacts/{other.json['id']}/", json={"email": "ann@EXAMPLE.com"})
+    assert moved.status_code == 409
+    page = client.post(
+        f"/contacts/{other.json['id']}/edit", data={**form, "email": "ANN@example.com"}
+    )
+    assert page.status_code == 400
+    assert "Another contact already has this e-mail address." in page.get_data(as_text=True)
+    gone = api.patch(f"/api/v1/contacts/{other.json['id']}/", json={"unsubscribed": True})
+    assert gone.json["unsubscribed"] is True and gone.json["unsubscribed_at"]
+
+
+def test_views_create_no_contact_list_or_tag_rows_themselves():
     """The pages and the API hold no copy of these operations."""
-    pattern = re.compile(r"\b(ContactList|Tag)\(")
+    pattern = re.compile(r"\b(Contact|ContactList|Tag)\(")
     views = [*(APP / "web").glob("*.py"), *(APP / "api").glob("*.py")]
     offenders = [path.name for path in views if pattern.search(path.read_text())]
     assert offenders == []
