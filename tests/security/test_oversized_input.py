@@ -127,7 +127,9 @@ def test_json_nested_10000_deep_is_a_400_wherever_json_is_read(
     reads_body = _api_bodies()
     nested = "[" * 10_000 + "]" * 10_000
     sent, wrong = 0, {}
-    for route in _writes(app):
+    # Deletes last: an id whose row a DELETE removed answers 404 before its
+    # body is read (issue 22).
+    for route in sorted(_writes(app), key=lambda route: route.method == "DELETE"):
         response = client.open(
             route.url(ids),
             method=route.method,
