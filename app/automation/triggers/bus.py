@@ -45,7 +45,8 @@ from app.automation.engine.deadlocks import retry_on_deadlock
 from app.automation.engine.enrollment import NotEnrollable, entry_of, start_entries
 from app.automation.engine.wakes import wake_contact_waits
 from app.automation.operations import metrics
-from app.automation.triggers.filters import event_matches, rule_group_of
+from app.automation.triggers.filters import rule_group_of
+from app.automation.triggers.registry import event_matches, keys_driven_by
 from app.clock import now
 from app.extensions import db
 from app.models import AuditLog, Contact, EventLog, Workflow, WorkflowTrigger
@@ -55,10 +56,6 @@ from app.tenancy import current_actor, firm_context
 log = logging.getLogger(__name__)
 
 SCORE_EVENTS = ("score_threshold_reached", "score_threshold_dropped")
-# Types started by the scheduler or by people, never by an emitted event.
-NOT_EVENT_DRIVEN = frozenset(
-    {"date_reached", "date_field_reached", "anniversary", "time_delay", "manual", "api"}
-)
 
 
 def emit(
@@ -245,7 +242,8 @@ def _record(firm_id: int, events: list[dict]) -> list[dict]:
 def _active_triggers(types: set[str]) -> dict[str, list[tuple[WorkflowTrigger, Workflow]]]:
     """The firm's active triggers of these types on active workflows: one
     indexed query, and nothing more when no workflow listens."""
-    wanted = sorted(types - NOT_EVENT_DRIVEN)
+    # Only types an event drives (the scheduler's and people's never are).
+    wanted = sorted(types & keys_driven_by("event"))
     if not wanted:
         return {}
     stmt = (

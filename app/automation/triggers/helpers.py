@@ -20,21 +20,10 @@ from app.automation.engine.enrollment import NotEnrollable, enroll, entry_of, st
 from app.automation.triggers.audience import BATCH, matching_contact_ids
 from app.automation.triggers.bus import audit_firing, audit_many, emit
 from app.automation.triggers.filters import rule_group_of
+from app.automation.triggers.registry import TRIGGER_TYPES
 from app.extensions import db
 from app.models import Contact, Form, OutboxMessage, Workflow, WorkflowExecution, WorkflowTrigger
 from app.tenancy import firm_context
-
-EVENT_TRIGGERS_FOR_EXISTING = {
-    # "Enroll existing contacts": what an event trigger's filter means for a
-    # contact that is already there (e.g. "tag vip added" -> "has tag vip").
-    "contact_tag_added": lambda c: [{"tag": c["tag"], "op": "has"}] if c.get("tag") else [],
-    "contact_list_added": lambda c: [{"list": c["list"], "op": "in"}] if c.get("list") else [],
-    "score_threshold_reached": lambda c: (
-        [{"field": "contact.score", "op": "gte", "value": c["threshold"]}]
-        if c.get("threshold") is not None
-        else []
-    ),
-}
 
 
 class TriggerNotAllowed(Exception):
@@ -250,7 +239,8 @@ def enroll_existing(workflow: Workflow, batch: int = BATCH) -> int:
     for trigger in _active_triggers(workflow) or [None]:
         config = getattr(trigger, "configuration", None) or {}
         own = rule_group_of(config)
-        implied = EVENT_TRIGGERS_FOR_EXISTING.get(getattr(trigger, "trigger_type", ""))
+        kind = TRIGGER_TYPES.get(getattr(trigger, "trigger_type", ""))
+        implied = kind.existing_rules if kind is not None else None
         rules = (implied(config) if implied else []) + ([own] if own else [])
         groups.append((trigger, {"match": "all", "rules": rules} if rules else None))
     started = 0

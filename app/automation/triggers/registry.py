@@ -1,117 +1,39 @@
-"""The trigger-type registry: one entry per trigger type of the seed.
+"""The trigger-type registry: one :class:`TriggerType` per type.
 
-Each type declares its configuration filter (pydantic) and which family it
-belongs to; the event bus matches events against these filters, the API and
-the builder's triggers panel validate and render them from here.
+A trigger type carries all of it: its configuration (pydantic ``Config``,
+from which the builder's triggers panel draws its form), what starts it
+(``driven_by``: an event, the scheduler, or a person/API call), the event
+filter of an event-driven type, the runner of a scheduled one, and what its
+filter means for contacts already there (``existing_rules``, "enroll
+existing contacts"). The types live in ``app/automation/triggers/kinds/``,
+one module per family; the bus, the scheduler, the API's enums and the
+panel read them from here. Adding a type is one ``register`` call.
 """
 
 from __future__ import annotations
 
-import re
+import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar, Literal
 
-from pydantic import ConfigDict, Field, ValidationError, field_validator
+from pydantic import ConfigDict, ValidationError
 
-from app.automation.crm.dates import DEFAULT_AT
 from app.automation.nodes.registry import validation_error_fields
 from app.automation.rules.schema import HasRules
 
-_TIME_OF_DAY = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+if TYPE_CHECKING:
+    from app.models import WorkflowTrigger
+
+# (configuration, event data) -> does the event pass the trigger's filter?
+Filter = Callable[[dict, dict], bool]
+# (trigger, since, until) -> (occurrence, contact ids) due in (since, until].
+Runner = Callable[["WorkflowTrigger", datetime, datetime], Iterable[tuple[str, list[int]]]]
 
 
 class TriggerConfig(HasRules):
     model_config = ConfigDict(extra="forbid")
-
-
-class FormConfig(TriggerConfig):
-    form_id: int | None = None
-
-
-class EmailEventConfig(TriggerConfig):
-    # Only events about e-mails sent by this workflow/node, when given.
-    workflow_id: int | None = None
-    node: str | None = None
-    url_contains: str | None = None
-
-
-class PageConfig(TriggerConfig):
-    url_contains: str | None = Field(default=None, max_length=500)
-
-
-class ContactUpdatedConfig(TriggerConfig):
-    # Fire only when one of these fields changed (all fields when empty).
-    fields: list[str] = Field(default_factory=list)
-
-
-class TagFilterConfig(TriggerConfig):
-    tag: str | None = None
-
-
-class ListFilterConfig(TriggerConfig):
-    list: int | None = None
-
-
-class DealConfig(TriggerConfig):
-    pipeline_stage: str | None = None
-
-
-class DealStageConfig(TriggerConfig):
-    from_stage: str | None = None
-    to_stage: str | None = None
-
-
-class DealValueConfig(TriggerConfig):
-    min_value: float | None = None
-
-
-class ScoreConfig(TriggerConfig):
-    threshold: int
-
-
-class DateReachedConfig(TriggerConfig):
-    at: datetime
-
-    @field_validator("at")
-    @classmethod
-    def _aware(cls, value: datetime) -> datetime:
-        if value.tzinfo is None:
-            raise ValueError("must include a timezone, e.g. 2026-12-24T09:00:00Z")
-        return value
-
-
-def _field_name(value: str) -> str:
-    if not (value.startswith("custom.") and len(value) > 7) and value not in ("created_at",):
-        raise ValueError("must be custom.<key> or created_at")
-    return value
-
-
-def _time(value: str) -> str:
-    if not _TIME_OF_DAY.match(value):
-        raise ValueError("must be a time of day like 09:00")
-    return value
-
-
-class DateFieldConfig(TriggerConfig):
-    field: str
-    offset_days: int = Field(default=0, ge=-3660, le=3660)
-    at: str = DEFAULT_AT  # the date rule's default (crm/dates.py)
-
-    _f = field_validator("field")(classmethod(lambda cls, v: _field_name(v)))
-    _t = field_validator("at")(classmethod(lambda cls, v: _time(v)))
-
-
-class AnniversaryConfig(TriggerConfig):
-    field: str
-    at: str = DEFAULT_AT  # the date rule's default (crm/dates.py)
-
-    _f = field_validator("field")(classmethod(lambda cls, v: _field_name(v)))
-    _t = field_validator("at")(classmethod(lambda cls, v: _time(v)))
-
-
-class TimeDelayConfig(TriggerConfig):
-    delay_hours: float = Field(gt=0, le=24 * 366 * 5)
 
 
 @dataclass(frozen=True)
@@ -121,8 +43,18 @@ class TriggerType:
     family: str
     Config: type[TriggerConfig]
     description: str = ""
-    # Date triggers are driven by the scheduler rather than by events.
-    scheduled: bool = False
+    # "event": the bus starts it when an event passes ``filter``;
+    # "schedule": the scheduler asks ``runner`` what fell due;
+    # "direct": a user or an API call starts it.
+    driven_by: Literal["event", "schedule", "direct"] = "event"
+    filter: Filter | None = None
+    runner: Runner | None = None
+    # The contact rules that mean the same as the filter, for contacts
+    # already there ("tag vip added" -> "has tag vip").
+    existing_rules: Callable[[dict], list[dict]] | None = None
+    # A scheduled type's "never fires again after ``since``" (its cursor
+    # then stays where it is).
+    done: Callable[[WorkflowTrigger, datetime], bool] | None = None
 
     families: ClassVar[tuple[str, ...]] = (
         "Forms",
@@ -135,202 +67,73 @@ class TriggerType:
         "Manual",
     )
 
+    def __post_init__(self):
+        if self.family not in self.families:
+            raise ValueError(f"trigger type {self.key!r}: unknown family {self.family!r}")
+        if (self.driven_by == "event") != (self.filter is not None):
+            raise ValueError(f"trigger type {self.key!r}: an event filter iff event-driven")
+        if (self.driven_by == "schedule") != (self.runner is not None):
+            raise ValueError(f"trigger type {self.key!r}: a runner iff scheduled")
 
-TRIGGER_TYPES: dict[str, TriggerType] = {}
+    @property
+    def scheduled(self) -> bool:
+        return self.driven_by == "schedule"
+
+
+class _Types(dict):
+    """The registered types by key; reading it loads the family modules
+    first (app/automation/triggers/kinds/), so no caller can see it empty."""
+
+    def __getitem__(self, key):
+        _load_all()
+        return super().__getitem__(key)
+
+    def __contains__(self, key):
+        _load_all()
+        return super().__contains__(key)
+
+    def __iter__(self):
+        _load_all()
+        return super().__iter__()
+
+    def __len__(self):
+        _load_all()
+        return super().__len__()
+
+    def get(self, key, default=None):
+        _load_all()
+        return super().get(key, default)
+
+    def keys(self):
+        _load_all()
+        return super().keys()
+
+    def values(self):
+        _load_all()
+        return super().values()
+
+    def items(self):
+        _load_all()
+        return super().items()
+
+
+TRIGGER_TYPES: _Types = _Types()
 
 
 def register(trigger_type: TriggerType) -> TriggerType:
-    if trigger_type.key in TRIGGER_TYPES:
+    if dict.__contains__(TRIGGER_TYPES, trigger_type.key):
         raise ValueError(f"trigger type {trigger_type.key!r} registered twice")
-    TRIGGER_TYPES[trigger_type.key] = trigger_type
+    dict.__setitem__(TRIGGER_TYPES, trigger_type.key, trigger_type)
     return trigger_type
 
 
-for _key, _label, _family, _config, _description, _scheduled in [
-    ("form_submitted", "Form submitted", "Forms", FormConfig, "A contact submits a form.", False),
-    (
-        "email_opened",
-        "Email opened",
-        "Email",
-        EmailEventConfig,
-        "A contact opens an e-mail.",
-        False,
-    ),
-    (
-        "email_clicked",
-        "Link clicked",
-        "Email",
-        EmailEventConfig,
-        "A contact clicks a link in an e-mail.",
-        False,
-    ),
-    (
-        "email_replied",
-        "Email replied",
-        "Email",
-        EmailEventConfig,
-        "A contact replies to an e-mail.",
-        False,
-    ),
-    (
-        "email_bounced",
-        "Email bounced",
-        "Email",
-        EmailEventConfig,
-        "An e-mail to the contact bounces.",
-        False,
-    ),
-    (
-        "email_complained",
-        "Marked as spam",
-        "Email",
-        EmailEventConfig,
-        "A contact reports an e-mail as spam (a provider's complaint callback).",
-        False,
-    ),
-    (
-        "email_unsubscribed",
-        "Unsubscribed",
-        "Email",
-        EmailEventConfig,
-        "A contact unsubscribes.",
-        False,
-    ),
-    (
-        "page_visited",
-        "Page visited",
-        "Site",
-        PageConfig,
-        "A known contact visits a page of your site.",
-        False,
-    ),
-    (
-        "site_activity",
-        "Site activity",
-        "Site",
-        PageConfig,
-        "Any tracked activity on your site.",
-        False,
-    ),
-    ("contact_created", "Contact created", "CRM", TriggerConfig, "A new contact is added.", False),
-    (
-        "contact_updated",
-        "Contact updated",
-        "CRM",
-        ContactUpdatedConfig,
-        "A contact's fields change.",
-        False,
-    ),
-    (
-        "contact_tag_added",
-        "Tag added",
-        "CRM",
-        TagFilterConfig,
-        "A tag is added to a contact.",
-        False,
-    ),
-    (
-        "contact_tag_removed",
-        "Tag removed",
-        "CRM",
-        TagFilterConfig,
-        "A tag is removed from a contact.",
-        False,
-    ),
-    (
-        "contact_list_added",
-        "Added to list",
-        "CRM",
-        ListFilterConfig,
-        "A contact joins a list.",
-        False,
-    ),
-    (
-        "contact_list_removed",
-        "Removed from list",
-        "CRM",
-        ListFilterConfig,
-        "A contact leaves a list.",
-        False,
-    ),
-    (
-        "deal_created",
-        "Deal created",
-        "Deals",
-        DealConfig,
-        "A deal is created for a contact.",
-        False,
-    ),
-    (
-        "deal_stage_changed",
-        "Deal stage changed",
-        "Deals",
-        DealStageConfig,
-        "A deal moves between stages.",
-        False,
-    ),
-    (
-        "deal_value_changed",
-        "Deal value changed",
-        "Deals",
-        DealValueConfig,
-        "A deal's value changes.",
-        False,
-    ),
-    ("deal_won", "Deal won", "Deals", DealConfig, "A deal's status becomes won.", False),
-    ("deal_lost", "Deal lost", "Deals", DealConfig, "A deal's status becomes lost.", False),
-    (
-        "score_threshold_reached",
-        "Score reached",
-        "Score",
-        ScoreConfig,
-        "A contact's score rises to the threshold.",
-        False,
-    ),
-    (
-        "score_threshold_dropped",
-        "Score dropped",
-        "Score",
-        ScoreConfig,
-        "A contact's score falls below the threshold.",
-        False,
-    ),
-    (
-        "date_reached",
-        "Date reached",
-        "Date",
-        DateReachedConfig,
-        "At a fixed moment, for the contacts the rules select.",
-        True,
-    ),
-    (
-        "date_field_reached",
-        "Date field reached",
-        "Date",
-        DateFieldConfig,
-        "A contact date field plus an offset.",
-        True,
-    ),
-    (
-        "time_delay",
-        "Time after creation",
-        "Date",
-        TimeDelayConfig,
-        "A delay after the contact was created.",
-        True,
-    ),
-    (
-        "anniversary",
-        "Anniversary",
-        "Date",
-        AnniversaryConfig,
-        "Every year on a contact date field.",
-        True,
-    ),
-    ("manual", "Manual", "Manual", TriggerConfig, "Started by a user for chosen contacts.", False),
-    ("api", "API", "Manual", TriggerConfig, "Started by an API call.", False),
-]:
-    register(TriggerType(_key, _label, _family, _config, _description, _scheduled))
+def unregister(key: str) -> None:
+    """Forget a type (tests that register a throwaway one)."""
+    dict.pop(TRIGGER_TYPES, key, None)
+
+
+def keys_driven_by(driven_by: str) -> frozenset[str]:
+    return frozenset(key for key, kind in TRIGGER_TYPES.items() if kind.driven_by == driven_by)
 
 
 class UnknownTriggerType(KeyError):
@@ -354,3 +157,32 @@ def trigger_config_errors(trigger_type: str, configuration: dict | None) -> dict
     except ValidationError as exc:
         return validation_error_fields(exc)
     return {}
+
+
+class NoEventFilter(LookupError):
+    """An event was matched against a type that events do not start."""
+
+
+def event_matches(trigger_type: str, configuration: dict | None, data: dict | None) -> bool:
+    """True when the event passes the trigger's configuration filter. An
+    unknown type, or one no event drives, is an error (never "match all")."""
+    kind = get_trigger_type(trigger_type)
+    if kind.filter is None:
+        raise NoEventFilter(f"trigger type {trigger_type!r} is not started by events")
+    return kind.filter(configuration or {}, data or {})
+
+
+_loaded = False
+_lock = threading.RLock()
+
+
+def _load_all() -> None:
+    """Import the family modules that register the types, once."""
+    global _loaded
+    if _loaded:
+        return
+    with _lock:
+        if not _loaded:
+            from app.automation.triggers import kinds  # noqa: F401
+
+            _loaded = True
