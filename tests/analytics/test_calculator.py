@@ -171,8 +171,8 @@ def test_the_execution_flow_visualization_shows_its_path(acme, workflow):
 def test_live_counts_show_who_waits_where(acme, workflow):
     with firm_context(acme.id):
         counts = node_live_counts(workflow)
-    assert counts["wait"] == {"waiting": 1, "visits": 5}
-    assert counts["email"] == {"waiting": 0, "visits": 11}
+    assert counts["wait"] == {"waiting": 1, "visits": 5, "held": 0, "held_text": ""}
+    assert counts["email"] == {"waiting": 0, "visits": 11, "held": 0, "held_text": ""}
 
 
 def test_another_firms_history_is_invisible(acme, globex, workflow):

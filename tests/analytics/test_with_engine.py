@@ -80,7 +80,12 @@ def test_the_numbers_match_what_the_engine_did(acme, alice):
         assert edges[("tag", "split")] == 12
         assert edges[("split", "goal")] == went_a
         assert edges[("split", "wait")] == went_b
-        assert node_live_counts(workflow)["wait"] == {"waiting": went_b, "visits": went_b}
+        assert node_live_counts(workflow)["wait"] == {
+            "waiting": went_b,
+            "visits": went_b,
+            "held": 0,
+            "held_text": "",
+        }
 
         goal = WorkflowGoal(
             workflow_id=workflow.id,
