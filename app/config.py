@@ -1,4 +1,4 @@
-"""Configuration read from the environment (CONTRACT.md "Running it")."""
+"""Configuration read from the environment (docs/CONTRACT.md "Running it")."""
 
 from __future__ import annotations
 

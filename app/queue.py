@@ -1,7 +1,7 @@
 """Job plumbing: RQ on Redis, or the same jobs in-process.
 
 Jobs carry no state, only a function and ids; the database says what is
-to be done (DESIGN.md rule 1). Callers pass the function itself, never its
+to be done (docs/ARCHITECTURE.md rule 1). Callers pass the function itself, never its
 name, so a renamed job fails at import (RQ stores the dotted name, which
 tests/test_jobs.py resolves for every job in app/jobs.py). With ``REDIS_URL``
 jobs go to named RQ queues (``<QUEUE_PREFIX>-engine``, ``-delivery``,

@@ -12,7 +12,7 @@ Layout
 - :mod:`app.api.openapi` — the OpenAPI document and the docs page, built
   from the models the endpoints declare.
 - one module per resource family (``workflows``, ``graph``, ``executions``,
-  ``goals``, ``contacts``, ``crm``), plus ``lifecycle`` (helper G).
+  ``goals``, ``contacts``, ``crm``), plus ``lifecycle``.
 
 Adding endpoints (e.g. ``app/api/lifecycle.py``)
 ------------------------------------------------

@@ -3,7 +3,7 @@
 Authentication itself happens once per request in :mod:`app.auth` (Bearer
 token or browser session -> ``g.user`` and the current firm). Here:
 
-- no user -> 401; a portal user -> 403 (CONTRACT.md);
+- no user -> 401; a portal user -> 403 (docs/CONTRACT.md);
 - a session-authenticated write must carry the CSRF token (header
   ``X-CSRFToken``), a token-authenticated one need not: a browser never
   attaches a Bearer header on its own, so a cross-site request cannot

@@ -1,4 +1,4 @@
-"""Contacts and their tags and list memberships (CONTRACT.md "CRM").
+"""Contacts and their tags and list memberships (docs/CONTRACT.md "CRM").
 
 Changes go through the ORM, so the CRM trigger events (contact_created,
 tag_added, list_joined, ...) fire from the flush hooks of

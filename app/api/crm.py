@@ -1,4 +1,4 @@
-"""Lists, forms, deals, tasks and inbound events (CONTRACT.md "CRM")."""
+"""Lists, forms, deals, tasks and inbound events (docs/CONTRACT.md "CRM")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""JSON error bodies for every API failure (CONTRACT.md "JSON API").
+"""JSON error bodies for every API failure (docs/CONTRACT.md "JSON API").
 
 Every error the API answers with has one shape::
 

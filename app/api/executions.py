@@ -1,5 +1,5 @@
 """Executions: list with filters, detail with path and flow states,
-cancel, retry and the flow visualization (seed + CONTRACT.md)."""
+cancel, retry and the flow visualization (docs/CONTRACT.md)."""
 
 from __future__ import annotations
 

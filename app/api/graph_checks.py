@@ -85,7 +85,7 @@ def check_trigger(trigger_type: str, configuration: dict) -> None:
 
 
 def check_node_key_free(workflow_id: int, node_key: str, exclude_pk: int | None = None) -> None:
-    """409: a node_id is a key, unique within its workflow (CONTRACT.md)."""
+    """409: a node_id is a key, unique within its workflow (docs/CONTRACT.md)."""
     stmt = select(WorkflowNode.id).where(
         WorkflowNode.workflow_id == workflow_id, WorkflowNode.node_id == node_key
     )

@@ -1,4 +1,4 @@
-"""Lifecycle endpoints (CONTRACT.md "Lifecycle"): versions and their diff,
+"""Lifecycle endpoints (docs/CONTRACT.md "Lifecycle"): versions and their diff,
 publish and rollback with contact mapping, templates, export/import,
 comments and approval requests. Views are thin: load, call the domain in
 ``app.automation``, translate its exceptions into the API's error shape."""

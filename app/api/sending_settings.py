@@ -1,4 +1,4 @@
-"""A firm's pacing settings (CONTRACT.md "Sending safely"): frequency caps,
+"""A firm's pacing settings (docs/CONTRACT.md "Sending safely"): frequency caps,
 rate limits, the automatic pause; and resume. Everyone reads them; admins
 change them. The checks and words are in app.automation.delivery.pacing."""
 

@@ -1,4 +1,4 @@
-"""The firm's webhook signing secret (CONTRACT.md "Operations"): admins
+"""The firm's webhook signing secret (docs/CONTRACT.md "Operations"): admins
 read it, to set up receivers, and rotate it; after a rotation deliveries
 carry a signature with the old secret too for 24 hours."""
 

@@ -1,5 +1,5 @@
 """Workflows: CRUD, activate, pause, duplicate, analytics, executions,
-flow visualization and the API trigger (seed + CONTRACT.md)."""
+flow visualization and the API trigger (docs/CONTRACT.md)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Inspector forms: node configuration <-> flat HTML form values.
 
-A node's configuration is JSON (CONTRACT.md "Configuration"); an HTML form
+A node's configuration is JSON (docs/CONTRACT.md "Configuration"); an HTML form
 is flat strings plus numbered rows (``rules-0-field``). ``values_from_config``
 turns a stored configuration into what the form shows, ``values_from_form``
 reads a posted form back into the same shape (so a rejected form redisplays

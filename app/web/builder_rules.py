@@ -1,4 +1,4 @@
-"""Rule rows: the rule builder's form <-> a rule group (CONTRACT.md).
+"""Rule rows: the rule builder's form <-> a rule group (docs/CONTRACT.md).
 
 One row per rule (``rules-N-kind`` plus the kind's fields); conditions,
 waits for a condition, goals and trigger filters share it. A nested group
@@ -85,7 +85,7 @@ def rules_from_values(values: Values, errors: Errors) -> dict:
                 continue
             rule = {"list": int(raw), "op": op or "in"}
         elif kind == "topic":
-            # {"topic": 3, "op": "subscribed"} (CONTRACT.md, "Sending safely")
+            # {"topic": 3, "op": "subscribed"} (docs/CONTRACT.md, "Sending safely")
             raw = (row.get("topic") or "").strip()
             if not raw.isdigit():
                 errors.setdefault(f"rules.{i}.topic", []).append("choose a topic")

@@ -1,5 +1,5 @@
 """Starting a workflow by hand for one contact or a selection, through the
-manual trigger (helper C's ``trigger_manual`` / ``trigger_manual_many``).
+manual trigger (``trigger_manual`` / ``trigger_manual_many``).
 
 The pages only say which workflow and which contacts; what "manual" means
 (an active workflow, re-entry rules, idempotency) belongs to the trigger

@@ -269,7 +269,7 @@ def _chosen_workflow() -> Workflow | None:
 @bp.post("/<int:contact_id>/start")
 @login_required_page
 def start_workflow(contact_id: int):
-    """The manual trigger for one contact (helper C's trigger_manual)."""
+    """The manual trigger for one contact (trigger_manual)."""
     from app.web.contact_enroll import EnrollRefused, start_one
 
     contact = get_or_404(Contact, contact_id)
@@ -297,7 +297,7 @@ def start_workflow(contact_id: int):
 @bp.post("/enroll")
 @login_required_page
 def bulk_enroll():
-    """ "Add selected to workflow" from the list (helper C's trigger_manual_many)."""
+    """ "Add selected to workflow" from the list (trigger_manual_many)."""
     from app.web.contact_enroll import EnrollRefused, start_many
 
     ids = int_list(request.form.getlist("ids"))

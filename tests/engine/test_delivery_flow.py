@@ -1,4 +1,4 @@
-"""Message steps through helper B's outbox and dispatcher, with a real SMTP
+"""Message steps through the outbox and the dispatcher, with a real SMTP
 server and a real HTTP receiver: an execution waits for its delivery, is
 woken when the message is sent, and a step's message goes out once."""
 

@@ -2,7 +2,7 @@
 an email, a webhook and a wait (issue 9): every execution finishes, each
 receiver gets one message per contact and step, and the only repeats are
 the message in flight at a kill, with the same Message-ID / Idempotency-Key
-(CONTRACT.md "exactly once in effect")."""
+(docs/CONTRACT.md "exactly once in effect")."""
 
 from __future__ import annotations
 

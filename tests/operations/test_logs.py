@@ -1,5 +1,5 @@
 """LOG_FORMAT=json: one object a line, with firm_id, workflow_id,
-execution_id and job where they apply (CONTRACT.md "Operations")."""
+execution_id and job where they apply (docs/CONTRACT.md "Operations")."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """GET /metrics: Prometheus text that parses, with the contract's families,
-whose values move when work is done (CONTRACT.md "Operations")."""
+whose values move when work is done (docs/CONTRACT.md "Operations")."""
 
 from __future__ import annotations
 

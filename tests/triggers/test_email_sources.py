@@ -1,6 +1,6 @@
 """E-mail triggers from their real sources: the pixel, the click redirect,
-the unsubscribe page and the signed provider callbacks (helper B's
-endpoints, which feed the bus)."""
+the unsubscribe page and the signed provider callbacks (the public
+endpoints that feed the bus)."""
 
 from __future__ import annotations
 

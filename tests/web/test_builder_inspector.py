@@ -502,7 +502,7 @@ def test_the_opened_which_email_picker_lists_step_names(client, signed_in, alice
 
 
 def test_a_rule_tests_a_topic_subscription(client, signed_in, alice, acme):
-    """{"topic": 3, "op": "subscribed"} in the rules form (CONTRACT.md,
+    """{"topic": 3, "op": "subscribed"} in the rules form (docs/CONTRACT.md,
     "Sending safely"): a topic picker with the firm's topics by name."""
     from app.extensions import db
     from app.models import Topic

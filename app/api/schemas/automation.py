@@ -1,7 +1,7 @@
 """Models of the automation resources, with the seed's field names.
 
 Node and edge references are integer ids named ``workflow``,
-``source_node``, ``target_node`` (CONTRACT.md); in the ORM they are the
+``source_node``, ``target_node`` (docs/CONTRACT.md); in the ORM they are the
 ``*_id`` columns, read through ``validation_alias``.
 """
 

@@ -1,4 +1,4 @@
-"""Models of the CRM resources (CONTRACT.md "CRM")."""
+"""Models of the CRM resources (docs/CONTRACT.md "CRM")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Analytics (AUTO-6): where contacts convert and drop off.
+"""Analytics: where contacts convert and drop off.
 
 ``queries`` holds the SQL aggregates, ``calculator`` the seed's
 ``AnalyticsCalculator``, ``daily`` the periodic job, ``goals`` goal

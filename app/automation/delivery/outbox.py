@@ -104,7 +104,7 @@ def _render_strings(value: Any, context: dict) -> Any:
 
 
 def default_webhook_payload(context: dict) -> dict:
-    """Contact, workflow and execution summary (CONTRACT.md webhook default)."""
+    """Contact, workflow and execution summary (docs/CONTRACT.md webhook default)."""
     return {
         "contact": _json_safe(context.get("contact") or {}),
         "workflow": _json_safe(context.get("workflow") or {}),

@@ -1,5 +1,5 @@
 """A firm's sending settings: frequency caps, rate limits, automatic pause
-(CONTRACT.md "Sending safely"; docs/SENDING.md "Pacing").
+(docs/CONTRACT.md "Sending safely"; docs/SENDING.md "Pacing").
 
 They live in ``firm.settings["sending"]``. :func:`validated` checks a change
 and names the field of the first problem; :func:`settings_of` fills in the

@@ -33,7 +33,7 @@ from app.tenancy import firm_context
 
 log = logging.getLogger(__name__)
 
-# Provider callback types (CONTRACT.md) -> tracking kind and bus event.
+# Provider callback types (docs/CONTRACT.md) -> tracking kind and bus event.
 PROVIDER_TYPES = {
     "email_bounced": "bounce",
     "email_replied": "reply",

@@ -1,4 +1,4 @@
-"""Claiming ready executions (DESIGN.md rule 2).
+"""Claiming ready executions (docs/ARCHITECTURE.md rule 2).
 
 A claim is a conditional UPDATE that stamps ``lease_owner`` and
 ``lease_until`` on up to N ready rows and returns them. PostgreSQL picks

@@ -1,6 +1,6 @@
 """The engine's jobs: advance ready executions in batches.
 
-Executions advance in batches (DESIGN.md rule 4): a job claims ready rows
+Executions advance in batches (docs/ARCHITECTURE.md rule 4): a job claims ready rows
 (:mod:`app.automation.engine.claim`), walks each in memory until a wait,
 the end or a failure (:mod:`~app.automation.engine.walk`), and writes
 everything back in one transaction (:mod:`~app.automation.engine.write`).

@@ -40,7 +40,7 @@ def cancel_execution(execution: WorkflowExecution, user=None) -> bool:
 def retry_execution(execution: WorkflowExecution, user=None) -> bool:
     """Resume a failed execution at its failed node, in the same execution;
     steps already done are not repeated. A failed message step gets its
-    outbox row requeued (helper B) and waits for the delivery."""
+    outbox row requeued and waits for the delivery."""
     from app.automation.engine.retry import resume_failed
 
     changed = resume_failed(execution)

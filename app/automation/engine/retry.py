@@ -53,7 +53,7 @@ def why_not_resumable(execution: WorkflowExecution) -> str:
 def resume_failed(execution: WorkflowExecution) -> bool:
     """Make a failed execution continue at its failed node, in place: the
     node runs again at the same visit, steps before it are not repeated.
-    A message step has its outbox row requeued (helper B) and waits for
+    A message step has its outbox row requeued and waits for
     the delivery. Not when the contact is in the workflow again
     (:func:`active_elsewhere`). Does not commit."""
     if execution.status != "failed" or active_elsewhere(execution) is not None:

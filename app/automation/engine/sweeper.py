@@ -1,4 +1,4 @@
-"""The periodic sweep: nothing is lost, only late (DESIGN.md rule 1).
+"""The periodic sweep: nothing is lost, only late (docs/ARCHITECTURE.md rule 1).
 
 The engine claims due waits itself (``engine.claim.due_clause``: a
 ``waiting`` row whose ``wake_at`` has passed is ready as it is). What is
@@ -120,7 +120,7 @@ def process_waiting_executions() -> dict:
         # With workers, delivery runs only as the (coalesced) delivery job:
         # a second dispatch loop in this sweep thread would put two messages
         # in flight per process, and one SIGKILL could then repeat two
-        # (CONTRACT.md: one death repeats at most one message).
+        # (docs/CONTRACT.md: one death repeats at most one message).
         kick_delivery()
     else:
         try:

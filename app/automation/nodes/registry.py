@@ -29,7 +29,7 @@ class NodeConfig(BaseModel):
 
 
 class ActionConfig(NodeConfig):
-    """Every action retries with exponential backoff (CONTRACT.md)."""
+    """Every action retries with exponential backoff (docs/CONTRACT.md)."""
 
     max_attempts: int = Field(default=3, ge=1, le=20)
     retry_backoff_seconds: float = Field(default=30, ge=0, le=86400)

@@ -1,4 +1,4 @@
-"""Structured logs (CONTRACT.md "Operations"): ``LOG_FORMAT=json`` writes
+"""Structured logs (docs/CONTRACT.md "Operations"): ``LOG_FORMAT=json`` writes
 one JSON object a line with ``firm_id``, ``workflow_id``,
 ``execution_id`` and ``job`` where they apply; text stays the default for
 a terminal.

@@ -1,4 +1,4 @@
-"""Prometheus metrics (CONTRACT.md "Operations", docs/OPERATIONS.md).
+"""Prometheus metrics (docs/CONTRACT.md "Operations", docs/OPERATIONS.md).
 
 Two kinds of family:
 

@@ -1,6 +1,6 @@
 """The stuck-work monitor (docs/OPERATIONS.md "Stuck work").
 
-Work in this system is never lost, only late (DESIGN.md rule 1), so
+Work in this system is never lost, only late (docs/ARCHITECTURE.md rule 1), so
 "late" is what to watch. Each check below finds one way work gets stuck
 and says where, grouped by workflow and step, in words an operator can
 act on ("412 executions are late at step 'Wait 3 days' of workflow
@@ -19,7 +19,7 @@ act on ("412 executions are late at step 'Wait 3 days' of workflow
   ``MONITOR_BACKLOG_SECONDS`` and not sent (no delivery worker, a
   provider that hangs);
 - ``sending_paused``: a firm's sending is paused (its bounce or
-  complaint rate; CONTRACT.md "Sending settings");
+  complaint rate; docs/CONTRACT.md "Sending safely");
 - ``workers_missing``: a worker stopped beating (killed, frozen, cut
   off), or no worker serves a queue (Redis mode; app/automation/
   operations/workers.py).

@@ -1,10 +1,10 @@
-"""The one rules evaluator (DESIGN.md rule 7).
+"""The one rules evaluator (docs/ARCHITECTURE.md rule 7).
 
 Condition nodes, wait-for-condition, goals and trigger filters all ask
 :func:`evaluate`; :func:`explain` answers the same question and also says
 which values decided, for the execution view and test runs.
 
-A rule group is ``{"match": "all"|"any", "rules": [...]}`` (CONTRACT.md).
+A rule group is ``{"match": "all"|"any", "rules": [...]}`` (docs/CONTRACT.md).
 ``facts`` is a plain mapping (never ORM objects), normally built by
 :func:`app.automation.engine.context.facts_for` or the engine's batch state:
 

@@ -1,4 +1,4 @@
-"""The shape of a rule group (CONTRACT.md "Configuration")."""
+"""The shape of a rule group (docs/CONTRACT.md "Configuration")."""
 
 from __future__ import annotations
 

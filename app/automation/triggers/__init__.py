@@ -1,1 +1,1 @@
-"""Triggers: what starts a workflow (AUTO-2)."""
+"""Triggers: what starts a workflow."""

@@ -2,7 +2,7 @@
 
 - The visitor cookie ``atv`` ties a browser to a contact. It is set when
   the browser submits a form (here) or clicks a tracked e-mail link
-  (helper B's ``/t/c/<token>`` calls :func:`set_visitor_cookie`), and read
+  (the click redirect ``/t/c/<token>`` calls :func:`set_visitor_cookie`), and read
   by the site-tracking beacon ``POST /t/v``. Its value is HMAC-signed
   (:func:`app.automation.delivery.signing.signed_value`), so a visitor
   cannot pose as another contact by editing it.
