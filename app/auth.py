@@ -16,13 +16,14 @@ from flask_login import current_user
 
 from app.clock import ensure_utc, now
 from app.extensions import db, login_manager
+from app.models import ApiToken
+from app.models.accounts import hash_token
+from app.sessions import user_for_session
 from app.tenancy import current_actor, reset_current_firm, set_current_firm  # noqa: F401
 
 
 @login_manager.user_loader
 def _load_user(session_value: str):
-    from app.sessions import user_for_session
-
     return user_for_session(session_value)
 
 
@@ -58,9 +59,6 @@ def cached_token(raw: str):
 
 
 def _cached_token(raw: str):
-    from app.models import ApiToken
-    from app.models.accounts import hash_token
-
     key = hash_token(raw)
     ttl = float(current_app.config.get("AUTH_CACHE_SECONDS") or 0)
     moment = time.monotonic()
@@ -119,8 +117,6 @@ def _stamp_use(token) -> None:
     the object itself stays clean, so it can be cached."""
     from sqlalchemy import update
     from sqlalchemy.orm.attributes import set_committed_value
-
-    from app.models import ApiToken
 
     moment = now()
     last = ensure_utc(token.last_used_at)

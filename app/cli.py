@@ -7,12 +7,17 @@ from flask import Flask
 from flask.cli import FlaskGroup
 from sqlalchemy import select
 
+from app import create_app
+from app.automation.analytics import run_daily_analytics as run
+from app.automation.engine.sweeper import process_waiting_executions
+from app.automation.operations.monitor import check
 from app.extensions import db
+from app.models import ApiToken, Firm, User
+from app.seed import seed_demo_data
+from app.tenancy import firm_context
 
 
 def main() -> None:
-    from app import create_app
-
     FlaskGroup(create_app=lambda: create_app(), help="Marketing-automation workflows.").main()
 
 
@@ -26,8 +31,6 @@ def register_commands(app: Flask) -> None:
 
 
 def _firm_named(name: str, create: bool = True):
-    from app.models import Firm
-
     firm = db.session.scalars(select(Firm).where(Firm.name == name)).first()
     if firm is None and create:
         firm = Firm(name=name)
@@ -44,9 +47,6 @@ def _firm_named(name: str, create: bool = True):
 @click.option("--name", default="")
 def create_user(email: str, firm_name: str, password: str, role: str, name: str) -> None:
     """Create a user (and the firm if needed)."""
-    from app.models import User
-    from app.tenancy import firm_context
-
     email = email.strip().lower()
     firm = _firm_named(firm_name)
     if any(user.firm_id == firm.id for user in User.all_with_email(email)):
@@ -65,9 +65,6 @@ def create_user(email: str, firm_name: str, password: str, role: str, name: str)
 @click.option("--firm", "firm_name", default=None, help="Needed when EMAIL is in several firms.")
 def create_token(email: str, name: str, firm_name: str | None) -> None:
     """Print a new API token for EMAIL, alone, on stdout."""
-    from app.models import ApiToken, User
-    from app.tenancy import firm_context
-
     users = User.all_with_email(email)
     if firm_name is not None:
         users = [user for user in users if user.firm.name == firm_name]
@@ -85,8 +82,6 @@ def create_token(email: str, name: str, firm_name: str | None) -> None:
 @click.command("seed-demo")
 def seed_demo() -> None:
     """Create a demo firm and user (idempotent) and print the login."""
-    from app.seed import seed_demo_data
-
     email, password, created = seed_demo_data()
     state = "created" if created else "exists"
     click.echo(f"demo login ({state}): {email} / {password}")
@@ -95,8 +90,6 @@ def seed_demo() -> None:
 @click.command("run-daily-analytics")
 def run_daily_analytics() -> None:
     """Compute yesterday's and today's analytics for every active workflow."""
-    from app.automation.analytics import run_daily_analytics as run
-
     count = run()
     click.echo(f"analytics computed for {count} workflow(s)")
 
@@ -104,8 +97,6 @@ def run_daily_analytics() -> None:
 @click.command("process-waiting")
 def process_waiting() -> None:
     """Run one sweep: resume due waits, re-enqueue stuck executions."""
-    from app.automation.engine.sweeper import process_waiting_executions
-
     result = process_waiting_executions()
     click.echo(f"processed: {result}")
 
@@ -115,8 +106,6 @@ def process_waiting() -> None:
 def doctor(as_json: bool) -> None:
     """Check for stuck work; exit 1 listing the problems (cron, health checks)."""
     import json
-
-    from app.automation.operations.monitor import check
 
     try:
         report = check(all_firms=True)

@@ -5,11 +5,12 @@ from __future__ import annotations
 from flask import Flask
 from sqlalchemy import event
 
+from app.extensions import db
+
 
 def configure_database(app: Flask) -> None:
     if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         return
-    from app.extensions import db
 
     with app.app_context():
         engine = db.engine

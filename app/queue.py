@@ -26,6 +26,9 @@ from typing import Any
 
 from flask import Flask, current_app
 
+from app.automation.operations.logs import log_context
+from app.extensions import db
+
 log = logging.getLogger(__name__)
 
 QUEUES = ("engine", "delivery", "default")
@@ -192,9 +195,6 @@ class InlineRunner:
 def run_job(app: Flask, func: Callable, args: tuple = ()) -> Any:
     """Run one job in a fresh app context; errors are logged, not raised
     (the database keeps the state; the sweeper retries)."""
-    from app.automation.operations.logs import log_context
-    from app.extensions import db
-
     with app.app_context(), log_context(job=dotted(func)):
         try:
             return func(*args)

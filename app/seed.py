@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from app.extensions import db
+from app.models import Contact, Firm, User
+from app.tenancy import firm_context
 
 DEMO_FIRM = "Demo Firm"
 DEMO_EMAIL = "demo@example.com"
@@ -11,9 +13,6 @@ DEMO_PASSWORD = "demo-password"
 
 def seed_demo_data() -> tuple[str, str, bool]:
     """Create the demo firm, an admin and a few contacts; idempotent."""
-    from app.models import Contact, Firm, User
-    from app.tenancy import firm_context
-
     if User.all_with_email(DEMO_EMAIL):
         return DEMO_EMAIL, DEMO_PASSWORD, False
     firm = db.session.query(Firm).filter_by(name=DEMO_FIRM).first() or Firm(name=DEMO_FIRM)

@@ -30,6 +30,8 @@ from sqlalchemy.orm import (
     with_loader_criteria,
 )
 
+from app.extensions import db
+
 _current_firm: ContextVar[int | None] = ContextVar("current_firm", default=None)
 
 # Ids start at 1, so no row matches this; used when no firm is set.
@@ -122,8 +124,6 @@ def scoped_get(model, object_id: int, *options):
     without the firm filter. An id beyond the column's range is None without
     a query."""
     from sqlalchemy import BigInteger, select
-
-    from app.extensions import db
 
     column = model.__mapper__.primary_key[0]
     limit = _MAX_BIGINT if isinstance(column.type, BigInteger) else _MAX_INTEGER

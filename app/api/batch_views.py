@@ -6,6 +6,7 @@ from __future__ import annotations
 from app.api.errors import ApiError
 from app.api.schemas.batch import item_error
 from app.automation.triggers.batches import ItemRefused, report_events, start_many
+from app.automation.triggers.helpers import TriggerNotAllowed, api_trigger_of
 
 
 def _refused(outcome: ItemRefused) -> dict:
@@ -15,8 +16,6 @@ def _refused(outcome: ItemRefused) -> dict:
 
 
 def trigger_batch(workflow, items: list) -> dict:
-    from app.automation.triggers.helpers import TriggerNotAllowed, api_trigger_of
-
     try:
         trigger = api_trigger_of(workflow)
     except TriggerNotAllowed as exc:

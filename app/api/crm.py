@@ -32,6 +32,8 @@ from app.api.schemas.crm import (
 )
 from app.automation.crm import lists
 from app.automation.crm.errors import CrmError
+from app.automation.triggers.bus import emit
+from app.automation.triggers.registry import TRIGGER_TYPES
 from app.clock import now
 from app.extensions import db
 from app.models import Contact, ContactList, Deal, EventLog, Form, Task, User
@@ -326,9 +328,6 @@ def post_event(body: EventIn | list):
     Batch form: a JSON array of up to 1,000 events, answered 200 with one
     result per item in order (``status`` 202, or the item's error: 422 for
     an unknown type or contact). A batch counts once against the rate limit."""
-    from app.automation.triggers.bus import emit
-    from app.automation.triggers.registry import TRIGGER_TYPES
-
     if isinstance(body, list):
         from app.api.batch_views import event_batch
 

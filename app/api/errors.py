@@ -23,6 +23,8 @@ from sqlalchemy.exc import DataError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.routing import RequestRedirect
 
+from app.extensions import db, limiter
+
 log = logging.getLogger(__name__)
 
 # Stable machine-readable codes for the HTTP errors werkzeug raises.
@@ -113,8 +115,6 @@ def error_response(
 
 
 def _retry_after(exc: RateLimitExceeded) -> int:
-    from app.extensions import limiter
-
     current = limiter.current_limit
     if current is not None:
         return max(1, int(current.reset_at - time.time()))
@@ -152,8 +152,6 @@ def handle_validation_error(exc: ValidationError):
 def handle_data_error(exc: DataError):
     """A value the database cannot hold (an id past INTEGER's range, say)
     is bad input, not a server fault."""
-    from app.extensions import db
-
     db.session.rollback()
     log.info("API input rejected by the database: %s", exc.orig)
     return error_response(400, "invalid_value", "a value in the request is out of range")

@@ -15,6 +15,10 @@ from app.api.core import DbId, endpoint
 from app.api.errors import ApiError
 from app.api.pagination import PageQuery, page_of, paginate
 from app.api.schemas.automation import ExecutionDetail, ExecutionOut, FlowVisualization
+from app.automation.analytics import AnalyticsCalculator
+from app.automation.engine.operator import cancel_execution as cancel
+from app.automation.engine.operator import retry_execution as retry
+from app.automation.engine.retry import why_not_resumable
 from app.models import WorkflowExecution
 
 TAG = "Executions"
@@ -93,8 +97,6 @@ def get_execution(execution_id: int):
 def cancel_execution(execution_id: int):
     from flask import g
 
-    from app.automation.engine.operator import cancel_execution as cancel
-
     execution = load_execution(execution_id)
     if not cancel(execution, user=g.user):
         raise ApiError(409, "conflict", f"the execution is {execution.status}, not running")
@@ -113,9 +115,6 @@ def retry_execution(execution_id: int):
     """Resumes the same execution; steps already done are not repeated."""
     from flask import g
 
-    from app.automation.engine.operator import retry_execution as retry
-    from app.automation.engine.retry import why_not_resumable
-
     execution = load_execution(execution_id)
     if not retry(execution, user=g.user):
         raise ApiError(409, "conflict", why_not_resumable(execution))
@@ -129,7 +128,5 @@ def retry_execution(execution_id: int):
     response=FlowVisualization,
 )
 def execution_flow_visualization(execution_id: int):
-    from app.automation.analytics import AnalyticsCalculator
-
     execution = get_or_404(WorkflowExecution, execution_id, what="execution")
     return AnalyticsCalculator.get_execution_flow_visualization(execution)

@@ -28,6 +28,7 @@ from app.api.schemas.automation import (
     TriggerUpdate,
 )
 from app.automation.graph import edit_history as history
+from app.automation.graph.validation import MAX_NODES
 from app.extensions import db
 from app.models import Workflow, WorkflowEdge, WorkflowNode, WorkflowTrigger
 from app.models.audit import record
@@ -187,8 +188,6 @@ def create_node(body: NodeCreate):
     """The configuration is validated by the node type's schema (422 naming
     the field); a ``node_id`` already used in the workflow is a 409."""
     from sqlalchemy import func
-
-    from app.automation.graph.validation import MAX_NODES
 
     referenced(Workflow, body.workflow, "workflow")
     check_node(body.node_type, body.configuration)

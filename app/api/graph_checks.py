@@ -15,6 +15,8 @@ from flask import current_app
 from sqlalchemy import func, select
 
 from app.api.errors import ApiError, validation_error
+from app.automation.delivery.webhook import UnsafeURL, check_url
+from app.automation.graph.node_checks import template_problems
 from app.automation.nodes.registry import (
     UnknownNodeType,
     config_errors,
@@ -56,14 +58,11 @@ def check_node(node_type: str, configuration: dict) -> None:
 
 def _template_problems(node_type: str, configuration: dict) -> dict[str, list[str]]:
     # Every templated field (also webhook headers, task descriptions, tags).
-    from app.automation.graph.node_checks import template_problems
 
     return _prefixed(template_problems(node_type, configuration), "configuration")
 
 
 def _webhook_problems(configuration: dict) -> dict[str, list[str]]:
-    from app.automation.delivery.webhook import UnsafeURL, check_url
-
     try:
         check_url(
             str(configuration.get("url", "")),

@@ -17,6 +17,7 @@ from app.api.core import ENDPOINTS, Input, Output, endpoint
 from app.api.errors import ApiError, not_found, validation_error
 from app.api.pagination import PageQuery, page_of, paginate
 from app.api.schemas.automation import WorkflowDetail
+from app.automation.graph.definition import definition_of
 from app.automation.graph.validation import WorkflowInvalid
 from app.automation.lifecycle import approvals
 from app.automation.lifecycle import publishing as lifecycle
@@ -200,8 +201,6 @@ def get_version(workflow_id: int, number: int):
 def diff_versions(workflow_id: int, query: DiffQuery):
     """Nodes added/removed/changed (with the configuration fields that
     changed), edges added/removed, trigger and setting changes."""
-    from app.automation.graph.definition import definition_of
-
     workflow = workflow_or_404(workflow_id)
     base = lifecycle.get_version(workflow, query.base)
     if base is None:

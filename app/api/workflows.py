@@ -15,6 +15,7 @@ from app.api.access import get_or_404
 from app.api.core import Input, endpoint
 from app.api.errors import ApiError, validation_error
 from app.api.executions import ExecutionFilters, executions_page
+from app.api.graph import referenced
 from app.api.pagination import PageQuery, page_of, paginate
 from app.api.schemas.automation import (
     AnalyticsOut,
@@ -27,11 +28,24 @@ from app.api.schemas.automation import (
     WorkflowUpdate,
 )
 from app.api.schemas.batch import TriggerBatchOut, TriggerItem
+from app.automation.analytics import AnalyticsCalculator
 from app.automation.graph import edit_history
+from app.automation.graph.validation import WorkflowInvalid
 from app.automation.lifecycle import publishing as lifecycle
 from app.automation.lifecycle import workflow_ops
+from app.automation.lifecycle.publishing import ApprovalRequired
+from app.automation.lifecycle.workflow_ops import activate_and_enroll
+from app.automation.lifecycle.workflow_ops import duplicate_workflow as duplicate
+from app.automation.triggers.helpers import (
+    AlreadyEnrolled,
+    IdempotencyConflict,
+    TriggerNotAllowed,
+    start_in_one_statement,
+    trigger_api,
+)
+from app.clock import now
 from app.extensions import db
-from app.models import Workflow
+from app.models import Contact, Workflow
 from app.models.audit import record
 
 TAG = "Workflows"
@@ -201,10 +215,6 @@ def activate_workflow(workflow_id: int):
     lists the outputs to connect in ``ports``. An output left unconnected
     ends the execution there (``completed``), as any step without an
     outgoing edge does."""
-    from app.automation.graph.validation import WorkflowInvalid
-    from app.automation.lifecycle.publishing import ApprovalRequired
-    from app.automation.lifecycle.workflow_ops import activate_and_enroll
-
     workflow = load_workflow(workflow_id)
     try:
         # Commits; then enrolls existing contacts when the workflow asks to.
@@ -257,8 +267,6 @@ def pause_workflow(workflow_id: int):
 )
 def duplicate_workflow(workflow_id: int):
     """Same graph, triggers, goals and settings; no executions or versions."""
-    from app.automation.lifecycle.workflow_ops import duplicate_workflow as duplicate
-
     copy = duplicate(load_workflow(workflow_id), user=g.user)
     return load_workflow(copy.id)
 
@@ -272,9 +280,6 @@ def duplicate_workflow(workflow_id: int):
 )
 def workflow_analytics(workflow_id: int, query: PeriodQuery):
     """Computed for ``start``..``end`` (inclusive) and stored."""
-    from app.automation.analytics import AnalyticsCalculator
-    from app.clock import now
-
     workflow = get_or_404(Workflow, workflow_id, what="workflow")
     end = query.end or now().date()
     start = query.start or end - timedelta(days=30)
@@ -302,8 +307,6 @@ def workflow_executions(workflow_id: int, query: ExecutionFilters):
     response=FlowVisualization,
 )
 def workflow_flow_visualization(workflow_id: int):
-    from app.automation.analytics import AnalyticsCalculator
-
     workflow = load_workflow(workflow_id)
     return AnalyticsCalculator.get_flow_visualization_data(workflow)
 
@@ -335,16 +338,6 @@ def trigger_workflow(workflow_id: int, body: TriggerRun | list):
         from app.api.batch_views import trigger_batch
 
         return trigger_batch(load_workflow(workflow_id), body)
-
-    from app.api.graph import referenced
-    from app.automation.triggers.helpers import (
-        AlreadyEnrolled,
-        IdempotencyConflict,
-        TriggerNotAllowed,
-        start_in_one_statement,
-        trigger_api,
-    )
-    from app.models import Contact
 
     key = (request.headers.get("Idempotency-Key") or "").strip() or None
     started = start_in_one_statement(

@@ -12,10 +12,17 @@ from flask import jsonify, render_template, request
 
 from app.auth import login_required_page
 from app.automation.delivery import windows
+from app.automation.graph.definition import definition_of
 from app.automation.graph.edit_history import record_edit, snapshot
 from app.automation.graph.validation import WorkflowInvalid
-from app.automation.lifecycle.publishing import activate_workflow, pause_workflow
+from app.automation.lifecycle.publishing import (
+    ApprovalRequired,
+    activate_workflow,
+    latest_version,
+    pause_workflow,
+)
 from app.automation.lifecycle.workflow_ops import WorkflowOpError, clean_description, clean_name
+from app.automation.triggers.helpers import enroll_existing
 from app.extensions import db
 from app.models.audit import record
 from app.web.builder_common import (
@@ -183,9 +190,6 @@ def has_unpublished_changes(workflow, definition: dict | None = None) -> bool:
     """The live graph differs from the version contacts run on (the same
     comparison activation makes before taking a new snapshot). ``definition``
     is the workflow's, when the caller already built it."""
-    from app.automation.graph.definition import definition_of
-    from app.automation.lifecycle.publishing import latest_version
-
     version = latest_version(workflow)
     if version is None:
         return False
@@ -208,8 +212,6 @@ def unpublished_fragment(workflow_id: int):
 @bp.post("/<int:workflow_id>/activate")
 @login_required_page
 def activate(workflow_id: int):
-    from app.automation.lifecycle.publishing import ApprovalRequired
-
     workflow = load_workflow(workflow_id)
     try:
         version = activate_workflow(workflow, acting_user())
@@ -237,8 +239,6 @@ def activate(workflow_id: int):
 def _enroll_existing(workflow) -> int:
     """The "enroll existing contacts on activation" setting. Enrollment is
     idempotent per version, so activating again enrolls nobody twice."""
-    from app.automation.triggers.helpers import enroll_existing
-
     return enroll_existing(workflow)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.automation.graph.validation import MAX_NODES
 from app.automation.nodes.registry import UnknownNodeType, get_node_type
 from app.extensions import db
 from app.models import Workflow, WorkflowEdge, WorkflowNode
@@ -204,8 +205,6 @@ def _pasted_nodes(document: Any) -> list[dict[str, Any]]:
 def paste_document(workflow: Workflow, document: Any, x: float, y: float) -> list[WorkflowNode]:
     """New steps from a :func:`copy_document`, their top-left corner at
     (x, y), each under a fresh step id, connected as they were."""
-    from app.automation.graph.validation import MAX_NODES
-
     items = _pasted_nodes(document)
     if len(workflow.nodes) + len(items) > MAX_NODES:
         raise GraphError(f"a workflow may have at most {MAX_NODES} steps", "document")

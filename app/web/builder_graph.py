@@ -12,6 +12,7 @@ import re
 
 from pydantic import ValidationError
 
+from app.automation.graph.validation import MAX_NODES
 from app.automation.nodes.registry import (
     NodeType,
     Port,
@@ -64,8 +65,6 @@ def unique_node_id(workflow: Workflow, base: str) -> str:
 
 def add_node(workflow: Workflow, node_type: str, x: float, y: float) -> WorkflowNode:
     """A new node of ``node_type`` with the type's default configuration."""
-    from app.automation.graph.validation import MAX_NODES
-
     if len(workflow.nodes) >= MAX_NODES:
         raise GraphError(f"a workflow may have at most {MAX_NODES} steps", "node_type")
     try:

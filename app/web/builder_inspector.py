@@ -15,9 +15,12 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from app.auth import login_required_page
+from app.automation.delivery.webhook import UnsafeURL, check_url
+from app.automation.engine.context import render_context
 from app.automation.graph.edit_history import record_edit, snapshot
-from app.automation.graph.node_checks import sender_problems
+from app.automation.graph.node_checks import sender_problems, template_problems
 from app.automation.nodes.registry import UnknownNodeType, config_errors, get_node_type
+from app.automation.templating.render import TemplateError, render_html, render_text
 from app.extensions import db
 from app.models import Contact, ContactList, Tag, Topic, User, Workflow, WorkflowNode
 from app.models.audit import record
@@ -123,8 +126,6 @@ def inspector(workflow_id: int, node_id: str):
 
 def _webhook_errors(config: dict) -> dict[str, list[str]]:
     """The SSRF guard runs at save time too, so a bad URL never gets stored."""
-    from app.automation.delivery.webhook import UnsafeURL, check_url
-
     try:
         check_url(config.get("url", ""), current_app.config.get("WEBHOOK_ALLOW_PRIVATE", False))
     except UnsafeURL as exc:
@@ -135,8 +136,6 @@ def _webhook_errors(config: dict) -> dict[str, list[str]]:
 def _template_errors(node_type: str, config: dict) -> dict[str, list[str]]:
     """Template syntax is checked at save, not discovered at send time (the
     type's ``templated`` keys, app/automation/graph/node_checks.py)."""
-    from app.automation.graph.node_checks import template_problems
-
     return template_problems(node_type, config)
 
 
@@ -223,9 +222,6 @@ def preview(workflow_id: int, node_id: str):
 
 def render_preview(workflow: Workflow, node_type: str, values: dict, contact: Any) -> list[dict]:
     """[{"label", "text"|"html"|"error"}] for each templated field of the node."""
-    from app.automation.engine.context import render_context
-    from app.automation.templating.render import TemplateError, render_html, render_text
-
     context = render_context(contact, workflow)
     try:
         fields = get_node_type(node_type).previewed

@@ -9,6 +9,7 @@ from sqlalchemy import or_, select
 
 from app.auth import login_required_page
 from app.automation.analytics import AnalyticsCalculator, node_live_counts
+from app.automation.engine.test_runs import test_run
 from app.automation.graph.definition import definition_of
 from app.automation.graph.validation import validate_definition
 from app.extensions import db
@@ -77,8 +78,6 @@ def test_run_panel(workflow_id: int):
 @bp.post("/<int:workflow_id>/test-run")
 @login_required_page
 def run_test(workflow_id: int):
-    from app.automation.engine.test_runs import test_run
-
     workflow = load_workflow(workflow_id)
     raw = request.form.get("contact_id", "")
     contact = scoped_get(Contact, int(raw)) if raw.isdigit() else None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from app.automation.triggers.helpers import TriggerNotAllowed, trigger_manual, trigger_manual_many
 from app.models import Contact, Workflow
 
 MAX_BULK = 1000
@@ -43,8 +44,6 @@ def _count(result) -> int:
 
 
 def start_one(user, workflow: Workflow | None, contact: Contact) -> str:
-    from app.automation.triggers.helpers import TriggerNotAllowed, trigger_manual
-
     workflow = _check(workflow)
     try:
         result = trigger_manual(
@@ -61,8 +60,6 @@ def start_one(user, workflow: Workflow | None, contact: Contact) -> str:
 
 
 def start_many(user, workflow: Workflow | None, contact_ids: Sequence[int]) -> str:
-    from app.automation.triggers.helpers import TriggerNotAllowed, trigger_manual_many
-
     if not contact_ids:
         raise EnrollRefused("Select at least one contact.")
     if len(contact_ids) > MAX_BULK:

@@ -32,6 +32,7 @@ from app.models import (
     list_members,
 )
 from app.web import contact_forms
+from app.web.contact_enroll import EnrollRefused, start_many, start_one
 from app.web.pages import (
     get_or_404,
     int_arg,
@@ -270,8 +271,6 @@ def _chosen_workflow() -> Workflow | None:
 @login_required_page
 def start_workflow(contact_id: int):
     """The manual trigger for one contact (trigger_manual)."""
-    from app.web.contact_enroll import EnrollRefused, start_one
-
     contact = get_or_404(Contact, contact_id)
     workflow = _chosen_workflow()
     try:
@@ -298,8 +297,6 @@ def start_workflow(contact_id: int):
 @login_required_page
 def bulk_enroll():
     """ "Add selected to workflow" from the list (trigger_manual_many)."""
-    from app.web.contact_enroll import EnrollRefused, start_many
-
     ids = int_list(request.form.getlist("ids"))
     workflow = _chosen_workflow()
     back = local_path(request.form.get("next"), url_for("contacts.list_contacts"))

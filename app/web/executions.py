@@ -12,6 +12,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
 from app.auth import login_required_page
+from app.automation.engine.operator import cancel_execution, retry_execution
+from app.automation.engine.retry import why_not_resumable
 from app.automation.engine.timeline import timelines
 from app.extensions import db
 from app.models import DeadLetter, Workflow, WorkflowExecution
@@ -127,8 +129,6 @@ def _back(execution: WorkflowExecution) -> str:
 @bp.post("/executions/<int:execution_id>/cancel")
 @login_required_page
 def cancel(execution_id: int):
-    from app.automation.engine.operator import cancel_execution
-
     execution = get_or_404(WorkflowExecution, execution_id)
     if execution.status not in ACTIVE_STATUSES:
         return _after_action(
@@ -146,8 +146,6 @@ def cancel(execution_id: int):
 @bp.post("/executions/<int:execution_id>/retry")
 @login_required_page
 def retry(execution_id: int):
-    from app.automation.engine.operator import retry_execution
-
     execution = get_or_404(WorkflowExecution, execution_id)
     if execution.status != "failed":
         return _after_action(
@@ -155,7 +153,6 @@ def retry(execution_id: int):
             f"Only a failed execution can be retried (#{execution.id} is {execution.status}).",
             False,
         )
-    from app.automation.engine.retry import why_not_resumable
 
     changed = retry_execution(execution, g.user)
     message = (
@@ -188,8 +185,6 @@ def dead_letters():
 @login_required_page
 def retry_dead_letters():
     """Retry the chosen dead letters' executions (each one still failed)."""
-    from app.automation.engine.operator import retry_execution
-
     ids = int_list(request.form.getlist("ids"))
     if not ids:
         flash("Choose at least one dead letter to retry.", "error")

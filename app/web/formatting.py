@@ -20,6 +20,8 @@ from markupsafe import Markup, escape
 from sqlalchemy import select
 
 from app.clock import ensure_utc
+from app.extensions import db
+from app.models import WorkflowNode
 
 DEFAULT_FORMAT = "%Y-%m-%d %H:%M"
 UNITS = (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1))
@@ -132,8 +134,6 @@ def step_name(workflow_id: int | None, node_id: str | None) -> str:
     one query per workflow per request."""
     if not node_id:
         return ""
-    from app.extensions import db
-    from app.models import WorkflowNode
 
     cache = g.setdefault("_step_names", {})
     if workflow_id not in cache:

@@ -12,6 +12,8 @@ from __future__ import annotations
 from flask import Flask, url_for
 from markupsafe import Markup, escape
 
+from app.automation.nodes.registry import all_node_types
+
 # Icons the pages and the canvas use besides the node types' own.
 UI_ICONS = frozenset(
     {
@@ -65,8 +67,6 @@ def trigger_icon(family: str) -> str:
 
 def icon_names() -> set[str]:
     """Every icon the app can draw: what the sprite must hold."""
-    from app.automation.nodes.registry import all_node_types
-
     names = set(UI_ICONS) | set(TRIGGER_FAMILY_ICONS.values()) | {FALLBACK}
     names.update(kind.icon for kind in all_node_types())
     return names

@@ -8,14 +8,14 @@ import hmac
 from flask import Blueprint, Response, current_app, render_template, request
 
 from app.auth import admin_required_page
+from app.automation.operations.metrics import exposition
+from app.automation.operations.monitor import CHECKS, check
 
 bp = Blueprint("operations", __name__)
 
 
 @bp.get("/metrics")
 def metrics():
-    from app.automation.operations.metrics import exposition
-
     token = current_app.config.get("METRICS_TOKEN")
     if token:
         given = request.headers.get("Authorization", "")
@@ -47,7 +47,5 @@ CHECK_TITLES = {
 @admin_required_page
 def health():
     """The monitor's checks, now, for this firm (and the deployment)."""
-    from app.automation.operations.monitor import CHECKS, check
-
     report = check(all_firms=False)
     return render_template("admin/health.html", report=report, checks=CHECKS, titles=CHECK_TITLES)

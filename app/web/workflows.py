@@ -21,7 +21,7 @@ from sqlalchemy import select
 
 from app.auth import login_required_page
 from app.automation.graph.validation import WorkflowInvalid
-from app.automation.lifecycle.publishing import pause_workflow
+from app.automation.lifecycle.publishing import ApprovalRequired, pause_workflow
 from app.automation.lifecycle.workflow_ops import (
     WorkflowOpError,
     activate_and_enroll,
@@ -182,8 +182,6 @@ def duplicate(workflow_id: int):
 @bp.post("/<int:workflow_id>/activate")
 @login_required_page
 def activate(workflow_id: int):
-    from app.automation.lifecycle.publishing import ApprovalRequired
-
     workflow = get_or_404(Workflow, workflow_id)
     try:
         version, enrolled = activate_and_enroll(workflow, g.user)

@@ -9,6 +9,7 @@ import time_machine
 from sqlalchemy import select
 
 from app import queue
+from app.automation.engine import sweeper
 from app.automation.engine.batch import run_batch
 from app.automation.engine.claim import claim_ready, new_owner
 from app.automation.engine.enrollment import enroll, entry_of, start_entries
@@ -32,7 +33,7 @@ def _waiting_for(seconds: int, acme, alice):
 
 def test_the_wake_job_kicks_the_engine_only_when_a_wait_is_due(acme, alice, monkeypatch):
     kicks = []
-    monkeypatch.setattr(queue, "kick_engine", lambda: kicks.append(1))
+    monkeypatch.setattr(sweeper, "kick_engine", lambda: kicks.append(1))
     short, long = _waiting_for(10, acme, alice), _waiting_for(60, acme, alice)
     with time_machine.travel(T0, tick=False) as clock:
         soon, later = run(short, make_contact(acme)), run(long, make_contact(acme))

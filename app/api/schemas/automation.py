@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, Field
 
 from app.api.core import DbId, Input, Output
+from app.automation.delivery.windows import WindowError, parse_window
 from app.automation.lifecycle.workflow_ops import DESCRIPTION_MAX, NAME_MAX
 from app.automation.nodes.registry import all_node_types
 from app.automation.triggers.registry import TRIGGER_TYPES
@@ -50,8 +51,6 @@ WorkflowStatus = Literal["draft", "active", "paused", "archived"]
 
 
 def _send_window(value):
-    from app.automation.delivery.windows import WindowError, parse_window
-
     try:
         window = parse_window(value)
     except WindowError as exc:

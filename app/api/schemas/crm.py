@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import EmailStr, Field, field_validator
 
 from app.api.core import DbId, Input, Output
+from app.automation.templating.render import template_errors
 
 TagName = Field(min_length=1, max_length=100)
 FORM_FIELD_TYPES = Literal[
@@ -148,8 +149,6 @@ class FormField(Input):
 
 
 def _template(value: str | None) -> str | None:
-    from app.automation.templating.render import template_errors
-
     if value and (errors := template_errors(value)):
         raise ValueError("; ".join(errors))
     return value

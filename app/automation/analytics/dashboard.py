@@ -27,6 +27,7 @@ from app.automation.analytics.calculator import (
     email_block,
     percent,
 )
+from app.automation.graph.definition import Graph, definition_of
 from app.clock import now
 from app.extensions import db
 from app.models import Workflow, WorkflowAnalytics, WorkflowExecution, WorkflowGoal
@@ -256,8 +257,6 @@ def summarize(workflow: Workflow, start: date, end: date) -> Summary:
 
 
 def entry_node(workflow: Workflow) -> str | None:
-    from app.automation.graph.definition import Graph, definition_of
-
     return Graph(definition_of(workflow)).entry()
 
 

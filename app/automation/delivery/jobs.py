@@ -6,12 +6,11 @@ import time
 
 from app.automation.delivery import dispatcher
 from app.automation.engine.jobs import JOB_BUDGET_SECONDS
+from app.queue import clear_kick
 
 
 def run_delivery_job() -> int:
     """The ``delivery`` queue's job: send due outbox rows."""
-    from app.queue import clear_kick
-
     clear_kick("delivery")
     sent = 0
     started = time.monotonic()

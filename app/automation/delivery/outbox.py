@@ -33,6 +33,7 @@ from flask import current_app
 from sqlalchemy import update
 
 from app.automation.delivery.gates import Candidate, GateRun, Verdict
+from app.automation.engine.context import render_context
 from app.automation.nodes.registry import UnknownNodeType, get_node_type
 from app.automation.templating.render import TemplateError, render_html, render_text
 from app.clock import now
@@ -121,8 +122,6 @@ def _config(node: Any):
 
 
 def _default_context(contact: Any, execution: Any) -> dict:
-    from app.automation.engine.context import render_context
-
     return render_context(contact, None, execution)
 
 

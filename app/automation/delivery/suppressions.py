@@ -19,6 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from app.automation.delivery.bounces import Bounce
 from app.automation.delivery.gates import normalize_address
+from app.automation.delivery.gates.suppression import describe
 from app.clock import now
 from app.extensions import db
 from app.models import OutboxMessage, Suppression, TrackingEvent
@@ -245,8 +246,6 @@ def search(
 
 
 def entry_dict(entry: Suppression) -> dict:
-    from app.automation.delivery.gates.suppression import describe
-
     return {
         "id": entry.id,
         "email": entry.address if entry.channel == "email" else None,

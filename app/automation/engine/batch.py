@@ -17,6 +17,7 @@ from datetime import timedelta
 from sqlalchemy import select, update
 
 from app.automation.engine.state import BatchState
+from app.automation.engine.wakes import wake_contact_waits
 from app.automation.engine.walk import walk
 from app.automation.engine.write import executions, write_back
 from app.automation.nodes.step import Effects
@@ -24,6 +25,7 @@ from app.automation.operations import metrics
 from app.automation.triggers.bus import emit_many
 from app.clock import now
 from app.extensions import db
+from app.models import DeadLetter, Workflow, WorkflowTrigger
 
 log = logging.getLogger(__name__)
 
@@ -125,8 +127,6 @@ def _wake_condition_waits(candidates: list[tuple[Effects, dict]], written: list[
     """Other executions waiting on a contact this batch changed (for a
     condition, or in a rule-goal workflow) re-check it now (this batch's
     own walked on the new facts)."""
-    from app.automation.engine.wakes import wake_contact_waits
-
     try:
         woken = wake_contact_waits(
             {event["contact_id"] for _, event in candidates},
@@ -160,8 +160,6 @@ def _listening(candidates: list[tuple[Effects, dict]]) -> set[tuple[int, str]]:
     """(firm, trigger type) pairs some active trigger listens to: a batch
     of 500 executions makes ~1,000 CRM events, and when no workflow waits
     for them, one indexed query here saves building and recording them."""
-    from app.models import Workflow, WorkflowTrigger
-
     wanted: set[str] = set()
     for _, event in candidates:
         wanted.update(_types_of(event))
@@ -184,8 +182,6 @@ def _listening(candidates: list[tuple[Effects, dict]]) -> set[tuple[int, str]]:
 
 def _record_crash(row: dict, owner: str, exc: Exception) -> None:
     """An execution that cannot even be written: retry later, then fail."""
-    from app.models import DeadLetter
-
     db.session.rollback()
     attempts = int(row["attempts"] or 0) + 1
     error = f"{type(exc).__name__}: {exc}"[:2000]

@@ -13,7 +13,9 @@ from typing import Any
 
 from sqlalchemy import select
 
+from app.automation.delivery.topics import subscribed_facts
 from app.extensions import db
+from app.models import Contact, Deal, TrackingEvent
 
 CONTACT_FIELDS = (
     "id",
@@ -91,8 +93,6 @@ def workflow_dict(workflow: Any) -> dict:
 def render_context(contact: Any, workflow: Any = None, execution: Any = None, *, deal=None) -> dict:
     """What a template sees: ``contact``, ``deal``, ``workflow``,
     ``execution`` and ``context`` (the execution's context data)."""
-    from app.models import Contact
-
     tags = None
     if isinstance(contact, Contact):
         tags = contact.tag_names
@@ -109,8 +109,6 @@ def render_context(contact: Any, workflow: Any = None, execution: Any = None, *,
 
 
 def latest_open_deal(contact_id: int):
-    from app.models import Deal
-
     stmt = (
         select(Deal)
         .where(Deal.contact_id == contact_id, Deal.status == "open")
@@ -147,8 +145,6 @@ def facts_for(
     """Facts about one contact (ORM Contact or its id), for trigger filters,
     goals and anything outside the engine's batches. Runs under the
     current firm (tenancy applies)."""
-    from app.models import Contact
-
     if not isinstance(contact, Contact):
         contact = db.session.get(Contact, int(contact))
     if contact is None:
@@ -183,8 +179,6 @@ def facts_for(
 def load_subscriptions(contacts: dict[int, dict]) -> dict[int, dict[int, bool]]:
     """contact id -> {topic id: subscribed} (``contacts``: id -> firm_id,
     unsubscribed), for the rules' ``{"topic": id, "op": "subscribed"}``."""
-    from app.automation.delivery.topics import subscribed_facts
-
     return subscribed_facts(db.session.connection(), contacts)
 
 
@@ -193,8 +187,6 @@ def load_events(
 ) -> dict[int, list[tuple[str, str | None]]]:
     """Tracking events (open/click) per contact, limited to one workflow
     (the rule "email_opened at node X" means this workflow's e-mail)."""
-    from app.models import TrackingEvent
-
     ids = list(contact_ids)
     out: dict[int, list[tuple[str, str | None]]] = {cid: [] for cid in ids}
     if not ids:

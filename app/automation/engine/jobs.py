@@ -12,6 +12,10 @@ from __future__ import annotations
 import time
 
 from app.automation.delivery import dispatcher
+from app.automation.engine.batch import quiet_gc, run_batch
+from app.automation.engine.claim import claim_ready, new_owner
+from app.automation.engine.sweeper import wake_finished_deliveries
+from app.queue import clear_kick, kick_engine
 
 # A kick job keeps claiming batches for at most this long, then hands over
 # to a fresh job so other queues and workers get their turn.
@@ -24,9 +28,6 @@ def advance_ready_batch(limit: int | None = None, owner: str | None = None) -> d
     Returns ``{"executions": n, "steps": n}``; ``executions`` is how many
     were claimed (``limit`` claimed means there may be more)."""
     from flask import current_app
-
-    from app.automation.engine.batch import quiet_gc, run_batch
-    from app.automation.engine.claim import claim_ready, new_owner
 
     limit = limit or int(current_app.config.get("ENGINE_BATCH_SIZE") or 500)
     owner = owner or new_owner()
@@ -43,8 +44,6 @@ def run_engine_job() -> dict:
     When a batch comes back full it kicks another job first, so an idle
     worker joins in (2 workers, 2 jobs, no coordination needed)."""
     from flask import current_app
-
-    from app.queue import clear_kick, kick_engine
 
     clear_kick("engine")
     limit = int(current_app.config.get("ENGINE_BATCH_SIZE") or 500)
@@ -75,8 +74,6 @@ def drain(max_rounds: int = 200) -> dict:
     """Synchronously run engine batches (due waits included), due
     deliveries and delivery wakes until nothing is ready (tests and the CLI
     use this instead of workers)."""
-    from app.automation.engine.sweeper import wake_finished_deliveries
-
     totals = {"rounds": 0, "executions": 0, "steps": 0, "delivered": 0, "woken": 0}
     for _ in range(max_rounds):
         totals["rounds"] += 1

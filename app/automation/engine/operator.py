@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from sqlalchemy import update
 
+from app.automation.engine.retry import resume_failed
 from app.clock import now
 from app.extensions import db
 from app.models import WorkflowExecution
+from app.models.audit import record
 from app.models.execution import ACTIVE_STATUSES
 
 
 def cancel_execution(execution: WorkflowExecution, user=None) -> bool:
     """Stop an execution for good. A job that already claimed it finds the
     status changed at write-back and writes nothing (engine.write)."""
-    from app.models.audit import record
-
     table = WorkflowExecution.__table__
     moment = now()
     stmt = (
@@ -41,8 +41,6 @@ def retry_execution(execution: WorkflowExecution, user=None) -> bool:
     """Resume a failed execution at its failed node, in the same execution;
     steps already done are not repeated. A failed message step gets its
     outbox row requeued and waits for the delivery."""
-    from app.automation.engine.retry import resume_failed
-
     changed = resume_failed(execution)
     if changed:
         from app.models.audit import record

@@ -6,6 +6,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.automation.delivery.outbox import requeue
+from app.automation.engine.enrollment import workflow_definition
 from app.automation.nodes.registry import keys_where
 from app.clock import now
 from app.extensions import db
@@ -14,8 +15,6 @@ from app.models.execution import ACTIVE_STATUSES
 
 
 def _node_type(execution: WorkflowExecution) -> str | None:
-    from app.automation.engine.enrollment import workflow_definition
-
     definition = workflow_definition(execution.workflow, execution.version or None)
     for node in definition.get("nodes", []):
         if node["node_id"] == execution.current_node:

@@ -20,7 +20,7 @@ from sqlalchemy import and_, select
 from app.automation.delivery.windows import WindowError, parse_window
 from app.automation.engine.claim import id_in
 from app.automation.engine.context import CONTACT_FIELDS, Facts, deal_dict, load_events
-from app.automation.graph.definition import Graph
+from app.automation.graph.definition import Graph, definition_of
 from app.automation.nodes.registry import UnknownNodeType, get_node_type
 from app.extensions import db
 from app.models import (
@@ -35,6 +35,7 @@ from app.models import (
     contact_tags,
     list_members,
 )
+from app.tenancy import firm_context
 
 
 @dataclass
@@ -179,9 +180,6 @@ class BatchState:
 
     @staticmethod
     def _live_definition(workflow_id: int, firm_id: int) -> dict:
-        from app.automation.graph.definition import definition_of
-        from app.tenancy import firm_context
-
         with firm_context(firm_id):
             workflow = db.session.get(Workflow, workflow_id)
             return definition_of(workflow)

@@ -30,11 +30,12 @@ from sqlalchemy import func, or_, select, update
 from app.automation.delivery.dispatcher import deliver_due
 from app.automation.engine.claim import due_clause, ready_clause
 from app.automation.engine.wakes import recheck_goal_waits
+from app.automation.triggers.double_opt_in import purge_expired
 from app.automation.triggers.scheduler import run_due_date_triggers
 from app.clock import now
 from app.extensions import db
-from app.models import WorkflowExecution
-from app.queue import kick_delivery, redis_connection
+from app.models import OutboxMessage, WorkflowExecution
+from app.queue import kick_delivery, kick_engine, redis_connection
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,6 @@ def wake_due() -> int:
         db.session.rollback()
     if found is None:
         return 0
-    from app.queue import kick_engine
 
     kick_engine()
     return 1
@@ -66,8 +66,6 @@ def wake_finished_deliveries(kick: bool = True) -> int:
     The dispatcher wakes them itself; this catches the wakes lost when a
     worker died between recording a send and waking (the safety net would
     otherwise be the delivery wait's recheck minutes later)."""
-    from app.models import OutboxMessage
-
     outbox = OutboxMessage.__table__
     still_pending = (
         select(outbox.c.id)
@@ -106,8 +104,6 @@ def ready_without_worker() -> int:
 
 def process_waiting_executions() -> dict:
     """One sweep; returns what it did (for logs and the CLI)."""
-    from app.queue import kick_engine
-
     result = {
         "woken": wake_finished_deliveries(kick=False),
         "goal_rechecks": recheck_goal_waits(),
@@ -128,7 +124,6 @@ def process_waiting_executions() -> dict:
         except Exception:
             log.exception("delivering due messages failed")
             db.session.rollback()
-    from app.automation.triggers.double_opt_in import purge_expired
 
     try:
         result["signups_expired"] = purge_expired()

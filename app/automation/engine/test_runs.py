@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from app.automation.engine.batch import run_batch
+from app.automation.engine.claim import claim_ready, new_owner
+from app.automation.engine.enrollment import enroll
 from app.extensions import db
 from app.models import WorkflowExecution
 
@@ -9,9 +12,6 @@ from app.models import WorkflowExecution
 def _advance(execution: WorkflowExecution) -> WorkflowExecution:
     """Advance one execution as far as it can go, with the same claim,
     walk and write-back the batch jobs use."""
-    from app.automation.engine.batch import run_batch
-    from app.automation.engine.claim import claim_ready, new_owner
-
     owner = new_owner()
     rows = claim_ready(1, owner, ids=[execution.id])
     if rows:
@@ -24,8 +24,6 @@ def test_run(workflow, contact, user=None) -> WorkflowExecution:
     """Run ``contact`` through ``workflow`` in test mode: nothing leaves
     (messages become "test" outbox rows, CRM records are not changed,
     waits pass at once) and each step records what it would have done."""
-    from app.automation.engine.enrollment import enroll
-
     ids = enroll(
         workflow,
         [contact.id],

@@ -35,6 +35,7 @@ from app.clock import now
 from app.extensions import db
 from app.models import Workflow, WorkflowExecution, WorkflowVersion
 from app.models.execution import CONDITION_WAIT_WHERE
+from app.queue import kick_engine
 
 table = WorkflowExecution.__table__
 
@@ -158,8 +159,6 @@ def recheck_goal_waits(limit: int = 1000) -> int:
 def wake(execution_ids) -> int:
     """Make waiting executions ready now (a delivery finished, a fact a
     wait-for-condition watches changed). Commits and kicks the engine."""
-    from app.queue import kick_engine
-
     ids = sorted({int(i) for i in execution_ids})
     if not ids:
         return 0

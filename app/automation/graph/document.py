@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from app.automation.delivery.windows import WindowError, parse_window
 from app.automation.graph.validation import MAX_NODES
 
 FORMAT = "automation-workflow"
@@ -58,8 +59,6 @@ class SettingsDoc(_Strict):
     @field_validator("send_window")
     @classmethod
     def _window(cls, value):
-        from app.automation.delivery.windows import WindowError, parse_window
-
         try:
             window = parse_window(value)
         except WindowError as exc:

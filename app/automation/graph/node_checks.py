@@ -11,7 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.automation.delivery.senders import sender_problem
+from app.automation.delivery.webhook import UnresolvableHost, UnsafeURL, check_url
 from app.automation.nodes.registry import UnknownNodeType, get_node_type
+from app.automation.templating.render import template_errors, template_strings_errors
 
 
 def save_problems(
@@ -32,7 +35,6 @@ def sender_problems(node_type: str, configuration: dict) -> dict[str, list[str]]
     sending domains or MAIL_FROM's (docs/SENDING.md)."""
     if node_type != "send_email":
         return {}
-    from app.automation.delivery.senders import sender_problem
 
     problem = sender_problem(configuration.get("from_email"))
     return {"from_email": [problem]} if problem else {}
@@ -41,8 +43,6 @@ def sender_problems(node_type: str, configuration: dict) -> dict[str, list[str]]
 def template_problems(node_type: str, configuration: dict) -> dict[str, list[str]]:
     """Template syntax errors and sandbox-refused attributes, by field: of
     the type's ``templated`` keys, a text or every string inside an object."""
-    from app.automation.templating.render import template_errors, template_strings_errors
-
     try:
         keys = get_node_type(node_type).templated
     except UnknownNodeType:
@@ -59,8 +59,6 @@ def template_problems(node_type: str, configuration: dict) -> dict[str, list[str
 
 
 def _url_problems(url: Any, allow_private: bool, need_dns: bool) -> dict[str, list[str]]:
-    from app.automation.delivery.webhook import UnresolvableHost, UnsafeURL, check_url
-
     try:
         check_url(str(url or ""), allow_private)
     except UnresolvableHost as exc:

@@ -15,7 +15,7 @@ from app.automation.graph.validation import WorkflowInvalid, validate_workflow
 from app.automation.lifecycle.publishing import needs_approval, publish
 from app.clock import now
 from app.extensions import db
-from app.models import ApprovalRequest, Firm, Workflow
+from app.models import ApprovalRequest, Firm, Notification, User, Workflow
 from app.models.audit import record
 
 
@@ -105,8 +105,6 @@ def request_publication(
 
 def _notify_admins(workflow: Workflow, user) -> None:
     """Best effort: admins see the request in their notifications too."""
-    from app.models import Notification, User
-
     admins = db.session.scalars(select(User).where(User.role == "admin")).all()
     who = getattr(user, "email", "someone")
     for admin in admins:

@@ -34,6 +34,7 @@ from app.automation.graph.document import (
     WorkflowDoc,
 )
 from app.automation.graph.node_checks import save_problems
+from app.automation.graph.rows import apply_definition
 from app.automation.nodes.registry import config_errors
 from app.automation.triggers.registry import trigger_config_errors
 from app.extensions import db
@@ -339,8 +340,6 @@ def import_workflow(document: Any, user=None, *, name: str | None = None) -> Wor
 
     Raises :class:`ImportProblems` (nothing created) when the document has
     problems. ``name`` overrides the document's name."""
-    from app.automation.graph.rows import apply_definition
-
     doc = parse_document(document)
     try:
         problems, nodes, triggers = _check_parts(doc)

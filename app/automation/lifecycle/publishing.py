@@ -15,6 +15,7 @@ from collections import defaultdict
 from sqlalchemy import func, or_, select, update
 
 from app.automation.graph.definition import definition_of
+from app.automation.graph.rows import apply_definition
 from app.automation.graph.validation import WorkflowInvalid, validate_workflow
 from app.clock import now
 from app.extensions import db
@@ -372,8 +373,6 @@ def rollback(
     The live nodes, edges, triggers and settings become the old version's
     (name and description stay), then :func:`publish` moves contacts the
     same way. Nothing changes when publishing refuses."""
-    from app.automation.graph.rows import apply_definition
-
     old = get_version(workflow, version_number)
     if old is None:
         raise LookupError(f"workflow {workflow.id} has no version {version_number}")

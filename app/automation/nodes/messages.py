@@ -23,7 +23,8 @@ from sqlalchemy import select
 
 from app.automation.delivery.gates import Candidate, GateRun, Verdict
 from app.automation.delivery.outbox import build_outbox_row, candidate_for
-from app.automation.delivery.windows import parse_window
+from app.automation.delivery.senders import parse_sender
+from app.automation.delivery.windows import WindowError, parse_window
 from app.automation.nodes import form
 from app.automation.nodes.registry import ActionConfig, NodeType, get_node_type, register
 from app.automation.nodes.step import Outcome, Step, would
@@ -163,8 +164,6 @@ class _SendWindowField:
     @field_validator("send_window", check_fields=False)
     @classmethod
     def _window(cls, value):
-        from app.automation.delivery.windows import WindowError, parse_window
-
         try:
             window = parse_window(value)
         except WindowError as exc:
@@ -188,8 +187,6 @@ class SendEmailConfig(_SendWindowField, ActionConfig):
     @field_validator("from_email")
     @classmethod
     def _sender(cls, value: str | None) -> str | None:
-        from app.automation.delivery.senders import parse_sender
-
         return parse_sender(value) if value not in (None, "") else None
 
     @model_validator(mode="after")

@@ -21,6 +21,8 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
 
+from app.tenancy import current_firm_id
+
 FIELDS = ("firm_id", "workflow_id", "execution_id", "job", "job_id", "request_id")
 _context: ContextVar[dict | None] = ContextVar("log_context", default=None)
 
@@ -49,8 +51,6 @@ def unbind(token) -> None:
 
 
 def current_fields() -> dict:
-    from app.tenancy import current_firm_id
-
     fields = dict(_context.get() or {})
     firm_id = current_firm_id()
     if firm_id is not None:

@@ -37,6 +37,13 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily
 
+from app import queue as app_queue
+from app.automation.engine.claim import due_clause
+from app.clock import now
+from app.extensions import db
+from app.models import OutboxMessage, WorkflowExecution
+from app.models.delivery import OUTBOX_STATUSES
+
 log = logging.getLogger(__name__)
 
 
@@ -156,8 +163,6 @@ class DeploymentCollector:
             return list(families)
 
     def _read(self) -> list:
-        from app.extensions import db
-
         families = []
         with self.app.app_context():
             try:
@@ -184,8 +189,6 @@ class DeploymentCollector:
 def _queue_depth() -> list:
     from flask import current_app
 
-    from app import queue as app_queue
-
     family = GaugeMetricFamily(
         "automation_queue_depth", "Jobs waiting in each queue.", labels=["queue"]
     )
@@ -201,12 +204,6 @@ def _queue_depth() -> list:
 
 def _database_gauges() -> list:
     from sqlalchemy import func, select
-
-    from app.automation.engine.claim import due_clause
-    from app.clock import now
-    from app.extensions import db
-    from app.models import OutboxMessage, WorkflowExecution
-    from app.models.delivery import OUTBOX_STATUSES
 
     executions = WorkflowExecution.__table__
     outbox = OutboxMessage.__table__

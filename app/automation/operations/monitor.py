@@ -42,7 +42,9 @@ from datetime import datetime, timedelta
 from flask import current_app
 from sqlalchemy import func, select
 
+from app import queue as app_queue
 from app.automation.delivery.pacing import settings_of
+from app.automation.operations.workers import known_workers
 from app.clock import ensure_utc, now
 from app.extensions import db
 from app.models import (
@@ -275,9 +277,6 @@ def _sending_paused(all_firms: bool) -> list[Finding]:
 
 
 def _workers_missing() -> list[Finding]:
-    from app import queue as app_queue
-    from app.automation.operations.workers import known_workers
-
     app = current_app._get_current_object()
     if not app.config.get("REDIS_URL"):
         return []  # in-process jobs: the web process is the worker

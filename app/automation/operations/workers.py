@@ -20,6 +20,7 @@ from datetime import timedelta
 from flask import Flask
 
 from app.clock import ensure_utc, now
+from app.queue import redis_connection
 
 
 def beats_key(app: Flask) -> str:
@@ -27,8 +28,6 @@ def beats_key(app: Flask) -> str:
 
 
 def beat(app: Flask, name: str, queues: list[str]) -> None:
-    from app.queue import redis_connection
-
     entry = {
         "at": now().isoformat(),
         "host": socket.gethostname(),
@@ -40,8 +39,6 @@ def beat(app: Flask, name: str, queues: list[str]) -> None:
 
 
 def forget(app: Flask, name: str) -> None:
-    from app.queue import redis_connection
-
     with app.app_context():
         redis_connection().hdel(beats_key(app), name)
 
@@ -63,8 +60,6 @@ def known_workers(app: Flask) -> list[dict]:
     """Every worker that beat within ``WORKER_FORGET_SECONDS``, with
     ``age`` (seconds since its last beat); older entries are removed."""
     from datetime import datetime
-
-    from app.queue import redis_connection
 
     connection = redis_connection()
     if connection is None:

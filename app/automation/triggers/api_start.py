@@ -23,10 +23,12 @@ import threading
 
 from sqlalchemy import text
 
+from app.automation.engine.enrollment import NotEnrollable, entry_of
 from app.clock import now
 from app.extensions import db
 from app.models import Workflow, WorkflowExecution
 from app.models.execution import ACTIVE_STATUSES
+from app.queue import kick_engine
 from app.tenancy import current_actor
 
 # workflow id -> (version, entry node): a version's graph never changes, so
@@ -96,7 +98,6 @@ def _entry(workflow_id: int) -> tuple[int, str] | None:
     cached = _entries.get(workflow_id)
     if cached is not None:
         return cached
-    from app.automation.engine.enrollment import NotEnrollable, entry_of
 
     workflow = db.session.get(Workflow, workflow_id)  # tenancy: the current firm's
     if workflow is None or not workflow.version:
@@ -153,7 +154,6 @@ def start(
     if row is None:
         forget(workflow_id)  # maybe a new version: look it up again next time
         return None
-    from app.queue import kick_engine
 
     kick_engine()
     return dict(row)

@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
+from app.automation.engine.context import facts_for
+from app.automation.rules.evaluator import evaluate
 from app.extensions import db
 from app.models import Contact
 
@@ -30,9 +32,6 @@ def contact_matches(
 
 
 def _evaluate(rule_group: dict, contact: Contact, context: dict, workflow_id=None) -> bool:
-    from app.automation.engine.context import facts_for
-    from app.automation.rules.evaluator import evaluate
-
     return bool(evaluate(rule_group, facts_for(contact, context=context, workflow_id=workflow_id)))
 
 

@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from app.automation.engine.enrollment import NotEnrollable, entry_of, start_entries
 from app.automation.triggers.bus import audit_firings, emit_each
+from app.automation.triggers.registry import TRIGGER_TYPES
 from app.extensions import db
 from app.models import Contact, WorkflowExecution
 
@@ -56,8 +57,6 @@ def report_events(firm_id: int, items: list[dict | None]) -> list[Reported | Ite
     """Record ``{"type", "contact_id", "data", "event_id"}`` items (None for
     an item already refused by its caller, kept in place) and start what
     they trigger. Commits once."""
-    from app.automation.triggers.registry import TRIGGER_TYPES
-
     known = _known_contacts(item["contact_id"] for item in items if item)
     outcomes: list[Reported | ItemRefused | None] = []
     events = []

@@ -45,6 +45,7 @@ from app.automation.engine.deadlocks import retry_on_deadlock
 from app.automation.engine.enrollment import NotEnrollable, entry_of, start_entries
 from app.automation.engine.wakes import wake_contact_waits
 from app.automation.operations import metrics
+from app.automation.triggers.audience import contact_matches
 from app.automation.triggers.filters import rule_group_of
 from app.automation.triggers.registry import event_matches, keys_driven_by
 from app.clock import now
@@ -268,7 +269,6 @@ def contact_passes(trigger: WorkflowTrigger, contact_id: int, context: dict | No
     group = rule_group_of(trigger.configuration)
     if group is None:
         return True
-    from app.automation.triggers.audience import contact_matches
 
     return contact_matches(group, contact_id, context or {}, trigger.workflow_id)
 

@@ -25,6 +25,7 @@ from flask import g, has_app_context, has_request_context
 from sqlalchemy import event, inspect
 from sqlalchemy.orm import Session, SessionTransaction
 
+from app.automation.triggers.bus import emit_many
 from app.models import Contact, ContactList, Deal
 
 log = logging.getLogger(__name__)
@@ -144,7 +145,6 @@ def _dispatch(session: Session, transaction: SessionTransaction) -> None:
     if not has_app_context():
         session.info.pop(READY, None)
         return
-    from app.automation.triggers.bus import emit_many
 
     session.info[BUSY] = True
     try:

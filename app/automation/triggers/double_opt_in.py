@@ -28,9 +28,11 @@ from app.automation.delivery import signing
 from app.automation.delivery.gates import Candidate, GateRun
 from app.automation.delivery.outbox import email_message_id
 from app.automation.templating.render import render_html, render_text
+from app.automation.triggers import forms
 from app.clock import ensure_utc, now
 from app.extensions import db
 from app.models import Form, OutboxMessage, PendingSignup
+from app.queue import kick_delivery
 from app.tenancy import firm_context
 
 DEFAULT_SUBJECT = "Please confirm your subscription to {{ form.name }}"
@@ -127,8 +129,6 @@ def _confirmation_row(form: Form, signup: PendingSignup, values: dict) -> dict:
 
 
 def _kick() -> None:
-    from app.queue import kick_delivery
-
     kick_delivery()
 
 
@@ -162,8 +162,6 @@ def read(token: str) -> PendingSignup:
 def confirm(token: str, *, ip: str, user_agent: str):
     """Apply a pending sign-up once; returns (form, contact id). A second
     press finds it confirmed and changes nothing."""
-    from app.automation.triggers import forms
-
     signup = read(token)
     with firm_context(signup.firm_id):
         form = db.session.get(Form, signup.form_id)

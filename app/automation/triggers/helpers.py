@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from sqlalchemy import select
 
 from app.automation.engine.enrollment import NotEnrollable, enroll, entry_of, start_entries
+from app.automation.triggers import api_start, forms
 from app.automation.triggers.audience import BATCH, matching_contact_ids
 from app.automation.triggers.bus import audit_firing, audit_many, emit
 from app.automation.triggers.filters import rule_group_of
@@ -53,8 +54,6 @@ def trigger_form_submitted(firm, form_id: int, submission_data: dict) -> list[in
     """Submit ``submission_data`` to form ``form_id`` as the public page would
     (without its token): validate, upsert the contact, fire ``form_submitted``.
     Raises ``ValueError`` naming the fields when the data does not validate."""
-    from app.automation.triggers import forms
-
     with firm_context(_id(firm)):
         form = db.session.get(Form, int(form_id))
         if form is None:
@@ -149,8 +148,6 @@ def start_in_one_statement(
 ) -> dict | None:
     """The API trigger's common case (a new execution) in one statement,
     or None: then :func:`trigger_api` takes the full path (see api_start)."""
-    from app.automation.triggers import api_start
-
     key = (idempotency_key or "").strip()[:150]
     event_id = f"api:{key}" if key else f"api:{uuid.uuid4().hex}"
     return api_start.start(

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from app.automation.graph.document import FORMAT, FORMAT_VERSION
 from app.automation.lifecycle.gallery.catalog import CATALOG
+from app.automation.lifecycle.portability import import_workflow
 from app.models import Workflow
 
 
@@ -22,8 +24,6 @@ class Template:
     workflow: dict
 
     def document(self) -> dict:
-        from app.automation.graph.document import FORMAT, FORMAT_VERSION
-
         return {"format": FORMAT, "version": FORMAT_VERSION, "workflow": self.workflow}
 
     def summary(self) -> dict:
@@ -67,7 +67,5 @@ def get_template(key: str) -> Template:
 def instantiate(key: str, name: str | None = None, user=None) -> Workflow:
     """A new draft workflow of the current firm built from the template;
     commits. ``name`` defaults to the template's name."""
-    from app.automation.lifecycle.portability import import_workflow
-
     template = get_template(key)
     return import_workflow(template.document(), user, name=name or template.name)
