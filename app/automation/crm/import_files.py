@@ -13,13 +13,20 @@ import codecs
 import csv
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import timedelta
 from typing import IO
 
-from sqlalchemy import insert, select
+from sqlalchemy import and_, insert, or_, select, update
 
+from app.clock import now
 from app.extensions import db
 from app.models import ContactImport, ContactImportChunk
+from app.tenancy import firm_context
+
+# An import whose job has not reported for this long is taken to be dead:
+# another copy of the job may claim it, and its page offers "resume".
+STALLED = timedelta(minutes=2)
 
 CHUNK_BYTES = 1024 * 1024
 MAX_BYTES = 64 * 1024 * 1024
@@ -182,3 +189,49 @@ def preview_rows(imp: ContactImport, limit: int = 5) -> list[tuple[int, list[str
         if len(rows) >= limit:
             break
     return rows
+
+
+def raw_line(cells: list[str]) -> str:
+    """A row as it stood in the file, for the error report."""
+    out = io.StringIO()
+    csv.writer(out).writerow(cells)
+    return out.getvalue().rstrip("\r\n")[:4000]
+
+
+def claim_and_run(import_id: int, kind: str, work: Callable[[ContactImport], None]) -> None:
+    """An import job's frame: claim the import of ``kind`` (a second copy of
+    the job, or one started while another still makes progress, does
+    nothing), run ``work`` inside the import's firm, and mark the import
+    failed, keeping the error, if ``work`` raises."""
+    moment = now()
+    claimed = db.session.execute(
+        update(ContactImport)
+        .where(
+            ContactImport.id == import_id,
+            ContactImport.kind == kind,
+            or_(
+                ContactImport.status == "queued",
+                and_(
+                    ContactImport.status == "running", ContactImport.updated_at < moment - STALLED
+                ),
+            ),
+        )
+        .values(status="running", updated_at=moment)
+        .execution_options(all_firms=True)
+    ).rowcount
+    db.session.commit()
+    if claimed != 1:
+        return
+    imp = db.session.scalars(
+        select(ContactImport).where(ContactImport.id == import_id).execution_options(all_firms=True)
+    ).one()
+    with firm_context(imp.firm_id):
+        try:
+            work(imp)
+        except Exception as exc:
+            db.session.rollback()
+            imp = db.session.get(ContactImport, import_id)
+            imp.status, imp.finished_at = "failed", now()
+            imp.error = f"{type(exc).__name__}: {exc}"[:500]
+            db.session.commit()
+            raise

@@ -19,15 +19,21 @@ import itertools
 import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import insert, select
 from sqlalchemy.orm import selectinload
 
-from app.automation.crm.import_files import CONTACT_FIELDS, CUSTOM_KEY, read_rows
+from app.automation.crm.import_files import (
+    CONTACT_FIELDS,
+    CUSTOM_KEY,
+    STALLED,
+    claim_and_run,
+    raw_line,
+    read_rows,
+)
 from app.automation.triggers.bus import emit_many
 from app.automation.triggers.crm_events import crm_event
 from app.clock import now
@@ -49,7 +55,6 @@ NEW_CONTACT = {
     "unsubscribed": False,
 }
 # A running import whose row has not changed for this long lost its worker.
-STALLED = timedelta(minutes=2)
 LIMITS = {"first_name": 100, "last_name": 100, "phone": 40, "timezone": 64}
 TRUE = {"1", "true", "yes", "y", "x"}
 FALSE = {"", "0", "false", "no", "n"}
@@ -164,47 +169,9 @@ def check_row(line: int, cells: list[str], mapping: list[str | None]) -> RowResu
     return result
 
 
-def _raw(cells: list[str]) -> str:
-    out = io.StringIO()
-    csv.writer(out).writerow(cells)
-    return out.getvalue().rstrip("\r\n")[:4000]
-
-
 def run_import(import_id: int) -> None:
-    """The job. Claims the import (a second copy of the job, or one started
-    while another still makes progress, does nothing), then works inside
-    the import's firm."""
-    moment = now()
-    claimed = db.session.execute(
-        update(ContactImport)
-        .where(
-            ContactImport.id == import_id,
-            or_(
-                ContactImport.status == "queued",
-                and_(
-                    ContactImport.status == "running", ContactImport.updated_at < moment - STALLED
-                ),
-            ),
-        )
-        .values(status="running", updated_at=moment)
-        .execution_options(all_firms=True)
-    ).rowcount
-    db.session.commit()
-    if claimed != 1:
-        return
-    imp = db.session.scalars(
-        select(ContactImport).where(ContactImport.id == import_id).execution_options(all_firms=True)
-    ).one()
-    with firm_context(imp.firm_id):
-        try:
-            _run(imp)
-        except Exception as exc:
-            db.session.rollback()
-            imp = db.session.get(ContactImport, import_id)
-            imp.status, imp.finished_at = "failed", now()
-            imp.error = f"{type(exc).__name__}: {exc}"[:500]
-            db.session.commit()
-            raise
+    """The job (its frame: :func:`import_files.claim_and_run`)."""
+    claim_and_run(import_id, "contacts", _run)
 
 
 def resume_import(imp: ContactImport) -> bool:
@@ -291,7 +258,7 @@ def _write_batch(imp: ContactImport, batch: list, first_line: dict[str, int]) ->
                     "email": result.email[:320],
                     "column": column[:100],
                     "message": message,
-                    "raw": _raw(cells),
+                    "raw": raw_line(cells),
                     "created_at": moment,
                 }
             )

@@ -14,14 +14,18 @@ writes nothing to the list, and the write is one transaction.
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 
-from sqlalchemy import and_, delete, insert, or_, select, update
+from sqlalchemy import delete, insert
 
-from app.automation.crm.import_files import UploadRefused, read_rows, store_upload
-from app.automation.crm.import_rows import STALLED
+from app.automation.crm.import_files import (
+    STALLED,
+    UploadRefused,
+    claim_and_run,
+    raw_line,
+    read_rows,
+    store_upload,
+)
 from app.automation.delivery.suppression_csv import MAX_ROWS, check_row, entry_rows
 from app.automation.delivery.suppressions import insert_many
 from app.clock import now
@@ -29,7 +33,6 @@ from app.extensions import db
 from app.models import ContactImport, ContactImportError
 from app.models.audit import record
 from app.queue import enqueue
-from app.tenancy import firm_context
 
 log = logging.getLogger(__name__)
 
@@ -65,46 +68,8 @@ def resume(imp: ContactImport) -> bool:
 
 
 def run_suppression_import(import_id: int) -> None:
-    """The job: claims the import (a second copy does nothing), then works
-    inside the import's firm."""
-    moment = now()
-    claimed = db.session.execute(
-        update(ContactImport)
-        .where(
-            ContactImport.id == import_id,
-            ContactImport.kind == KIND,
-            or_(
-                ContactImport.status == "queued",
-                and_(
-                    ContactImport.status == "running", ContactImport.updated_at < moment - STALLED
-                ),
-            ),
-        )
-        .values(status="running", updated_at=moment)
-        .execution_options(all_firms=True)
-    ).rowcount
-    db.session.commit()
-    if claimed != 1:
-        return
-    imp = db.session.scalars(
-        select(ContactImport).where(ContactImport.id == import_id).execution_options(all_firms=True)
-    ).one()
-    with firm_context(imp.firm_id):
-        try:
-            _run(imp)
-        except Exception as exc:
-            db.session.rollback()
-            imp = db.session.get(ContactImport, import_id)
-            imp.status, imp.finished_at = "failed", now()
-            imp.error = f"{type(exc).__name__}: {exc}"[:500]
-            db.session.commit()
-            raise
-
-
-def _raw(cells: list[str]) -> str:
-    out = io.StringIO()
-    csv.writer(out).writerow(cells)
-    return out.getvalue().rstrip("\r\n")[:4000]
+    """The job (its frame: :func:`import_files.claim_and_run`)."""
+    claim_and_run(import_id, KIND, _run)
 
 
 def _run(imp: ContactImport) -> None:
@@ -137,7 +102,7 @@ def _run(imp: ContactImport) -> None:
                     "email": (row.get("email") or row.get("phone") or "")[:320],
                     "column": column,
                     "message": "; ".join(m for _, m in checked.problems),
-                    "raw": _raw(cells),
+                    "raw": raw_line(cells),
                     "created_at": now(),
                 }
             )
