@@ -258,6 +258,18 @@ def _rows_to_dict(rows: list[dict], errors: Errors, field: str) -> dict[str, str
     return result
 
 
+def unshown_keys(node_type: str, configuration: dict | None) -> dict:
+    """The configuration keys no inspector field of the type writes (a
+    step's own ``send_window``, set through the API): a save from the
+    inspector keeps them as they were, rather than dropping them."""
+    owned: set[str] = set()
+    for field in _form_of(node_type):
+        owned.update(field.keys)
+        if seconds := getattr(field, "seconds_key", None):
+            owned.add(seconds)
+    return {key: value for key, value in (configuration or {}).items() if key not in owned}
+
+
 def config_from_values(node_type: str, values: Values) -> tuple[dict, Errors]:
     """The configuration the form describes, and errors the form itself has
     (numbers that are not numbers, JSON that does not parse); the registry's

@@ -30,6 +30,7 @@ from app.web.builder_forms import (
     apply_row_action,
     config_from_values,
     error_summary,
+    unshown_keys,
     values_from_config,
     values_from_form,
 )
@@ -154,6 +155,7 @@ def save_node(workflow_id: int, node_id: str):
         )
 
     config, errors = config_from_values(node.node_type, values)
+    config = {**unshown_keys(node.node_type, node.configuration), **config}
     for field, messages in config_errors(node.node_type, config).items():
         errors.setdefault(field, []).extend(messages)
     if node.node_type == "webhook" and "url" not in errors and config.get("url"):

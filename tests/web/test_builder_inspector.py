@@ -80,6 +80,30 @@ def test_it_saves_a_valid_email(client, signed_in, alice, acme):
     }
 
 
+def test_a_save_keeps_the_keys_the_form_does_not_show(client, signed_in, alice, acme):
+    window = {"days": ["mon"], "start": "09:00", "end": "17:00", "timezone": "contact"}
+    workflow = one_node(
+        acme,
+        "send_email",
+        {"subject": "Hi", "body_text": "Hello", "send_window": window, "max_attempts": 4},
+    )
+    token = signed_in(alice)
+    response = inspector_post(
+        client,
+        token,
+        workflow,
+        "step",
+        {"label": "Mail", "node_id": "step", "subject": "Hello again", "body_text": "Hello"},
+    )
+    assert response.status_code == 200
+    node = reload_workflow(workflow).node_by_key("step")
+    # The window (set through the API) stays; the retry box, left empty, is
+    # the form's own key and takes its default.
+    assert node.configuration["send_window"] == window
+    assert node.configuration["subject"] == "Hello again"
+    assert node.configuration.get("max_attempts") != 4
+
+
 def test_invalid_input_is_shown_and_not_saved(client, signed_in, alice, acme):
     workflow = one_node(acme, "send_email", {"subject": "Hi", "body_text": "Hello"})
     token = signed_in(alice)
