@@ -21,6 +21,7 @@ from typing import Any
 
 from werkzeug.datastructures import MultiDict
 
+from app.automation.delivery import windows
 from app.automation.nodes import form
 from app.automation.nodes.form import FormField
 from app.automation.nodes.registry import UnknownNodeType, get_node_type
@@ -30,6 +31,9 @@ ROW_FIELD = re.compile(r"^(?P<group>[a-z_]+)-(?P<index>\d+)-(?P<name>[a-z_]+)$")
 UNITS = {"minutes": 1 / 60, "hours": 1.0, "days": 24.0}
 ACTION_RETRY = ("max_attempts", "retry_backoff_seconds")
 MAX_ROWS = 50
+# Check boxes posted under one name: kept as lists of the checked values.
+LIST_FIELDS = ("recipients", "send_window_days")
+WINDOW_MODES = ("workflow", "none", "own")
 NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
 
 Values = dict[str, Any]
@@ -131,6 +135,49 @@ def _recipients_shown(field: FormField, config: dict, values: Values) -> None:
     values[field.name] = list(config.get(field.name) or [])
 
 
+def _send_window_shown(field: form.SendWindow, config: dict, values: Values) -> None:
+    name = field.name
+    values.pop(name, None)
+    if name not in config:
+        mode, window = "workflow", None
+    elif config[name] is None:
+        mode, window = "none", None
+    else:
+        mode, window = "own", config[name] if isinstance(config[name], dict) else None
+    window = window or {}
+    values[f"{name}_mode"] = mode
+    values[f"{name}_days"] = list(window.get("days") or windows.DAYS[:5])
+    values[f"{name}_start"] = str(window.get("start") or "09:00")
+    values[f"{name}_end"] = str(window.get("end") or "17:00")
+    values[f"{name}_timezone"] = str(window.get("timezone") or windows.CONTACT_ZONE)
+
+
+def window_preview(values: Values, name: str, workflow_window: dict | None) -> str:
+    """The step's window in words (``windows.describe``), as typed: the
+    workflow's when the step uses it, "" while the typed one is not valid."""
+    mode = values.get(f"{name}_mode") or "workflow"
+    try:
+        if mode == "none":
+            return windows.describe(None)
+        if mode == "workflow":
+            return "The workflow's window: " + windows.describe(
+                windows.parse_window(workflow_window)
+            )
+        return windows.describe(windows.parse_window(_typed_window(values, name)))
+    except windows.WindowError:
+        return ""
+
+
+def _typed_window(values: Values, name: str) -> dict:
+    days = values.get(f"{name}_days") or []
+    return {
+        "days": [days] if isinstance(days, str) else list(days),
+        "start": str(values.get(f"{name}_start") or "").strip(),
+        "end": str(values.get(f"{name}_end") or "").strip(),
+        "timezone": str(values.get(f"{name}_timezone") or "").strip() or windows.CONTACT_ZONE,
+    }
+
+
 TO_VALUES: dict[str, Callable[[Any, dict, Values], None]] = {
     "rules": _rules_shown,
     "duration": _duration_shown,
@@ -140,6 +187,7 @@ TO_VALUES: dict[str, Callable[[Any, dict, Values], None]] = {
     "headers": _headers_shown,
     "json": _json_shown,
     "recipients": _recipients_shown,
+    "send_window": _send_window_shown,
 }
 
 
@@ -162,7 +210,8 @@ def values_from_form(form: MultiDict) -> Values:
             values[key] = form.get(key, "")
     for group, numbered in rows.items():
         values[group] = [numbered[index] for index in sorted(numbered)]
-    values["recipients"] = form.getlist("recipients")
+    for name in LIST_FIELDS:
+        values[name] = form.getlist(name)
     for group in ("rules", "variants", "fields", "headers"):
         values.setdefault(group, [])
     return values
@@ -260,8 +309,8 @@ def _rows_to_dict(rows: list[dict], errors: Errors, field: str) -> dict[str, str
 
 def unshown_keys(node_type: str, configuration: dict | None) -> dict:
     """The configuration keys no inspector field of the type writes (a
-    step's own ``send_window``, set through the API): a save from the
-    inspector keeps them as they were, rather than dropping them."""
+    wait's ``wait_type``, set through the API): a save from the inspector
+    keeps them as they were, rather than dropping them."""
     owned: set[str] = set()
     for field in _form_of(node_type):
         owned.update(field.keys)
@@ -365,6 +414,29 @@ def _retry_read(field: FormField, values: Values, config: dict, errors: Errors) 
     _retry(values, config, errors)
 
 
+def _send_window_read(field: form.SendWindow, values: Values, config: dict, errors: Errors) -> None:
+    """Absent: the workflow's window; ``None``: no window; else the typed
+    one, whose bad part (``send_window_end``...) is a form error."""
+    name = field.name
+    mode = values.get(f"{name}_mode") or "workflow"
+    if mode not in WINDOW_MODES:
+        errors.setdefault(f"{name}_mode", []).append(
+            "choose the workflow's window, none, or its own"
+        )
+        return
+    if mode == "workflow":
+        return
+    if mode == "none":
+        config[name] = None
+        return
+    try:
+        window = windows.parse_window(_typed_window(values, name))
+    except windows.WindowError as exc:
+        errors.setdefault(f"{name}_{exc.field}", []).append(exc.message)
+        return
+    config[name] = window.as_dict() if window is not None else None
+
+
 FROM_VALUES: dict[str, Callable[[Any, Values, dict, Errors], None]] = {
     "text": _text_read,
     "textarea": _text_read,
@@ -383,6 +455,7 @@ FROM_VALUES: dict[str, Callable[[Any, Values, dict, Errors], None]] = {
     "variants": _variants_read,
     "wait_target": _wait_target_read,
     "retry": _retry_read,
+    "send_window": _send_window_read,
 }
 
 

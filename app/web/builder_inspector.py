@@ -33,6 +33,7 @@ from app.web.builder_forms import (
     unshown_keys,
     values_from_config,
     values_from_form,
+    window_preview,
 )
 from app.web.builder_graph import GraphError, rename_node_id
 
@@ -113,6 +114,7 @@ def inspector_context(
         "saved": saved,
         "pickers": pickers(workflow),
         "merge_fields": MERGE_FIELDS,
+        "window_preview": window_preview,
         "partial": "nodes/_form.html" if kind else None,
     }
 

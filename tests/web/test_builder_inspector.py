@@ -81,27 +81,121 @@ def test_it_saves_a_valid_email(client, signed_in, alice, acme):
 
 
 def test_a_save_keeps_the_keys_the_form_does_not_show(client, signed_in, alice, acme):
-    window = {"days": ["mon"], "start": "09:00", "end": "17:00", "timezone": "contact"}
-    workflow = one_node(
-        acme,
-        "send_email",
-        {"subject": "Hi", "body_text": "Hello", "send_window": window, "max_attempts": 4},
-    )
+    workflow = one_node(acme, "wait_time", {"wait_duration_hours": 2, "wait_type": "fixed"})
     token = signed_in(alice)
     response = inspector_post(
         client,
         token,
         workflow,
         "step",
-        {"label": "Mail", "node_id": "step", "subject": "Hello again", "body_text": "Hello"},
+        {"label": "Wait", "node_id": "step", "wait_value": "3", "wait_unit": "days"},
     )
     assert response.status_code == 200
     node = reload_workflow(workflow).node_by_key("step")
-    # The window (set through the API) stays; the retry box, left empty, is
-    # the form's own key and takes its default.
-    assert node.configuration["send_window"] == window
-    assert node.configuration["subject"] == "Hello again"
-    assert node.configuration.get("max_attempts") != 4
+    # wait_type (set through the API) stays; the duration is the form's.
+    assert node.configuration == {"wait_duration_hours": 72, "wait_type": "fixed"}
+
+
+WINDOW = {"days": ["mon"], "start": "09:00", "end": "17:00", "timezone": "contact"}
+
+
+def _window_post(client, token, workflow, node_type, **window):
+    content = (
+        {"subject": "Hi", "body_text": "Hello"} if node_type == "send_email" else {"body": "Hi"}
+    )
+    data = MultiDict({"csrf_token": token, "label": "Send", "node_id": "step", **content})
+    for key, value in window.items():
+        for item in value if isinstance(value, list) else [value]:
+            data.add(f"send_window_{key}", item)
+    # A MultiDict, not inspector_post's dict: the days are several values.
+    return client.post(url(workflow, "/nodes/step"), data=data, headers=HX)
+
+
+def test_a_step_sets_its_own_window_none_or_the_workflows(client, signed_in, alice, acme):
+    token = signed_in(alice)
+    for node_type in ("send_email", "send_sms"):
+        content = (
+            {"subject": "Hi", "body_text": "Hello"} if node_type == "send_email" else {"body": "Hi"}
+        )
+        workflow = one_node(acme, node_type, {**content, "send_window": WINDOW})
+        form = client.get(url(workflow, "/nodes/step"), headers=HX).get_data(as_text=True)
+        assert 'name="send_window_mode" value="own" checked' in form
+        assert 'name="send_window_days" value="mon" checked' in form
+        assert 'name="send_window_days" value="tue">' in form
+        assert "A contact in Tokyo gets this between 09:00 and 17:00 Tokyo time, Mon" in form
+
+        own = _window_post(
+            client,
+            token,
+            workflow,
+            node_type,
+            mode="own",
+            days=["sat", "sun"],
+            start="10:00",
+            end="12:30",
+            timezone="Europe/Paris",
+        )
+        assert own.status_code == 200, own.get_data(as_text=True)
+        assert "Every contact gets this between 10:00 and 12:30 Paris time, Sat, Sun." in (
+            own.get_data(as_text=True)
+        )
+        saved = reload_workflow(workflow).node_by_key("step").configuration
+        assert saved["send_window"] == {
+            "days": ["sat", "sun"],
+            "start": "10:00",
+            "end": "12:30",
+            "timezone": "Europe/Paris",
+        }
+
+        none = _window_post(client, token, workflow, node_type, mode="none", days=["mon"])
+        assert none.status_code == 200
+        saved = reload_workflow(workflow).node_by_key("step").configuration
+        assert "send_window" in saved and saved["send_window"] is None
+        form = client.get(url(workflow, "/nodes/step"), headers=HX).get_data(as_text=True)
+        assert 'name="send_window_mode" value="none" checked' in form
+        assert "Sent as soon as it is due, any day, any time." in form
+
+        inherit = _window_post(client, token, workflow, node_type, mode="workflow")
+        assert inherit.status_code == 200
+        assert "send_window" not in reload_workflow(workflow).node_by_key("step").configuration
+        assert "The workflow&#39;s window: Sent as soon as it is due" in (
+            inherit.get_data(as_text=True)
+        )
+
+
+def test_a_bad_step_window_is_a_form_error_and_nothing_is_saved(client, signed_in, alice, acme):
+    workflow = one_node(acme, "send_sms", {"body": "Hi", "send_window": WINDOW})
+    token = signed_in(alice)
+    cases = [
+        (
+            {"start": "17:00", "end": "09:00", "days": ["mon"]},
+            "send_window_end",
+            "before it starts",
+        ),
+        (
+            {"start": "09:00", "end": "17:00", "days": ["mon"], "timezone": "Mars/Base"},
+            "send_window_timezone",
+            "is not &#39;contact&#39; or an IANA time zone name",
+        ),
+        ({"start": "09:00", "end": "17:00"}, "send_window_days", "at least one day"),
+        ({"start": "9am", "end": "17:00", "days": ["mon"]}, "send_window_start", "HH:MM"),
+    ]
+    for window, field, message in cases:
+        response = _window_post(client, token, workflow, "send_sms", mode="own", **window)
+        assert response.status_code == 422, field
+        body = response.get_data(as_text=True)
+        assert "Not saved" in body
+        assert f"{field}: " in body and message in body, (field, body.split("Not saved")[-1][:400])
+        assert f'id="err-{field}"' in body
+        # What was typed is shown again.
+        assert f'value="{window["start"]}"' in body
+        assert reload_workflow(workflow).node_by_key("step").configuration == {
+            "body": "Hi",
+            "send_window": WINDOW,
+        }
+    odd = _window_post(client, token, workflow, "send_sms", mode="sometimes")
+    assert odd.status_code == 422
+    assert "send_window_mode: " in odd.get_data(as_text=True)
 
 
 def test_invalid_input_is_shown_and_not_saved(client, signed_in, alice, acme):
@@ -482,6 +576,8 @@ def test_every_form_saves_back_the_configuration_it_shows(client, signed_in, ali
         "payload": {"a": [1, 2]},
         "max_attempts": 4,
     }
+    configs["send_email"] = {**configs["send_email"], "send_window": WINDOW}
+    configs["send_sms"] = {**configs["send_sms"], "send_window": None}
     token = signed_in(alice)
     for key, config in configs.items():
         workflow = one_node(acme, key, config, node_id=key)
@@ -498,6 +594,9 @@ def test_every_form_saves_back_the_configuration_it_shows(client, signed_in, ali
         saved = reload_workflow(workflow).node_by_key(key).configuration
         expected = get_node_type(key).parse_config(config).model_dump(mode="json")
         assert get_node_type(key).parse_config(saved).model_dump(mode="json") == expected, key
+        if "send_window" in config:
+            # null (no window) is not absent (the workflow's window).
+            assert "send_window" in saved and saved["send_window"] == config["send_window"], key
 
 
 def test_the_opened_which_email_picker_lists_step_names(client, signed_in, alice, acme):

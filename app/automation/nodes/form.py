@@ -188,6 +188,16 @@ class Retry(FormField):
 
 
 @dataclass(frozen=True)
+class SendWindow(FormField):
+    """A step's own send window (docs/SENDING.md): the workflow's (key
+    absent), none (``null``), or its own days, hours and time zone."""
+
+    kind = "send_window"
+    name: str = "send_window"
+    label: str = "Send window"
+
+
+@dataclass(frozen=True)
 class Note(FormField):
     """A line of help text."""
 
@@ -233,6 +243,7 @@ KINDS = frozenset(
         Variants,
         WaitTarget,
         Retry,
+        SendWindow,
         Note,
         MergeHelp,
         Preview,

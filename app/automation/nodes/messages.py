@@ -235,6 +235,7 @@ class SendEmail(NodeType):
         form.MergeHelp(),
         form.Preview(),
         form.SendTest(),
+        form.SendWindow(),
         form.Retry(),
     )
     templated = ("subject", "body_html", "body_text")
@@ -291,6 +292,7 @@ class SendSms(NodeType):
         ),
         form.MergeHelp(),
         form.Preview(),
+        form.SendWindow(),
         form.Retry(),
     )
     templated = ("body",)
