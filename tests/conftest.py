@@ -60,6 +60,10 @@ def redis_url():
         return None
     base = os.environ["REDIS_URL"]
     number = int(os.environ.get("TEST_REDIS_DB") or 9)
+    # Under pytest-xdist each worker flushes its own database: one worker's
+    # flush must not reset another's rate-limit counters mid-test.
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    number = (number + int(worker.removeprefix("gw") or 0)) % 16
     return re.sub(r"(/\d+)?$", f"/{number}", base.rstrip("/"), count=1)
 
 
