@@ -43,11 +43,12 @@ def live_counts(workflow_id: int):
 @bp.get("/<int:workflow_id>/overlay")
 @login_required_page
 def overlay(workflow_id: int):
-    """Visits, drop-off and transitions over the workflow's history."""
+    """Visits, where contacts ended or dropped out, and transitions over the
+    workflow's history."""
     workflow = load_workflow(workflow_id)
     if not is_htmx():
         return back_to_builder(workflow)
-    data = AnalyticsCalculator.get_flow_visualization_data(workflow)
+    data = AnalyticsCalculator.get_canvas_overlay(workflow)
     return render_template("builder/_overlay.html", workflow=workflow, data=data)
 
 

@@ -222,7 +222,9 @@ export function paintOverlay() {
   dom.svg.classList.toggle("overlay-on", !!data);
   dom.graph.querySelectorAll("[data-overlay-for]").forEach(function (text) {
     var n = data && data.nodes[text.getAttribute("data-overlay-for")];
-    text.textContent = n ? plural(n.visits, "visit") + ", " + n.dropOff + " stopped" : "";
+    text.textContent = n
+      ? plural(n.visits, "visit") + ", " + n.ended + " ended here" + (Number(n.dropped) ? ", " + n.dropped + " dropped" : "")
+      : "";
     nameWithStats(text);
   });
   dom.graph.querySelectorAll(".edge").forEach(function (edge) {
@@ -258,7 +260,7 @@ if (overlayToggle) {
         holder.innerHTML = html;
         var data = { nodes: {}, edges: {} };
         holder.querySelectorAll("[data-node]").forEach(function (el) {
-          data.nodes[el.dataset.node] = { visits: el.dataset.visits, dropOff: el.dataset.dropOff };
+          data.nodes[el.dataset.node] = { visits: el.dataset.visits, ended: el.dataset.ended, dropped: el.dataset.dropped };
         });
         holder.querySelectorAll("[data-transitions]").forEach(function (el) {
           data.edges[el.dataset.source + "\u0000" + el.dataset.target] = el.dataset.transitions;

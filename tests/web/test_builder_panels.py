@@ -297,6 +297,35 @@ def test_the_analytics_overlay_counts_visits_and_transitions(client, signed_in, 
     assert client.get(url(workflow, "/overlay")).status_code == 302
 
 
+def test_the_overlay_tells_ended_from_dropped(client, signed_in, alice, acme):
+    from app.models import ContactFlowState
+
+    workflow = welcome_without_trigger(acme)
+    with firm_context(acme.id):
+        for key, status in (("done", "completed"), ("broke", "failed")):
+            execution = WorkflowExecution(
+                workflow_id=workflow.id,
+                contact_id=make_contact(acme).id,
+                status=status,
+                current_node="send_welcome_email",
+                idempotency_key=key,
+            )
+            db.session.add(execution)
+            db.session.flush()
+            db.session.add(
+                ContactFlowState(
+                    execution_id=execution.id,
+                    workflow_id=workflow.id,
+                    node_id="send_welcome_email",
+                    action_status="success" if status == "completed" else "failed",
+                )
+            )
+        db.session.commit()
+    signed_in(alice)
+    body = client.get(url(workflow, "/overlay"), headers=HX).get_data(as_text=True)
+    assert 'data-node="send_welcome_email" data-visits="2" data-ended="1" data-dropped="1"' in body
+
+
 def test_every_trigger_form_saves_back_what_it_shows(client, signed_in, alice, acme):
     from werkzeug.datastructures import MultiDict
 

@@ -228,6 +228,18 @@ class AnalyticsCalculator:
         return _overlay(definition_of(workflow), visits, stops, transitions)
 
     @staticmethod
+    def get_canvas_overlay(workflow: Workflow) -> dict[str, list[dict]]:
+        """The flow visualization, each node also telling apart the
+        executions that dropped out there (failed, canceled, stuck) from
+        those that ended there having walked their branch to its end."""
+        data = AnalyticsCalculator.get_flow_visualization_data(workflow)
+        dropped = q.stop_counts(q.Period(workflow.id).prepare(), dropped_only=True)
+        for node in data["nodes"]:
+            node["dropped"] = min(int(dropped.get(node["id"], 0)), node["drop_off"])
+            node["ended"] = node["drop_off"] - node["dropped"]
+        return data
+
+    @staticmethod
     def get_execution_flow_visualization(execution: WorkflowExecution) -> dict[str, list[dict]]:
         """The same shape for one execution: the path it took."""
         S = ContactFlowState

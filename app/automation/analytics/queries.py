@@ -248,10 +248,14 @@ def execution_totals(period: Period) -> dict[str, int]:
     return execution_summary(period)[0]
 
 
-def stop_counts(period: Period, at: datetime | None = None) -> dict[str, int]:
+def stop_counts(
+    period: Period, at: datetime | None = None, dropped_only: bool = False
+) -> dict[str, int]:
     """Only the stops (the flow overlay): the ended and overdue executions
-    are found through the status indexes, without reading every execution."""
-    stopped = ended_without_goal(at)
+    are found through the status indexes, without reading every execution.
+    ``dropped_only`` leaves out those that completed at the end of a branch
+    (:func:`dropped_out`)."""
+    stopped = dropped_out(at) if dropped_only else ended_without_goal(at)
     stmt = (
         select(E.current_node, func.count())
         .where(*period.execution_filter(), stopped)
