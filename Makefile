@@ -11,6 +11,9 @@ PORT ?= 5000
 run: setup migrate seed
 	$(VENV)/bin/flask --app app run --host $(HOST) --port $(PORT)
 
+# Two pytest-xdist workers (this box has 2 cores): each gets its own
+# database and Redis database (tests/conftest.py). PYTEST_ARGS= runs serially.
+PYTEST_ARGS ?= -n 2
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
 
