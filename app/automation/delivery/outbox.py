@@ -22,7 +22,6 @@ message (retrying would render the same thing again).
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping
 from datetime import date, datetime
@@ -32,6 +31,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import update
 
+from app.automation.delivery import signing
 from app.automation.delivery.gates import Candidate, GateRun, Verdict
 from app.automation.engine.context import render_context
 from app.automation.nodes.registry import UnknownNodeType, get_node_type
@@ -70,9 +70,11 @@ def _domain(address: str) -> str:
 
 def message_key(firm_id: int, execution_id: Any, node_id: str, visit: int) -> str:
     """A stable, unguessable key for one step's message: the same on every
-    retry and every re-run of the step, different for every other step."""
-    raw = f"{firm_id}:{execution_id}:{node_id}:{visit}"
-    return hashlib.sha256(raw.encode()).hexdigest()[:32]
+    retry and every re-run of the step, different for every other step and
+    on every other installation (keyed with SECRET_KEY, ``signing``). It is
+    stored on the row and never recomputed, so rows written before it was
+    keyed keep the key they were sent with."""
+    return signing.message_key(firm_id, execution_id, node_id, visit)
 
 
 def email_message_id(key: str, from_address: str) -> str:

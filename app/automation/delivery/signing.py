@@ -187,6 +187,17 @@ def read_signed_value(purpose: str, signed: str) -> str:
         raise InvalidToken from exc
 
 
+def message_key(*parts) -> str:
+    """The key of one outgoing message (its ``Message-ID``, ``webhook-id``,
+    ``Idempotency-Key``): 32 hex characters of an HMAC-SHA256 of ``parts``
+    under a key derived from SECRET_KEY. The same on every retry of the
+    same message, unguessable, and different on another installation with
+    the same ids, so a receiver that drops repeats never drops a message of
+    another install (docs/SENDING.md)."""
+    raw = ":".join(str(part) for part in parts)
+    return hmac.new(_derived_key("message-key"), raw.encode(), hashlib.sha256).hexdigest()[:32]
+
+
 def short_mac(message: str, length: int = 20) -> str:
     """A hex HMAC-SHA256 of ``message`` under SECRET_KEY, cut to ``length``
     characters (derived identifiers such as the public firm key)."""

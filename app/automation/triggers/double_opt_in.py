@@ -18,7 +18,6 @@ Subject and body are the form's, rendered in the template sandbox with
 
 from __future__ import annotations
 
-import hashlib
 from datetime import timedelta
 
 from flask import current_app
@@ -103,7 +102,7 @@ def _confirmation_row(form: Form, signup: PendingSignup, values: dict) -> dict:
     context = {"form": {"name": form.name}, "fields": dict(values), "confirm_url": url}
     subject = render_text(form.confirm_subject or DEFAULT_SUBJECT, context)
     body = form.confirm_body or DEFAULT_BODY
-    key = hashlib.sha256(f"doi:{signup.firm_id}:{signup.id}".encode()).hexdigest()[:32]
+    key = signing.message_key("doi", signup.firm_id, signup.id)
     sender = current_app.config["MAIL_FROM"]
     row = {
         "firm_id": form.firm_id,
