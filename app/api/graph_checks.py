@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 
 from app.api.errors import ApiError, validation_error
 from app.automation.delivery.webhook import UnsafeURL, check_url
-from app.automation.graph.node_checks import template_problems
+from app.automation.graph.node_checks import node_problems
 from app.automation.nodes.registry import (
     UnknownNodeType,
     config_errors,
@@ -45,21 +45,12 @@ def check_node(node_type: str, configuration: dict) -> None:
         ) from None
     fields = _prefixed(config_errors(node_type, configuration), "configuration")
     if not fields:
-        fields = _template_problems(node_type, configuration)
-    if not fields:
-        from app.automation.graph.node_checks import sender_problems
-
-        fields = _prefixed(sender_problems(node_type, configuration), "configuration")
+        # Template syntax and the type's own checks (graph/node_checks.py).
+        fields = _prefixed(node_problems(node_type, configuration), "configuration")
     if not fields and node_type == "webhook":
         fields = _webhook_problems(configuration)
     if fields:
         raise validation_error(fields, status=422)
-
-
-def _template_problems(node_type: str, configuration: dict) -> dict[str, list[str]]:
-    # Every templated field (also webhook headers, task descriptions, tags).
-
-    return _prefixed(template_problems(node_type, configuration), "configuration")
 
 
 def _webhook_problems(configuration: dict) -> dict[str, list[str]]:

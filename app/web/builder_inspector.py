@@ -18,7 +18,7 @@ from app.auth import login_required_page
 from app.automation.delivery.webhook import UnsafeURL, check_url
 from app.automation.engine.context import render_context
 from app.automation.graph.edit_history import record_edit, snapshot
-from app.automation.graph.node_checks import sender_problems, template_problems
+from app.automation.graph.node_checks import node_problems
 from app.automation.nodes.registry import UnknownNodeType, config_errors, get_node_type
 from app.automation.templating.render import TemplateError, render_html, render_text
 from app.extensions import db
@@ -136,12 +136,6 @@ def _webhook_errors(config: dict) -> dict[str, list[str]]:
     return {}
 
 
-def _template_errors(node_type: str, config: dict) -> dict[str, list[str]]:
-    """Template syntax is checked at save, not discovered at send time (the
-    type's ``templated`` keys, app/automation/graph/node_checks.py)."""
-    return template_problems(node_type, config)
-
-
 @bp.post("/<int:workflow_id>/nodes/<node_id>")
 @login_required_page
 def save_node(workflow_id: int, node_id: str):
@@ -162,10 +156,10 @@ def save_node(workflow_id: int, node_id: str):
         errors.setdefault(field, []).extend(messages)
     if node.node_type == "webhook" and "url" not in errors and config.get("url"):
         errors.update(_webhook_errors(config))
-    for field, messages in _template_errors(node.node_type, config).items():
+    # Template syntax and the type's own checks (app/automation/graph/node_checks.py).
+    problems = node_problems(node.node_type, config, schema_errors=set(errors))
+    for field, messages in problems.items():
         errors.setdefault(field, []).extend(messages)
-    if "from_email" not in errors:
-        errors.update(sender_problems(node.node_type, config))
     label = (values.get("label") or "").strip()
     if not label:
         errors.setdefault("label", []).append("give the step a name")

@@ -13,6 +13,7 @@ from app.api.openapi import openapi_document
 from app.automation.graph.validation import validate_definition
 from app.automation.nodes import form
 from app.automation.nodes.registry import (
+    CheckContext,
     NodeConfig,
     NodeType,
     all_node_types,
@@ -60,6 +61,11 @@ class Stamp(NodeType):
     def execute(cls, step: Step) -> Outcome:
         return Outcome(result={"stamped": step.config.note})
 
+    @classmethod
+    def check(cls, configuration: dict, context: CheckContext) -> dict[str, list[str]]:
+        assert isinstance(context, CheckContext)
+        return {"note": ["that note is forged"]} if configuration.get("note") == "forged" else {}
+
 
 @pytest.fixture
 def stamp():
@@ -103,6 +109,36 @@ def test_a_registered_type_has_an_inspector_form(client, signed_in, alice, acme,
     with firm_context(acme.id):
         node = db.session.query(WorkflowNode).filter_by(workflow_id=workflow.id).one()
         assert node.configuration == {"note": "seal"}
+
+
+def test_the_types_own_check_refuses_in_the_inspector_the_api_and_an_import(
+    client, signed_in, token_for, alice, acme, stamp
+):
+    workflow = _stamped(acme, note="ink")
+    token = signed_in(alice)
+    path = f"/automation/builder/{workflow.id}/nodes/stamp"
+    data = {"csrf_token": token, "_action": "save", "label": "Stamp it", "node_id": "stamp"}
+    refused = client.post(path, data={**data, "note": "forged"}, headers=HX)
+    assert refused.status_code == 422
+    assert "that note is forged" in refused.get_data(as_text=True)
+
+    bearer = token_for(alice)
+    body = {"workflow": workflow.id, "node_id": "two", "node_type": "test_stamp"}
+    answer = client.post(
+        "/api/v1/automation/nodes/",
+        json={**body, "configuration": {"note": "forged"}},
+        headers=bearer,
+    )
+    assert answer.status_code == 422
+    assert answer.get_json()["error"]["fields"] == {"configuration.note": ["that note is forged"]}
+
+    exported = client.get(f"/api/v1/automation/workflows/{workflow.id}/export/", headers=bearer)
+    document = exported.get_json()
+    document["workflow"]["nodes"][0]["configuration"]["note"] = "forged"
+    imported = client.post("/api/v1/automation/workflows/import/", json=document, headers=bearer)
+    assert imported.status_code == 422
+    [problem] = imported.get_json()["error"]["problems"]
+    assert problem["field"] == "workflow.nodes.0.configuration.note"
 
 
 def test_validation_reads_the_type(stamp):

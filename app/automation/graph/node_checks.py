@@ -1,19 +1,22 @@
-"""Save-time checks of a node's configuration beyond its schema: template
-syntax and sandbox-refused attributes, the sender's domain, and the
-webhook SSRF guard.
+"""Save-time checks of a node's configuration beyond its schema.
 
-The API and the builder inspector run their own copies of these checks;
-this module is the one the workflow import uses, so a document cannot
-store what the editors refuse (an import is a save too).
+:func:`node_problems` is the one place the builder inspector, the API and
+the workflow import ask: template syntax and sandbox-refused attributes of
+the type's ``templated`` keys (every type), then the type's own
+``NodeType.check`` hook (a send_email's sender domain...). The workflow
+import adds the webhook SSRF guard (:func:`save_problems`), so a document
+cannot store what the editors refuse (an import is a save too).
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
-from app.automation.delivery.senders import sender_problem
+from flask import current_app
+
 from app.automation.delivery.webhook import UnresolvableHost, UnsafeURL, check_url
-from app.automation.nodes.registry import UnknownNodeType, get_node_type
+from app.automation.nodes.registry import CheckContext, UnknownNodeType, get_node_type
 from app.automation.templating.render import template_errors, template_strings_errors
 
 
@@ -23,21 +26,35 @@ def save_problems(
     """Problems keyed by configuration field (``payload.x``, ``url``).
     ``need_dns=False`` lets a host that does not resolve here pass (the
     send-time check still refuses it, and re-checks what it resolves to)."""
-    problems = template_problems(node_type, configuration)
-    problems.update(sender_problems(node_type, configuration))
+    problems = node_problems(node_type, configuration, need_dns=need_dns)
     if node_type == "webhook":
         problems.update(_url_problems(configuration.get("url"), allow_private, need_dns))
     return problems
 
 
-def sender_problems(node_type: str, configuration: dict) -> dict[str, list[str]]:
-    """A send_email's ``from_email`` must be on one of the current firm's
-    sending domains or MAIL_FROM's (docs/SENDING.md)."""
-    if node_type != "send_email":
-        return {}
-
-    problem = sender_problem(configuration.get("from_email"))
-    return {"from_email": [problem]} if problem else {}
+def node_problems(
+    node_type: str,
+    configuration: dict,
+    *,
+    need_dns: bool = True,
+    schema_errors: Collection[str] = (),
+) -> dict[str, list[str]]:
+    """Problems beyond the schema, keyed by configuration field: template
+    errors, then the type's ``check`` (app/automation/nodes/registry.py).
+    A field named in ``schema_errors`` (it failed its schema already) is
+    left out of the type's check; an unknown type has none."""
+    problems = template_problems(node_type, configuration)
+    try:
+        kind = get_node_type(node_type)
+    except UnknownNodeType:
+        return problems
+    context = CheckContext(
+        allow_private=bool(current_app.config.get("WEBHOOK_ALLOW_PRIVATE")), need_dns=need_dns
+    )
+    for field, messages in kind.check(configuration, context).items():
+        if field not in schema_errors:
+            problems.setdefault(field, []).extend(messages)
+    return problems
 
 
 def template_problems(node_type: str, configuration: dict) -> dict[str, list[str]]:

@@ -23,10 +23,16 @@ from sqlalchemy import select
 
 from app.automation.delivery.gates import Candidate, GateRun, Verdict
 from app.automation.delivery.outbox import build_outbox_row, candidate_for
-from app.automation.delivery.senders import parse_sender
+from app.automation.delivery.senders import parse_sender, sender_problem
 from app.automation.delivery.windows import WindowError, parse_window
 from app.automation.nodes import form
-from app.automation.nodes.registry import ActionConfig, NodeType, get_node_type, register
+from app.automation.nodes.registry import (
+    ActionConfig,
+    CheckContext,
+    NodeType,
+    get_node_type,
+    register,
+)
 from app.automation.nodes.step import Outcome, Step, would
 from app.automation.nodes.summaries import quoted
 from app.clock import ensure_utc
@@ -248,6 +254,13 @@ class SendEmail(NodeType):
     @classmethod
     def execute(cls, step: Step) -> Outcome:
         return send_message(step)
+
+    @classmethod
+    def check(cls, configuration: dict, context: CheckContext) -> dict[str, list[str]]:
+        """``from_email`` must be on one of the current firm's sending
+        domains or MAIL_FROM's (docs/SENDING.md)."""
+        problem = sender_problem(configuration.get("from_email"))
+        return {"from_email": [problem]} if problem else {}
 
     @classmethod
     def default_config(cls) -> dict:

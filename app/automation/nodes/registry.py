@@ -53,6 +53,20 @@ class Port:
 PLAIN = (Port(None, ""),)
 
 
+@dataclass(frozen=True)
+class CheckContext:
+    """What a type's save-time :meth:`NodeType.check` may depend on beyond
+    the configuration. The current firm is the session's (app/tenancy.py),
+    so a check that queries the firm's rows (its sending domains) sees only
+    that firm's. Built by ``graph.node_checks.node_problems``."""
+
+    # WEBHOOK_ALLOW_PRIVATE: private and loopback addresses are allowed.
+    allow_private: bool = False
+    # False: a host that does not resolve here passes (a workflow import;
+    # the send-time check still refuses it).
+    need_dns: bool = True
+
+
 class NodeType:
     key: ClassVar[str]
     label: ClassVar[str]
@@ -83,6 +97,20 @@ class NodeType:
         """Run the step: change ``step``'s in-memory facts, record writes on
         ``step.effects`` and say where to go (app/automation/nodes/step.py)."""
         raise NotImplementedError(f"node type {cls.key!r} has no executor")
+
+    @classmethod
+    def check(cls, configuration: dict, context: CheckContext) -> dict[str, list[str]]:
+        """Save-time problems of this type beyond its ``Config`` schema, keyed
+        by configuration field (``from_email``, ``url``): what depends on the
+        firm's data or the network rather than on the value alone.
+
+        Called from one place, ``app.automation.graph.node_checks.node_problems``,
+        which the builder inspector, the API and the workflow import share
+        (template syntax of the ``templated`` keys is checked there for
+        every type). ``configuration`` is the stored dict; its schema may
+        have failed on other fields, and a field whose schema check failed
+        is not reported again. Return ``{}`` when there is nothing to say."""
+        return {}
 
     @classmethod
     def parse_config(cls, configuration: dict | None) -> NodeConfig:
