@@ -77,6 +77,9 @@ def from_environment(overrides: dict | None = None) -> dict:
         "MAIL_FROM": env.get("MAIL_FROM") or "automation@localhost",
         "SMS_GATEWAY_URL": env.get("SMS_GATEWAY_URL") or None,
         "WEBHOOK_ALLOW_PRIVATE": _bool(env.get("WEBHOOK_ALLOW_PRIVATE")),
+        # A CA file webhook receivers' certificates are checked against
+        # instead of the public CAs (docs/SENDING.md, "Webhooks").
+        "WEBHOOK_CA_BUNDLE": env.get("WEBHOOK_CA_BUNDLE") or None,
         "EMAIL_EVENTS_SECRET": env.get("EMAIL_EVENTS_SECRET") or None,
         # Sending safely (docs/SENDING.md): soft bounces in a row before an
         # address is suppressed; a mailto: for List-Unsubscribe; how long a

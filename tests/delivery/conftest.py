@@ -82,7 +82,8 @@ def smtp_server(app):
 class Receiver:
     """A local HTTP receiver: records requests, answers from a script."""
 
-    def __init__(self):
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, tls=None):
+        """``tls``: an ``ssl.SSLContext`` (server side) to answer https."""
         self.requests: list[dict] = []
         self.statuses: list[int] = []  # answers, in order; then 200
         self.redirect_to: str | None = None
@@ -121,10 +122,12 @@ class Receiver:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer((host, port), Handler)
         self.server.daemon_threads = True
+        if tls is not None:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
         self.port = self.server.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{'https' if tls else 'http'}://{host}:{self.port}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 

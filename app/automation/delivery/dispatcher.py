@@ -48,7 +48,7 @@ from app.automation.delivery import handover_checks, sending_domains
 from app.automation.delivery.errors import SendFailed, redact
 from app.automation.delivery.sms import send_sms
 from app.automation.delivery.smtp import SmtpSender, compose
-from app.automation.delivery.webhook import send_webhook
+from app.automation.delivery.webhook import Clients, send_webhook
 from app.automation.engine.wakes import wake
 from app.automation.operations import metrics
 from app.automation.operations.logs import log_context
@@ -75,6 +75,7 @@ class Transports:
         self.config = config
         self._smtp: SmtpSender | None = None
         self._http: httpx.Client | None = None
+        self._webhooks: Clients | None = None
         self._secrets: dict[int, list[str]] = {}
         self._domains: dict[int, list] = {}
 
@@ -87,10 +88,15 @@ class Transports:
     @property
     def http(self) -> httpx.Client:
         if self._http is None:
-            # No environment proxies: a proxy would connect by name and undo
-            # the webhook guard's address pinning.
+            # The SMS gateway, as configured: no environment proxies.
             self._http = httpx.Client(trust_env=False, follow_redirects=False)
         return self._http
+
+    @property
+    def webhooks(self) -> Clients:
+        if self._webhooks is None:
+            self._webhooks = Clients(self.config.get("WEBHOOK_CA_BUNDLE"))
+        return self._webhooks
 
     def webhook_secrets(self, firm_id: int) -> list[str]:
         """The firm's signing secrets (two for a day after a rotation)."""
@@ -125,7 +131,7 @@ class Transports:
             return send_sms(self.http, row, gateway, user_agent=USER_AGENT)
         if row.channel == "webhook":
             return send_webhook(
-                self.http,
+                self.webhooks,
                 row,
                 self.webhook_secrets(row.firm_id),
                 allow_private=bool(self.config.get("WEBHOOK_ALLOW_PRIVATE")),
@@ -138,6 +144,8 @@ class Transports:
             self._smtp.close()
         if self._http is not None:
             self._http.close()
+        if self._webhooks is not None:
+            self._webhooks.close()
 
 
 def _is_postgres() -> bool:

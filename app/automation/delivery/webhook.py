@@ -10,9 +10,14 @@ check (local development, tests), never the scheme check.
 
 At send time the URL is checked again and the request goes to the address
 that was checked (the IP is pinned, the ``Host`` header and TLS SNI keep
-the name), so a DNS answer that changes between check and connect (DNS
-rebinding) cannot redirect it. Redirects are never followed; a 3xx is a
-failure like any other non-2xx answer.
+the name, and the certificate is verified for the name), so a DNS answer
+that changes between check and connect (DNS rebinding) cannot redirect it:
+the name is resolved once, by the check, and the connection is made to that
+IP. Connections are kept alive per host name (:class:`Clients`), never per
+IP alone, so a request to one name never rides a TLS session verified for
+another name on the same address. ``WEBHOOK_CA_BUNDLE`` names a CA file to
+trust instead of the public ones (a private receiver, tests). Redirects are
+never followed; a 3xx is a failure like any other non-2xx answer.
 """
 
 from __future__ import annotations
@@ -20,7 +25,9 @@ from __future__ import annotations
 import ipaddress
 import json
 import socket
+import ssl
 from dataclasses import dataclass
+from functools import lru_cache
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -125,12 +132,58 @@ def check_url(url: str, allow_private: bool = False) -> None:
     resolve(url, allow_private)
 
 
+@lru_cache(maxsize=4)
+def _tls_context(ca_bundle: str | None) -> ssl.SSLContext:
+    """Certificates verified, for the host name (``check_hostname``): the
+    public CAs (certifi, as httpx uses), or only ``ca_bundle``'s."""
+    if ca_bundle:
+        return ssl.create_default_context(cafile=ca_bundle)
+    import certifi  # httpx's own CA list
+
+    return ssl.create_default_context(cafile=certifi.where())
+
+
+class Clients:
+    """The webhook HTTP clients of one dispatcher run: one per host name.
+
+    The request goes to the pinned IP (``Target.url``), so httpx pools its
+    connections by IP; one client for every name would let a request to
+    ``b.example`` reuse a keep-alive connection whose certificate was
+    verified for ``a.example`` when both resolve to one address (a CDN).
+    A client per name keeps every TLS session to the name it was verified
+    for. At most ``MAX_CLIENTS`` stay open (the oldest is closed)."""
+
+    MAX_CLIENTS = 32
+
+    def __init__(self, ca_bundle: str | None = None):
+        self.ca_bundle = ca_bundle or None
+        self._clients: dict[str, httpx.Client] = {}
+
+    def for_host(self, hostname: str) -> httpx.Client:
+        client = self._clients.get(hostname)
+        if client is None:
+            if len(self._clients) >= self.MAX_CLIENTS:
+                oldest = next(iter(self._clients))
+                self._clients.pop(oldest).close()
+            # No environment proxies: a proxy would connect by name and
+            # undo the pinning.
+            client = self._clients[hostname] = httpx.Client(
+                trust_env=False, follow_redirects=False, verify=_tls_context(self.ca_bundle)
+            )
+        return client
+
+    def close(self) -> None:
+        clients, self._clients = self._clients, {}
+        for client in clients.values():
+            client.close()
+
+
 def encode_body(body) -> bytes:
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def send_webhook(
-    client: httpx.Client, row, secret: str | list[str], *, allow_private: bool, user_agent: str
+    clients: Clients, row, secret: str | list[str], *, allow_private: bool, user_agent: str
 ) -> dict:
     """Send one outbox row's webhook; returns what to record as its response.
     Raises :class:`SendFailed` (the error text never carries the secret
@@ -151,6 +204,7 @@ def send_webhook(
         headers["Content-Type"] = "application/json"
     extensions = {"sni_hostname": target.hostname} if target.url.startswith("https") else {}
     timeout = float(payload.get("timeout_seconds") or 10)
+    client = clients.for_host(target.hostname)
     try:
         with client.stream(
             method,
