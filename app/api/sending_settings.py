@@ -28,7 +28,11 @@ class SendingSettingsIn(Input):
     cap_action: Any = Field(default=None, description="defer (default) or skip")
     max_per_second: Any = Field(default=None, description="firm-wide messages per second")
     domain_limits: Any = Field(default=None, description='per recipient domain: {"gmail.com": 20}')
-    warmup: Any = Field(default=None, description='{"start": 50, "factor": 2, "max": 10000}')
+    warmup: Any = Field(
+        default=None,
+        description='a new sending domain\'s daily allowance: {"start": 50, "factor": 2, '
+        '"max": 10000, "started": "2026-12-01"} (started: today when left out)',
+    )
     pause_on_bounce_rate: Any = Field(default=None, description='{"percent": 5, "window": 200}')
     paused: Any = Field(default=None, description="pause (true) or resume (false) by hand")
 
@@ -52,7 +56,7 @@ def _firm() -> Firm:
 
 def _answer(firm: Firm) -> dict:
     settings = pacing.settings_of(firm.settings)
-    return {**settings, "preview": pacing.describe(settings)}
+    return {**settings, "preview": pacing.preview(db.session.connection(), firm.id, firm.settings)}
 
 
 def _admin() -> None:
@@ -84,9 +88,7 @@ def update_sending_settings(body: SendingSettingsIn):
     conn = db.session.connection()
     paused = change.pop("paused", None)
     if change:
-        stored = dict((firm.settings or {}).get("sending") or {})
-        stored.update(change)
-        firm.settings = {**(firm.settings or {}), "sending": stored}
+        firm.settings = pacing.merged(firm.settings, change)
         db.session.flush()
     if paused is True:
         pause.pause(conn, firm.id, f"paused by {g.user.email}", by=g.user.email)

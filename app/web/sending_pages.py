@@ -24,7 +24,7 @@ def _page(status: int = 200, **extra):
         "domains": [sending_domains.as_dict(d) for d in domains],
         "wording": (firm.settings or {}).get("preference_text", ""),
         "pacing": pacing.settings_of(firm.settings),
-        "pacing_preview": pacing.describe(pacing.settings_of(firm.settings)),
+        "pacing_preview": pacing.preview(db.session.connection(), firm.id, firm.settings),
         "errors": {},
         "values": {},
         **extra,
@@ -111,8 +111,7 @@ def save_pacing():
     except pacing.SettingsError as exc:
         return _page(400, errors={"pacing": str(exc), f"pacing_{exc.field}": exc.message})
     firm = db.session.get(Firm, g.user.firm_id)
-    stored = {**((firm.settings or {}).get("sending") or {}), **change}
-    firm.settings = {**(firm.settings or {}), "sending": stored}
+    firm.settings = pacing.merged(firm.settings, change)
     record("sending_settings.changed", firm, data={"fields": sorted(change)})
     db.session.commit()
     flash("Saved how the firm sends.")

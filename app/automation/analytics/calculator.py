@@ -320,6 +320,7 @@ HELD_BY = {
     "send_window": "held for the send window",
     "frequency_cap": "held by the frequency cap",
     "pause": "held while sending is paused",
+    "warmup": "held by the warm-up",
     "rate_limit": "held by the rate limit",
 }
 

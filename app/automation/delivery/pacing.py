@@ -1,5 +1,5 @@
-"""A firm's sending settings: frequency caps, rate limits, automatic pause
-(docs/CONTRACT.md "Sending safely"; docs/SENDING.md "Pacing").
+"""A firm's sending settings: frequency caps, rate limits, warm-up, automatic
+pause (docs/CONTRACT.md "Sending safely"; docs/SENDING.md "Pacing").
 
 They live in ``firm.settings["sending"]``. :func:`validated` checks a change
 and names the field of the first problem; :func:`settings_of` fills in the
@@ -11,11 +11,14 @@ from __future__ import annotations
 import math
 import re
 from copy import deepcopy
+from datetime import date
 from typing import Any
 
 from sqlalchemy import Connection, select
 
-from app.models import Firm
+from app.automation.delivery import warmup
+from app.clock import now
+from app.models import Firm, SendingDomain
 
 DEFAULTS: dict[str, Any] = {
     "frequency_caps": [],
@@ -39,6 +42,7 @@ EDITABLE = (
 )
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 _firms = Firm.__table__
+_domains_table = SendingDomain.__table__
 
 
 class SettingsError(ValueError):
@@ -138,8 +142,6 @@ def _warmup(value) -> dict | None:
         return None
     if not isinstance(value, dict) or set(value) - {"start", "factor", "max", "started"}:
         raise SettingsError("warmup", 'an object {"start": 50, "factor": 2, "max": 10000}')
-    from datetime import date
-
     started = value.get("started")
     if started is not None:
         try:
@@ -233,9 +235,10 @@ def describe(settings: dict) -> list[str]:
         lines.append(f"At most {limit} e-mails a second go to {domain} addresses.")
     warm = settings.get("warmup")
     if warm:
+        since = f" from {warm['started']}" if warm.get("started") else ""
         lines.append(
-            f"Warm-up: {warm['start']} e-mails on the first day, {warm['factor']:g} times more "
-            f"each day after, up to {warm['max']} a day."
+            f"Warm-up{since}: {warm['start']} e-mails on the first day from each sending "
+            f"domain, {warm['factor']:g} times more each day after, up to {warm['max']} a day."
         )
     rule = settings.get("pause_on_bounce_rate")
     if rule:
@@ -246,6 +249,32 @@ def describe(settings: dict) -> list[str]:
     if settings.get("paused"):
         lines.append(f"Sending is paused: {settings.get('paused_reason') or 'paused by hand'}.")
     return lines
+
+
+def merged(firm_settings: dict | None, change: dict) -> dict:
+    """The firm's settings with a :func:`validated` change of its sending
+    settings. A warm-up given without ``started`` starts today, the firm's
+    calendar day (delivery/warmup.py)."""
+    firm_settings = dict(firm_settings or {})
+    stored = {**(firm_settings.get("sending") or {}), **change}
+    warm = change.get("warmup")
+    if warm and not warm.get("started"):
+        previous = ((firm_settings.get("sending") or {}).get("warmup")) or {}
+        today = now().astimezone(warmup.zone_of(firm_settings)).date().isoformat()
+        stored["warmup"] = {**warm, "started": previous.get("started") or today}
+    return {**firm_settings, "sending": stored}
+
+
+def preview(conn: Connection, firm_id: int, firm_settings: dict | None) -> list[str]:
+    """The settings in words (:func:`describe`) and, during a warm-up,
+    today's allowance per sending domain."""
+    settings = settings_of(firm_settings)
+    domains = sorted(
+        conn.execute(select(_domains_table.c.domain).where(_domains_table.c.firm_id == firm_id))
+        .scalars()
+        .all()
+    )
+    return describe(settings) + warmup.today(conn, firm_id, settings, firm_settings or {}, domains)
 
 
 def _form_number(form, name: str, field: str):
@@ -284,9 +313,21 @@ def from_form(form) -> dict:
     rule = None
     if percent is not None or window is not None:
         rule = {"percent": percent if percent is not None else 5, "window": window or 200}
+    warm = None
+    start = _form_number(form, "warmup_start", "warmup.start")
+    if start is not None:
+        factor = _form_number(form, "warmup_factor", "warmup.factor")
+        top = _form_number(form, "warmup_max", "warmup.max")
+        warm = {
+            "start": start,
+            "factor": factor if factor is not None else 2,
+            "max": top if top is not None else 10_000,
+            "started": (form.get("warmup_started") or "").strip() or None,
+        }
     return {
         "frequency_caps": caps,
         "cap_action": form.get("cap_action") or "defer",
+        "warmup": warm,
         "max_per_second": _form_number(form, "max_per_second", "max_per_second"),
         "domain_limits": limits,
         "pause_on_bounce_rate": rule,

@@ -134,7 +134,7 @@ def zone_for(window: Window, contact_zone: str | None, firm_zone: str | None) ->
     return ZoneInfo("UTC")
 
 
-def _local(day, clock: time, zone: ZoneInfo) -> datetime:
+def local_moment(day, clock: time, zone: ZoneInfo) -> datetime:
     """The UTC moment of a local wall-clock time. One that does not exist
     that day (a spring-forward gap) is the first real moment after the gap;
     one that happens twice (fall back) is the first of the two."""
@@ -159,8 +159,8 @@ def next_opening(window: Window, moment: datetime, zone: ZoneInfo) -> datetime |
         day = today + timedelta(days=offset)
         if day.weekday() not in window.days:
             continue
-        opens = _local(day, window.start, zone)
-        closes = _local(day, window.end, zone)
+        opens = local_moment(day, window.start, zone)
+        closes = local_moment(day, window.end, zone)
         if closes <= moment:
             continue
         if opens <= moment:

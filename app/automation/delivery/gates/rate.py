@@ -1,4 +1,4 @@
-"""The sixth and last gate: the global rate limit, right before the
+"""The seventh and last gate: the global rate limit, right before the
 hand-over (delivery/rate_limit.py). It is the only gate that writes: the
 slot it takes is spent, so it comes after every gate that may still say
 no. A slot under a second ahead is waited for here; a later one defers the
@@ -15,7 +15,7 @@ from datetime import timedelta
 from sqlalchemy import Connection
 
 from app.automation.delivery import pacing, rate_limit
-from app.automation.delivery.gates import pause  # noqa: F401  (the gate before)
+from app.automation.delivery.gates import warmup  # noqa: F401  (the gate before)
 from app.automation.delivery.gates.chain import SEND, Candidate, Gate, Verdict, defer, register
 from app.clock import now
 
