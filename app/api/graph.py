@@ -14,6 +14,7 @@ from app.api.graph_checks import (
     check_node,
     check_node_key_free,
     check_trigger,
+    node_warnings_of,
     refuse_stranding,
 )
 from app.api.pagination import PageQuery, page_of, paginate
@@ -186,7 +187,9 @@ def list_nodes(query: ByWorkflow):
 )
 def create_node(body: NodeCreate):
     """The configuration is validated by the node type's schema (422 naming
-    the field); a ``node_id`` already used in the workflow is a 409."""
+    the field); a ``node_id`` already used in the workflow is a 409. What
+    is saved but may not work yet (a webhook host that does not resolve
+    now) comes back in ``warnings``, keyed like errors."""
     from sqlalchemy import func
 
     referenced(Workflow, body.workflow, "workflow")
@@ -210,9 +213,13 @@ def create_node(body: NodeCreate):
     )
     # Serialized before the commit, which expires the row: reading it back
     # afterwards would cost one more query per create.
-    response = jsonify(dump(NodeOut, node))
-    response.status_code = 201
+    data = dump(NodeOut, node)
     db.session.commit()
+    # After the commit: a warning may take a DNS lookup, and no
+    # transaction should wait on one.
+    data["warnings"] = node_warnings_of(data["node_type"], data["configuration"])
+    response = jsonify(data)
+    response.status_code = 201
     return response
 
 
@@ -232,10 +239,12 @@ def get_node(node_pk: int):
 )
 def update_node(node_pk: int, body: NodeUpdate):
     """Renaming the ``node_id`` of a node contacts are waiting on in an
-    active workflow is refused (409 with the count)."""
+    active workflow is refused (409 with the count). A changed
+    configuration's ``warnings`` are as on create."""
     node = get_or_404(WorkflowNode, node_pk, selectinload(WorkflowNode.workflow), what="node")
     changes = {k: v for k, v in body.model_dump(exclude_unset=True).items() if v is not None}
-    if "node_type" in changes or "configuration" in changes:
+    checked = "node_type" in changes or "configuration" in changes
+    if checked:
         check_node(
             changes.get("node_type", node.node_type),
             changes.get("configuration", node.configuration or {}),
@@ -259,7 +268,11 @@ def update_node(node_pk: int, body: NodeUpdate):
             node.workflow_id, label, before, {"nodes": {node.node_id: history.node_state(node)}}
         )
     db.session.commit()
-    return node
+    data = dump(NodeOut, node)
+    if checked:
+        db.session.rollback()  # a warning may take a DNS lookup: no transaction waits
+        data["warnings"] = node_warnings_of(data["node_type"], data["configuration"])
+    return jsonify(data)
 
 
 @endpoint(

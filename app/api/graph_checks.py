@@ -3,20 +3,18 @@
 The whole-graph validation (``app.automation.graph.validation``) runs at
 activation; these are the per-save refusals that keep a draft graph
 coherent as it is built one request at a time: configurations valid for
-their type (node and trigger registries, template syntax, the webhook SSRF
-guard), edges that stay inside one workflow and leave from a real output
+their type (node and trigger registries, template syntax, the type's own
+checks such as the webhook SSRF guard), edges that stay inside one workflow and leave from a real output
 of their source, and edits that would strand contacts waiting in a live
 workflow.
 """
 
 from __future__ import annotations
 
-from flask import current_app
 from sqlalchemy import func, select
 
 from app.api.errors import ApiError, validation_error
-from app.automation.delivery.webhook import UnsafeURL, check_url
-from app.automation.graph.node_checks import node_problems
+from app.automation.graph.node_checks import node_problems, node_warnings
 from app.automation.nodes.registry import (
     UnknownNodeType,
     config_errors,
@@ -47,21 +45,15 @@ def check_node(node_type: str, configuration: dict) -> None:
     if not fields:
         # Template syntax and the type's own checks (graph/node_checks.py).
         fields = _prefixed(node_problems(node_type, configuration), "configuration")
-    if not fields and node_type == "webhook":
-        fields = _webhook_problems(configuration)
     if fields:
         raise validation_error(fields, status=422)
 
 
-def _webhook_problems(configuration: dict) -> dict[str, list[str]]:
-    try:
-        check_url(
-            str(configuration.get("url", "")),
-            bool(current_app.config.get("WEBHOOK_ALLOW_PRIVATE")),
-        )
-    except UnsafeURL as exc:
-        return {"configuration.url": [str(exc)]}
-    return {}
+def node_warnings_of(node_type: str, configuration: dict) -> dict[str, list[str]]:
+    """What a save that passed :func:`check_node` should still say (a
+    webhook host that does not resolve now), keyed like its errors
+    (``configuration.url``): the ``warnings`` of the answer."""
+    return _prefixed(node_warnings(node_type, configuration), "configuration")
 
 
 def check_trigger(trigger_type: str, configuration: dict) -> None:

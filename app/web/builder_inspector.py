@@ -1,7 +1,9 @@
 """The node inspector: a form per node type, saved only when valid.
 
 ``POST .../nodes/<node_id>`` carries ``_action``: ``save`` validates the
-configuration with the registry (and the webhook SSRF guard) and stores it;
+configuration with the registry (schema, templates, the type's own checks:
+graph/node_checks.py) and stores it, then shows the type's warnings (a
+webhook host that does not resolve now) above the saved form;
 row actions (``add_rule:tag``, ``remove_variant:1``...) only redraw the form
 with the typed values, so the rule builder needs no JavaScript.
 """
@@ -10,15 +12,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, g, render_template, request
+from flask import g, render_template, request
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from app.auth import login_required_page
-from app.automation.delivery.webhook import UnsafeURL, check_url
 from app.automation.engine.context import render_context
 from app.automation.graph.edit_history import record_edit, snapshot
-from app.automation.graph.node_checks import node_problems
+from app.automation.graph.node_checks import node_problems, node_warnings
 from app.automation.nodes.registry import UnknownNodeType, config_errors, get_node_type
 from app.automation.templating.render import TemplateError, render_html, render_text
 from app.extensions import db
@@ -95,6 +96,7 @@ def inspector_context(
     values: dict | None = None,
     errors: dict | None = None,
     saved: bool = False,
+    warnings: list[str] | None = None,
 ) -> dict[str, Any]:
     try:
         kind = get_node_type(node.node_type)
@@ -112,6 +114,7 @@ def inspector_context(
         "errors": errors,
         "summary": error_summary(errors),
         "saved": saved,
+        "warnings": warnings or [],
         "pickers": pickers(workflow),
         "merge_fields": MERGE_FIELDS,
         "window_preview": window_preview,
@@ -125,15 +128,6 @@ def inspector(workflow_id: int, node_id: str):
     workflow = load_workflow(workflow_id)
     node = load_node(workflow, node_id)
     return render_panel(workflow, "builder/_inspector.html", **inspector_context(workflow, node))
-
-
-def _webhook_errors(config: dict) -> dict[str, list[str]]:
-    """The SSRF guard runs at save time too, so a bad URL never gets stored."""
-    try:
-        check_url(config.get("url", ""), current_app.config.get("WEBHOOK_ALLOW_PRIVATE", False))
-    except UnsafeURL as exc:
-        return {"url": [str(exc)]}
-    return {}
 
 
 @bp.post("/<int:workflow_id>/nodes/<node_id>")
@@ -154,8 +148,6 @@ def save_node(workflow_id: int, node_id: str):
     config = {**unshown_keys(node.node_type, node.configuration), **config}
     for field, messages in config_errors(node.node_type, config).items():
         errors.setdefault(field, []).extend(messages)
-    if node.node_type == "webhook" and "url" not in errors and config.get("url"):
-        errors.update(_webhook_errors(config))
     # Template syntax and the type's own checks (app/automation/graph/node_checks.py).
     problems = node_problems(node.node_type, config, schema_errors=set(errors))
     for field, messages in problems.items():
@@ -189,13 +181,15 @@ def save_node(workflow_id: int, node_id: str):
         errors = {"node_id": ["this step id was just taken; choose another"]}
         context = inspector_context(workflow, node, values, errors)
         return render_panel(workflow, "builder/_inspector.html", status=409, **context)
+    # After the commit: a warning may take a DNS lookup.
+    warnings = error_summary(node_warnings(node.node_type, config))
     if not is_htmx():
         from app.web.builder_common import back_to_builder
 
-        return back_to_builder(workflow, f"Saved {label}.")
-    body, status = render_panel(
-        workflow, "builder/_inspector.html", **inspector_context(workflow, node, saved=True)
-    )
+        message = " ".join([f"Saved {label}.", *warnings])
+        return back_to_builder(workflow, message, "warning" if warnings else "info")
+    context = inspector_context(workflow, node, saved=True, warnings=warnings)
+    body, status = render_panel(workflow, "builder/_inspector.html", **context)
     return body, status, {"HX-Trigger": "graph-changed"}
 
 

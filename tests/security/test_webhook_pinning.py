@@ -17,7 +17,6 @@ for the test, the dispatcher's own clients.
 from __future__ import annotations
 
 import datetime
-import socket
 import ssl
 
 import pytest
@@ -29,30 +28,7 @@ from cryptography.x509.oid import NameOID
 from app.automation.delivery.dispatcher import Transports, deliver_due
 from app.automation.delivery.errors import SendFailed
 from tests.delivery.conftest import Receiver, configured, queue_message, reload
-
-_real_getaddrinfo = socket.getaddrinfo
-
-
-class FakeDns:
-    """Answers for names under ``.test``: each name's list of answers is
-    used in turn (the last repeats); every lookup is recorded."""
-
-    def __init__(self, monkeypatch):
-        self.answers: dict[str, list[str]] = {}
-        self.lookups: list[str] = []
-        monkeypatch.setattr(socket, "getaddrinfo", self._getaddrinfo)
-
-    def _getaddrinfo(self, host, port, *args, **kwargs):
-        name = host.decode() if isinstance(host, bytes) else str(host)
-        if not name.endswith(".test"):
-            return _real_getaddrinfo(host, port, *args, **kwargs)
-        self.lookups.append(name)
-        queue = self.answers.get(name)
-        if not queue:
-            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
-        address = queue.pop(0) if len(queue) > 1 else queue[0]
-        family = socket.AF_INET6 if ":" in address else socket.AF_INET
-        return [(family, socket.SOCK_STREAM, 6, "", (address, int(port or 0)))]
+from tests.security.fake_dns import FakeDns
 
 
 @pytest.fixture

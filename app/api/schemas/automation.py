@@ -167,6 +167,11 @@ class NodeOut(Output):
     configuration: dict[str, Any]
     created_at: datetime
     updated_at: datetime
+    warnings: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="on create and on a change of configuration: what was saved but may "
+        "not work yet (a webhook host that does not resolve now), keyed like errors",
+    )
 
 
 # --- edges -----------------------------------------------------------------

@@ -8,6 +8,11 @@ addresses -- however the address is spelt (``2130706433``, ``0177.0.0.1``,
 resolved address is checked). ``WEBHOOK_ALLOW_PRIVATE`` lifts the address
 check (local development, tests), never the scheme check.
 
+A save (API, builder, import) checks without DNS (:func:`check_url_syntax`:
+the scheme, the host's form, and an address written in the URL) and only
+warns about a name that does not resolve or resolves to a private address
+(:func:`url_warnings`): DNS that is not live yet must not stop a save.
+
 At send time the URL is checked again and the request goes to the address
 that was checked (the IP is pinned, the ``Host`` header and TLS SNI keep
 the name, and the certificate is verified for the name), so a DNS answer
@@ -24,6 +29,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 import socket
 import ssl
 from dataclasses import dataclass
@@ -80,8 +86,9 @@ def _public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     )
 
 
-def resolve(url: str, allow_private: bool) -> Target:
-    """Check ``url`` and pick the address to connect to; raises UnsafeURL."""
+def _parse(url: str) -> tuple[object, str, str, int]:
+    """(parts, scheme, hostname, port) of a webhook URL; raises UnsafeURL
+    for what no DNS answer could make right."""
     if not isinstance(url, str) or not url.strip():
         raise UnsafeURL("URL is empty")
     try:
@@ -97,7 +104,13 @@ def resolve(url: str, allow_private: bool) -> Target:
         raise UnsafeURL("URL has no host")
     if parts.username is not None or parts.password is not None:
         raise UnsafeURL("credentials in the URL are not allowed; send them as a header")
-    port = port or (443 if scheme == "https" else 80)
+    return parts, scheme, hostname, port or (443 if scheme == "https" else 80)
+
+
+def resolve(url: str, allow_private: bool) -> Target:
+    """Check ``url`` and pick the address to connect to; raises UnsafeURL.
+    The send-time check: the name is resolved here, once."""
+    parts, scheme, hostname, port = _parse(url)
     try:
         infos = socket.getaddrinfo(hostname, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError, ValueError):
@@ -128,8 +141,69 @@ def resolve(url: str, allow_private: bool) -> Target:
 
 def check_url(url: str, allow_private: bool = False) -> None:
     """Raise :class:`UnsafeURL` for a webhook URL we would refuse to call
-    (used at save time by the API and the builder, and again at send time)."""
+    now, resolving its host (what the send does; the save checks
+    :func:`check_url_syntax` and warns with :func:`url_warnings`)."""
     resolve(url, allow_private)
+
+
+_LABEL = re.compile(r"(?!-)[a-z0-9_-]{1,63}(?<!-)")
+
+
+def _literal_address(hostname: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address a host that is an IP literal stands for, however it is
+    spelt (``2130706433``, ``0x7f.0.0.1``, ``::ffff:127.0.0.1``): parsed by
+    the same resolver as at send time, told not to ask DNS
+    (``AI_NUMERICHOST``). None for a name."""
+    try:
+        infos = socket.getaddrinfo(
+            hostname.removesuffix("."), None, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST
+        )
+    except (socket.gaierror, UnicodeError, ValueError):
+        return None
+    return ipaddress.ip_address(infos[0][4][0].split("%", 1)[0]) if infos else None
+
+
+def check_url_syntax(url: str, allow_private: bool = False) -> None:
+    """The save-time check, without DNS: the scheme, no credentials, a
+    well-formed host name, and a host given as an address (or ``localhost``)
+    must be public unless ``allow_private``. Raises :class:`UnsafeURL`. A
+    name is not resolved here: a receiver whose DNS is not live yet, or a
+    DNS hiccup, must not stop a save (:func:`url_warnings` says so; the
+    send resolves and refuses)."""
+    _parts, _scheme, hostname, _port = _parse(url)
+    address = _literal_address(hostname)
+    if address is None:
+        try:
+            ascii_name = hostname.removesuffix(".").encode("idna").decode("ascii").lower()
+        except UnicodeError:
+            raise UnsafeURL(f"host {hostname!r} is not a valid host name") from None
+        labels = ascii_name.split(".")
+        if len(ascii_name) > 253 or not all(_LABEL.fullmatch(label) for label in labels):
+            raise UnsafeURL(f"host {hostname!r} is not a valid host name")
+        if labels[-1] == "localhost" and not allow_private:
+            raise UnsafeURL(
+                f"host {hostname!r} is this machine; webhooks may only call public addresses"
+            )
+        return
+    if not allow_private and not _public(address):
+        raise UnsafeURL(
+            f"host {hostname!r} is a non-public address ({address}); "
+            "webhooks may only call public addresses"
+        )
+
+
+def url_warnings(url: str, allow_private: bool = False) -> list[str]:
+    """What the save should say about a URL that passed
+    :func:`check_url_syntax` but would not be called now: its host does not
+    resolve, or resolves to a non-public address. Saved all the same; the
+    send checks again."""
+    try:
+        resolve(url, allow_private)
+    except UnresolvableHost as exc:
+        return [f"{exc} now; saved, but the step fails when it runs unless it resolves by then"]
+    except UnsafeURL as exc:
+        return [f"{exc}; saved, but the step is refused when it runs while it resolves there"]
+    return []
 
 
 @lru_cache(maxsize=4)

@@ -3,9 +3,11 @@
 :func:`node_problems` is the one place the builder inspector, the API and
 the workflow import ask: template syntax and sandbox-refused attributes of
 the type's ``templated`` keys (every type), then the type's own
-``NodeType.check`` hook (a send_email's sender domain...). The workflow
-import adds the webhook SSRF guard (:func:`save_problems`), so a document
-cannot store what the editors refuse (an import is a save too).
+``NodeType.check`` hook (a send_email's sender domain, a webhook's URL
+without DNS...), so a document cannot store what the editors refuse (an
+import is a save too). :func:`node_warnings` asks the type's
+``save_warnings`` (a webhook host that does not resolve now): said, never
+refused.
 """
 
 from __future__ import annotations
@@ -15,28 +17,18 @@ from typing import Any
 
 from flask import current_app
 
-from app.automation.delivery.webhook import UnresolvableHost, UnsafeURL, check_url
 from app.automation.nodes.registry import CheckContext, UnknownNodeType, get_node_type
 from app.automation.templating.render import template_errors, template_strings_errors
 
 
-def save_problems(
-    node_type: str, configuration: dict, allow_private: bool, *, need_dns: bool = True
-) -> dict[str, list[str]]:
-    """Problems keyed by configuration field (``payload.x``, ``url``).
-    ``need_dns=False`` lets a host that does not resolve here pass (the
-    send-time check still refuses it, and re-checks what it resolves to)."""
-    problems = node_problems(node_type, configuration, need_dns=need_dns)
-    if node_type == "webhook":
-        problems.update(_url_problems(configuration.get("url"), allow_private, need_dns))
-    return problems
+def _context() -> CheckContext:
+    return CheckContext(allow_private=bool(current_app.config.get("WEBHOOK_ALLOW_PRIVATE")))
 
 
 def node_problems(
     node_type: str,
     configuration: dict,
     *,
-    need_dns: bool = True,
     schema_errors: Collection[str] = (),
 ) -> dict[str, list[str]]:
     """Problems beyond the schema, keyed by configuration field: template
@@ -48,13 +40,24 @@ def node_problems(
         kind = get_node_type(node_type)
     except UnknownNodeType:
         return problems
-    context = CheckContext(
-        allow_private=bool(current_app.config.get("WEBHOOK_ALLOW_PRIVATE")), need_dns=need_dns
-    )
-    for field, messages in kind.check(configuration, context).items():
+    for field, messages in kind.check(configuration, _context()).items():
         if field not in schema_errors:
             problems.setdefault(field, []).extend(messages)
     return problems
+
+
+def node_warnings(node_type: str, configuration: dict) -> dict[str, list[str]]:
+    """The type's ``save_warnings`` for a configuration that passed every
+    check, keyed by configuration field (``{}``: nothing to say)."""
+    try:
+        kind = get_node_type(node_type)
+    except UnknownNodeType:
+        return {}
+    return {
+        field: list(messages)
+        for field, messages in kind.save_warnings(configuration, _context()).items()
+        if messages
+    }
 
 
 def template_problems(node_type: str, configuration: dict) -> dict[str, list[str]]:
@@ -73,13 +76,3 @@ def template_problems(node_type: str, configuration: dict) -> dict[str, list[str
             for path, errors in template_strings_errors(value).items():
                 problems[f"{key}.{path}"] = errors
     return problems
-
-
-def _url_problems(url: Any, allow_private: bool, need_dns: bool) -> dict[str, list[str]]:
-    try:
-        check_url(str(url or ""), allow_private)
-    except UnresolvableHost as exc:
-        return {"url": [str(exc)]} if need_dns else {}
-    except UnsafeURL as exc:
-        return {"url": [str(exc)]}
-    return {}

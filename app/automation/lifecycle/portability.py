@@ -22,7 +22,6 @@ import math
 from decimal import Decimal
 from typing import Any
 
-from flask import current_app
 from pydantic import ValidationError
 from sqlalchemy import select
 
@@ -33,7 +32,7 @@ from app.automation.graph.document import (
     Document,
     WorkflowDoc,
 )
-from app.automation.graph.node_checks import save_problems
+from app.automation.graph.node_checks import node_problems
 from app.automation.graph.rows import apply_definition
 from app.automation.nodes.registry import config_errors
 from app.automation.triggers.registry import trigger_config_errors
@@ -289,13 +288,9 @@ def _check_parts(doc: WorkflowDoc) -> tuple[list[dict], list[dict], list[dict]]:
         )
         fields = config_errors(node.node_type, configuration)
         if not fields:
-            # What the editors refuse at save (SSRF guard, template checks).
-            fields = save_problems(
-                node.node_type,
-                configuration,
-                bool(current_app.config.get("WEBHOOK_ALLOW_PRIVATE")),
-                need_dns=False,
-            )
+            # What the editors refuse at save (template checks, the type's
+            # own: the webhook URL's form and literal addresses, no DNS).
+            fields = node_problems(node.node_type, configuration)
         for field, messages in fields.items():
             path = where + (".node_type" if field == "node_type" else f".configuration.{field}")
             problems.append(_problem(path, "; ".join(messages), node.node_id))

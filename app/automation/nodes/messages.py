@@ -24,6 +24,7 @@ from sqlalchemy import select
 from app.automation.delivery.gates import Candidate, GateRun, Verdict
 from app.automation.delivery.outbox import build_outbox_row, candidate_for
 from app.automation.delivery.senders import parse_sender, sender_problem
+from app.automation.delivery.webhook import UnsafeURL, check_url_syntax, url_warnings
 from app.automation.delivery.windows import WindowError, parse_window
 from app.automation.nodes import form
 from app.automation.nodes.registry import (
@@ -408,6 +409,31 @@ class Webhook(NodeType):
     @classmethod
     def execute(cls, step: Step) -> Outcome:
         return send_message(step)
+
+    @classmethod
+    def check(cls, configuration: dict, context: CheckContext) -> dict[str, list[str]]:
+        """The SSRF guard without DNS (delivery/webhook.py): scheme,
+        credentials, the host's form, and an address written in the URL
+        (``127.0.0.1``, ``0x7f.0.0.1``, ``[::1]``, ``localhost``) must be
+        public unless WEBHOOK_ALLOW_PRIVATE. A name is resolved at send."""
+        url = configuration.get("url")
+        if not isinstance(url, str) or not url.strip():
+            return {}  # the schema says it is required
+        try:
+            check_url_syntax(url, context.allow_private)
+        except UnsafeURL as exc:
+            return {"url": [str(exc)]}
+        return {}
+
+    @classmethod
+    def save_warnings(cls, configuration: dict, context: CheckContext) -> dict[str, list[str]]:
+        """A host that does not resolve now, or resolves to a non-public
+        address: saved, said, and refused at send while it holds."""
+        url = configuration.get("url")
+        if not isinstance(url, str) or cls.check(configuration, context):
+            return {}
+        warnings = url_warnings(url, context.allow_private)
+        return {"url": warnings} if warnings else {}
 
     @classmethod
     def default_config(cls) -> dict:

@@ -62,9 +62,6 @@ class CheckContext:
 
     # WEBHOOK_ALLOW_PRIVATE: private and loopback addresses are allowed.
     allow_private: bool = False
-    # False: a host that does not resolve here passes (a workflow import;
-    # the send-time check still refuses it).
-    need_dns: bool = True
 
 
 class NodeType:
@@ -109,7 +106,19 @@ class NodeType:
         (template syntax of the ``templated`` keys is checked there for
         every type). ``configuration`` is the stored dict; its schema may
         have failed on other fields, and a field whose schema check failed
-        is not reported again. Return ``{}`` when there is nothing to say."""
+        is not reported again. Return ``{}`` when there is nothing to say.
+        A check must not depend on DNS or another service being up: what
+        may be right later (a webhook host that does not resolve yet) is a
+        :meth:`save_warnings` entry, not a refusal."""
+        return {}
+
+    @classmethod
+    def save_warnings(cls, configuration: dict, context: CheckContext) -> dict[str, list[str]]:
+        """What a save should tell the marketer without refusing it, keyed
+        by configuration field (a webhook host that does not resolve now).
+        Asked by ``graph.node_checks.node_warnings`` after a save passed
+        every check; the inspector shows them and the API returns them as
+        ``warnings``. May be slow (a DNS lookup); ``{}`` by default."""
         return {}
 
     @classmethod
