@@ -11,7 +11,13 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from app.automation.nodes import summaries
-from app.automation.nodes.registry import Port, UnknownNodeType, card_summary, get_node_type
+from app.automation.nodes.registry import (
+    Port,
+    UnknownNodeType,
+    card_summary,
+    get_node_type,
+    has_flag,
+)
 from app.automation.triggers.registry import UnknownTriggerType, get_trigger_type
 from app.models import Workflow, WorkflowNode
 from app.web.builder_graph import node_ports, port_key_of
@@ -53,11 +59,14 @@ def edge_path(sx: float, sy: float, tx: float, ty: float) -> str:
 
 
 def entry_node(workflow: Workflow) -> WorkflowNode | None:
-    """Where contacts enter: the step no connection enters (not a goal);
-    with several, the topmost, as the canvas shows them."""
+    """Where contacts enter: the step no connection enters (not a
+    ``jump_target`` such as a goal); with several, the topmost, as the
+    canvas shows them."""
     entered = {edge.target_node_id for edge in workflow.edges}
     candidates = [
-        node for node in workflow.nodes if node.id not in entered and node.node_type != "goal"
+        node
+        for node in workflow.nodes
+        if node.id not in entered and not has_flag(node.node_type, "jump_target")
     ]
     if not candidates:
         return None

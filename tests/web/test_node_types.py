@@ -10,6 +10,7 @@ import pytest
 from pydantic import Field
 
 from app.api.openapi import openapi_document
+from app.automation.graph.definition import Graph
 from app.automation.graph.validation import validate_definition
 from app.automation.nodes import form
 from app.automation.nodes.registry import (
@@ -141,6 +142,35 @@ def test_the_types_own_check_refuses_in_the_inspector_the_api_and_an_import(
     assert problem["field"] == "workflow.nodes.0.configuration.note"
 
 
+class Milestone(Stamp):
+    key = "test_milestone"
+    label = "Milestone"
+    family = "goal"
+    converts = True
+    jump_target = True
+
+
+@pytest.fixture
+def milestone():
+    register(Milestone)
+    yield Milestone
+    unregister(Milestone.key)
+
+
+def test_the_entry_and_reachability_read_the_jump_target_flag(milestone):
+    nodes = [
+        {"node_id": "first", "node_type": "add_tag", "configuration": {"tag": "a"}},
+        {"node_id": "mark", "node_type": "test_milestone", "configuration": {"note": "x"}},
+    ]
+    definition = {"nodes": nodes, "edges": [], "triggers": [{"trigger_type": "manual"}]}
+    graph = Graph(definition)
+    assert graph.entry() == "first"  # a jump target is never the first step
+    [problem] = validate_definition(definition)
+    assert problem["node"] == "mark" and "goal is never reached" in problem["message"]
+    nodes[1]["configuration"] = {"note": "x", "match": "all", "rules": [{"field": "score"}]}
+    assert [node["node_id"] for node in Graph(definition).goals_with_rules()] == ["mark"]
+
+
 def test_validation_reads_the_type(stamp):
     nodes = [
         {"node_id": "first", "node_type": "add_tag", "configuration": {"tag": "a"}},
@@ -214,4 +244,5 @@ def test_every_registered_type_is_complete():
             assert {"match", "rules"} <= keys, where
             assert any(isinstance(field, form.Rules) for field in kind.form), where
     assert keys_where("sends_message") == {"send_email", "send_sms", "webhook"}
+    assert keys_where("converts") == keys_where("jump_target") == {"goal"}
     assert set(TO_VALUES) <= form.KINDS

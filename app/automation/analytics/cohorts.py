@@ -25,6 +25,7 @@ from app.automation.analytics.queries import (
     goal_hit,
     seconds_between,
 )
+from app.automation.nodes.registry import keys_where
 from app.clock import now
 from app.extensions import db
 from app.models.execution import ACTIVE_STATUSES
@@ -108,7 +109,7 @@ def cohorts(period: Period) -> list[Cohort]:
 def _add_conversion_weeks(period: Period, found: dict[date, Cohort]) -> None:
     first_goal = (
         select(S.execution_id.label("execution_id"), func.min(S.entered_at).label("at"))
-        .where(S.workflow_id == period.workflow_id, S.node_type == "goal")
+        .where(S.workflow_id == period.workflow_id, S.node_type.in_(keys_where("converts")))
         .group_by(S.execution_id)
         .subquery()
     )

@@ -28,6 +28,7 @@ from app.automation.analytics.calculator import (
     percent,
 )
 from app.automation.graph.definition import Graph, definition_of
+from app.automation.nodes.registry import has_flag
 from app.clock import now
 from app.extensions import db
 from app.models import Workflow, WorkflowAnalytics, WorkflowExecution, WorkflowGoal
@@ -159,7 +160,7 @@ def goal_values(workflow: Workflow) -> dict[str, float]:
     values = {
         node.node_id: _number((node.configuration or {}).get("goal_value"))
         for node in workflow.nodes
-        if node.node_type == "goal"
+        if has_flag(node.node_type, "converts")
     }
     goals = db.session.scalars(select(WorkflowGoal).where(WorkflowGoal.workflow_id == workflow.id))
     for goal in goals:
@@ -283,6 +284,6 @@ def sankey_links(workflow: Workflow, summary: Summary) -> list[dict[str, Any]]:
             links.append({"source": key, "target": "Dropped off", "value": dropped})
         rest = row["visits"] - row["exited"] - row["stopped"]
         if rest > 0:
-            end = "Goal reached" if row.get("node_type") == "goal" else "In progress"
+            end = "Goal reached" if has_flag(row.get("node_type"), "converts") else "In progress"
             links.append({"source": key, "target": end, "value": rest})
     return links

@@ -119,10 +119,7 @@ def _definitions_for(pairs: set[tuple[int, int]]) -> dict[tuple[int, int], dict]
 def has_rule_goal(definition: dict) -> bool:
     """Whether a definition holds a goal with rules (contacts anywhere in
     the workflow who meet them jump there)."""
-    return any(
-        node.get("node_type") == "goal" and (node.get("configuration") or {}).get("rules")
-        for node in definition.get("nodes") or ()
-    )
+    return bool(Graph(definition).goals_with_rules())
 
 
 def rule_goal_versions(pairs: set[tuple[int, int]]) -> set[tuple[int, int]]:

@@ -26,7 +26,7 @@ from flask import current_app
 
 from app.automation.engine.state import BatchState, ContactState, WorkflowInfo
 from app.automation.nodes.control import goal_met
-from app.automation.nodes.registry import executor_for
+from app.automation.nodes.registry import executor_for, has_flag
 from app.automation.nodes.step import Effects, Outcome, Step
 from app.automation.operations.logs import log_context
 from app.tenancy import firm_context
@@ -205,7 +205,7 @@ class Walk:
     def _goal_to_jump_to(self, workflow: WorkflowInfo, contact, node_id: str) -> str | None:
         if not workflow.rule_goals or workflow.nodes.get(node_id) is None:
             return None
-        if workflow.nodes[node_id].node_type == "goal":
+        if has_flag(workflow.nodes[node_id].node_type, "jump_target"):
             return None
         facts = None
         for goal_id, configuration in workflow.rule_goals:

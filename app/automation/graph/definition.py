@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.automation.nodes.registry import has_flag
+
 SETTINGS = ("allow_reentry", "exit_on_goal", "enroll_existing")
 
 
@@ -71,7 +73,7 @@ class Graph:
         return [
             key
             for key, node in self.nodes.items()
-            if node["node_type"] != "goal" and self._incoming.get(key, 0) == 0
+            if not has_flag(node["node_type"], "jump_target") and self._incoming.get(key, 0) == 0
         ]
 
     def entry(self) -> str | None:
@@ -100,8 +102,11 @@ class Graph:
         return None
 
     def goals_with_rules(self) -> list[dict]:
+        """The nodes contacts jump to from anywhere once they meet the
+        rules: a ``jump_target`` type's nodes with rules (goals)."""
         return [
             node
             for node in self.nodes.values()
-            if node["node_type"] == "goal" and (node.get("configuration") or {}).get("rules")
+            if has_flag(node["node_type"], "jump_target")
+            and (node.get("configuration") or {}).get("rules")
         ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.automation.graph.definition import Graph, definition_of
-from app.automation.nodes.registry import UnknownNodeType, get_node_type, keys_where
+from app.automation.nodes.registry import UnknownNodeType, get_node_type, has_flag, keys_where
 from app.automation.triggers.registry import trigger_config_errors
 
 MAX_NODES = 500
@@ -152,7 +152,7 @@ def _reachability_problems(graph: Graph, entry: str) -> list[dict]:
     for key, node in graph.nodes.items():
         if key in reachable or key in standalone_goals:
             continue
-        if node["node_type"] == "goal":
+        if has_flag(node["node_type"], "jump_target"):
             problems.append(
                 _problem(key, "this goal is never reached: connect it or give it rules")
             )

@@ -392,6 +392,8 @@ class Goal(NodeType):
     )
     Config = GoalConfig
     uses_rules = True
+    converts = True
+    jump_target = True
     form = (
         form.Number("goal_value", "Value of a conversion", placeholder="0", default=0),
         form.Rules(

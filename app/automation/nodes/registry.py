@@ -88,6 +88,12 @@ class NodeType:
     waits: ClassVar[bool] = False
     # Its configuration carries a rule group (``match``/``rules``).
     uses_rules: ClassVar[bool] = False
+    # Reaching it is a conversion: the analytics count it as a goal reached.
+    converts: ClassVar[bool] = False
+    # Reached by an incoming edge, or, when its configuration has rules, by
+    # a jump from anywhere in the workflow once the contact meets them;
+    # never the first step, and a contact standing on one does not jump.
+    jump_target: ClassVar[bool] = False
 
     @classmethod
     def execute(cls, step: Step) -> Outcome:
@@ -161,6 +167,14 @@ def unregister(key: str) -> None:
 def keys_where(flag: str) -> frozenset[str]:
     """The keys of the registered types with ``flag`` set (``waits``...)."""
     return frozenset(kind.key for kind in all_node_types() if getattr(kind, flag))
+
+
+def has_flag(node_type: str, flag: str) -> bool:
+    """Whether the type of that key has ``flag`` set (False: unknown type)."""
+    try:
+        return bool(getattr(get_node_type(node_type), flag))
+    except UnknownNodeType:
+        return False
 
 
 def executor_for(node_type: str):
