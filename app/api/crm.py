@@ -30,32 +30,25 @@ from app.api.schemas.crm import (
     TaskOut,
     TaskUpdate,
 )
-from app.automation.crm import lists
+from app.automation.crm import deals, forms, lists, tasks
 from app.automation.crm.errors import CrmError
 from app.automation.triggers.bus import emit
 from app.automation.triggers.registry import TRIGGER_TYPES
-from app.clock import now
 from app.extensions import db
 from app.models import Contact, ContactList, Deal, EventLog, Form, Task, User
-from app.models.audit import record
 
 
 def _changes(body) -> dict:
     return {k: v for k, v in body.model_dump(exclude_unset=True).items() if v is not None}
 
 
-def _save(obj, action: str, data: dict | None = None):
-    db.session.add(obj)
-    db.session.flush()
-    record(action, obj, data=data)
-    db.session.commit()
-    return obj
-
-
-def _remove(obj, action: str) -> None:
-    record(action, obj)
-    db.session.delete(obj)
-    db.session.commit()
+def _ids(changes: dict, references: dict) -> dict:
+    """``changes`` with each referenced row (``{"contact": Contact}``)
+    turned into its id column, checked to be one of the firm's (422)."""
+    for field, model in references.items():
+        if field in changes:
+            changes[f"{field}_id"] = referenced(model, changes.pop(field), field).id
+    return changes
 
 
 # --- lists -------------------------------------------------------------------
@@ -134,8 +127,11 @@ def list_forms(query: PageQuery):
 )
 def create_form(body: FormCreate):
     """``form_key`` is generated; the public form is served at /f/<form_key>."""
-    form = Form(**body.model_dump(exclude_none=True))
-    return _save(form, "form.created", {"name": body.name})
+    try:
+        return forms.create_form(**body.model_dump(exclude_none=True))
+    except CrmError as exc:
+        db.session.rollback()
+        raise refused(exc) from None
 
 
 @endpoint("/forms/<int:form_id>/", tag="Forms", summary="Get a form", response=FormOut)
@@ -153,15 +149,16 @@ def get_form(form_id: int):
 )
 def update_form(form_id: int, body: FormUpdate):
     form = get_or_404(Form, form_id, what="form")
-    changes = {k: v for k, v in body.model_dump(exclude_unset=True).items() if v is not None}
-    for name, value in changes.items():
-        setattr(form, name, value)
-    return _save(form, "form.updated", {"fields": sorted(changes)})
+    try:
+        return forms.update_form(form, _changes(body))
+    except CrmError as exc:
+        db.session.rollback()
+        raise refused(exc) from None
 
 
 @endpoint("/forms/<int:form_id>/", "DELETE", tag="Forms", summary="Delete a form", status=204)
 def delete_form(form_id: int):
-    _remove(get_or_404(Form, form_id, what="form"), "form.deleted")
+    forms.delete_form(get_or_404(Form, form_id, what="form"))
 
 
 # --- deals -------------------------------------------------------------------
@@ -170,16 +167,6 @@ def delete_form(form_id: int):
 class DealQuery(PageQuery):
     contact: DbId | None = None
     status: str | None = Field(default=None, max_length=10)
-
-
-def _apply_deal(deal: Deal, changes: dict) -> None:
-    if "contact" in changes:
-        deal.contact_id = referenced(Contact, changes.pop("contact"), "contact").id
-    status = changes.get("status")
-    if status is not None and status != deal.status:
-        deal.closed_at = now() if status in ("won", "lost") else None
-    for name, value in changes.items():
-        setattr(deal, name, value)
 
 
 @endpoint("/deals/", tag="Deals", summary="List deals", query=DealQuery, response=page_of(DealOut))
@@ -203,9 +190,7 @@ def list_deals(query: DealQuery):
     errors=(422,),
 )
 def create_deal(body: DealCreate):
-    deal = Deal(status="open")
-    _apply_deal(deal, body.model_dump(exclude_none=True))
-    return _save(deal, "deal.created", {"title": body.title})
+    return deals.create_deal(_ids(body.model_dump(exclude_none=True), {"contact": Contact}))
 
 
 @endpoint("/deals/<int:deal_id>/", tag="Deals", summary="Get a deal", response=DealOut)
@@ -224,14 +209,12 @@ def get_deal(deal_id: int):
 )
 def update_deal(deal_id: int, body: DealUpdate):
     deal = get_or_404(Deal, deal_id, what="deal")
-    changes = _changes(body)
-    _apply_deal(deal, dict(changes))
-    return _save(deal, "deal.updated", {"fields": sorted(changes)})
+    return deals.update_deal(deal, _ids(_changes(body), {"contact": Contact}))
 
 
 @endpoint("/deals/<int:deal_id>/", "DELETE", tag="Deals", summary="Delete a deal", status=204)
 def delete_deal(deal_id: int):
-    _remove(get_or_404(Deal, deal_id, what="deal"), "deal.deleted")
+    deals.delete_deal(get_or_404(Deal, deal_id, what="deal"))
 
 
 # --- tasks -------------------------------------------------------------------
@@ -243,13 +226,7 @@ class TaskQuery(PageQuery):
     status: str | None = Field(default=None, max_length=10)
 
 
-def _apply_task(task: Task, changes: dict) -> None:
-    if "contact" in changes:
-        task.contact_id = referenced(Contact, changes.pop("contact"), "contact").id
-    if "assignee" in changes:
-        task.assignee_id = referenced(User, changes.pop("assignee"), "assignee").id
-    for name, value in changes.items():
-        setattr(task, name, value)
+TASK_REFERENCES = {"contact": Contact, "assignee": User}
 
 
 @endpoint("/tasks/", tag="Tasks", summary="List tasks", query=TaskQuery, response=page_of(TaskOut))
@@ -275,9 +252,7 @@ def list_tasks(query: TaskQuery):
     errors=(422,),
 )
 def create_task(body: TaskCreate):
-    task = Task()
-    _apply_task(task, body.model_dump(exclude_none=True))
-    return _save(task, "task.created", {"title": body.title})
+    return tasks.create_task(_ids(body.model_dump(exclude_none=True), TASK_REFERENCES))
 
 
 @endpoint("/tasks/<int:task_id>/", tag="Tasks", summary="Get a task", response=TaskOut)
@@ -296,14 +271,12 @@ def get_task(task_id: int):
 )
 def update_task(task_id: int, body: TaskUpdate):
     task = get_or_404(Task, task_id, what="task")
-    changes = _changes(body)
-    _apply_task(task, dict(changes))
-    return _save(task, "task.updated", {"fields": sorted(changes)})
+    return tasks.update_task(task, _ids(_changes(body), TASK_REFERENCES))
 
 
 @endpoint("/tasks/<int:task_id>/", "DELETE", tag="Tasks", summary="Delete a task", status=204)
 def delete_task(task_id: int):
-    _remove(get_or_404(Task, task_id, what="task"), "task.deleted")
+    tasks.delete_task(get_or_404(Task, task_id, what="task"))
 
 
 # --- events ------------------------------------------------------------------

@@ -194,7 +194,12 @@ def refused(exc) -> ApiError:
     """A domain operation's refusal (``message``, ``field``, ``conflict``:
     crm.errors.CrmError, workflow_ops.WorkflowOpError): 409 naming the field
     when it clashes with what exists, else 400 naming the field."""
-    fields = {exc.field or "__root__": [exc.message]}
+    many = getattr(exc, "errors", None)
+    fields = (
+        {field: [message] for field, message in many.items()}
+        if many
+        else {exc.field or "__root__": [exc.message]}
+    )
     if exc.conflict:
         return ApiError(409, "conflict", exc.message, fields=fields)
     return validation_error(fields)

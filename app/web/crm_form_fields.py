@@ -1,17 +1,12 @@
 """The public-form editor's input: rows of fields posted as
 ``fields-<i>-name``, ``-label``, ``-type``, ``-required``, ``-remove``,
-checked into the CONTRACT's ``[{"name", "label", "type", "required"}]``."""
+read into the specs that ``app.automation.crm.forms`` checks and stores as
+the CONTRACT's ``[{"name", "label", "type", "required"}]``."""
 
 from __future__ import annotations
 
-import re
-from urllib.parse import urlsplit
+from app.automation.crm.forms import MAX_FIELDS
 
-from app.automation.triggers.forms import FIELD_TYPES
-
-CONTACT_FIELDS = ("email", "first_name", "last_name", "phone")
-_CUSTOM = re.compile(r"^custom\.[A-Za-z_][A-Za-z0-9_]{0,63}$")
-MAX_FIELDS = 50
 BLANK_ROWS = 2
 
 
@@ -52,44 +47,15 @@ def read_rows(form) -> list[dict]:
     return rows
 
 
-def clean_rows(rows: list[dict]) -> tuple[list[dict], dict[int, str]]:
-    """(fields to store, errors by row index). Blank and removed rows drop out."""
-    fields: list[dict] = []
-    errors: dict[int, str] = {}
-    seen: set[str] = set()
-    for index, row in enumerate(rows):
-        if row.get("remove") or (not row["name"] and not row["label"]):
-            continue
-        name = row["name"]
-        if name not in CONTACT_FIELDS and not _CUSTOM.match(name):
-            errors[index] = (
-                "Field must be email, first_name, last_name, phone or custom.<key> "
-                "(letters, digits, _)."
-            )
-            continue
-        if name in seen:
-            errors[index] = f"{name} is on the form twice."
-            continue
-        if row["type"] not in FIELD_TYPES:
-            errors[index] = f"Choose a type: {', '.join(sorted(FIELD_TYPES))}."
-            continue
-        if len(row["label"]) > 200:
-            errors[index] = "Keep the label under 200 characters."
-            continue
-        seen.add(name)
-        label = row["label"] or name.removeprefix("custom.").replace("_", " ").capitalize()
-        fields.append(
-            {"name": name, "label": label, "type": row["type"], "required": row["required"]}
-        )
-    if len(fields) > MAX_FIELDS:
-        errors[-1] = f"A form may have at most {MAX_FIELDS} fields."
-    return fields, errors
-
-
-def redirect_error(url: str) -> str | None:
-    if not url:
-        return None
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc or len(url) > 2000:
-        return "Enter a full http(s) address, e.g. https://example.com/thanks, or leave it empty."
-    return None
+def page_errors(errors: dict[str, str]) -> dict:
+    """The domain's errors (app/automation/crm/forms.py) as the editor shows
+    them: by input, with the field rows' under ``rows`` by row index (-1:
+    about all of them)."""
+    shown: dict = {}
+    for key, message in errors.items():
+        head, _, index = key.partition(".")
+        if head == "fields":
+            shown.setdefault("rows", {})[int(index) if index else -1] = message
+        else:
+            shown[key] = message
+    return shown

@@ -7,27 +7,15 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from sqlalchemy import func, select
 
 from app.auth import login_required_page
+from app.automation.crm import forms as crm_forms
 from app.automation.crm import lists as crm_lists
 from app.automation.crm.errors import CrmError
-from app.automation.triggers.forms import FIELD_TYPES
 from app.extensions import db
 from app.models import ContactList, Form, FormSubmission, Tag, contact_tags, list_members
-from app.models.audit import record
 from app.web import crm_form_fields as ff
 from app.web.pages import get_or_404
 
 bp = Blueprint("crm", __name__)
-
-NAME_MAX = 200
-
-
-def _clean_name(raw: str | None, limit: int = NAME_MAX) -> tuple[str, str | None]:
-    name = " ".join((raw or "").split())
-    if not name:
-        return name, "Enter a name."
-    if len(name) > limit:
-        return name, f"Keep it under {limit} characters."
-    return name, None
 
 
 # ---- Forms ------------------------------------------------------------------
@@ -48,21 +36,17 @@ def forms():
 @bp.post("/forms")
 @login_required_page
 def create_form():
-    name, error = _clean_name(request.form.get("name"))
-    if error:
+    raw = request.form.get("name")
+    try:
+        form = crm_forms.create_form(raw)
+    except CrmError as exc:
+        db.session.rollback()
         rows = db.session.scalars(select(Form).order_by(Form.name)).all()
-        return render_template("crm/forms.html", forms=rows, counts={}, error=error, name=name), 400
-    form = Form(
-        name=name,
-        fields=[
-            {"name": "email", "label": "Email", "type": "email", "required": True},
-            {"name": "first_name", "label": "First name", "type": "text", "required": False},
-        ],
-    )
-    db.session.add(form)
-    db.session.flush()
-    record("form.created", form)
-    db.session.commit()
+        name = " ".join((raw or "").split())
+        page = render_template(
+            "crm/forms.html", forms=rows, counts={}, error=exc.message, name=name
+        )
+        return page, 400
     flash(f"Created the form “{form.name}”. Choose its fields below.")
     return redirect(url_for("crm.edit_form", form_id=form.id))
 
@@ -81,8 +65,8 @@ def _form_page(form: Form, values: dict, rows: list[dict], errors: dict, status:
         values=values,
         rows=rows,
         errors=errors,
-        field_types=sorted(FIELD_TYPES),
-        contact_fields=ff.CONTACT_FIELDS,
+        field_types=sorted(crm_forms.FIELD_TYPES),
+        contact_fields=crm_forms.CONTACT_FIELDS,
         submissions=submissions,
         public_url=public_url,
     ), status
@@ -109,27 +93,13 @@ def save_form(form_id: int):
         "success_message": (request.form.get("success_message") or "").strip(),
         "redirect_url": (request.form.get("redirect_url") or "").strip(),
     }
-    errors: dict = {}
-    values["name"], name_error = _clean_name(values["name"])
-    if name_error:
-        errors["name"] = name_error
-    if len(values["success_message"]) > 2000:
-        errors["success_message"] = "Keep the message under 2,000 characters."
-    redirect_problem = ff.redirect_error(values["redirect_url"])
-    if redirect_problem:
-        errors["redirect_url"] = redirect_problem
     rows = ff.read_rows(request.form)
-    fields, row_errors = ff.clean_rows(rows)
-    if row_errors:
-        errors["rows"] = row_errors
-    if errors:
-        return _form_page(form, values, rows, errors, 400)
-    form.name = values["name"]
-    form.success_message = values["success_message"] or "Thank you!"
-    form.redirect_url = values["redirect_url"]
-    form.fields = fields
-    record("form.updated", form)
-    db.session.commit()
+    try:
+        crm_forms.update_form(form, {**values, "fields": rows})
+    except CrmError as exc:
+        db.session.rollback()
+        values["name"] = " ".join(values["name"].split())
+        return _form_page(form, values, rows, ff.page_errors(exc.errors), 400)
     flash("Form saved.")
     return redirect(url_for("crm.edit_form", form_id=form.id))
 
@@ -138,9 +108,7 @@ def save_form(form_id: int):
 @login_required_page
 def delete_form(form_id: int):
     form = get_or_404(Form, form_id)
-    record("form.deleted", form, data={"name": form.name})
-    db.session.delete(form)
-    db.session.commit()
+    crm_forms.delete_form(form)
     flash(f"Deleted the form “{form.name}”.")
     return redirect(url_for("crm.forms"))
 

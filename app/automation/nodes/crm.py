@@ -15,6 +15,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from app.automation.crm import deals, tasks
 from app.automation.nodes import form
 from app.automation.nodes.registry import ActionConfig, NodeType, register
 from app.automation.nodes.step import Outcome, Step, would
@@ -346,7 +347,7 @@ class CreateTask(NodeType):
     @classmethod
     def execute(cls, step: Step) -> Outcome:
         config = step.config
-        title = step.render(config.title)[:300]
+        title = step.render(config.title)
         assignee_id = None
         if config.assignee_email:
             wanted = config.assignee_email.strip().lower()
@@ -355,24 +356,21 @@ class CreateTask(NodeType):
                 return Outcome.fail(f"no user {config.assignee_email} in this firm")
             assignee_id = match[0]["id"]
         due_at = step.moment + timedelta(hours=config.due_in_hours)
-        if (test := would(step, create_task=title, due_at=due_at.isoformat())) is not None:
+        row = tasks.new_task(
+            title,
+            step.render(config.description),
+            due_at,
+            contact_id=step.contact_id,
+            assignee_id=assignee_id,
+            execution_id=step.row["id"],
+        )
+        if (test := would(step, create_task=row["title"], due_at=due_at.isoformat())) is not None:
             return test
         step.effects.tasks.append(
-            {
-                "firm_id": step.firm_id,
-                "contact_id": step.contact_id,
-                "assignee_id": assignee_id,
-                "execution_id": step.row["id"],
-                "title": title,
-                "description": step.render(config.description),
-                "due_at": due_at,
-                "status": "open",
-                "created_at": step.moment,
-                "updated_at": step.moment,
-            }
+            {"firm_id": step.firm_id, **row, "created_at": step.moment, "updated_at": step.moment}
         )
         return Outcome(
-            result={"title": title, "assignee_id": assignee_id, "due_at": due_at.isoformat()}
+            result={"title": row["title"], "assignee_id": assignee_id, "due_at": due_at.isoformat()}
         )
 
 
@@ -394,7 +392,7 @@ def _deal_fields(step: Step) -> dict:
     config = step.config
     fields: dict = {}
     if config.title is not None:
-        fields["title"] = step.render(config.title)[:200]
+        fields["title"] = step.render(config.title)[: deals.TITLE_MAX]
     if config.value is not None:
         fields["value"] = Decimal(config.value)
     if config.stage is not None:
@@ -449,7 +447,7 @@ class CreateDeal(NodeType):
             "firm_id": step.firm_id,
             "contact_id": step.contact_id,
             **fields,
-            "closed_at": step.moment if fields["status"] != "open" else None,
+            "closed_at": deals.closing(None, fields["status"], step.moment).get("closed_at"),
             "created_at": step.moment,
             "updated_at": step.moment,
         }
@@ -507,8 +505,7 @@ class UpdateDeal(NodeType):
         deal_id = deal.get("id")
         if (test := would(step, update_deal=_plain(fields), deal_id=deal_id)) is not None:
             return test
-        if fields.get("status") in ("won", "lost"):
-            fields["closed_at"] = step.moment
+        fields.update(deals.closing(deal.get("status"), fields.get("status"), step.moment))
         if deal.get("_new") is not None:
             deal["_new"].update(fields)  # created in this walk: not written yet
         else:

@@ -24,6 +24,7 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
+from app.automation.crm.forms import FIELD_TYPES
 from app.automation.delivery import signing
 from app.automation.triggers.bus import emit
 from app.extensions import db
@@ -36,7 +37,6 @@ HONEYPOT = "website_url"
 TOKEN_FIELD = "_form_token"
 CONTACT_COLUMNS = {"email": 320, "first_name": 100, "last_name": 100, "phone": 40, "timezone": 64}
 MAX_VALUE = 5000
-FIELD_TYPES = {"text", "email", "tel", "number", "date", "textarea", "checkbox", "hidden", "url"}
 _CUSTOM = re.compile(r"^custom\.[A-Za-z0-9_\-]{1,64}$")
 
 
