@@ -128,12 +128,17 @@ def collect(root: Path, package: str = "app"):
         tree = ast.parse(path.read_text(), str(path))
         edges = []
         for _stmt, candidates, in_function in imports_of(tree, name, path.name == "__init__.py"):
-            # ``from pkg import sub`` imports the module pkg.sub; ``from
-            # mod import func`` imports mod. Importing a.b.c runs a and a.b
-            # first, which is left out: a package's __init__ importing its
-            # own submodules would otherwise count as a cycle.
-            target = next((c for c in candidates if c in names), None)
-            edges.append((target, in_function))
+            # ``from pkg import sub, other`` imports the modules pkg.sub and
+            # pkg.other (each an edge); ``from mod import func`` imports mod.
+            # Importing a.b.c runs a and a.b first, which is left out: a
+            # package's __init__ importing its own submodules would
+            # otherwise count as a cycle.
+            submodules = [c for c in candidates[:-1] if c in names]
+            if submodules:
+                edges.extend((target, in_function) for target in submodules)
+            else:
+                target = next((c for c in candidates if c in names), None)
+                edges.append((target, in_function))
         modules[name] = edges
     return modules
 

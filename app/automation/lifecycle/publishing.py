@@ -17,6 +17,7 @@ from sqlalchemy import func, or_, select, update
 from app.automation.graph.definition import definition_of
 from app.automation.graph.rows import apply_definition
 from app.automation.graph.validation import WorkflowInvalid, validate_workflow
+from app.automation.lifecycle.approval_requests import request_publication
 from app.clock import now
 from app.extensions import db
 from app.models import ContactFlowState, Firm, Workflow, WorkflowExecution
@@ -155,8 +156,6 @@ def activate_workflow(workflow, user=None) -> WorkflowVersion:
     if needs_approval(workflow, user):
         # Activation by a marketer becomes a request (committed now, so it
         # survives the caller rolling back on this exception).
-        from app.automation.lifecycle.approvals import request_publication
-
         request = request_publication(workflow, user)
         raise ApprovalRequired(
             "sent to an admin for approval: it goes live when an admin approves it", request
