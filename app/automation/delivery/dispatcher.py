@@ -262,9 +262,13 @@ class _SqliteClaims:
     def __init__(self, conn: Connection, limit: int):
         self.conn = conn
         self.ids = list(conn.scalars(_DUE_IDS, {"moment": now(), "limit": limit}))
-        self.gates = handover_checks.DispatchGates(conn, handover_checks.preview(conn, self.ids))
-        conn.rollback()
         random.shuffle(self.ids)
+        # The gates see the rows in the order they are tried (popped from
+        # the end): the rate limit reserves slots in that order.
+        order = {outbox_id: i for i, outbox_id in enumerate(reversed(self.ids))}
+        rows = sorted(handover_checks.preview(conn, self.ids), key=lambda r: order[r.id])
+        self.gates = handover_checks.DispatchGates(conn, rows)
+        conn.rollback()
 
     def release(self) -> None:
         pass
