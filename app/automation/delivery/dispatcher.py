@@ -78,6 +78,7 @@ class Transports:
         self._webhooks: Clients | None = None
         self._secrets: dict[int, list[str]] = {}
         self._domains: dict[int, list] = {}
+        self._link_domains: dict[int, list[str]] = {}
 
     @property
     def smtp(self) -> SmtpSender:
@@ -114,12 +115,22 @@ class Transports:
             db.session.rollback()  # a read: do not sit idle in a transaction
         return sending_domains.signer_for(self._domains[firm_id], from_address)
 
+    def link_domains(self, firm_id: int) -> list[str]:
+        """The firm's sending domains, whose links are tracked even when a
+        merge field wrote them (tracking.LinkPolicy); read once a run."""
+        if firm_id not in self._link_domains:
+            self._link_domains[firm_id] = sending_domains.domains_of(firm_id)
+            db.session.rollback()  # a read: do not sit idle in a transaction
+        return self._link_domains[firm_id]
+
     def send(self, row) -> dict:
         """Hand one outbox row (a Row of the table) to its transport."""
         if row.channel == "email":
             if not self.config.get("SMTP_HOST"):
                 raise SendFailed("no SMTP server configured (SMTP_HOST)")
-            message = compose(row, self.config.get("UNSUBSCRIBE_MAILTO"))
+            message = compose(
+                row, self.config.get("UNSUBSCRIBE_MAILTO"), self.link_domains(row.firm_id)
+            )
             sign = self.dkim(row.firm_id, row.from_address)
             if sign is not None:
                 message = sign(message)

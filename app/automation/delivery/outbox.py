@@ -33,6 +33,7 @@ from sqlalchemy import update
 
 from app.automation.delivery import signing
 from app.automation.delivery.gates import Candidate, GateRun, Verdict
+from app.automation.delivery.tracking import literal_links
 from app.automation.engine.context import render_context
 from app.automation.nodes.registry import UnknownNodeType, get_node_type
 from app.automation.templating.render import TemplateError, render_html, render_text
@@ -270,6 +271,9 @@ def _build_email(row: dict, config, context: dict, contact: Any) -> str | None:
     row["subject"] = " ".join(render_text(config.subject, context).split())[:998]
     row["body_html"] = render_html(config.body_html, context) if config.body_html else ""
     row["body_text"] = render_text(config.body_text, context) if config.body_text else ""
+    # The links the template wrote itself: only these are click-tracked
+    # (tracking.LinkPolicy; docs/SENDING.md, "Click tracking").
+    row["payload"] = {**row["payload"], "links": literal_links(config.body_html, config.body_text)}
     if not row["to_address"]:
         return "contact has no e-mail address"
     return None

@@ -100,6 +100,13 @@ def as_dict(entry: SendingDomain) -> dict:
 # --- signing, for the dispatcher --------------------------------------------------
 
 
+def domains_of(firm_id: int) -> list[str]:
+    """Every sending domain of a firm (the dispatcher, outside the tenancy
+    hook: filtered by ``firm_id`` here)."""
+    rows = db.session.scalars(select(_table.c.domain).where(_table.c.firm_id == firm_id))
+    return sorted(rows)
+
+
 def keys_of(firm_id: int) -> list[tuple[str, str, str]]:
     """(domain, selector, key) of a firm's domains with a key, longest
     domain first (a subdomain's own key wins over its parent's)."""

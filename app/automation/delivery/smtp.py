@@ -1,7 +1,9 @@
 """E-mail over SMTP: composing the tracked message and handing it over.
 
 Every e-mail gets, at send time (the outbox keeps the body as rendered):
-links rewritten to the click endpoint (in the HTML and the text part), an
+the links its template wrote (``payload.links``) or that point at the
+firm's sending domains rewritten to the click endpoint (in the HTML and
+the text part; any other link goes out untracked, tracking.py), an
 unsubscribe link in both, an open pixel, ``List-Id`` for its topic (RFC
 2919) and, unless its topic is transactional, ``List-Unsubscribe`` (https,
 plus mailto with UNSUBSCRIBE_MAILTO) + ``List-Unsubscribe-Post:
@@ -26,12 +28,14 @@ import smtplib
 import socket
 import ssl
 import time
+from collections.abc import Collection
 from email.utils import format_datetime, parseaddr
 
-from app.automation.delivery.engagement import decoy_link
+from app.automation.delivery.engagement import decoy_link, decoy_url
 from app.automation.delivery.errors import SendFailed
 from app.automation.delivery.mime import _BARE_ADDRESS, build_message
 from app.automation.delivery.tracking import (
+    LinkPolicy,
     decorate_html,
     decorate_text,
     text_to_html,
@@ -56,10 +60,13 @@ def html_to_text(body_html: str) -> str:
     return _BLANK_LINES.sub("\n\n", text).strip()
 
 
-def compose(row, mailto: str | None = None) -> bytes:
+def compose(row, mailto: str | None = None, link_domains: Collection[str] = ()) -> bytes:
     """The message for an outbox row (an ``OutboxMessage``), ready to send.
-    ``mailto`` is UNSUBSCRIBE_MAILTO, a second List-Unsubscribe way."""
+    ``mailto`` is UNSUBSCRIBE_MAILTO, a second List-Unsubscribe way;
+    ``link_domains`` the firm's sending domains, whose links are tracked
+    even when a merge field wrote them."""
     unsubscribe = unsubscribe_url(row.firm_id, row.id)
+    policy = LinkPolicy((row.payload or {}).get("links"), link_domains, always=(decoy_url(),))
     body_text = row.body_text or html_to_text(row.body_html)
     body_html = _with_decoy(row.body_html or text_to_html(row.body_text))
     topic = (row.payload or {}).get("topic") or {}
@@ -82,8 +89,8 @@ def compose(row, mailto: str | None = None) -> bytes:
         ]
     return build_message(
         headers,
-        decorate_text(track_text_links(body_text, row.firm_id, row.id), unsubscribe),
-        decorate_html(body_html, row.firm_id, row.id, unsubscribe),
+        decorate_text(track_text_links(body_text, row.firm_id, row.id, policy), unsubscribe),
+        decorate_html(body_html, row.firm_id, row.id, unsubscribe, policy),
     )
 
 

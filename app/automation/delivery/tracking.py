@@ -2,6 +2,14 @@
 
 Every sent e-mail carries an open pixel (``/t/o/<token>.gif``), links
 rewritten to ``/t/c/<token>`` and an unsubscribe link (``/t/u/<token>``).
+
+Only links the firm wrote are tracked (:class:`LinkPolicy`): a click
+redirects from our domain, so a link whose target came from contact data
+(``href="{{ contact.custom.site }}"``) would make us an open redirect. A
+link is tracked when its URL is literal in the step's template source
+(:func:`literal_links`, recorded on the outbox row when it is written), or
+when its host is one of the firm's sending domains; any other link goes
+out as it is, untracked (docs/SENDING.md, "Click tracking").
 A token is the firm id, the outbox row id and, for clicks, the URL that was
 sent, as compact JSON in URL-safe base64, then ``.`` and an HMAC-SHA256 of
 it under a key derived from ``SECRET_KEY`` per kind. So the click endpoint
@@ -15,7 +23,10 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
+from functools import lru_cache
+from urllib.parse import urlsplit
 
 from flask import current_app
 
@@ -85,14 +96,111 @@ _URL_IN_TEXT = re.compile(r"https?://[^\s<>\"']+", re.IGNORECASE)
 _BODY_END = re.compile(r"</body\s*>", re.IGNORECASE)
 
 
-def rewrite_links(body_html: str, firm_id: int, outbox_id: int) -> str:
-    """Point every http(s) link of an HTML body at the click endpoint.
-    ``mailto:``, ``tel:`` and in-page anchors stay as they are."""
+# Template syntax (Jinja2's default delimiters, templating/render.py): what
+# it spans is not literal. Replaced by a character no URL carries, so the
+# link patterns below still see where an expression sits in a URL.
+_TEMPLATE_SYNTAX = re.compile(r"{{.*?}}|{%.*?%}|{#.*?#}", re.DOTALL)
+_DYNAMIC = "\x00"
+_TRAILING = ".,;:!?)"
+# A host as we accept it for the domain rule: letters, digits, dots and
+# hyphens, an optional port; no user part, no backslash (which a browser
+# reads as a slash where Python's parser does not).
+_PLAIN_NETLOC = re.compile(r"[a-z0-9.-]+(:\d{1,5})?", re.IGNORECASE)
+
+
+def _strip_trailing(url: str) -> str:
+    while url and url[-1] in _TRAILING:
+        url = url[:-1]
+    return url
+
+
+def literal_links(*sources: str) -> dict[str, list[str]]:
+    """The trackable links of a message's template sources (its HTML and
+    text bodies): ``exact`` URLs with no template expression in them, and
+    ``prefixes`` -- a URL whose scheme, host and path are literal and whose
+    query or fragment has merge tags (``https://shop.example/p?id={{
+    contact.id }}``) is kept up to its ``?`` or ``#`` included. Stored on
+    the outbox row (``payload.links``) and read at send time."""
+    exact: set[str] = set()
+    prefixes: set[str] = set()
+    for source in sources:
+        if source:
+            found_exact, found_prefixes = _links_of(source)
+            exact |= found_exact
+            prefixes |= found_prefixes
+    return {"exact": sorted(exact), "prefixes": sorted(prefixes)}
+
+
+@lru_cache(maxsize=256)
+def _links_of(source: str) -> tuple[frozenset[str], frozenset[str]]:
+    # Cached: every contact of a batch sends the same step's source.
+    masked = _TEMPLATE_SYNTAX.sub(_DYNAMIC, source)
+    found = [html.unescape(m.group(3)).strip() for m in _HREF.finditer(masked)]
+    found += [_strip_trailing(m.group(0)) for m in _URL_IN_TEXT.finditer(masked)]
+    exact, prefixes = set(), set()
+    for url in found:
+        if not _is_http(url):
+            continue
+        if _DYNAMIC not in url:
+            exact.add(url)
+            continue
+        cut = min((i for i in (url.find("?"), url.find("#")) if i >= 0), default=-1)
+        if cut > 0 and _DYNAMIC not in url[: cut + 1]:
+            prefixes.add(url[: cut + 1])
+    return frozenset(exact), frozenset(prefixes)
+
+
+def _plain_host(url: str) -> str | None:
+    """The host of ``url`` when it is plainly written, else None."""
+    if any(c in url for c in "\\ \t\r\n") or not _is_http(url):
+        return None
+    try:
+        netloc = urlsplit(url).netloc
+    except ValueError:
+        return None
+    if not _PLAIN_NETLOC.fullmatch(netloc):
+        return None
+    return netloc.split(":", 1)[0].lower().rstrip(".")
+
+
+class LinkPolicy:
+    """Which links of one message are tracked: those literal in its
+    template (``links``, from :func:`literal_links`; None for a row written
+    before links were recorded: only the domain rule applies), those on one
+    of ``domains`` (the firm's sending domains, or a subdomain of one), and
+    ``always`` (our own hidden decoy link)."""
+
+    def __init__(
+        self,
+        links: dict | None,
+        domains: Iterable[str] = (),
+        always: Collection[str] = (),
+    ):
+        links = links if isinstance(links, dict) else {}
+        self.exact = {str(u) for u in links.get("exact") or ()} | set(always)
+        self.prefixes = tuple(str(p) for p in links.get("prefixes") or ())
+        self.domains = tuple(d.lower().rstrip(".") for d in domains if d)
+
+    def tracks(self, url: str) -> bool:
+        if url in self.exact or any(url.startswith(p) for p in self.prefixes):
+            return True
+        if self.domains:
+            host = _plain_host(url)
+            return host is not None and any(
+                host == d or host.endswith("." + d) for d in self.domains
+            )
+        return False
+
+
+def rewrite_links(body_html: str, firm_id: int, outbox_id: int, policy: LinkPolicy) -> str:
+    """Point the http(s) links of an HTML body that ``policy`` tracks at the
+    click endpoint; the others, and ``mailto:``, ``tel:`` and in-page
+    anchors, stay as they are."""
 
     def replace(match: re.Match) -> str:
         prefix, quote, raw = match.groups()
         url = html.unescape(raw).strip()
-        if not _is_http(url):
+        if not _is_http(url) or not policy.tracks(url):
             return match.group(0)
         tracked = html.escape(click_url(firm_id, outbox_id, url), quote=True)
         return f"{prefix}{quote}{tracked}{quote}"
@@ -100,17 +208,17 @@ def rewrite_links(body_html: str, firm_id: int, outbox_id: int) -> str:
     return _HREF.sub(replace, body_html)
 
 
-def track_text_links(body_text: str, firm_id: int, outbox_id: int) -> str:
-    """The text part's http(s) URLs pointed at the click endpoint, like the
-    HTML part's links (a text-only reader's click counts too)."""
+def track_text_links(body_text: str, firm_id: int, outbox_id: int, policy: LinkPolicy) -> str:
+    """The text part's http(s) URLs that ``policy`` tracks pointed at the
+    click endpoint, like the HTML part's links (a text-only reader's click
+    counts too)."""
 
     def replace(match: re.Match) -> str:
-        url = match.group(0)
-        trailing = ""
-        while url and url[-1] in ".,;:!?)":
-            trailing = url[-1] + trailing
-            url = url[:-1]
-        return click_url(firm_id, outbox_id, url) + trailing if url else match.group(0)
+        url = _strip_trailing(match.group(0))
+        trailing = match.group(0)[len(url) :]
+        if not url or not policy.tracks(url):
+            return match.group(0)
+        return click_url(firm_id, outbox_id, url) + trailing
 
     return _URL_IN_TEXT.sub(replace, body_text)
 
@@ -128,9 +236,15 @@ def text_to_html(body_text: str) -> str:
     return f'<div style="white-space:pre-wrap">{linked}</div>'
 
 
-def decorate_html(body_html: str, firm_id: int, outbox_id: int, unsubscribe: str) -> str:
+def decorate_html(
+    body_html: str,
+    firm_id: int,
+    outbox_id: int,
+    unsubscribe: str,
+    policy: LinkPolicy,
+) -> str:
     """Tracked links, an unsubscribe footer and the open pixel."""
-    rewritten = rewrite_links(body_html, firm_id, outbox_id)
+    rewritten = rewrite_links(body_html, firm_id, outbox_id, policy)
     footer = (
         '<p style="font-size:12px;color:#64748b">'
         f'<a href="{html.escape(unsubscribe, quote=True)}">Unsubscribe</a></p>'

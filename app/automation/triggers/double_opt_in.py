@@ -26,6 +26,7 @@ from sqlalchemy import delete, select
 from app.automation.delivery import signing
 from app.automation.delivery.gates import Candidate, GateRun
 from app.automation.delivery.outbox import email_message_id
+from app.automation.delivery.tracking import literal_links
 from app.automation.templating.render import render_html, render_text
 from app.automation.triggers import forms
 from app.clock import ensure_utc, now
@@ -97,6 +98,12 @@ def start(form: Form, values: dict, *, ip: str, user_agent: str) -> PendingSignu
         return signup
 
 
+def _links(body: str, confirm: str) -> dict:
+    links = literal_links(body)
+    links["exact"] = sorted({*links["exact"], confirm})
+    return links
+
+
 def _confirmation_row(form: Form, signup: PendingSignup, values: dict) -> dict:
     url = confirm_url(signup)
     context = {"form": {"name": form.name}, "fields": dict(values), "confirm_url": url}
@@ -115,7 +122,11 @@ def _confirmation_row(form: Form, signup: PendingSignup, values: dict) -> dict:
         "subject": " ".join(subject.split())[:998],
         "body_text": render_text(body, context) if "<" not in body else "",
         "body_html": render_html(body, context) if "<" in body else "",
-        "payload": {"topic": {"id": None, "name": "Confirmations", "kind": "transactional"}},
+        "payload": {
+            "topic": {"id": None, "name": "Confirmations", "kind": "transactional"},
+            # Tracked: the links the wording wrote, and our confirm link.
+            "links": _links(body, url),
+        },
         "message_id": email_message_id(key, sender),
         "status": "pending" if current_app.config.get("SMTP_HOST") else "recorded",
         "next_attempt_at": now(),
