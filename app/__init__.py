@@ -72,7 +72,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     init_queue(app)  # the in-process scheduler, when there is no Redis
     _register_blueprints(app)
 
-    from app.cli import register_commands
+    from app.commands import register_commands
 
     register_commands(app)
     return app

@@ -12,19 +12,21 @@ from flask import jsonify, render_template, request
 
 from app.auth import login_required_page
 from app.automation.delivery import windows
-from app.automation.graph.definition import definition_of
 from app.automation.graph.edit_history import record_edit, snapshot
 from app.automation.graph.validation import WorkflowInvalid
 from app.automation.lifecycle.publishing import (
     ApprovalRequired,
     activate_workflow,
-    latest_version,
+    has_unpublished_changes,
     pause_workflow,
 )
 from app.automation.lifecycle.workflow_ops import WorkflowOpError, clean_description, clean_name
 from app.automation.triggers.helpers import enroll_existing
 from app.extensions import db
 from app.models.audit import record
+
+# The other builder views register on the same blueprint (builder_common.bp).
+from app.web import builder_edits, builder_run, builder_test_send, builder_triggers  # noqa: F401
 from app.web.builder_common import (
     acting_user,
     back_to_builder,
@@ -38,6 +40,7 @@ from app.web.builder_common import (
     render_panel,
 )
 from app.web.builder_graph import GraphError
+from app.web.builder_inspector import inspector_context  # and its views
 
 
 def _error(exc: GraphError, status: int = 422):
@@ -51,8 +54,6 @@ def builder_page(workflow_id: int):
     selected = request.args.get("node", "")
     extra = {}
     if selected and workflow.node_by_key(selected) is not None:
-        from app.web.builder_inspector import inspector_context
-
         extra = inspector_context(workflow, workflow.node_by_key(selected))
         extra["panel_template"] = "builder/_inspector.html"
     return render_template("builder/page.html", **page_context(workflow, **extra))
@@ -186,16 +187,6 @@ def lifecycle_fragment(workflow_id: int):
     )
 
 
-def has_unpublished_changes(workflow, definition: dict | None = None) -> bool:
-    """The live graph differs from the version contacts run on (the same
-    comparison activation makes before taking a new snapshot). ``definition``
-    is the workflow's, when the caller already built it."""
-    version = latest_version(workflow)
-    if version is None:
-        return False
-    return version.definition != (definition or definition_of(workflow))
-
-
 @bp.get("/<int:workflow_id>/unpublished")
 @login_required_page
 def unpublished_fragment(workflow_id: int):
@@ -253,13 +244,3 @@ def pause(workflow_id: int):
         return _lifecycle(workflow, message=str(exc), status=409)
     db.session.commit()
     return _lifecycle(workflow, message="Paused: no new contacts enter.")
-
-
-# The other builder views register on the same blueprint.
-from app.web import (  # noqa: E402,F401
-    builder_edits,
-    builder_inspector,
-    builder_run,
-    builder_test_send,
-    builder_triggers,
-)

@@ -17,10 +17,12 @@ from flask import Blueprint, abort, flash, g, redirect, render_template, request
 from app.automation.graph.definition import definition_of
 from app.automation.graph.edit_history import history_state
 from app.automation.graph.validation import validate_definition
+from app.automation.lifecycle.publishing import has_unpublished_changes
 from app.automation.nodes.registry import all_node_types
 from app.models import Workflow, WorkflowNode
 from app.tenancy import scoped_get
 from app.web.builder_geometry import drawing
+from app.web.builder_graph import GraphError
 from app.web.builder_svg import graph_svg
 
 bp = Blueprint("builder", __name__, url_prefix="/automation/builder")
@@ -63,12 +65,8 @@ def number(value: Any, field: str) -> float:
     try:
         result = float(value)
     except (TypeError, ValueError):
-        from app.web.builder_graph import GraphError
-
         raise GraphError(f"{field} must be a number", field) from None
     if result != result or result in (float("inf"), float("-inf")):
-        from app.web.builder_graph import GraphError
-
         raise GraphError(f"{field} must be a finite number", field)
     return result
 
@@ -113,8 +111,6 @@ def page_context(workflow: Workflow, **extra: Any) -> dict[str, Any]:
 
 
 def _unpublished(workflow: Workflow, definition: dict) -> bool:
-    from app.web.builder import has_unpublished_changes
-
     return has_unpublished_changes(workflow, definition)
 
 

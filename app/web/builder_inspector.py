@@ -26,7 +26,14 @@ from app.extensions import db
 from app.models import Contact, ContactList, Tag, Topic, User, Workflow, WorkflowNode
 from app.models.audit import record
 from app.tenancy import scoped_get
-from app.web.builder_common import bp, is_htmx, load_node, load_workflow, render_panel
+from app.web.builder_common import (
+    back_to_builder,
+    bp,
+    is_htmx,
+    load_node,
+    load_workflow,
+    render_panel,
+)
 from app.web.builder_forms import (
     apply_row_action,
     config_from_values,
@@ -184,8 +191,6 @@ def save_node(workflow_id: int, node_id: str):
     # After the commit: a warning may take a DNS lookup.
     warnings = error_summary(node_warnings(node.node_type, config))
     if not is_htmx():
-        from app.web.builder_common import back_to_builder
-
         message = " ".join([f"Saved {label}.", *warnings])
         return back_to_builder(workflow, message, "warning" if warnings else "info")
     context = inspector_context(workflow, node, saved=True, warnings=warnings)
@@ -200,8 +205,6 @@ def preview(workflow_id: int, node_id: str):
     workflow = load_workflow(workflow_id)
     node = load_node(workflow, node_id)
     if not is_htmx():
-        from app.web.builder_common import back_to_builder
-
         return back_to_builder(workflow)
     values = values_from_form(request.form)
     contact: Any = SAMPLE_CONTACT

@@ -71,6 +71,16 @@ def latest_version(workflow) -> WorkflowVersion | None:
     return db.session.scalars(stmt).first()
 
 
+def has_unpublished_changes(workflow, definition: dict | None = None) -> bool:
+    """The live graph differs from the version contacts run on (the same
+    comparison activation makes before taking a new snapshot). ``definition``
+    is the workflow's, when the caller already built it."""
+    version = latest_version(workflow)
+    if version is None:
+        return False
+    return version.definition != (definition or definition_of(workflow))
+
+
 def get_version(workflow, number: int) -> WorkflowVersion | None:
     stmt = select(WorkflowVersion).where(
         WorkflowVersion.workflow_id == workflow.id, WorkflowVersion.number == number

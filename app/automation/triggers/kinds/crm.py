@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from app.automation.triggers.base import Filter, TriggerConfig, TriggerType, register
 from app.automation.triggers.filters import any_event, num, same_text
-from app.automation.triggers.registry import Filter, TriggerConfig, TriggerType, register
 
 register(
     TriggerType(

@@ -34,8 +34,8 @@ from app.automation.crm.dates import (
     zone_of,
 )
 from app.automation.triggers.audience import BATCH, matching_contact_ids, passing
+from app.automation.triggers.base import TriggerConfig, TriggerType, register
 from app.automation.triggers.filters import rule_group_of
-from app.automation.triggers.registry import TriggerConfig, TriggerType, register
 from app.clock import ensure_utc
 from app.extensions import db
 from app.models import Contact, WorkflowTrigger

@@ -6,7 +6,7 @@ start the chosen workflow directly; no event or schedule is involved.
 
 from __future__ import annotations
 
-from app.automation.triggers.registry import TriggerConfig, TriggerType, register
+from app.automation.triggers.base import TriggerConfig, TriggerType, register
 
 register(
     TriggerType(

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from app.automation.triggers.base import TriggerConfig, TriggerType, register
 from app.automation.triggers.filters import num
-from app.automation.triggers.registry import TriggerConfig, TriggerType, register
 
 
 class FormConfig(TriggerConfig):
