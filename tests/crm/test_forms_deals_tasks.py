@@ -17,25 +17,10 @@ from app.clock import now
 from app.extensions import db
 from app.models import Deal, Form, Task
 from app.tenancy import firm_context
-from tests.api.conftest import ApiClient
 from tests.engine.helpers import active_workflow, run
 from tests.factories import make_contact
 
 APP = Path(__file__).resolve().parents[2] / "app"
-
-
-@pytest.fixture
-def api(client, token_for, alice):
-    return ApiClient(client, token_for(alice))
-
-
-@pytest.fixture
-def signed_in(auth):
-    def login(user) -> str:
-        assert auth.login(user).status_code == 302
-        return auth.csrf_token("/automation")
-
-    return login
 
 
 def _rows(firm, model):

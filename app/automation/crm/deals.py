@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from app.automation.crm.saving import delete_row, save_changed, save_new
 from app.clock import now
-from app.extensions import db
 from app.models import Deal
-from app.models.audit import record
 
 TITLE_MAX = 200
 STAGE_MAX = 100
@@ -33,6 +32,7 @@ def closing(old_status: str | None, new_status: str | None, moment: datetime) ->
 
 
 def _apply(deal: Deal, changes: dict) -> list[str]:
+    """Set the columns and the closing rule; returns the changed names."""
     unknown = set(changes) - set(COLUMNS)
     if unknown:
         raise ValueError(f"not a deal column: {', '.join(sorted(unknown))}")
@@ -48,21 +48,12 @@ def create_deal(fields: dict) -> Deal:
     """A new deal (status open unless ``fields`` says otherwise)."""
     deal = Deal()
     _apply(deal, {"status": "open", **fields})
-    db.session.add(deal)
-    db.session.flush()
-    record("deal.created", deal, data={"title": deal.title})
-    db.session.commit()
-    return deal
+    return save_new(deal, "deal.created", {"title": deal.title})
 
 
 def update_deal(deal: Deal, changes: dict) -> Deal:
-    changed = _apply(deal, changes)
-    record("deal.updated", deal, data={"fields": changed})
-    db.session.commit()
-    return deal
+    return save_changed(deal, "deal.updated", _apply(deal, changes))
 
 
 def delete_deal(deal: Deal) -> None:
-    record("deal.deleted", deal)
-    db.session.delete(deal)
-    db.session.commit()
+    delete_row(deal, "deal.deleted")

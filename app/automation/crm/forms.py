@@ -18,9 +18,8 @@ import re
 from urllib.parse import urlsplit
 
 from app.automation.crm.errors import CrmError, name_error
-from app.extensions import db
+from app.automation.crm.saving import delete_row, save_changed, save_new
 from app.models import Form
-from app.models.audit import record
 
 NAME_MAX = 200
 LABEL_MAX = 200
@@ -130,11 +129,7 @@ def create_form(name: str | None, fields: list[dict] | None = None, **settings) 
     specs = [dict(spec) for spec in DEFAULT_FIELDS] if fields is None else fields
     columns = _checked({"name": name, "fields": specs, **settings})
     form = Form(**columns)
-    db.session.add(form)
-    db.session.flush()
-    record("form.created", form, data={"name": form.name})
-    db.session.commit()
-    return form
+    return save_new(form, "form.created", {"name": form.name})
 
 
 def update_form(form: Form, changes: dict) -> Form:
@@ -142,13 +137,9 @@ def update_form(form: Form, changes: dict) -> Form:
     columns = _checked(changes)
     for name, value in columns.items():
         setattr(form, name, value)
-    record("form.updated", form, data={"fields": sorted(columns)})
-    db.session.commit()
-    return form
+    return save_changed(form, "form.updated", columns)
 
 
 def delete_form(form: Form) -> None:
     """The form goes with its submissions; contacts it made stay."""
-    record("form.deleted", form, data={"name": form.name})
-    db.session.delete(form)
-    db.session.commit()
+    delete_row(form, "form.deleted", {"name": form.name})

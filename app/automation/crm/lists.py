@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from app.automation.crm.errors import CrmError, clean_name
+from app.automation.crm.saving import delete_row, save_changed, save_new
 from app.extensions import db
 from app.models import Contact, ContactList, Tag
 from app.models.audit import record
@@ -45,11 +46,7 @@ def create_list(name: str | None, description: str | None = "") -> ContactList:
     name = clean_name(name, LIST_NAME_MAX)
     _list_name_free(name)
     item = ContactList(name=name, description=_description(description))
-    db.session.add(item)
-    db.session.flush()
-    record("list.created", item, data={"name": name})
-    db.session.commit()
-    return item
+    return save_new(item, "list.created", {"name": name})
 
 
 def update_list(
@@ -65,16 +62,12 @@ def update_list(
     if description is not None:
         item.description = _description(description)
         changed.append("description")
-    record("list.updated", item, data={"fields": changed})
-    db.session.commit()
-    return item
+    return save_changed(item, "list.updated", changed)
 
 
 def delete_list(item: ContactList) -> None:
     """The list goes; its contacts stay."""
-    record("list.deleted", item, data={"name": item.name})
-    db.session.delete(item)
-    db.session.commit()
+    delete_row(item, "list.deleted", {"name": item.name})
 
 
 def add_to_list(contact: Contact, item: ContactList) -> bool:
@@ -131,9 +124,7 @@ def create_tag(name: str | None) -> Tag:
 
 def delete_tag(tag: Tag) -> None:
     """The tag goes from every contact."""
-    record("tag.deleted", tag, data={"name": tag.name})
-    db.session.delete(tag)
-    db.session.commit()
+    delete_row(tag, "tag.deleted", {"name": tag.name})
 
 
 def tag_contact(contact: Contact, name: str | None) -> bool:

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from app.extensions import db
+from app.automation.crm.saving import delete_row, save_changed, save_new
 from app.models import Task
-from app.models.audit import record
 
 TITLE_MAX = 300
 DESCRIPTION_MAX = 10_000
@@ -49,21 +48,12 @@ def create_task(fields: dict) -> Task:
     fields = dict(fields)
     task = Task(**new_task(fields.pop("title"), fields.pop("description", "") or ""))
     _apply(task, fields)
-    db.session.add(task)
-    db.session.flush()
-    record("task.created", task, data={"title": task.title})
-    db.session.commit()
-    return task
+    return save_new(task, "task.created", {"title": task.title})
 
 
 def update_task(task: Task, changes: dict) -> Task:
-    changed = _apply(task, changes)
-    record("task.updated", task, data={"fields": changed})
-    db.session.commit()
-    return task
+    return save_changed(task, "task.updated", _apply(task, changes))
 
 
 def delete_task(task: Task) -> None:
-    record("task.deleted", task)
-    db.session.delete(task)
-    db.session.commit()
+    delete_row(task, "task.deleted")
