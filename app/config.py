@@ -47,15 +47,24 @@ def _secret_key() -> str:
     return path.read_text().strip()
 
 
+# The bind key of the analytics' read engine (app/extensions.py).
+ANALYTICS_BIND = "analytics"
+MIN_RETENTION_DAYS = 90
+
+
+def _driver_url(url: str) -> str:
+    """Accept the common short forms and use psycopg 3 for PostgreSQL."""
+    if url.startswith("postgres://"):
+        url = "postgresql+psycopg://" + url[len("postgres://") :]
+    elif url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    return url
+
+
 def _database_url() -> str:
     url = os.environ.get("DATABASE_URL")
     if url:
-        # Accept the common short forms and use psycopg 3 for PostgreSQL.
-        if url.startswith("postgres://"):
-            url = "postgresql+psycopg://" + url[len("postgres://") :]
-        elif url.startswith("postgresql://"):
-            url = "postgresql+psycopg://" + url[len("postgresql://") :]
-        return url
+        return _driver_url(url)
     instance = ROOT / "instance"
     instance.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{instance / 'automation.db'}"
@@ -175,6 +184,14 @@ def from_environment(overrides: dict | None = None) -> dict:
         "MONITOR_DEAD_LETTERS": int(env.get("MONITOR_DEAD_LETTERS") or 5),
         "MONITOR_WINDOW_SECONDS": float(env.get("MONITOR_WINDOW_SECONDS") or 3600),
         "MONITOR_BACKLOG_SECONDS": float(env.get("MONITOR_BACKLOG_SECONDS") or 300),
+        # Data that grows for years (docs/OPERATIONS.md): flow states older
+        # than this many days are dropped a whole month at a time on
+        # PostgreSQL (in small batches on SQLite); monthly partitions are
+        # made this many months ahead.
+        "FLOW_STATE_RETENTION_DAYS": int(env.get("FLOW_STATE_RETENTION_DAYS") or 400),
+        "PARTITION_MONTHS_AHEAD": int(env.get("PARTITION_MONTHS_AHEAD") or 3),
+        # A read replica for the analytics' queries; unset: the primary.
+        "ANALYTICS_DATABASE_URL": env.get("ANALYTICS_DATABASE_URL") or None,
         # Set to false by tests that drive the in-process scheduler by hand.
         "INLINE_SCHEDULER": _bool(env.get("INLINE_SCHEDULER"), True),
     }
@@ -184,4 +201,14 @@ def from_environment(overrides: dict | None = None) -> dict:
         config["SECRET_KEY"] = _secret_key()
     if not config["SQLALCHEMY_DATABASE_URI"]:
         config["SQLALCHEMY_DATABASE_URI"] = _database_url()
+    if config["FLOW_STATE_RETENTION_DAYS"] < MIN_RETENTION_DAYS:
+        raise ConfigurationError(
+            f"FLOW_STATE_RETENTION_DAYS must be at least {MIN_RETENTION_DAYS} (the dashboard's"
+            f" longest period); it is {config['FLOW_STATE_RETENTION_DAYS']}."
+        )
+    if config["ANALYTICS_DATABASE_URL"]:
+        config["ANALYTICS_DATABASE_URL"] = _driver_url(config["ANALYTICS_DATABASE_URL"])
+        binds = dict(config.get("SQLALCHEMY_BINDS") or {})
+        binds.setdefault(ANALYTICS_BIND, config["ANALYTICS_DATABASE_URL"])
+        config["SQLALCHEMY_BINDS"] = binds
     return config

@@ -19,6 +19,7 @@ from app.automation.delivery.suppression_import import run_suppression_import
 from app.automation.engine.jobs import run_engine_job
 from app.automation.engine.sweeper import process_waiting_executions, wake_due
 from app.automation.operations.monitor import run_monitor
+from app.automation.operations.retention import run_retention
 
 KICK_JOBS = {"engine": run_engine_job, "delivery": run_delivery_job}
 
@@ -29,6 +30,8 @@ PERIODIC_JOBS: list[dict[str, Any]] = [
     # The stuck-work monitor (docs/OPERATIONS.md): notifications, gauges.
     {"name": "monitor", "func": run_monitor, "every": "MONITOR_INTERVAL_SECONDS"},
     {"name": "daily-analytics", "func": run_daily_analytics, "every": 3600},
+    # Monthly partitions ahead, months past retention dropped (docs/OPERATIONS.md).
+    {"name": "retention", "func": run_retention, "every": 3600},
 ]
 
 # Jobs enqueued with arguments by the code that needs them.

@@ -14,6 +14,7 @@ from sqlalchemy.engine import make_url
 from app import create_app
 from app.config import ROOT
 from app.extensions import db
+from app.models import partitioning
 from tests.conftest import USING_POSTGRES
 
 
@@ -53,7 +54,14 @@ def test_upgrade_from_empty_builds_what_the_models_describe(tmp_path):
             assert set(db.metadata.tables) <= tables
             with db.engine.connect() as conn:
                 context = MigrationContext.configure(
-                    conn, opts={"compare_type": True, "render_as_batch": True}
+                    conn,
+                    opts={
+                        "compare_type": True,
+                        "render_as_batch": True,
+                        # As migrations/env.py compares: parents, not partitions.
+                        "include_name": partitioning.include_name,
+                        "include_object": partitioning.include_object,
+                    },
                 )
                 diff = compare_metadata(context, db.metadata)
             assert diff == [], f"models and migrations differ: {diff}"
@@ -177,3 +185,68 @@ class _Ref:
 
     def __init__(self, firm_id: int):
         self.id = firm_id
+
+
+def test_0014_keeps_every_flow_state_and_partitions_them_on_postgresql(tmp_path):
+    from app.models import ContactFlowState
+    from tests.analytics import history
+    from tests.analytics.history import A_PATH, Run
+    from tests.factories import make_firm
+
+    url, drop = _empty_database_url(tmp_path)
+    try:
+        migrated = create_app({"SQLALCHEMY_DATABASE_URI": url, "TESTING": True, "SECRET_KEY": "t"})
+        with migrated.app_context():
+            upgrade(directory=str(ROOT / "migrations"), revision="0013")
+            firm = _Ref(make_firm("Before 0014").id)
+            # Months apart, and one far in the future: every one is kept.
+            starts = ["2025-01-15", "2026-06-30", "2026-11-30", "2030-03-01"]
+            runs = [Run(A_PATH, "goal_reached", 10, start=_utc(day), goal=True) for day in starts]
+            history.build(firm, runs=runs)
+            columns = "id, execution_id, node_id, visit, entered_at, action_status"
+            query = text(f"SELECT {columns} FROM contact_flow_states ORDER BY id")
+            with db.engine.connect() as conn:
+                before = conn.execute(query).all()
+            assert len(before) == 12
+            db.session.remove()
+
+            upgrade(directory=str(ROOT / "migrations"))
+            with db.engine.connect() as conn:
+                after = conn.execute(query).all()
+                if USING_POSTGRES:
+                    kind = conn.execute(
+                        text("SELECT relkind FROM pg_class WHERE relname = 'contact_flow_states'")
+                    ).scalar()
+                    months = partitioning.existing_months(conn, "contact_flow_states")
+            assert after == before
+            if USING_POSTGRES:
+                assert kind == "p"
+                assert months[0].isoformat() == "2025-01-01"
+            # New rows continue the ids and land in their month.
+            with firm_context_of(firm):
+                state = ContactFlowState(
+                    execution_id=before[0].execution_id,
+                    workflow_id=db.session.scalar(text("SELECT id FROM workflows")),
+                    node_id="goal",
+                    node_type="goal",
+                    visit=2,
+                )
+                db.session.add(state)
+                db.session.commit()
+                assert state.id > max(row.id for row in before)
+            db.session.remove()
+            db.engine.dispose()
+    finally:
+        drop()
+
+
+def _utc(day: str):
+    from datetime import UTC, datetime
+
+    return datetime.fromisoformat(day).replace(hour=9, tzinfo=UTC)
+
+
+def firm_context_of(firm):
+    from app.tenancy import firm_context
+
+    return firm_context(firm.id)

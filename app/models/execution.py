@@ -5,11 +5,22 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import (
+    BigInteger,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    event,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.clock import now
 from app.extensions import db
+from app.models import partitioning
 from app.models.base import JSONType, Timestamps, UTCDateTime
 from app.tenancy import FirmScoped
 
@@ -184,6 +195,10 @@ class ContactFlowState(FirmScoped, db.Model):
     next_node: Mapped[str | None] = mapped_column(String(100))
 
     execution: Mapped[WorkflowExecution] = relationship(back_populates="flow_states")
+
+
+# PostgreSQL: partitioned by month (app/models/partitioning.py).
+event.listen(ContactFlowState.__table__, "after_create", partitioning.after_create)
 
 
 class DeadLetter(FirmScoped, db.Model):

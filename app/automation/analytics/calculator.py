@@ -19,7 +19,7 @@ from app.automation.analytics.concurrent import run_together
 from app.automation.engine.enrollment import workflow_definition
 from app.automation.graph.definition import definition_of
 from app.clock import now
-from app.extensions import db
+from app.extensions import analytics_reads, db, reads_analytics
 from app.models import ContactFlowState, Workflow, WorkflowAnalytics, WorkflowExecution
 
 
@@ -121,7 +121,15 @@ def _store(
     workflow: Workflow, period_start: date, period_end: date, values: dict
 ) -> WorkflowAnalytics:
     """Insert or update the row for (workflow, period); a concurrent insert
-    of the same period loses the race on the unique key and updates."""
+    of the same period loses the race on the unique key and updates. The
+    row is looked up on the primary (a replica may lag behind the write)."""
+    with analytics_reads(enabled=False):
+        return _store_on_primary(workflow, period_start, period_end, values)
+
+
+def _store_on_primary(
+    workflow: Workflow, period_start: date, period_end: date, values: dict
+) -> WorkflowAnalytics:
     for attempt in range(2):
         row = db.session.scalars(
             select(WorkflowAnalytics).where(
@@ -176,6 +184,7 @@ class AnalyticsCalculator:
     """Entry points named by the seed."""
 
     @staticmethod
+    @reads_analytics
     def compute(workflow: Workflow, period_start: date, period_end: date) -> dict[str, Any]:
         """Every WorkflowAnalytics field for the period, without storing."""
         period = q.Period(workflow.id, period_start, period_end)
@@ -211,6 +220,7 @@ class AnalyticsCalculator:
         return _store(workflow, period_start, period_end, values)
 
     @staticmethod
+    @reads_analytics
     def get_flow_visualization_data(workflow: Workflow) -> dict[str, list[dict]]:
         """Visits and drop-off per node, transitions per edge, over the
         workflow's whole history, laid on its current graph (nodes and
@@ -228,6 +238,7 @@ class AnalyticsCalculator:
         return _overlay(definition_of(workflow), visits, stops, transitions)
 
     @staticmethod
+    @reads_analytics
     def get_canvas_overlay(workflow: Workflow) -> dict[str, list[dict]]:
         """The flow visualization, each node also telling apart the
         executions that dropped out there (failed, canceled, stuck) from
@@ -240,6 +251,7 @@ class AnalyticsCalculator:
         return data
 
     @staticmethod
+    @reads_analytics
     def get_execution_flow_visualization(execution: WorkflowExecution) -> dict[str, list[dict]]:
         """The same shape for one execution: the path it took."""
         S = ContactFlowState
@@ -297,6 +309,7 @@ def _overlay(
     return {"nodes": nodes, "edges": edges}
 
 
+@reads_analytics
 def node_live_counts(workflow: Workflow) -> dict[str, dict[str, int]]:
     """For the builder's canvas: per node, executions waiting there now and
     visits ever (test runs excluded)."""

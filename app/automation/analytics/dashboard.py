@@ -29,8 +29,9 @@ from app.automation.analytics.calculator import (
 )
 from app.automation.graph.definition import Graph, definition_of
 from app.automation.nodes.registry import has_flag
+from app.automation.operations.retention import retention_cutoff
 from app.clock import now
-from app.extensions import db
+from app.extensions import db, reads_analytics
 from app.models import Workflow, WorkflowAnalytics, WorkflowExecution, WorkflowGoal
 
 ADDITIVE = (
@@ -126,10 +127,14 @@ def daily_rows(workflow: Workflow, start: date, end: date) -> tuple[list[Workflo
             )
         )
     }
+    # A day whose flow states are past retention (dropped) keeps its stored
+    # row whatever its shape: computing it again would find them gone.
+    horizon = retention_cutoff().date()
     closed = {
         day: row
         for day, row in stored.items()
-        if row.computed_at >= _day_start(day + timedelta(days=1)) and _current_shape(row)
+        if day < horizon
+        or (row.computed_at >= _day_start(day + timedelta(days=1)) and _current_shape(row))
     }
     # Only the days without a closed row are looked up (usually just today).
     open_days = [
@@ -198,6 +203,7 @@ def _merge(into: dict[str, dict], performance: dict[str, dict]) -> None:
             slot["conversions"] += int(counts.get("conversions", 0))
 
 
+@reads_analytics
 def summarize(workflow: Workflow, start: date, end: date) -> Summary:
     """The dashboard's numbers for executions started in [start, end]."""
     rows, live = daily_rows(workflow, start, end)

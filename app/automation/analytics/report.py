@@ -18,6 +18,7 @@ from app.automation.analytics.dashboard import Summary, sankey_links, summarize
 from app.automation.analytics.paths import PathFunnel, path_funnels
 from app.automation.analytics.queries import Period
 from app.automation.graph.definition import definition_of
+from app.extensions import reads_analytics
 from app.models import Workflow
 
 
@@ -29,6 +30,7 @@ class Report:
     figures: dict[str, go.Figure | None] = field(default_factory=dict)
 
 
+@reads_analytics
 def dashboard_report(workflow: Workflow, start: date, end: date) -> Report:
     summary = summarize(workflow, start, end)
     report = Report(summary)

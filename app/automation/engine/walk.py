@@ -218,12 +218,15 @@ class Walk:
 
     def _close_waiting(self, node_id: str, goal_id: str) -> None:
         visit = self.path.count(node_id) or 1
+        waiting = self.state.waiting.get((self.row["id"], node_id, visit))
         self.effects.flow.append(
             {
-                "exists": (self.row["id"], node_id, visit) in self.state.waiting,
+                "exists": waiting is not None,
                 "execution_id": self.row["id"],
                 "node_id": node_id,
                 "visit": visit,
+                # Part of the row's key on PostgreSQL (app/models/partitioning.py).
+                "entered_at": waiting["entered_at"] if waiting else self.moment,
                 "exited_at": self.moment,
                 "action_status": "skipped",
                 "action_result": {"reason": "jumped to goal", "goal": goal_id},
@@ -239,6 +242,8 @@ class Walk:
             "execution_id": self.row["id"],
             "node_id": step.node.node_id,
             "visit": step.visit,
+            # Part of the row's key on PostgreSQL (app/models/partitioning.py).
+            "entered_at": entered,
             "action_status": outcome.status,
             "action_result": jsonable(outcome.result),
             "exited_at": self.moment if exited else None,
@@ -251,7 +256,6 @@ class Walk:
                 firm_id=self.row["firm_id"],
                 workflow_id=self.row["workflow_id"],
                 node_type=step.node.node_type,
-                entered_at=entered,
             )
         self.effects.flow.append(row)
 

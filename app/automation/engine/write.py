@@ -108,7 +108,12 @@ def _flow_states(conn, kept: list[Effects]) -> None:
                 new.append(row)  # bulk_insert skips "exists" (not a column)
     # The walk makes every value with its column's type (engine_walk._flow).
     bulk_insert(conn, flows, new, binary=True)
-    bulk_update(conn, flows, changed, keys=("execution_id", "node_id", "visit"))
+    # PostgreSQL partitions flow states by entered_at: with it in the key
+    # each row's update reads one month's index, not every month's.
+    keys = ("execution_id", "node_id", "visit")
+    if conn.dialect.name == "postgresql":
+        keys += ("entered_at",)
+    bulk_update(conn, flows, changed, keys=keys)
 
 
 def _dead_letters(conn, kept: list[Effects]) -> None:
