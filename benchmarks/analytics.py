@@ -1,18 +1,25 @@
-"""Analytics on a million flow states (PostgreSQL).
+"""Analytics on millions of flow states (PostgreSQL).
 
 Creates its own database (from DATABASE_URL, default the local server),
 generates one workflow's history set-based in SQL (``INSERT ... SELECT
-generate_series``): executions over the last 30 days with every outcome,
-about 1,000,000 flow states, an outbox row per sent e-mail and opens and
-clicks, then times
+generate_series``): executions over the last ``--days`` days (30) with
+every outcome, ``--states`` flow states (1,000,000) in their monthly
+partitions, an outbox row per sent e-mail and opens and clicks, then times
 
-- ``AnalyticsCalculator.calculate_workflow_analytics`` for the 30 days,
-- ``AnalyticsCalculator.get_flow_visualization_data``,
+- ``AnalyticsCalculator.calculate_workflow_analytics`` for the last 30 days
+  (raw rows),
+- ``AnalyticsCalculator.get_flow_visualization_data`` (the whole history),
+- the dashboard's numbers for the last 30 days (``dashboard.summarize``)
+  with the closed days' rollups stored (raw rows for today only), and the
+  whole page's (``report.dashboard_report``: funnels and cohorts too),
+- detaching and dropping the oldest month's partition (with ``--days``
+  past a month),
 
 and drops the database. The last lines are JSON:
-``{"benchmark": "analytics", "metric": "calculate_seconds", "value": ..., "unit": "s"}``.
+``{"benchmark": "analytics", "metric": "dashboard_seconds", "value": ..., "unit": "s"}``.
 
-    DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres .venv/bin/python benchmarks/analytics.py
+    DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres \\
+        .venv/bin/python benchmarks/analytics.py --states 10000000 --days 400
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ import statistics
 import sys
 import time
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import bindparam, create_engine, text
@@ -160,8 +167,9 @@ def insert_select(
     conn.execute(text(sql).bindparams(*binds), params)
 
 
-def generate(conn, firm_id: int, workflow_id: int, flow_states: int) -> int:
-    """Insert the history set-based; returns the number of executions."""
+def generate(conn, firm_id: int, workflow_id: int, flow_states: int, days: int = 30) -> int:
+    """Insert the history set-based, executions spread over the last
+    ``days`` days; returns the number of executions."""
     per_execution = sum(len(STEPS[p[2]]) for p in PATHS.values()) / len(PATHS)
     executions = int(round(flow_states / per_execution))
     # A contact is in a workflow at most once at a time: each waiting
@@ -201,9 +209,9 @@ def generate(conn, firm_id: int, workflow_id: int, flow_states: int) -> int:
             "created_at": "s.started",
             "updated_at": "s.started",
         },
-        "FROM generate_series(1, :n) g, LATERAL (SELECT now() - ((g % 30) * interval '1 day')"
+        "FROM generate_series(1, :n) g, LATERAL (SELECT now() - ((g % :days) * interval '1 day')"
         " - ((g % 86399) * interval '1 second') AS started) s",
-        {"firm": firm_id, "wf": workflow_id, "contacts": contacts, "n": executions},
+        {"firm": firm_id, "wf": workflow_id, "contacts": contacts, "n": executions, "days": days},
     )
     insert_select(
         conn,
@@ -296,9 +304,13 @@ def timed(fn, repeat: int) -> tuple[float, list[float]]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--flow-states", type=int, default=1_000_000)
+    parser.add_argument("--states", "--flow-states", dest="states", type=int, default=1_000_000)
+    parser.add_argument("--days", type=int, default=30, help="days of history")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--profile", action="store_true", help="time each aggregate query")
+    parser.add_argument(
+        "--skip-raw", action="store_true", help="skip the raw 30-day calculation and overlay"
+    )
     args = parser.parse_args()
 
     base = _postgres_url(
@@ -316,12 +328,18 @@ def main() -> int:
         admin.dispose()
 
 
+def metric(name: str, value, unit: str) -> None:
+    print(json.dumps({"benchmark": "analytics", "metric": name, "value": value, "unit": unit}))
+
+
 def run(url: str, args) -> int:
     from app import create_app
     from app.automation.analytics import AnalyticsCalculator
+    from app.automation.analytics.dashboard import daily_rows, summarize
+    from app.automation.analytics.report import dashboard_report
     from app.clock import now
     from app.extensions import db
-    from app.models import Firm
+    from app.models import Firm, partitioning
     from app.tenancy import firm_context
 
     app = create_app(
@@ -332,6 +350,7 @@ def run(url: str, args) -> int:
             "SECRET_KEY": "bench",
         }
     )
+    figures: dict[str, tuple[float, str]] = {}
     with app.app_context():
         db.create_all()
         firm = Firm(name="Bench")
@@ -340,22 +359,39 @@ def run(url: str, args) -> int:
         from tests.factories import make_workflow
 
         workflow = make_workflow(firm, name="Bench", nodes=NODES, edges=EDGES, status="active")
+        moment = now()
+        table = "contact_flow_states"
+        with db.engine.begin() as conn:
+            # The months of the history, as migration 0014 or the
+            # retention job (run monthly for years) would have left them.
+            oldest = partitioning.month_start(moment - timedelta(days=args.days + 1))
+            partitioning.create_partitions(conn, table, oldest, partitioning.month_start(moment))
         started = time.perf_counter()
         with db.engine.begin() as conn:
-            executions = generate(conn, firm.id, workflow.id, args.flow_states)
+            executions = generate(conn, firm.id, workflow.id, args.states, args.days)
         # As autovacuum would leave a live database: statistics, hint bits
         # and the visibility map set (the first scans after a bulk load
         # would otherwise rewrite every page).
         with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text("VACUUM ANALYZE"))
-            states = conn.execute(text("SELECT count(*) FROM contact_flow_states")).scalar()
+            states = conn.execute(text(f"SELECT count(*) FROM {table}")).scalar()
+            in_window = conn.execute(
+                text(
+                    "SELECT count(*) FROM workflow_executions "
+                    "WHERE started_at >= date_trunc('day', now() AT TIME ZONE 'UTC') "
+                    "AT TIME ZONE 'UTC' - interval '30 days'"
+                )
+            ).scalar()
         setup = time.perf_counter() - started
         print(
-            f"generated {executions} executions, {states} flow states in {setup:.1f} s",
+            f"generated {executions} executions, {states} flow states over {args.days} days"
+            f" in {setup:.1f} s",
             file=sys.stderr,
         )
+        figures["flow_states"] = (states, "rows")
+        figures["generate_seconds"] = (round(setup, 1), "s")
 
-        today = now().date()
+        today = moment.date()
         with firm_context(firm.id):
             workflow = db.session.merge(workflow)
 
@@ -363,7 +399,7 @@ def run(url: str, args) -> int:
                 row = AnalyticsCalculator.calculate_workflow_analytics(
                     workflow, today - timedelta(days=30), today
                 )
-                assert row.total_executions == executions, row.total_executions
+                assert row.total_executions == in_window, (row.total_executions, in_window)
                 return row
 
             def visualize():
@@ -378,56 +414,76 @@ def run(url: str, args) -> int:
             # this machine (its load varies): the figures read against it.
             def bare_scan():
                 with db.engine.connect() as conn:
-                    conn.execute(text("SELECT count(*) FROM contact_flow_states")).scalar()
+                    conn.execute(text(f"SELECT count(*) FROM {table}")).scalar()
 
-            scan_seconds, _ = timed(bare_scan, args.repeat)
-            calc_seconds, calc_runs = timed(calculate, args.repeat)
-            viz_seconds, viz_runs = timed(visualize, args.repeat)
-            row = calculate()
+            if not args.skip_raw:
+                scan_seconds, _ = timed(bare_scan, args.repeat)
+                calc_seconds, calc_runs = timed(calculate, args.repeat)
+                viz_seconds, viz_runs = timed(visualize, args.repeat)
+                row = calculate()
+                print(
+                    f"calculate runs {[round(r, 3) for r in calc_runs]}; visualization runs "
+                    f"{[round(r, 3) for r in viz_runs]}; conversion "
+                    f"{row.goal_conversion_rate:.1f}%, "
+                    f"median {row.median_completion_time_seconds:.0f} s",
+                    file=sys.stderr,
+                )
+                figures["reference_count_scan_seconds"] = (round(scan_seconds, 4), "s")
+                figures["calculate_seconds"] = (round(calc_seconds, 4), "s")
+                figures["flow_visualization_seconds"] = (round(viz_seconds, 4), "s")
+
+            # The rollups: every closed day of the window stored once, as
+            # the daily job leaves them (its backfill), untimed in the figure.
+            start = today - timedelta(days=29)
+            fill_started = time.perf_counter()
+            daily_rows(workflow, start, today)
+            figures["rollup_fill_seconds"] = (round(time.perf_counter() - fill_started, 2), "s")
+
+            dash_seconds, dash_runs = timed(lambda: summarize(workflow, start, today), args.repeat)
+            summary = summarize(workflow, start, today)
+            assert summary.live_days <= 1, summary.live_days
+            page_seconds, page_runs = timed(
+                lambda: dashboard_report(workflow, start, today), args.repeat
+            )
             print(
-                f"calculate runs {[round(r, 3) for r in calc_runs]}; visualization runs "
-                f"{[round(r, 3) for r in viz_runs]}; conversion {row.goal_conversion_rate:.1f}%, "
-                f"median {row.median_completion_time_seconds:.0f} s; "
-                f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs",
+                f"dashboard (30 days, {summary.cached_days} stored days, {summary.live_days}"
+                f" live, {summary.total} executions) runs {[round(r, 3) for r in dash_runs]};"
+                f" whole page's numbers runs {[round(r, 3) for r in page_runs]}",
                 file=sys.stderr,
             )
+            figures["dashboard_seconds"] = (round(dash_seconds, 4), "s")
+            figures["dashboard_report_seconds"] = (round(page_seconds, 4), "s")
         db.session.remove()
+
+        months = []
+        with db.engine.connect() as conn:
+            months = partitioning.existing_months(conn, table)
+        if len(months) > 3:
+            # The oldest month is partial (the history starts inside it):
+            # the next one is a whole month; both go, as retention would.
+            gone = months[:2]
+            parts = [partitioning.partition_name(table, month) for month in gone]
+            with db.engine.connect() as conn:
+                rows = sum(
+                    conn.execute(text(f'SELECT count(*) FROM "{part}"')).scalar() for part in parts
+                )
+            cutoff = partitioning.add_months(gone[-1], 1)
+            drop_started = time.perf_counter()
+            with db.engine.begin() as conn:
+                dropped = partitioning.drop_partitions_before(
+                    conn, table, datetime(cutoff.year, cutoff.month, 1, tzinfo=UTC)
+                )
+            drop_seconds = time.perf_counter() - drop_started
+            assert dropped == gone, dropped
+            print(
+                f"dropped {', '.join(parts)} ({rows} rows) in {drop_seconds:.3f} s", file=sys.stderr
+            )
+            figures["dropped_rows"] = (rows, "rows")
+            figures["month_drop_seconds"] = (round(drop_seconds, 4), "s")
+        print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs", file=sys.stderr)
         db.engine.dispose()
-    print(
-        json.dumps(
-            {"benchmark": "analytics", "metric": "flow_states", "value": states, "unit": "rows"}
-        )
-    )
-    print(
-        json.dumps(
-            {
-                "benchmark": "analytics",
-                "metric": "reference_count_scan_seconds",
-                "value": round(scan_seconds, 4),
-                "unit": "s",
-            }
-        )
-    )
-    print(
-        json.dumps(
-            {
-                "benchmark": "analytics",
-                "metric": "calculate_seconds",
-                "value": round(calc_seconds, 4),
-                "unit": "s",
-            }
-        )
-    )
-    print(
-        json.dumps(
-            {
-                "benchmark": "analytics",
-                "metric": "flow_visualization_seconds",
-                "value": round(viz_seconds, 4),
-                "unit": "s",
-            }
-        )
-    )
+    for name, (value, unit) in figures.items():
+        metric(name, value, unit)
     return 0
 
 
