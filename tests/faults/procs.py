@@ -65,13 +65,14 @@ class RedisServer:
     """``redis-server`` on a free port, without persistence: a restart
     comes back empty, like a flush plus dropped connections."""
 
-    def __init__(self, workdir: Path):
+    def __init__(self, workdir: Path, host: str = "127.0.0.1"):
+        self.host = host
         self.port = free_port()
         self.workdir = workdir
         self.proc: subprocess.Popen | None = None
 
     def url(self, number: int = 0) -> str:
-        return f"redis://127.0.0.1:{self.port}/{number}"
+        return f"redis://{self.host}:{self.port}/{number}"
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
@@ -80,7 +81,11 @@ class RedisServer:
                 "--port",
                 str(self.port),
                 "--bind",
-                "127.0.0.1",
+                self.host,
+                # Bound to a private address for clients on other hosts
+                # (network namespaces), which protected mode would refuse.
+                "--protected-mode",
+                "no",
                 "--save",
                 "",
                 "--appendonly",
@@ -97,7 +102,7 @@ class RedisServer:
 
     def ping(self) -> bool:
         try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+            with socket.create_connection((self.host, self.port), timeout=0.5) as sock:
                 sock.sendall(b"PING\r\n")
                 return sock.recv(16).startswith(b"+PONG")
         except OSError:
