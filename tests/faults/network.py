@@ -11,18 +11,23 @@ Cutting a host off is downing its veth end inside its namespace; healing
 is bringing it up again.
 
 Every name starts with ``PREFIX``, so that leftovers of an earlier run that
-died can be found and removed before a run and after it.
+died can be found and removed before a run and after it. The names and
+addresses are the machine's, not the test run's: a lock file makes a
+second run on the machine wait for the first, rather than remove its
+network under it.
 """
 
 from __future__ import annotations
 
 import configparser
 import contextlib
+import fcntl
 import os
 import shutil
 import signal
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 from tests.faults.procs import ROOT, free_port, wait_until
@@ -92,13 +97,26 @@ class Host:
 class Network:
     """The bridge and the hosts on it."""
 
+    LOCK = Path(tempfile.gettempdir()) / f"faults-{PREFIX}-network.lock"
+
     def __init__(self, names: list[str]):
         self.hosts = {name: Host(name, 11 + i) for i, name in enumerate(names)}
+        self.lock = None
 
     def __getitem__(self, name: str) -> Host:
         return self.hosts[name]
 
-    def create(self) -> None:
+    def create(self, wait: float = 900) -> None:
+        self.lock = open(self.LOCK, "w")  # noqa: SIM115 - held until destroy()
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(self.lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"another run holds {self.LOCK}") from None
+                time.sleep(1)
         remove_leftovers()
         ip("link", "add", BRIDGE, "type", "bridge")
         ip("addr", "add", f"{GATEWAY}/24", "dev", BRIDGE)
@@ -107,7 +125,13 @@ class Network:
             host.create()
 
     def destroy(self) -> None:
-        remove_leftovers()
+        if self.lock is None:
+            return
+        try:
+            remove_leftovers()
+        finally:
+            self.lock.close()  # releases the lock
+            self.lock = None
 
 
 def remove_leftovers() -> None:
