@@ -484,7 +484,7 @@ def test_four_worker_hosts_one_killed_one_cut_off_send_every_message_once(stack)
             ("webhook", "sent"): CONTACTS,
         }
 
-    done = settle(finished, timeout=150, every=0.5)
+    done = settle(finished, timeout=240, every=0.5)
     seconds, after_heal = time.monotonic() - began, time.monotonic() - healed_at
     _say(began, f"finished: {done}")
     assert done, (statuses(), outbox_statuses(), _tails(stack.logs))
