@@ -88,6 +88,7 @@ def _gate_run(step: Step) -> GateRun:
                 address=str(contact.contact.get("email" if channel == "email" else "phone") or ""),
                 contact_id=contact_id,
                 contact=contact.contact,
+                moment=step.moment,
             )
             for contact_id, contact in state.contacts.items()
             for channel in channels

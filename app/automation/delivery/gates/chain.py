@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any, ClassVar, Literal
 
 from sqlalchemy import Connection
@@ -83,9 +84,10 @@ class Candidate:
     moment: datetime = field(default_factory=now)  # the clock of the check
     extra: dict = field(default_factory=dict)
 
-    @property
+    @cached_property
     def key(self) -> str:
-        """The address as suppression lists keep it."""
+        """The address as suppression lists keep it (worked out once: every
+        gate and the run's bookkeeping ask for it)."""
         return normalize_address(self.channel, self.address)
 
 

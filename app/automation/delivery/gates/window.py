@@ -8,7 +8,8 @@ outside it defers the message to the next opening (delivery/windows.py).
 It runs at the step only: a message written inside its window may wait for
 a retry past its end, and is not held again for it.
 
-One query per batch: the time zones of the batch's firms.
+One query per batch: the time zones of the batch's firms; the opening is
+computed once per window, zone and moment of the batch.
 """
 
 from __future__ import annotations
@@ -40,7 +41,13 @@ class SendWindowGate(Gate):
     stages = frozenset({"step"})
 
     def prepare(self, conn: Connection, candidates: Sequence[Candidate]) -> dict:
-        return {"zones": None, "conn": conn, "firms": {c.firm_id for c in candidates}}
+        return {
+            "zones": None,
+            "conn": conn,
+            "firms": {c.firm_id for c in candidates},
+            "resolved": {},
+            "openings": {},
+        }
 
     def check(self, candidate: Candidate, state: dict) -> Verdict:
         window = candidate.extra.get("send_window")
@@ -49,8 +56,17 @@ class SendWindowGate(Gate):
         if state["zones"] is None:  # read only when some message has a window
             state["zones"] = firm_zones(state["conn"], state["firms"] | {candidate.firm_id})
         contact_zone = (candidate.contact or {}).get("timezone")
-        zone = zone_for(window, contact_zone, state["zones"].get(candidate.firm_id))
-        opening = next_opening(window, candidate.moment, zone)
+        firm_zone = state["zones"].get(candidate.firm_id)
+        # A batch shares one moment, so the opening is worked out once per
+        # window and zone, not once per message.
+        key = (window.timezone, contact_zone, firm_zone)
+        zone = state["resolved"].get(key)
+        if zone is None:
+            zone = state["resolved"][key] = zone_for(window, contact_zone, firm_zone)
+        key = (window, zone.key, candidate.moment)
+        if key not in state["openings"]:
+            state["openings"][key] = next_opening(window, candidate.moment, zone)
+        opening = state["openings"][key]
         if opening is None:
             return SEND
         return defer(opening, REASON, self.name)
