@@ -1,13 +1,26 @@
 """Template limits: the size caps and the time cap a render runs under.
 
-Sizes are checked *before* work that could allocate a lot (``range``,
-width-taking filters and methods, ``join``, ``replace``, printf widths);
-time by :func:`check_deadline` on every call a template makes, and by a
-watchdog thread that raises :class:`TemplateTimeout` inside a render that
-runs past its deadline without calling anything (nested loops), via
-``PyThreadState_SetAsyncExc`` -- no ``sys.settrace``, so normal renders
-pay nothing for it. :mod:`templating.sandbox` applies them; see
-:mod:`templating` for the whole picture.
+Sizes are measured as :func:`weight`: the length of a value written out,
+with a list that holds the same big list a million times counted a
+million times (that is what ``|string``, ``|tojson``, ``%`` or ``~`` would
+produce, in C code no watchdog can interrupt). The rules:
+
+- every value a template builds (repetition, concatenation, ``%``,
+  literals, filter and call results, macro and block output) weighs at
+  most :data:`MAX_STRING_CHARS`, checked *before* building it wherever
+  building it would cost more than holding references (``*``, ``+``,
+  ``~``, ``%``, ``join``, ``replace``, ``indent``, ``wordwrap``, widths);
+- what a render builds in all is charged to a budget of
+  :data:`MAX_BUILT_CHARS` (:func:`charge`), so a bound missed on one
+  operation still leaves the render, and the process, small;
+- time by :func:`check_deadline` on every call a template makes, and by a
+  watchdog thread that raises :class:`TemplateTimeout` inside a render
+  that runs past its deadline without calling anything (nested loops), via
+  ``PyThreadState_SetAsyncExc`` -- no ``sys.settrace``, so normal renders
+  pay nothing for it.
+
+:mod:`templating.sandbox` applies them; see :mod:`templating` for the
+whole picture.
 """
 
 from __future__ import annotations
@@ -24,10 +37,12 @@ from typing import Any
 
 from jinja2 import filters as jinja_filters
 from jinja2.exceptions import SecurityError
+from markupsafe import Markup
 
 MAX_TEMPLATE_CHARS = 500_000
 MAX_OUTPUT_CHARS = 1_000_000
-MAX_STRING_CHARS = 1_000_000  # any intermediate string or list
+MAX_STRING_CHARS = 1_000_000  # the weight of any value a template builds
+MAX_BUILT_CHARS = 5_000_000  # the weight of everything one render builds
 MAX_RANGE = 10_000
 MAX_WIDTH = 10_000  # center/indent/ljust/batch/... arguments
 MAX_POWER_BITS = 4_096
@@ -36,6 +51,10 @@ DEFAULT_TIMEOUT = 1.0
 
 class TemplateTimeout(Exception):
     """Raised inside a render that ran past its deadline (by the watchdog)."""
+
+
+class TooLarge(SecurityError):
+    """A value, or a render's whole work, would pass a size limit."""
 
 
 # --- the watchdog -----------------------------------------------------------
@@ -120,7 +139,7 @@ _PRINTF_WIDTH = re.compile(r"%[#0\- +]*(\*|\d+)?(?:\.(\*|\d+))?")
 
 def too_big(what: str, size: int, limit: int = MAX_STRING_CHARS) -> None:
     if size > limit:
-        raise SecurityError(f"{what} would be too large ({size:,} > {limit:,})")
+        raise TooLarge(f"{what} would be too large ({size:,} > {limit:,})")
 
 
 def check_printf(fmt: str) -> None:
@@ -130,45 +149,167 @@ def check_printf(fmt: str) -> None:
                 raise SecurityError("format width or precision is too large")
 
 
+_TEXT = (str, bytes, bytearray)
+_CONTAINERS = (list, tuple, set, frozenset, dict)
+_FLAT = frozenset({int, float, bool, type(None)})
+_STRINGS = frozenset({str, Markup})
+_WEIGHED = (*_TEXT, *_CONTAINERS)
+
+
+def weight(value: Any, limit: int = MAX_STRING_CHARS) -> int:
+    """About how many characters ``value`` is written out (``str()``,
+    ``|tojson``): a string its length, a container its items plus two per
+    item, a shared item each time it appears. Counting stops once past
+    ``limit`` (the result is then some number above it), so a huge value
+    costs no more to weigh than a value at the limit."""
+    kind = type(value)
+    if kind is str or kind is Markup:
+        return len(value)
+    try:
+        return _weigh(value, limit, {})
+    except RecursionError:
+        raise TooLarge("a value is nested too deeply") from None
+
+
+def _weigh(item: Any, limit: int, seen: dict[int, int]) -> int:
+    if isinstance(item, _TEXT):
+        return len(item) + 2
+    if not isinstance(item, _CONTAINERS):
+        if isinstance(item, int):
+            return 1 + item.bit_length() // 3
+        return 4 if type(item) in _FLAT else 20  # a date, a namespace: small
+    known = seen.get(id(item))
+    if known is not None:
+        return known  # the same list again: its weight again, not its walk
+    if isinstance(item, dict):
+        total = 2 + 4 * len(item)
+        items: Any = [*item.keys(), *item.values()] if total <= limit else ()
+    else:
+        total = 2 + 2 * len(item)
+        items = item if total <= limit else ()
+    if items:
+        # Whole lists of numbers or of strings are weighed in C.
+        kinds = set(map(type, items))
+        if kinds == {int}:
+            total += len(items) + sum(map(int.bit_length, items)) // 3
+        elif kinds <= _FLAT:
+            total += 20 * len(items)
+        elif kinds <= _STRINGS:
+            total += sum(map(len, items)) + 2 * len(items)
+        else:
+            for sub in items:
+                total += _weigh(sub, limit - total, seen)
+                if total > limit:
+                    break
+    seen[id(item)] = total
+    return total
+
+
+class _Budget(threading.local):
+    left: int | None = None
+
+
+render_budget = _Budget()
+
+
+def charge(what: str, value: Any) -> Any:
+    """``value``, once it is known to weigh at most MAX_STRING_CHARS and its
+    weight is taken from the current render's budget."""
+    kind = type(value)
+    if kind is str or kind is Markup:
+        size = len(value)
+    elif isinstance(value, _WEIGHED):
+        size = weight(value)
+    else:
+        return value
+    too_big(what, size)
+    spend(size)
+    return value
+
+
+BUILDS_TOO_MUCH = f"the template builds too much data (max {MAX_BUILT_CHARS:,} characters in all)"
+LOOPS_TOO_MUCH = "the template loops too many times"
+
+
+def spend(size: int, message: str = BUILDS_TOO_MUCH) -> None:
+    left = render_budget.left
+    if left is not None:
+        left -= size
+        render_budget.left = left
+        if left < 0:
+            raise TooLarge(message)
+
+
 def size_of(value: Any) -> int:
-    return len(value) if isinstance(value, str | list | tuple) else len(str(value))
+    return weight(value)
 
 
-def safe_range(*args: int) -> Iterator[int]:
+def safe_range(*args: int) -> range:
     span = range(*args)
     too_big("range()", len(span), MAX_RANGE)
-    return ticking(span)
+    return span  # a loop over it ticks (:func:`ticking`)
 
 
 def ticking(items) -> Iterator:
-    for i, item in enumerate(items):
-        if i & 255 == 0:
+    """What every ``{% for %}`` iterates (templating.sandbox wraps each
+    loop's iterable): the deadline checked, and four characters of
+    the budget charged, per item -- a loop inside a macro or a ``{% set %}``
+    block collects its output until the block ends."""
+    count = 0
+    for count, item in enumerate(items, 1):
+        if count & 255 == 0:
             check_deadline()
+            spend(1024, LOOPS_TOO_MUCH)
         yield item
+    spend(4 * (count & 255), LOOPS_TOO_MUCH)
 
 
-def capped_filter(name: str, check: Callable[..., None]) -> Callable:
+def capped_filter(name: str, check: Callable[..., None] | None) -> Callable:
+    """Jinja's filter ``name`` with ``check`` run on its arguments first and
+    its result charged (:func:`charge`)."""
     original = jinja_filters.FILTERS[name]
+    what = f"|{name} result"
 
-    def wrapper(*args, **kwargs):
-        check(*args, **kwargs)
-        result = original(*args, **kwargs)
-        if isinstance(result, str | list):
-            too_big(f"|{name} result", len(result))
-        return result
+    if check is None:
+
+        def wrapper(*args, **kwargs):
+            return charge(what, original(*args, **kwargs))
+
+    else:
+
+        def wrapper(*args, **kwargs):
+            check(*args, **kwargs)
+            return charge(what, original(*args, **kwargs))
 
     # Keep the pass_context / pass_eval_context markers of the original.
-    wrapper.__dict__.update(original.__dict__)
+    wrapper.__dict__.update(getattr(original, "__dict__", {}))
     if hasattr(original, "jinja_pass_arg"):
         wrapper.jinja_pass_arg = original.jinja_pass_arg  # type: ignore[attr-defined]
     return wrapper
 
 
+def _arg(args: tuple, kwargs: dict, position: int, keyword: str, default: Any = None) -> Any:
+    if keyword in kwargs:
+        return kwargs[keyword]
+    return args[position] if len(args) > position else default
+
+
 def _width_arg(position: int, keyword: str) -> Callable[..., None]:
     def check(*args, **kwargs):
-        value = kwargs.get(keyword, args[position] if len(args) > position else 0)
+        value = _arg(args, kwargs, position, keyword, 0)
         if isinstance(value, int) and value > MAX_WIDTH:
-            raise SecurityError(f"{keyword} is too large (max {MAX_WIDTH:,})")
+            raise TooLarge(f"{keyword} is too large (max {MAX_WIDTH:,})")
+
+    return check
+
+
+def _written_out(position: int) -> Callable[..., None]:
+    """For filters that serialise their value (``|string``, ``|tojson``,
+    ``|e``): the value's weight, before the C code that writes it out."""
+
+    def check(*args, **kwargs):
+        if len(args) > position:
+            too_big("value to write out", weight(args[position]))
 
     return check
 
@@ -181,40 +322,109 @@ def check_replace(*args, **kwargs) -> None:
     too_big("|replace result", len(s) + hits * max(0, len(new) - len(old)))
 
 
+def check_join(items: Any, separator: Any) -> None:
+    """``separator.join(items)``: the items' weight and one separator each."""
+    if isinstance(items, list | tuple | set | frozenset | dict):
+        too_big("join result", weight(items) + len(str(separator)) * len(items))
+
+
 def _check_join(*args, **kwargs) -> None:
     # do_join(eval_ctx, value, d="", attribute=None)
-    items = args[1] if len(args) > 1 else ()
-    if isinstance(items, list | tuple):
-        sep = str(args[2]) if len(args) > 2 else ""
-        too_big("|join result", sum(size_of(v) for v in items) + len(sep) * len(items))
+    check_join(_arg(args, kwargs, 1, "value", ()), _arg(args, kwargs, 2, "d", ""))
+
+
+def check_percent(fmt: str, values: Any) -> None:
+    """``fmt % values``: printf widths, and each ``%`` writing at most all
+    of ``values`` out."""
+    check_printf(fmt)
+    count = fmt.count("%")
+    if count:
+        too_big("% formatting result", len(fmt) + count * weight(values))
 
 
 def _check_format(value, *args, **kwargs) -> None:
-    check_printf(str(value))
+    check_percent(str(value), kwargs or args)
+
+
+def _check_indent(*args, **kwargs) -> None:
+    # do_indent(s, width=4, first=False, blank=False); width may be a string
+    s = str(_arg(args, kwargs, 0, "s", ""))
+    width = _arg(args, kwargs, 1, "width", 4)
+    pad = len(width) if isinstance(width, str) else width if isinstance(width, int) else 0
+    if isinstance(width, int) and width > MAX_WIDTH:
+        raise TooLarge(f"width is too large (max {MAX_WIDTH:,})")
+    too_big("|indent result", len(s) + pad * (s.count("\n") + 1))
+
+
+def _check_wordwrap(*args, **kwargs) -> None:
+    # do_wordwrap(environment, s, width=79, break_long_words=True, wrapstring=None, ...)
+    s = str(_arg(args, kwargs, 1, "s", ""))
+    width = _arg(args, kwargs, 2, "width", 79)
+    wrap = _arg(args, kwargs, 4, "wrapstring", None)
+    if isinstance(width, int) and width > MAX_WIDTH:
+        raise TooLarge(f"width is too large (max {MAX_WIDTH:,})")
+    lines = len(s) // max(width if isinstance(width, int) else 1, 1) + s.count("\n") + 1
+    too_big("|wordwrap result", 2 * len(s) + lines * len(str(wrap or "\n")))
+
+
+def _check_tojson(*args, **kwargs) -> None:
+    # do_tojson(eval_ctx, value, indent=None)
+    indent = _arg(args, kwargs, 2, "indent", None)
+    if indent is not None and not (isinstance(indent, int) and 0 <= indent <= 8):
+        raise SecurityError("tojson indent must be a number from 0 to 8")
+    size = weight(_arg(args, kwargs, 1, "value", None))
+    too_big("|tojson result", size * (1 + (indent or 0)))
+
+
+def _check_sum(*args, **kwargs) -> None:
+    # do_sum(environment, iterable, attribute=None, start=0): adding lists or
+    # strings is quadratic in C, so only numbers are summed.
+    start = _arg(args, kwargs, 3, "start", 0)
+    if not isinstance(start, int | float) or isinstance(start, bool):
+        raise SecurityError("sum adds numbers only (start must be a number)")
 
 
 def _check_batch(value, linecount=0, fill_with=None) -> None:
     if isinstance(linecount, int) and linecount > MAX_WIDTH:
-        raise SecurityError(f"batch size is too large (max {MAX_WIDTH:,})")
+        raise TooLarge(f"batch size is too large (max {MAX_WIDTH:,})")
 
 
 def _check_slice(value, slices=0, fill_with=None) -> None:
     if isinstance(slices, int) and slices > MAX_WIDTH:
-        raise SecurityError(f"slice count is too large (max {MAX_WIDTH:,})")
+        raise TooLarge(f"slice count is too large (max {MAX_WIDTH:,})")
 
 
-CAPPED_FILTERS = {
-    "center": _width_arg(1, "width"),
-    "indent": _width_arg(1, "width"),
-    "wordwrap": _width_arg(2, "width"),
-    "truncate": _width_arg(2, "length"),
-    "replace": check_replace,
-    "join": _check_join,
-    "format": _check_format,
-    "batch": _check_batch,
-    "slice": _check_slice,
+# Checks run before a filter; every filter's result is charged after it.
+CAPPED_FILTERS: dict[str, Callable[..., None] | None] = {
+    name: None for name in jinja_filters.FILTERS
 }
+CAPPED_FILTERS.update(
+    {
+        "center": _width_arg(1, "width"),
+        "indent": _check_indent,
+        "wordwrap": _check_wordwrap,
+        "truncate": _width_arg(2, "length"),
+        "replace": check_replace,
+        "join": _check_join,
+        "format": _check_format,
+        "batch": _check_batch,
+        "slice": _check_slice,
+        "sum": _check_sum,
+        "tojson": _check_tojson,
+        # Filters that write their whole value out as a string.
+        "string": _written_out(0),
+        "pprint": _written_out(0),
+        "e": _written_out(0),
+        "escape": _written_out(0),
+        "forceescape": _written_out(0),
+        "safe": _written_out(0),
+        "urlencode": _written_out(0),
+        "xmlattr": _written_out(1),
+        "list": _written_out(0),
+    }
+)
 
 # String methods that can allocate far more than their input.
 WIDTH_METHODS = {"center", "ljust", "rjust", "zfill"}
-REFUSED_METHODS = {"format", "format_map", "expandtabs"}
+# str.encode would hand out bytes, whose methods nothing here checks.
+REFUSED_METHODS = {"format", "format_map", "expandtabs", "translate", "encode"}

@@ -36,9 +36,12 @@ from markupsafe import Markup
 
 from app.automation.templating.limits import (
     DEFAULT_TIMEOUT,
+    MAX_BUILT_CHARS,
     MAX_OUTPUT_CHARS,
     MAX_TEMPLATE_CHARS,
     TemplateTimeout,
+    TooLarge,
+    render_budget,
     render_deadline,
     watchdog,
 )
@@ -47,6 +50,11 @@ from app.automation.templating.sandbox import GLOBALS, html_env, text_env
 
 class TemplateError(ValueError):
     """A template that cannot be rendered; the message is safe to show."""
+
+
+class TemplateLimitError(TemplateError):
+    """A template that ran into a size or time limit: whatever the data, a
+    bomb, so saving it is refused too (:func:`template_errors`)."""
 
 
 # --- plain-data contexts ----------------------------------------------------
@@ -115,6 +123,7 @@ def _render(source: str, context: dict, *, html: bool, timeout: float, max_chars
     data = _plain(context or {}, "context")
     deadline = time.monotonic() + timeout
     render_deadline.value = deadline
+    render_budget.left = MAX_BUILT_CHARS
     try:
         with watchdog.guard(deadline):
             template = _compile(source, html)
@@ -127,11 +136,14 @@ def _render(source: str, context: dict, *, html: bool, timeout: float, max_chars
             for chunk in template.root_render_func(context):
                 size += len(chunk)
                 if size > max_chars:
-                    raise TemplateError(f"output is too long (max {max_chars:,} characters)")
+                    raise TemplateLimitError(f"output is too long (max {max_chars:,} characters)")
                 parts.append(chunk)
             return "".join(parts)
     except TemplateTimeout:
-        raise TemplateError(f"template took too long to render (max {timeout:g}s)") from None
+        raise TemplateLimitError(f"template took too long to render (max {timeout:g}s)") from None
+    except (TooLarge, MemoryError) as exc:
+        detail = str(exc) or "out of memory"
+        raise TemplateLimitError(f"template is too big to render: {detail}") from None
     except TemplateSyntaxError as exc:
         raise TemplateError(f"syntax error on line {exc.lineno}: {exc.message}") from None
     except SecurityError as exc:
@@ -144,6 +156,7 @@ def _render(source: str, context: dict, *, html: bool, timeout: float, max_chars
         raise TemplateError(f"{type(exc).__name__}: {exc}") from None
     finally:
         render_deadline.value = None
+        render_budget.left = None
 
 
 def render_text(
@@ -185,7 +198,9 @@ def _private_names(tree: nodes.Node) -> list[str]:
 
 def template_errors(template: str) -> list[str]:
     """Problems to show when a template is saved (``[]`` when it looks fine):
-    syntax errors and attribute access the sandbox will refuse."""
+    syntax errors, attribute access the sandbox will refuse, and a size or
+    time limit that a trial render with no data already runs into (a
+    template bomb, which no contact's data could make work)."""
     if not isinstance(template, str):
         return ["template must be a string"]
     if len(template) > MAX_TEMPLATE_CHARS:
@@ -194,7 +209,16 @@ def template_errors(template: str) -> list[str]:
         tree = text_env.parse(template)
     except TemplateSyntaxError as exc:
         return [f"syntax error on line {exc.lineno}: {exc.message}"]
-    return [f"access to {name!r} is not allowed" for name in _private_names(tree)]
+    private = [f"access to {name!r} is not allowed" for name in _private_names(tree)]
+    if private or "{" not in template:
+        return private
+    try:
+        render_text(template, {})
+    except TemplateLimitError as exc:
+        return [str(exc)]
+    except TemplateError:
+        pass  # it may well work with a contact's data: the send decides
+    return []
 
 
 def template_strings_errors(values: Any, path: str = "") -> dict[str, list[str]]:

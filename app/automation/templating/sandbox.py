@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from jinja2 import ChainableUndefined, Undefined, nodes
-from jinja2.compiler import CodeGenerator
+from jinja2.compiler import CodeGenerator, Frame, optimizeconst
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import Cycler, Joiner, Namespace
@@ -23,19 +23,22 @@ from jinja2.utils import Cycler, Joiner, Namespace
 from app.automation.templating.limits import (
     CAPPED_FILTERS,
     MAX_POWER_BITS,
-    MAX_STRING_CHARS,
     MAX_WIDTH,
     REFUSED_METHODS,
     WIDTH_METHODS,
     capped_filter,
+    charge,
     check_deadline,
-    check_printf,
+    check_join,
+    check_percent,
     check_replace,
     safe_range,
-    size_of,
+    ticking,
     too_big,
+    weight,
 )
 
+_SEQUENCES = (str, bytes, bytearray, list, tuple)
 _PRINTABLE = (str, int, float, Decimal, _dt.date, _dt.time, Undefined, type(None))
 
 
@@ -52,17 +55,55 @@ def _printable(value: Any, depth: int = 0) -> bool:
 def _finalize(value: Any) -> Any:
     """What ``{{ ... }}`` prints: plain data only. A class, function, bound
     method or template object prints as nothing, so its repr (module paths,
-    memory addresses) never reaches a message."""
-    return value if _printable(value) else ""
+    memory addresses) never reaches a message. A container is weighed
+    before ``str()`` writes it out."""
+    if type(value) is str:
+        return value
+    if not _printable(value):
+        return ""
+    if isinstance(value, list | tuple | dict):
+        too_big("value to print", weight(value))
+    return value
 
 
 class CappedCodeGenerator(CodeGenerator):
-    """Routes ``a ~ b`` through a size check (Jinja joins it unchecked)."""
+    """Routes ``a ~ b`` and list, tuple and dict literals through size
+    checks (Jinja builds them unchecked)."""
 
-    def visit_Concat(self, node: nodes.Concat, frame) -> None:
-        self.write("environment.capped_concat(")
-        super().visit_Concat(node, frame)
+    @optimizeconst
+    def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
+        # The parts are weighed before str() writes any of them out.
+        if frame.eval_ctx.volatile:
+            join = "(markup_join if context.eval_ctx.volatile else str_join)"
+        elif frame.eval_ctx.autoescape:
+            join = "markup_join"
+        else:
+            join = "str_join"
+        self.write(f"environment.capped_concat({join}, (")
+        for arg in node.nodes:
+            self.visit(arg, frame)
+            self.write(", ")
+        self.write("))")
+
+    def _built(self, visit, node: nodes.Expr, frame: Frame) -> None:
+        self.write("environment.built(")
+        visit(node, frame)
         self.write(")")
+
+    @optimizeconst
+    def visit_List(self, node: nodes.List, frame: Frame) -> None:
+        self._built(super().visit_List, node, frame)
+
+    @optimizeconst
+    def visit_Tuple(self, node: nodes.Tuple, frame: Frame) -> None:
+        if isinstance(frame, Frame) and node.ctx == "store":
+            super().visit_Tuple(node, frame)  # ``{% for a, b in ... %}`` targets
+        else:
+            self._built(super().visit_Tuple, node, frame)
+
+    @optimizeconst
+    def visit_Dict(self, node: nodes.Dict, frame: Frame) -> None:
+        self._built(super().visit_Dict, node, frame)
 
 
 class CappedSandbox(ImmutableSandboxedEnvironment):
@@ -88,11 +129,33 @@ class CappedSandbox(ImmutableSandboxedEnvironment):
         for name, check in CAPPED_FILTERS.items():
             self.filters[name] = capped_filter(name, check)
 
-    def capped_concat(self, joined: str) -> str:
-        # Each part is already bounded; the join of bounded parts is checked
-        # here, before it feeds a further concatenation.
-        too_big("string", len(joined))
-        return joined
+    def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
+        # Every loop iterates through ticking(): a deadline check and a
+        # budget charge per item, for loops over data as for range().
+        tree = super()._parse(source, name, filename)
+        for loop in tree.find_all(nodes.For):
+            ticks = nodes.EnvironmentAttribute("loop_items", lineno=loop.lineno)
+            loop.iter = nodes.Call(ticks, [loop.iter], [], None, None, lineno=loop.lineno)
+        return tree
+
+    def loop_items(self, items: Any):
+        return ticking(items)
+
+    def capped_concat(self, join, parts: tuple) -> str:
+        too_big("concatenation", sum(weight(part) for part in parts))
+        return charge("concatenation", join(parts))
+
+    def built(self, value: Any) -> Any:
+        """A list, tuple or dict literal: references only, weighed after."""
+        return charge("literal", value)
+
+    def concat(self, parts) -> str:  # type: ignore[override]
+        """The join of a macro's, a ``{% set %}`` block's or a
+        ``{% filter %}`` block's output: its length checked before joining."""
+        if not isinstance(parts, list):
+            parts = list(parts)
+        too_big("block output", sum(map(len, parts)))
+        return charge("block output", "".join(parts))
 
     def unsafe_undefined(self, obj: Any, attribute: str):
         raise SecurityError(
@@ -114,13 +177,17 @@ class CappedSandbox(ImmutableSandboxedEnvironment):
                 too_big("power", int(right * math.log2(magnitude)), MAX_POWER_BITS)
         elif operator == "*":
             for seq, times in ((left, right), (right, left)):
-                if isinstance(seq, str | list | tuple) and isinstance(times, int):
-                    too_big("repetition", len(seq) * max(times, 0))
+                if isinstance(seq, _SEQUENCES) and isinstance(times, int):
+                    # Counted with each repeated item's own weight: [big] * n
+                    # is n references, but writes big out n times.
+                    too_big("repetition", weight(seq) * max(times, 0))
+            if isinstance(left, int) and isinstance(right, int):
+                too_big("product", left.bit_length() + right.bit_length(), MAX_POWER_BITS)
         elif operator == "%" and isinstance(left, str):
-            check_printf(left)
-        elif operator == "+" and isinstance(left, str | list | tuple):
-            too_big("concatenation", size_of(left) + size_of(right))
-        return super().call_binop(context, operator, left, right)
+            check_percent(left, right)
+        elif operator == "+" and isinstance(left, _SEQUENCES):
+            too_big("concatenation", weight(left) + weight(right))
+        return charge("result", super().call_binop(context, operator, left, right))
 
     def call(__self, __context, __obj, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
         check_deadline()
@@ -132,10 +199,11 @@ class CappedSandbox(ImmutableSandboxedEnvironment):
                 too_big(f"str.{name} width", args[0], MAX_WIDTH)
             if name == "replace" and len(args) >= 2:
                 check_replace(None, __obj.__self__, args[0], args[1])
-        result = super().call(__context, __obj, *args, **kwargs)
-        if isinstance(result, str | list) and len(result) > MAX_STRING_CHARS:
-            raise SecurityError("a call returned too much data")
-        return result
+            if name == "join" and args:
+                check_join(args[0], __obj.__self__)
+        elif isinstance(getattr(__obj, "__self__", None), bytes | bytearray):
+            raise SecurityError("bytes methods are not allowed in templates")
+        return charge("call result", super().call(__context, __obj, *args, **kwargs))
 
 
 html_env = CappedSandbox(autoescape=True)
