@@ -100,8 +100,9 @@ BOMBS = [
 def _measure(template: str, html: bool) -> dict:
     """Renders ``template`` in a forked copy of this process (so a bomb
     that gets through cannot take the test run down with it: 1 GB of
-    address space more, killed after 10 s) and reports the time, the peak
-    growth of its resident memory and the error."""
+    address space more, killed after 10 s) and reports the time (wall and
+    CPU: the second is what the bound is about when the test machine is
+    shared), the peak growth of its resident memory and the error."""
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child
@@ -114,15 +115,16 @@ def _measure(template: str, html: bool) -> dict:
                 size = int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
             resource.setrlimit(resource.RLIMIT_AS, (size + (1 << 30), hard))
             before = rss()
-            began = time.monotonic()
+            began, cpu = time.monotonic(), time.process_time()
             try:
                 (render_html if html else render_text)(template, {})
                 error, kind = "", "rendered"
             except Exception as exc:  # noqa: BLE001 - reported to the parent
                 error, kind = str(exc), type(exc).__name__
-            elapsed = time.monotonic() - began
+            elapsed, cpu = time.monotonic() - began, time.process_time() - cpu
             peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-            report = {"seconds": elapsed, "growth": peak - before, "kind": kind, "error": error}
+            report = {"seconds": elapsed, "cpu": cpu, "growth": peak - before}
+            report.update(kind=kind, error=error)
             os.write(write, json.dumps(report).encode())
         except BaseException:  # noqa: BLE001
             code = 1
@@ -139,17 +141,17 @@ def _measure(template: str, html: bool) -> dict:
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
         os.close(read)
-        return {"seconds": 10.0, "growth": 0, "kind": "killed", "error": "still running after 10 s"}
+        return {"seconds": 10.0, "cpu": 10.0, "growth": 0, "kind": "killed", "error": "ran 10 s"}
     with os.fdopen(read, "rb") as pipe:
         data = pipe.read()
-    return json.loads(data) if data else {"kind": "crashed", "seconds": 0, "growth": 0}
+    return json.loads(data) if data else {"kind": "crashed", "seconds": 0, "cpu": 0, "growth": 0}
 
 
 @pytest.mark.parametrize("template", BOMBS)
 def test_a_bomb_is_refused_within_a_second_and_50_mb(template):
     report = _measure(template, html=False)
     assert report["kind"] == "TemplateLimitError", report
-    assert report["seconds"] < SECONDS, report
+    assert report["cpu"] < SECONDS, report
     assert report["growth"] < GROWTH, report
     assert "too" in report["error"], report  # too big, too many, too long
 
@@ -158,7 +160,7 @@ def test_html_bodies_are_bounded_the_same():
     for template in (BIG + "{{ b|string }}", BIG + "{{ b|e }}", SMALL + "{{ b|tojson }}"):
         report = _measure(template, html=True)
         assert report["kind"] == "TemplateLimitError", report
-        assert report["seconds"] < SECONDS and report["growth"] < GROWTH, report
+        assert report["cpu"] < SECONDS and report["growth"] < GROWTH, report
 
 
 def test_templates_near_the_limits_still_render():
@@ -180,7 +182,7 @@ def test_sum_adds_numbers_only_and_bytes_are_refused():
     # Nothing checks bytes methods or repetition sizes: no bytes at all.
     report = _measure("{{ 'x'.encode() * 10**9 }}", html=False)
     assert "str.encode is not allowed" in report["error"], report
-    assert report["seconds"] < SECONDS and report["growth"] < GROWTH, report
+    assert report["cpu"] < SECONDS and report["growth"] < GROWTH, report
 
 
 # --- where templates are saved, previewed, test-sent and sent ----------------

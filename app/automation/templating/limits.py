@@ -221,9 +221,14 @@ def charge(what: str, value: Any) -> Any:
     elif isinstance(value, _WEIGHED):
         size = weight(value)
     else:
-        return value
-    too_big(what, size)
-    spend(size)
+        return value  # a number, a date, an iterator: nothing built yet
+    if size > MAX_STRING_CHARS:
+        too_big(what, size)
+    left = render_budget.left
+    if left is not None:
+        render_budget.left = left = left - size
+        if left < 0:
+            raise TooLarge(BUILDS_TOO_MUCH)
     return value
 
 
@@ -252,16 +257,16 @@ def safe_range(*args: int) -> range:
 
 def ticking(items) -> Iterator:
     """What every ``{% for %}`` iterates (templating.sandbox wraps each
-    loop's iterable): the deadline checked, and four characters of
+    loop's iterable): the deadline checked, and eight characters of
     the budget charged, per item -- a loop inside a macro or a ``{% set %}``
     block collects its output until the block ends."""
     count = 0
     for count, item in enumerate(items, 1):
         if count & 255 == 0:
             check_deadline()
-            spend(1024, LOOPS_TOO_MUCH)
+            spend(2048, LOOPS_TOO_MUCH)
         yield item
-    spend(4 * (count & 255), LOOPS_TOO_MUCH)
+    spend(8 * (count & 255), LOOPS_TOO_MUCH)
 
 
 def capped_filter(name: str, check: Callable[..., None] | None) -> Callable:

@@ -8,9 +8,13 @@ and webhook payloads. Those templates run on our workers, so they get:
   instead of rendering as empty;
 - a context of plain data only (dicts, lists, strings, numbers, dates):
   never ORM objects, whose methods could reach the database;
-- size caps checked *before* work that could allocate a lot (``range``,
+- size caps by a value's weight written out (shared items counted each
+  time), checked *before* work that could allocate a lot (``range``,
   ``*``/``**``/``%``/``+``, ``~`` concatenation, ``join``, ``replace``,
-  width-taking filters and methods) and on the streamed output;
+  serialising and width-taking filters and methods), after everything
+  else a template builds, on a budget for the whole render, and on the
+  streamed output (:mod:`.limits`); a template that hits one with no data
+  at all is refused at save;
 - a time cap: every call made by the template checks the deadline, and a
   watchdog thread raises :class:`TemplateTimeout` inside a render that runs
   past it without calling anything (nested loops), via

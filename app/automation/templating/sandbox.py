@@ -128,21 +128,22 @@ class CappedSandbox(ImmutableSandboxedEnvironment):
         self.filters = dict(self.filters)
         for name, check in CAPPED_FILTERS.items():
             self.filters[name] = capped_filter(name, check)
+        self.filters["ticking"] = ticking
 
     def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
-        # Every loop iterates through ticking(): a deadline check and a
-        # budget charge per item, for loops over data as for range().
+        # Every loop iterates through ticking() (a filter: a direct call):
+        # a deadline check and a budget charge per item, for loops over
+        # data as for range().
         tree = super()._parse(source, name, filename)
         for loop in tree.find_all(nodes.For):
-            ticks = nodes.EnvironmentAttribute("loop_items", lineno=loop.lineno)
-            loop.iter = nodes.Call(ticks, [loop.iter], [], None, None, lineno=loop.lineno)
+            loop.iter = nodes.Filter(loop.iter, "ticking", [], [], None, None, lineno=loop.lineno)
         return tree
 
-    def loop_items(self, items: Any):
-        return ticking(items)
-
     def capped_concat(self, join, parts: tuple) -> str:
-        too_big("concatenation", sum(weight(part) for part in parts))
+        size = 0
+        for part in parts:
+            size += len(part) if type(part) is str else weight(part)
+        too_big("concatenation", size)
         return charge("concatenation", join(parts))
 
     def built(self, value: Any) -> Any:
