@@ -67,6 +67,7 @@ BOMBS = [
     "{{ ('\\n' * 500000)|indent(10000) }}",
     "{{ ('\\n' * 500000)|indent('x' * 5000) }}",
     "{{ ('a ' * 400000)|wordwrap(1, wrapstring='x' * 1000) }}",
+    "{{ ('a.com ' * 20000)|urlize(target='y' * 100000)|length }}",
     "{% set x = 2 ** 4000 %}{% for i in range(30) %}{% set x = x * x %}{% endfor %}{{ x }}",
     # Doubling by repeated assignment (no mutation is possible).
     "{% set ns = namespace(x=[1]) %}{% for i in range(40) %}{% set ns.x = ns.x + ns.x %}"
@@ -182,9 +183,13 @@ def test_sum_adds_numbers_only_and_bytes_are_refused():
     with pytest.raises(TemplateError, match="sum adds numbers only"):
         render_text("{{ [[1], [2]]|sum(start=[]) }}", {})
     # Nothing checks bytes methods or repetition sizes: no bytes at all.
-    report = _measure("{{ 'x'.encode() * 10**9 }}", html=False)
-    assert "str.encode is not allowed" in report["error"], report
-    assert report["cpu"] < SECONDS and report["growth"] < GROWTH, report
+    for template, error in (
+        ("{{ 'x'.encode() * 10**9 }}", "str.encode is not allowed"),
+        ("{{ (1).to_bytes(10**9, 'big')|length }}", "to_bytes is not allowed"),
+    ):
+        report = _measure(template, html=False)
+        assert error in report["error"], report
+        assert report["cpu"] < SECONDS and report["growth"] < GROWTH, report
 
 
 # --- where templates are saved, previewed, test-sent and sent ----------------

@@ -389,6 +389,17 @@ def _check_sum(*args, **kwargs) -> None:
         raise SecurityError("sum adds numbers only (start must be a number)")
 
 
+def _check_urlize(*args, **kwargs) -> None:
+    # do_urlize(eval_ctx, value, trim_url_limit, nofollow, target, rel, extra_schemes):
+    # every link found gets target and rel written into it.
+    s = str(_arg(args, kwargs, 1, "value", ""))
+    extra = sum(
+        len(str(_arg(args, kwargs, i, k, "") or "")) for i, k in ((4, "target"), (5, "rel"))
+    )
+    links = s.count(".") + s.count("@") + s.count(":")
+    too_big("|urlize result", 3 * len(s) + links * (extra + 80))
+
+
 def _check_batch(value, linecount=0, fill_with=None) -> None:
     if isinstance(linecount, int) and linecount > MAX_WIDTH:
         raise TooLarge(f"batch size is too large (max {MAX_WIDTH:,})")
@@ -415,6 +426,7 @@ CAPPED_FILTERS.update(
         "batch": _check_batch,
         "slice": _check_slice,
         "sum": _check_sum,
+        "urlize": _check_urlize,
         "tojson": _check_tojson,
         # Filters that write their whole value out as a string.
         "string": _written_out(0),
@@ -433,3 +445,5 @@ CAPPED_FILTERS.update(
 WIDTH_METHODS = {"center", "ljust", "rjust", "zfill"}
 # str.encode would hand out bytes, whose methods nothing here checks.
 REFUSED_METHODS = {"format", "format_map", "expandtabs", "translate", "encode"}
+# Methods of other objects that allocate what their arguments ask for.
+REFUSED_ANY_METHODS = {"to_bytes"}

@@ -24,6 +24,7 @@ from app.automation.templating.limits import (
     CAPPED_FILTERS,
     MAX_POWER_BITS,
     MAX_WIDTH,
+    REFUSED_ANY_METHODS,
     REFUSED_METHODS,
     WIDTH_METHODS,
     capped_filter,
@@ -204,6 +205,8 @@ class CappedSandbox(ImmutableSandboxedEnvironment):
                 check_join(args[0], __obj.__self__)
         elif isinstance(getattr(__obj, "__self__", None), bytes | bytearray):
             raise SecurityError("bytes methods are not allowed in templates")
+        elif name in REFUSED_ANY_METHODS:
+            raise SecurityError(f"{name} is not allowed in templates")
         return charge("call result", super().call(__context, __obj, *args, **kwargs))
 
 
