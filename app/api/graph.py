@@ -9,14 +9,7 @@ from sqlalchemy.orm import selectinload
 from app.api.access import get_or_404
 from app.api.core import DbId, dump, endpoint, max_id_of
 from app.api.errors import validation_error
-from app.api.graph_checks import (
-    check_edge,
-    check_node,
-    check_node_key_free,
-    check_trigger,
-    node_warnings_of,
-    refuse_stranding,
-)
+from app.api.graph_checks import EDGE_FIELDS, api_error, check_trigger, node_warnings_of
 from app.api.pagination import PageQuery, page_of, paginate
 from app.api.schemas.automation import (
     EdgeCreate,
@@ -29,10 +22,13 @@ from app.api.schemas.automation import (
     TriggerUpdate,
 )
 from app.automation.graph import edit_history as history
-from app.automation.graph.validation import MAX_NODES
+from app.automation.graph import editing
+from app.automation.graph.editing import GraphError
 from app.extensions import db
 from app.models import Workflow, WorkflowEdge, WorkflowNode, WorkflowTrigger
 from app.models.audit import record
+
+VIA = "API"  # undo entries made here read "API: add d" (graph/editing.py)
 
 
 class ByWorkflow(PageQuery):
@@ -190,27 +186,21 @@ def create_node(body: NodeCreate):
     the field); a ``node_id`` already used in the workflow is a 409. What
     is saved but may not work yet (a webhook host that does not resolve
     now) comes back in ``warnings``, keyed like errors."""
-    from sqlalchemy import func
-
-    referenced(Workflow, body.workflow, "workflow")
-    check_node(body.node_type, body.configuration)
-    check_node_key_free(body.workflow, body.node_id)
-    # One small request at a time must not grow a graph past what
-    # activation, import and the builder accept (pages slow down with size).
-    count = select(func.count()).where(WorkflowNode.workflow_id == body.workflow)
-    if db.session.scalar(count) >= MAX_NODES:
-        message = f"a workflow may have at most {MAX_NODES} steps"
-        raise validation_error({"workflow": [message]}, status=422)
-    node = WorkflowNode(workflow_id=body.workflow, **body.model_dump(exclude={"workflow"}))
-    db.session.add(node)
-    db.session.flush()
-    record("node.created", node, data={"workflow": body.workflow, "node_id": node.node_id})
-    _changed(
-        body.workflow,
-        f"add {node.label or node.node_id}",
-        {"nodes": {node.node_id: None}},
-        {"nodes": {node.node_id: history.node_state(node)}},
-    )
+    workflow = referenced(Workflow, body.workflow, "workflow")
+    try:
+        node = editing.add_node(
+            workflow,
+            body.node_type,
+            body.position_x,
+            body.position_y,
+            node_id=body.node_id,
+            label=body.label,
+            configuration=body.configuration,
+            via=VIA,
+            user=g.get("user"),
+        )
+    except GraphError as exc:
+        raise api_error(exc) from None
     # Serialized before the commit, which expires the row: reading it back
     # afterwards would cost one more query per create.
     data = dump(NodeOut, node)
@@ -244,29 +234,10 @@ def update_node(node_pk: int, body: NodeUpdate):
     node = get_or_404(WorkflowNode, node_pk, selectinload(WorkflowNode.workflow), what="node")
     changes = {k: v for k, v in body.model_dump(exclude_unset=True).items() if v is not None}
     checked = "node_type" in changes or "configuration" in changes
-    if checked:
-        check_node(
-            changes.get("node_type", node.node_type),
-            changes.get("configuration", node.configuration or {}),
-        )
-    renamed = changes.get("node_id", node.node_id) != node.node_id
-    if renamed:
-        check_node_key_free(node.workflow_id, changes["node_id"], exclude_pk=node.id)
-        refuse_stranding(node, "rename")
-        # A new key renames its connections' keys too: the whole graph.
-        before = history.snapshot(node.workflow)
-    else:
-        before = {"nodes": {node.node_id: history.node_state(node)}}
-    label = f"change {node.label or node.node_id}"
-    for name, value in changes.items():
-        setattr(node, name, value)
-    record("node.updated", node, data={"fields": sorted(changes)})
-    if renamed:
-        history.record_edit(node.workflow, f"API: {label}", before, g.get("user"))
-    else:
-        _changed(
-            node.workflow_id, label, before, {"nodes": {node.node_id: history.node_state(node)}}
-        )
+    try:
+        editing.update_node(node.workflow, node, changes, via=VIA, user=g.get("user"))
+    except GraphError as exc:
+        raise api_error(exc) from None
     db.session.commit()
     data = dump(NodeOut, node)
     if checked:
@@ -282,22 +253,10 @@ def delete_node(node_pk: int):
     """Refused with 409 and the count of contacts affected while executions
     of an active workflow are at this node; pause the workflow first."""
     node = get_or_404(WorkflowNode, node_pk, selectinload(WorkflowNode.workflow), what="node")
-    refuse_stranding(node, "delete")
-    workflow = node.workflow
-    before = history.snapshot(workflow)
-    edges = db.session.scalars(
-        select(WorkflowEdge).where(
-            (WorkflowEdge.source_node_id == node.id) | (WorkflowEdge.target_node_id == node.id)
-        )
-    ).all()
-    for edge in edges:
-        db.session.delete(edge)
-    record("node.deleted", node, data={"workflow": node.workflow_id, "node_id": node.node_id})
-    label = f"API: delete {node.label or node.node_id}"
-    db.session.delete(node)
-    db.session.flush()
-    db.session.expire(workflow, ["nodes", "edges"])
-    history.record_edit(workflow, label, before, g.get("user"))
+    try:
+        editing.delete_nodes(node.workflow, [node], via=VIA, user=g.get("user"))
+    except GraphError as exc:
+        raise api_error(exc) from None
     db.session.commit()
 
 
@@ -330,29 +289,22 @@ def create_edge(body: EdgeCreate):
         referenced(Workflow, body.workflow, "workflow")
     source = referenced(WorkflowNode, body.source_node, "source_node")
     target = referenced(WorkflowNode, body.target_node, "target_node")
-    check_edge(source, target, body.condition_type, body.condition_config, body.workflow)
-    edge = WorkflowEdge(
-        workflow_id=source.workflow_id,
-        source_node_id=source.id,
-        target_node_id=target.id,
-        condition_type=body.condition_type,
-        condition_config=body.condition_config,
-        label=body.label,
-    )
-    db.session.add(edge)
-    db.session.flush()
-    record(
-        "edge.created",
-        edge,
-        data={"from": source.node_id, "to": target.node_id, "condition": body.condition_type},
-    )
-    key = f"{source.node_id}|{history.port_key(edge)}"
-    _changed(
-        source.workflow_id,
-        f"connect {source.label or source.node_id} to {target.label or target.node_id}",
-        {"edges": {key: None}},
-        {"edges": {key: history.edge_state(edge, target.node_id)}},
-    )
+    if body.workflow is not None and source.workflow_id != body.workflow:
+        message = "the nodes belong to another workflow"
+        raise validation_error({"workflow": [message]}, status=422, message=f"workflow: {message}")
+    try:
+        edge = editing.add_edge(
+            source.workflow,
+            source,
+            editing.port_key(body.condition_type, body.condition_config),
+            target,
+            condition_config=body.condition_config,
+            label=body.label,
+            via=VIA,
+            user=g.get("user"),
+        )
+    except GraphError as exc:
+        raise api_error(exc, EDGE_FIELDS) from None
     db.session.commit()
     return edge
 
@@ -365,16 +317,5 @@ def get_edge(edge_id: int):
 @endpoint(E_ONE, "DELETE", tag="Edges", summary="Delete an edge", status=204)
 def delete_edge(edge_id: int):
     edge = get_or_404(WorkflowEdge, edge_id, what="edge")
-    record("edge.deleted", edge, data={"workflow": edge.workflow_id})
-    source = db.session.get(WorkflowNode, edge.source_node_id)
-    target = db.session.get(WorkflowNode, edge.target_node_id)
-    if source is not None and target is not None:
-        key = f"{source.node_id}|{history.port_key(edge)}"
-        _changed(
-            edge.workflow_id,
-            f"disconnect {source.label or source.node_id}",
-            {"edges": {key: history.edge_state(edge, target.node_id)}},
-            {"edges": {key: None}},
-        )
-    db.session.delete(edge)
+    editing.delete_edge(edge.workflow, edge, via=VIA, user=g.get("user"))
     db.session.commit()

@@ -13,6 +13,7 @@ from flask import jsonify, render_template, request
 from app.auth import login_required_page
 from app.automation.delivery import windows
 from app.automation.graph.edit_history import record_edit, snapshot
+from app.automation.graph.editing import GraphError
 from app.automation.graph.validation import WorkflowInvalid
 from app.automation.lifecycle.publishing import (
     ApprovalRequired,
@@ -39,7 +40,6 @@ from app.web.builder_common import (
     payload,
     render_panel,
 )
-from app.web.builder_graph import GraphError
 from app.web.builder_inspector import inspector_context  # and its views
 
 

@@ -16,13 +16,13 @@ from flask import Blueprint, abort, flash, g, redirect, render_template, request
 
 from app.automation.graph.definition import definition_of
 from app.automation.graph.edit_history import history_state
+from app.automation.graph.editing import GraphError
 from app.automation.graph.validation import validate_definition
 from app.automation.lifecycle.publishing import has_unpublished_changes
 from app.automation.nodes.registry import all_node_types
 from app.models import Workflow, WorkflowNode
 from app.tenancy import scoped_get
 from app.web.builder_geometry import drawing
-from app.web.builder_graph import GraphError
 from app.web.builder_svg import graph_svg
 
 bp = Blueprint("builder", __name__, url_prefix="/automation/builder")

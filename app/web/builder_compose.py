@@ -2,29 +2,30 @@
 another or on a connection, steps copied and pasted (within a workflow or
 into another one).
 
-Like ``builder_graph.py``: plain values in, rows changed, GraphError out;
-the views record the edit for undo and commit.
+Built from the row primitives of ``app/automation/graph/editing.py``: plain
+values in, rows changed, GraphError out; the views record the edit for
+undo (``editing.recorded``) and commit.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from app.automation.graph.editing import (
+    NODE_ID_PATTERN,
+    GraphError,
+    clamp,
+    connect,
+    node_ports,
+    place_node,
+    port_key_of,
+    unique_node_id,
+)
 from app.automation.graph.validation import MAX_NODES
 from app.automation.nodes.registry import UnknownNodeType, get_node_type
 from app.extensions import db
 from app.models import Workflow, WorkflowEdge, WorkflowNode
 from app.web.builder_geometry import NODE_HEIGHT, NODE_WIDTH, port_layout
-from app.web.builder_graph import (
-    NODE_ID_PATTERN,
-    GraphError,
-    add_node,
-    clamp,
-    connect,
-    node_ports,
-    port_key_of,
-    unique_node_id,
-)
 
 GAP_Y = 64  # between a step and the one it leads to
 GAP_X = 40
@@ -89,7 +90,7 @@ def insert_on_edge(workflow: Workflow, node_type: str, edge: WorkflowEdge) -> Wo
     port_key = port_key_of(edge)
     x, y = _below(workflow, source, port_key)
     x = target.position_x if abs(target.position_x - x) < NODE_WIDTH else x
-    node = add_node(workflow, node_type, x, y)
+    node = place_node(workflow, node_type, clamp(x), clamp(y))
     workflow.edges.remove(edge)
     db.session.flush()
     connect(workflow, source.node_id, port_key, node.node_id)
@@ -124,7 +125,7 @@ def insert_after(
     if existing is not None:
         return insert_on_edge(workflow, node_type, existing)
     x, y = _below(workflow, source, chosen)
-    node = add_node(workflow, node_type, x, y)
+    node = place_node(workflow, node_type, clamp(x), clamp(y))
     connect(workflow, source.node_id, chosen, node.node_id)
     return node
 

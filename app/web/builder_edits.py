@@ -4,8 +4,9 @@ disconnect, delete, copy, paste, and undo/redo of all of them.
 They come from ``static/canvas/`` as JSON with the CSRF header and answer
 JSON (ids, or an error naming the field); the script then reloads the
 ``graph`` fragment, so the server stays the one source of truth for what
-is drawn. Every change is recorded for undo (``app/automation/graph/edit_history.py``) in
-the transaction that makes it.
+is drawn. The edits are the domain's (``app/automation/graph/editing.py``,
+the same the API calls): they check, audit and record for undo in the
+transaction that makes the change; these views commit.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from sqlalchemy.exc import IntegrityError
 from werkzeug.wrappers import Response
 
 from app.auth import login_required_page
-from app.automation.graph.edit_history import history_state, record_edit, redo, snapshot, undo
+from app.automation.graph import editing
+from app.automation.graph.edit_history import history_state, redo, undo
+from app.automation.graph.editing import GraphError, clamp, name_of, recorded
 from app.extensions import db
 from app.models.audit import record
 from app.web.builder_common import (
@@ -31,14 +34,13 @@ from app.web.builder_common import (
     payload,
 )
 from app.web.builder_compose import copy_document, insert_after, insert_on_edge, paste_document
-from app.web.builder_graph import GraphError, add_node, connect, move_node, remove_edge, remove_node
 
 MAX_BATCH = 500
 _RACE = "another change came first; try again"
 
 
-def _error(exc: GraphError, status: int = 422):
-    return jsonify({"error": {"message": str(exc), "field": exc.field}}), status
+def _error(exc: GraphError, status: int | None = None):
+    return jsonify({"error": {"message": str(exc), "field": exc.field}}), status or exc.status
 
 
 def _changed(workflow, body: dict | None = None, status: int = 200) -> Response:
@@ -50,19 +52,14 @@ def _changed(workflow, body: dict | None = None, status: int = 200) -> Response:
     return response
 
 
-def _commit(workflow, label: str, before) -> bool:
-    """Record the edit and commit; False when a concurrent change won."""
-    record_edit(workflow, label, before, acting_user())
+def _commit() -> bool:
+    """Commit the edit (recorded by the domain); False when a concurrent change won."""
     try:
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
         return False
     return True
-
-
-def _name(node) -> str:
-    return node.label or node.node_id
 
 
 def _node_ids(data: dict[str, Any], field: str = "nodes") -> list[str]:
@@ -81,7 +78,6 @@ def create_node(workflow_id: int):
     optional ``port``), or spliced into a connection (``edge``)."""
     workflow = load_workflow(workflow_id)
     data = payload()
-    before = snapshot(workflow)
     node_type = str(data.get("node_type", ""))
     try:
         if data.get("edge") not in (None, ""):
@@ -89,14 +85,15 @@ def create_node(workflow_id: int):
             edge = next((e for e in workflow.edges if e.id == edge_id), None)
             if edge is None:
                 raise GraphError("that connection no longer exists", "edge")
-            node = insert_on_edge(workflow, node_type, edge)
+            node = _composed(workflow, lambda: insert_on_edge(workflow, node_type, edge))
         elif data.get("after"):
             port = data.get("port") or None
-            node = insert_after(workflow, node_type, str(data["after"]), port and str(port))
+            after, port = str(data["after"]), port and str(port)
+            node = _composed(workflow, lambda: insert_after(workflow, node_type, after, port))
         else:
-            x = number(data.get("x", 80), "x")
-            y = number(data.get("y", 80), "y")
-            node = add_node(workflow, node_type, x, y)
+            x = clamp(number(data.get("x", 80), "x"))
+            y = clamp(number(data.get("y", 80), "y"))
+            node = editing.add_node(workflow, node_type, x, y, user=acting_user())
     except IntegrityError:
         db.session.rollback()
         return _error(GraphError(_RACE, "node_type"), 409)
@@ -105,13 +102,22 @@ def create_node(workflow_id: int):
         if not is_htmx():
             return back_to_builder(workflow, str(exc), "error")
         return _error(exc)
-    record("workflow.node_added", workflow, data={"node": node.node_id})
-    if not _commit(workflow, f"Add {_name(node)}", before):
+    if not _commit():
         return _error(GraphError(_RACE, "node_type"), 409)
     if not is_htmx():
         return back_to_builder(workflow, f"Added {node.label}.")
     body = {"node_id": node.node_id, "x": node.position_x, "y": node.position_y}
     return _changed(workflow, body, 201)
+
+
+def _composed(workflow, insert):
+    """A step added and wired in one edit (after a step, on a connection):
+    one undo entry and the audit entry of any added step."""
+    with recorded(workflow, user=acting_user()) as edit:
+        node = insert()
+        edit.text = f"add {name_of(node)}"
+        editing.node_added(workflow, node)
+    return node
 
 
 @bp.post("/<int:workflow_id>/nodes/<node_id>/position")
@@ -120,12 +126,12 @@ def save_position(workflow_id: int, node_id: str):
     workflow = load_workflow(workflow_id)
     node = load_node(workflow, node_id)
     data = payload()
-    before = snapshot(workflow)
     try:
-        move_node(node, number(data.get("x"), "x"), number(data.get("y"), "y"))
+        point = (number(data.get("x"), "x"), number(data.get("y"), "y"))
+        editing.move_nodes(workflow, {node_id: point}, f"move {name_of(node)}", user=acting_user())
     except GraphError as exc:
         return _error(exc)
-    if not _commit(workflow, f"Move {_name(node)}", before):
+    if not _commit():
         return _error(GraphError(_RACE, "x"), 409)
     return jsonify(
         {
@@ -146,22 +152,32 @@ def save_positions(workflow_id: int):
     positions = data.get("positions")
     if not isinstance(positions, dict) or not positions or len(positions) > MAX_BATCH:
         return _error(GraphError("give positions as {step id: [x, y]}", "positions"))
-    before = snapshot(workflow)
+    text = "tidy" if data.get("reason") == "tidy" else None
     try:
+        points = {}
         for key, point in positions.items():
-            node = workflow.node_by_key(str(key))
-            if node is None:
-                raise GraphError(f"there is no step {key!r}", "positions")
             if not isinstance(point, (list, tuple)) or len(point) != 2:
                 raise GraphError("each position is [x, y]", "positions")
-            move_node(node, number(point[0], "x"), number(point[1], "y"))
+            points[key] = (number(point[0], "x"), number(point[1], "y"))
+        editing.move_nodes(workflow, points, text, user=acting_user())
     except GraphError as exc:
         db.session.rollback()
         return _error(exc)
-    label = "Tidy" if data.get("reason") == "tidy" else f"Move {len(positions)} steps"
-    if not _commit(workflow, label, before):
+    if not _commit():
         return _error(GraphError(_RACE, "positions"), 409)
     return _changed(workflow, {"moved": len(positions)})
+
+
+def _delete(workflow, nodes, race_field: str) -> Response | None:
+    """The domain's delete; an error answer, or None once committed."""
+    try:
+        editing.delete_nodes(workflow, nodes, user=acting_user())
+    except GraphError as exc:
+        db.session.rollback()
+        return _error(exc)
+    if not _commit():
+        return _error(GraphError(_RACE, race_field), 409)
+    return None
 
 
 @bp.post("/<int:workflow_id>/nodes/<node_id>/delete")
@@ -169,11 +185,11 @@ def save_positions(workflow_id: int):
 def delete_node(workflow_id: int, node_id: str):
     workflow = load_workflow(workflow_id)
     node = load_node(workflow, node_id)
-    before = snapshot(workflow)
-    remove_node(workflow, node)
-    record("workflow.node_removed", workflow, data={"node": node_id})
-    if not _commit(workflow, f"Delete {_name(node)}", before):
-        return _error(GraphError(_RACE, "node"), 409)
+    refused = _delete(workflow, [node], "node")
+    if refused is not None:
+        if not is_htmx():
+            return back_to_builder(workflow, refused[0].json["error"]["message"], "error")
+        return refused
     if not is_htmx():
         return back_to_builder(workflow, "Step deleted.")
     return _changed(workflow, {"deleted": [node_id]})
@@ -192,14 +208,11 @@ def delete_nodes(workflow_id: int):
     nodes = [node for node in nodes if node is not None]
     if not nodes:
         return _error(GraphError("none of those steps exists", "nodes"), 404)
-    before = snapshot(workflow)
-    for node in nodes:
-        remove_node(workflow, node)
-        record("workflow.node_removed", workflow, data={"node": node.node_id})
-    label = f"Delete {_name(nodes[0])}" if len(nodes) == 1 else f"Delete {len(nodes)} steps"
-    if not _commit(workflow, label, before):
-        return _error(GraphError(_RACE, "nodes"), 409)
-    return _changed(workflow, {"deleted": [node.node_id for node in nodes]})
+    deleted = [node.node_id for node in nodes]
+    refused = _delete(workflow, nodes, "nodes")
+    if refused is not None:
+        return refused
+    return _changed(workflow, {"deleted": deleted})
 
 
 @bp.post("/<int:workflow_id>/edges")
@@ -207,21 +220,20 @@ def delete_nodes(workflow_id: int):
 def create_edge(workflow_id: int):
     workflow = load_workflow(workflow_id)
     data = payload()
-    before = snapshot(workflow)
     try:
-        edge = connect(
+        edge = editing.add_edge(
             workflow,
             str(data.get("source", "")),
             str(data.get("port") or "next"),
             str(data.get("target", "")),
+            user=acting_user(),
         )
     except GraphError as exc:
         db.session.rollback()
         if not is_htmx():
             return back_to_builder(workflow, str(exc), "error")
         return _error(exc)
-    source, target = edge.source_node, edge.target_node
-    if not _commit(workflow, f"Connect {_name(source)} to {_name(target)}", before):
+    if not _commit():
         return _error(GraphError(_RACE, "port"), 409)
     if not is_htmx():
         return back_to_builder(workflow, "Connected.")
@@ -235,10 +247,8 @@ def delete_edge(workflow_id: int, edge_id: int):
     edge = next((edge for edge in workflow.edges if edge.id == edge_id), None)
     if edge is None:
         return jsonify({"error": {"message": "no such connection", "field": "edge"}}), 404
-    before = snapshot(workflow)
-    label = f"Disconnect {_name(edge.source_node)} from {_name(edge.target_node)}"
-    remove_edge(workflow, edge)
-    if not _commit(workflow, label, before):
+    editing.delete_edge(workflow, edge, user=acting_user())
+    if not _commit():
         return _error(GraphError(_RACE, "edge"), 409)
     if not is_htmx():
         return back_to_builder(workflow, "Connection deleted.")
@@ -262,15 +272,18 @@ def paste_nodes(workflow_id: int):
     """Steps copied here or from another workflow, top-left at (x, y)."""
     workflow = load_workflow(workflow_id)
     data = payload()
-    before = snapshot(workflow)
     try:
         x, y = number(data.get("x", 80), "x"), number(data.get("y", 80), "y")
-        nodes = paste_document(workflow, data.get("document"), x, y)
+        with recorded(workflow, user=acting_user()) as edit:
+            nodes = paste_document(workflow, data.get("document"), x, y)
+            many = len(nodes) != 1
+            edit.text = f"paste {len(nodes)} steps" if many else f"paste {name_of(nodes[0])}"
+            for node in nodes:
+                editing.node_added(workflow, node)
     except GraphError as exc:
         db.session.rollback()
         return _error(exc)
-    label = f"Paste {_name(nodes[0])}" if len(nodes) == 1 else f"Paste {len(nodes)} steps"
-    if not _commit(workflow, label, before):
+    if not _commit():
         return _error(GraphError(_RACE, "document"), 409)
     return _changed(workflow, {"node_ids": [node.node_id for node in nodes]}, 201)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
+from app.automation.graph.editing import node_ports, port_key_of
 from app.automation.nodes import summaries
 from app.automation.nodes.registry import (
     Port,
@@ -20,7 +21,6 @@ from app.automation.nodes.registry import (
 )
 from app.automation.triggers.registry import UnknownTriggerType, get_trigger_type
 from app.models import Workflow, WorkflowNode
-from app.web.builder_graph import node_ports, port_key_of
 
 NODE_WIDTH = 240
 NODE_HEIGHT = 76

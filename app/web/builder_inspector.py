@@ -18,13 +18,12 @@ from sqlalchemy.exc import IntegrityError
 
 from app.auth import login_required_page
 from app.automation.engine.context import render_context
-from app.automation.graph.edit_history import record_edit, snapshot
-from app.automation.graph.node_checks import node_problems, node_warnings
-from app.automation.nodes.registry import UnknownNodeType, config_errors, get_node_type
+from app.automation.graph.editing import GraphError, configuration_problems, update_node
+from app.automation.graph.node_checks import node_warnings
+from app.automation.nodes.registry import UnknownNodeType, get_node_type
 from app.automation.templating.render import TemplateError, render_html, render_text
 from app.extensions import db
 from app.models import Contact, ContactList, Tag, Topic, User, Workflow, WorkflowNode
-from app.models.audit import record
 from app.tenancy import scoped_get
 from app.web.builder_common import (
     back_to_builder,
@@ -43,7 +42,6 @@ from app.web.builder_forms import (
     values_from_form,
     window_preview,
 )
-from app.web.builder_graph import GraphError, rename_node_id
 
 MAX_LABEL = 200
 PICKER_LIMIT = 500
@@ -144,7 +142,6 @@ def save_node(workflow_id: int, node_id: str):
     node = load_node(workflow, node_id)
     values = values_from_form(request.form)
     action = request.form.get("_action", "save")
-    before = snapshot(workflow)
     if action != "save":
         apply_row_action(values, action)
         return render_panel(
@@ -153,10 +150,9 @@ def save_node(workflow_id: int, node_id: str):
 
     config, errors = config_from_values(node.node_type, values)
     config = {**unshown_keys(node.node_type, node.configuration), **config}
-    for field, messages in config_errors(node.node_type, config).items():
-        errors.setdefault(field, []).extend(messages)
-    # Template syntax and the type's own checks (app/automation/graph/node_checks.py).
-    problems = node_problems(node.node_type, config, schema_errors=set(errors))
+    # The schema, template syntax and the type's own checks: the domain's
+    # (app/automation/graph/editing.py), shown with the form's own errors.
+    problems = configuration_problems(node.node_type, config, schema_errors=set(errors))
     for field, messages in problems.items():
         errors.setdefault(field, []).extend(messages)
     label = (values.get("label") or "").strip()
@@ -165,8 +161,13 @@ def save_node(workflow_id: int, node_id: str):
     elif len(label) > MAX_LABEL:
         errors.setdefault("label", []).append(f"at most {MAX_LABEL} characters")
     if not errors:
+        changes = {
+            "configuration": config,
+            "label": label,
+            "node_id": values.get("node_id") or node.node_id,
+        }
         try:
-            rename_node_id(workflow, node, values.get("node_id") or node.node_id)
+            update_node(workflow, node, changes, user=g.get("user"))
         except GraphError as exc:
             errors.setdefault(exc.field, []).append(str(exc))
     if errors:
@@ -175,10 +176,6 @@ def save_node(workflow_id: int, node_id: str):
         context = inspector_context(workflow, node, values, errors)
         return render_panel(workflow, "builder/_inspector.html", status=422, **context)
 
-    node.configuration = config
-    node.label = label
-    record("workflow.node_configured", workflow, data={"node": node.node_id})
-    record_edit(workflow, f"Change {label}", before, g.get("user"))
     try:
         db.session.commit()
     except IntegrityError:

@@ -111,7 +111,7 @@ def test_api_edits_are_undone_in_turn(api, acme):
         "API: change trigger contact_created",
         "API: remove trigger contact_created",
         "API: change workflow settings",
-        "API: disconnect a",
+        "API: disconnect a from d",
     ]
     undone = [_step(acme.id, workflow.id, "undo") for _ in labels]
     assert undone == labels[::-1]

@@ -338,7 +338,7 @@ def test_nodes_only_count_for_their_own_workflow(client, signed_in, alice, acme,
 def test_a_step_id_taken_meanwhile_is_a_conflict_not_a_crash(
     client, signed_in, alice, welcome, monkeypatch
 ):
-    import app.web.builder_graph as graph
+    import app.automation.graph.editing as graph
 
     # As if another tab added "goal" between our read and our write.
     monkeypatch.setattr(graph, "unique_node_id", lambda workflow, base: "goal")

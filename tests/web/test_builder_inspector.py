@@ -246,7 +246,7 @@ def test_a_taken_step_id_is_refused(client, signed_in, alice, acme):
         client, token, workflow, "b", {"label": "B", "node_id": "a", "tag": "z"}
     )
     assert response.status_code == 422
-    assert "already taken" in response.get_data(as_text=True)
+    assert "already used in this workflow" in response.get_data(as_text=True)
     bad = inspector_post(
         client, token, workflow, "b", {"label": "B", "node_id": "Not OK!", "tag": "z"}
     )

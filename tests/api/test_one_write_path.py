@@ -1,0 +1,133 @@
+"""Writes made from the pages and through the API go through one domain
+operation each (docs/ARCHITECTURE.md "Layers"): the same input gives the
+same refusal, the same audit entry and the same undo entry on both."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models import AuditLog, WorkflowEdit, WorkflowNode
+from app.tenancy import firm_context
+from tests.api.world import make_execution
+from tests.factories import make_contact, make_workflow
+
+HX = {"HX-Request": "true"}
+
+
+@pytest.fixture
+def page(client, auth, alice):
+    """POST JSON to a builder page as alice, with her CSRF token."""
+    assert auth.login(alice).status_code == 302
+    token = auth.csrf_token("/automation")
+
+    def post(path: str, body: dict | None = None):
+        return client.post(path, json=body or {}, headers={**HX, "X-CSRFToken": token})
+
+    return post
+
+
+@pytest.fixture
+def chain(acme):
+    return make_workflow(
+        acme,
+        nodes=[
+            {"node_id": key, "node_type": "add_tag", "configuration": {"tag": key}}
+            for key in ("a", "b")
+        ],
+        edges=[("a", "b")],
+    )
+
+
+def _pk(workflow, key: str) -> int:
+    with firm_context(workflow.firm_id):
+        stmt = select(WorkflowNode.id).filter_by(workflow_id=workflow.id, node_id=key)
+        return db.session.scalars(stmt).one()
+
+
+def _actions(firm_id: int, *prefixes: str) -> list[str]:
+    with firm_context(firm_id):
+        actions = db.session.scalars(select(AuditLog.action).order_by(AuditLog.id))
+        return [action for action in actions if action.startswith(prefixes)]
+
+
+def _labels(workflow) -> list[str]:
+    with firm_context(workflow.firm_id):
+        stmt = select(WorkflowEdit.label).filter_by(workflow_id=workflow.id)
+        return list(db.session.scalars(stmt.order_by(WorkflowEdit.id)))
+
+
+def test_a_step_contacts_wait_at_in_a_live_workflow_is_kept_by_both(api, page, acme, chain):
+    """The builder used to delete it (the API refused): contacts were left
+    waiting at a step that no longer existed."""
+    with firm_context(acme.id):
+        chain.status = "active"
+        db.session.commit()
+    make_execution(chain, make_contact(acme), node="b")
+    by_api = api.delete(f"/api/v1/automation/nodes/{_pk(chain, 'b')}/")
+    by_page = page(f"/automation/builder/{chain.id}/nodes/b/delete")
+    assert by_api.status_code == by_page.status_code == 409
+    assert by_api.json["error"]["message"] == by_page.json["error"]["message"]
+    assert "1 contact(s) are at 'b'" in by_page.json["error"]["message"]
+    batch = page(f"/automation/builder/{chain.id}/nodes/delete", {"nodes": ["a", "b"]})
+    assert batch.status_code == 409
+    with firm_context(acme.id):
+        assert db.session.query(WorkflowNode).filter_by(workflow_id=chain.id).count() == 2
+
+
+def test_adding_connecting_and_deleting_write_one_audit_name_and_one_label(api, page, acme, chain):
+    added = page(f"/automation/builder/{chain.id}/nodes", {"node_type": "goal", "x": 1, "y": 1})
+    assert added.status_code == 201
+    connected = page(
+        f"/automation/builder/{chain.id}/edges", {"source": "b", "target": added.json["node_id"]}
+    )
+    assert connected.status_code == 201
+    edge_id = connected.json["edge_id"]
+    assert page(f"/automation/builder/{chain.id}/edges/{edge_id}/delete").status_code == 200
+    assert page(f"/automation/builder/{chain.id}/nodes/goal/delete").status_code == 200
+    web = _actions(acme.id, "node.", "edge.", "workflow.")
+
+    node = api.post(
+        "/api/v1/automation/nodes/",
+        json={"workflow": chain.id, "node_id": "goal", "node_type": "goal", "label": "Goal"},
+    )
+    assert node.status_code == 201
+    edge = api.post(
+        "/api/v1/automation/edges/",
+        json={"source_node": _pk(chain, "b"), "target_node": node.json["id"]},
+    )
+    assert edge.status_code == 201
+    assert api.delete(f"/api/v1/automation/edges/{edge.json['id']}/").status_code == 204
+    assert api.delete(f"/api/v1/automation/nodes/{node.json['id']}/").status_code == 204
+    both = _actions(acme.id, "node.", "edge.", "workflow.")
+
+    expected = ["node.created", "edge.created", "edge.deleted", "node.deleted"]
+    assert web == expected
+    assert both[len(web) :] == expected
+    assert _labels(chain) == [
+        "Add Goal",
+        "Connect b to Goal",
+        "Disconnect b from Goal",
+        "Delete Goal",
+        "API: add Goal",
+        "API: connect b to Goal",
+        "API: disconnect b from Goal",
+        "API: delete Goal",
+    ]
+
+
+def test_the_same_bad_connection_is_refused_alike(api, page, chain):
+    by_page = page(
+        f"/automation/builder/{chain.id}/edges", {"source": "a", "port": "yes", "target": "b"}
+    )
+    by_api = api.post(
+        "/api/v1/automation/edges/",
+        json={
+            "source_node": _pk(chain, "a"),
+            "target_node": _pk(chain, "b"),
+            "condition_type": "yes",
+        },
+    )
+    assert by_page.status_code == by_api.status_code == 422
+    assert by_api.json["error"]["fields"] == {"condition_type": [by_page.json["error"]["message"]]}
