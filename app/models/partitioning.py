@@ -71,8 +71,9 @@ def _as_utc(month: date) -> str:
 
 
 def _partitioned_copy(table: Table, sequence: str) -> Table:
-    """The model's table with the partition key in its primary and unique
-    keys, ids from ``sequence`` and ``PARTITION BY RANGE``, for the DDL only."""
+    """``table`` (as reflected) with the partition key in its primary and
+    unique keys, ids from ``sequence`` and ``PARTITION BY RANGE``, for the
+    DDL only."""
     key = PARTITIONED[table.name]
     metadata = MetaData(naming_convention=table.metadata.naming_convention)
     # Foreign keys name their targets by table: the copy needs them known.
@@ -125,12 +126,12 @@ def is_partitioned(conn, table: str) -> bool:
 
 
 def convert(conn, name: str, moment: datetime, months_ahead: int = 3) -> None:
-    """Turn the plain ``table`` into the partitioned one in the current
+    """Turn the plain table ``name`` into the partitioned one in the current
     transaction, rows included: rename the old table (and its index and
     constraint names), create the partitioned parent under the old names,
     a partition per month from the oldest row to ``months_ahead`` months
-    past ``now`` and the DEFAULT one, copy the rows, keep the id sequence
-    and drop the old table."""
+    past ``moment`` and the DEFAULT one, copy the rows, keep the id
+    sequence and drop the old table."""
     if conn.dialect.name != "postgresql" or is_partitioned(conn, name):
         return
     key = PARTITIONED[name]
