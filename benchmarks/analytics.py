@@ -350,7 +350,7 @@ def run(url: str, args) -> int:
             "SECRET_KEY": "bench",
         }
     )
-    figures: dict[str, tuple[float, str]] = {}
+    figures = _Figures()
     with app.app_context():
         db.create_all()
         firm = Firm(name="Bench")
@@ -485,6 +485,15 @@ def run(url: str, args) -> int:
     for name, (value, unit) in figures.items():
         metric(name, value, unit)
     return 0
+
+
+class _Figures(dict):
+    """Figures, each also told on stderr as soon as measured (a long run
+    that fails late keeps what it had)."""
+
+    def __setitem__(self, name, figure) -> None:
+        print(f"# {name} = {figure[0]} {figure[1]}", file=sys.stderr, flush=True)
+        super().__setitem__(name, figure)
 
 
 if __name__ == "__main__":
