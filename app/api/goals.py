@@ -11,22 +11,21 @@ from app.api.graph import ByWorkflow, referenced
 from app.api.pagination import page_of, paginate
 from app.api.schemas.automation import AnalyticsOut, GoalCreate, GoalOut, GoalUpdate
 from app.automation.analytics import goals as analytics_goals
+from app.automation.lifecycle import goals
+from app.automation.lifecycle.workflow_ops import WorkflowOpError
 from app.extensions import db
 from app.models import Workflow, WorkflowAnalytics, WorkflowGoal, WorkflowNode
-from app.models.audit import record
 
 G_LIST = "/automation/goals/"
 G_ONE = "/automation/goals/<int:goal_id>/"
 
 
-def _goal_node(node_pk: int | None, workflow_id: int) -> int | None:
-    """A goal's node must belong to the goal's workflow (422 otherwise)."""
-    node = referenced(WorkflowNode, node_pk, "goal_node")
-    if node is None:
-        return None
-    if node.workflow_id != workflow_id:
-        raise validation_error({"goal_node": ["is a node of another workflow"]}, status=422)
-    return node.id
+def _goal_node(node_pk: int | None) -> WorkflowNode | None:
+    return referenced(WorkflowNode, node_pk, "goal_node")
+
+
+def _refused(exc: WorkflowOpError):
+    return validation_error({exc.field or "__root__": [exc.message]}, status=422)
 
 
 @endpoint(G_LIST, tag="Goals", summary="List goals", query=ByWorkflow, response=page_of(GoalOut))
@@ -48,18 +47,12 @@ def list_goals(query: ByWorkflow):
     errors=(422,),
 )
 def create_goal(body: GoalCreate):
-    referenced(Workflow, body.workflow, "workflow")
-    goal = WorkflowGoal(
-        workflow_id=body.workflow,
-        name=body.name,
-        goal_node_id=_goal_node(body.goal_node, body.workflow),
-        goal_value=body.goal_value,
-    )
-    db.session.add(goal)
-    db.session.flush()
-    record("goal.created", goal, data={"workflow": body.workflow, "name": body.name})
-    db.session.commit()
-    return goal
+    workflow = referenced(Workflow, body.workflow, "workflow")
+    try:
+        return goals.create_goal(workflow, body.name, _goal_node(body.goal_node), body.goal_value)
+    except WorkflowOpError as exc:
+        db.session.rollback()
+        raise _refused(exc) from None
 
 
 @endpoint(G_ONE, tag="Goals", summary="Get a goal", response=GoalOut)
@@ -80,21 +73,17 @@ def update_goal(goal_id: int, body: GoalUpdate):
     goal = get_or_404(WorkflowGoal, goal_id, what="goal")
     changes = body.model_dump(exclude_unset=True)
     if "goal_node" in changes:
-        goal.goal_node_id = _goal_node(changes.pop("goal_node"), goal.workflow_id)
-    for name, value in changes.items():
-        if value is not None:
-            setattr(goal, name, value)
-    record("goal.updated", goal, data={"fields": sorted(body.model_fields_set)})
-    db.session.commit()
-    return goal
+        changes["goal_node"] = _goal_node(changes["goal_node"])
+    try:
+        return goals.update_goal(goal, changes)
+    except WorkflowOpError as exc:
+        db.session.rollback()
+        raise _refused(exc) from None
 
 
 @endpoint(G_ONE, "DELETE", tag="Goals", summary="Delete a goal", status=204)
 def delete_goal(goal_id: int):
-    goal = get_or_404(WorkflowGoal, goal_id, what="goal")
-    record("goal.deleted", goal, data={"workflow": goal.workflow_id})
-    db.session.delete(goal)
-    db.session.commit()
+    goals.delete_goal(get_or_404(WorkflowGoal, goal_id, what="goal"))
 
 
 @endpoint(

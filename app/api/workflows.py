@@ -29,7 +29,6 @@ from app.api.schemas.automation import (
 )
 from app.api.schemas.batch import TriggerBatchOut, TriggerItem
 from app.automation.analytics import AnalyticsCalculator
-from app.automation.graph import edit_history
 from app.automation.graph.validation import WorkflowInvalid
 from app.automation.lifecycle import publishing as lifecycle
 from app.automation.lifecycle import workflow_ops
@@ -46,7 +45,6 @@ from app.automation.triggers.helpers import (
 from app.clock import now
 from app.extensions import db
 from app.models import Contact, Workflow
-from app.models.audit import record
 
 TAG = "Workflows"
 DETAIL = "/automation/workflows/<int:workflow_id>/"
@@ -134,44 +132,11 @@ def update_workflow(workflow_id: int, body: WorkflowUpdate):
     workflow = load_workflow(workflow_id)
     changes = body.model_dump(exclude_unset=True)
     try:
-        # The same cleaning as the page's rename and the create.
-        if changes.get("name") is not None:
-            changes["name"] = workflow_ops.clean_name(changes["name"])
-        if changes.get("description") is not None:
-            changes["description"] = workflow_ops.clean_description(changes["description"])
+        # The same operation as the builder's settings panel.
+        workflow_ops.update_workflow(workflow, changes, via="API", user=g.get("user"))
     except workflow_ops.WorkflowOpError as exc:
+        db.session.rollback()
         raise op_error(exc) from None
-    status = changes.get("status")
-    if status == "archived" and workflow.status == "active":
-        raise ApiError(
-            409,
-            "conflict",
-            "pause the workflow before archiving it",
-            fields={"status": ["workflow is active"]},
-        )
-    if status == "draft" and workflow.status not in ("draft", "archived"):
-        raise ApiError(
-            409,
-            "conflict",
-            f"a {workflow.status} workflow goes back to work with activate, not as a draft",
-            fields={"status": [f"workflow is {workflow.status}"]},
-        )
-    before = edit_history.settings_state(workflow)
-    for name, value in changes.items():
-        if value is None and name != "send_window":  # send_window null: none
-            continue
-        setattr(workflow, name, value)
-    record("workflow.updated", workflow, data={"fields": sorted(changes)})
-    # Settings changes go in the builder's undo history (status does not:
-    # archiving is a lifecycle step).
-    edit_history.record_change(
-        workflow.id,
-        "API: change workflow settings",
-        {"settings": {"workflow": before}},
-        {"settings": {"workflow": edit_history.settings_state(workflow)}},
-        g.get("user"),
-    )
-    db.session.commit()
     return load_workflow(workflow_id)
 
 
@@ -192,7 +157,8 @@ def op_error(exc: workflow_ops.WorkflowOpError) -> ApiError:
     """A refused workflow operation: 409 for the workflow's state, else 400
     naming the field."""
     if exc.conflict:
-        return ApiError(409, "conflict", exc.message)
+        fields = {exc.field: [exc.detail]} if exc.field and exc.detail else None
+        return ApiError(409, "conflict", exc.message, fields=fields)
     return validation_error({exc.field or "__root__": [exc.message]})
 
 

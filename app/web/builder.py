@@ -12,7 +12,6 @@ from flask import jsonify, render_template, request
 
 from app.auth import login_required_page
 from app.automation.delivery import windows
-from app.automation.graph.edit_history import record_edit, snapshot
 from app.automation.graph.editing import GraphError
 from app.automation.graph.validation import WorkflowInvalid
 from app.automation.lifecycle.publishing import (
@@ -21,10 +20,14 @@ from app.automation.lifecycle.publishing import (
     has_unpublished_changes,
     pause_workflow,
 )
-from app.automation.lifecycle.workflow_ops import WorkflowOpError, clean_description, clean_name
+from app.automation.lifecycle.workflow_ops import (
+    WorkflowOpError,
+    clean_description,
+    clean_name,
+    update_workflow,
+)
 from app.automation.triggers.helpers import enroll_existing
 from app.extensions import db
-from app.models.audit import record
 
 # The other builder views register on the same blueprint (builder_common.bp).
 from app.web import builder_edits, builder_run, builder_test_send, builder_triggers  # noqa: F401
@@ -123,16 +126,16 @@ def settings_panel(workflow_id: int):
         if priority not in [str(n) for n in range(1, 11)]:
             errors["priority"] = "A priority from 1 (highest) to 10."
         if not errors:
-            before = snapshot(workflow)
-            workflow.name = name
-            workflow.description = description
-            workflow.send_window = send_window
-            workflow.priority = int(priority)
+            changes = {
+                "name": name,
+                "description": description,
+                "send_window": send_window,
+                "priority": int(priority),
+            }
             for flag in ("allow_reentry", "exit_on_goal", "enroll_existing"):
-                setattr(workflow, flag, request.form.get(flag) in ("on", "true", "1"))
-            record("workflow.settings_changed", workflow)
-            record_edit(workflow, "Change workflow settings", before, acting_user())
-            db.session.commit()
+                changes[flag] = request.form.get(flag) in ("on", "true", "1")
+            # The API's update too (app/automation/lifecycle/workflow_ops.py).
+            update_workflow(workflow, changes, user=acting_user())
             saved = True
             if not is_htmx():
                 return back_to_builder(workflow, "Settings saved.")

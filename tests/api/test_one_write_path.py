@@ -4,6 +4,8 @@ same refusal, the same audit entry and the same undo entry on both."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from sqlalchemy import select
 
@@ -38,6 +40,14 @@ def chain(acme):
         ],
         edges=[("a", "b")],
     )
+
+
+def _csrf(client) -> str:
+    """The CSRF token of the signed-in session, from a page's meta tag."""
+    page = client.get("/automation").get_data(as_text=True)
+    match = re.search(r'name="csrf-token" content="([^"]+)"', page)
+    assert match, "no csrf meta tag"
+    return match.group(1)
 
 
 def _pk(workflow, key: str) -> int:
@@ -131,3 +141,40 @@ def test_the_same_bad_connection_is_refused_alike(api, page, chain):
     )
     assert by_page.status_code == by_api.status_code == 422
     assert by_api.json["error"]["fields"] == {"condition_type": [by_page.json["error"]["message"]]}
+
+
+# --- workflow settings and goals ---------------------------------------------
+
+
+def test_settings_saved_on_the_page_and_through_the_api_are_one_edit(
+    api, page, client, acme, chain
+):
+    """The page recorded ``workflow.settings_changed``, the API
+    ``workflow.updated``: now both the latter, with one undo wording."""
+    saved = client.post(
+        f"/automation/builder/{chain.id}/settings",
+        data={"name": "On the page", "priority": "3", "csrf_token": _csrf(client)},
+        headers=HX,
+    )
+    assert saved.status_code == 200
+    patched = api.patch(f"/api/v1/automation/workflows/{chain.id}/", json={"name": "By API"})
+    assert patched.status_code == 200
+    assert _actions(acme.id, "workflow.") == ["workflow.updated", "workflow.updated"]
+    assert _labels(chain) == ["Change workflow settings", "API: change workflow settings"]
+
+
+def test_a_goal_at_another_workflows_step_is_refused_by_the_goal_operation(api, acme, chain):
+    from app.automation.lifecycle import goals
+    from app.automation.lifecycle.workflow_ops import WorkflowOpError
+
+    other = make_workflow(acme, nodes=[{"node_id": "x", "node_type": "goal"}])
+    answer = api.post(
+        "/api/v1/automation/goals/",
+        json={"workflow": chain.id, "name": "Bought", "goal_node": _pk(other, "x")},
+    )
+    assert answer.status_code == 422
+    with firm_context(acme.id):
+        node = db.session.get(WorkflowNode, _pk(other, "x"))
+        with pytest.raises(WorkflowOpError) as refused:
+            goals.create_goal(chain, "Bought", node)
+    assert answer.json["error"]["fields"] == {refused.value.field: [refused.value.message]}

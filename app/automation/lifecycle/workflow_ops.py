@@ -1,5 +1,6 @@
 """Everyday workflow operations shared by the browser pages and the API:
-create, rename, duplicate, delete, and the per-row figures of the list.
+create, rename, change settings (and archive), duplicate, delete, and the
+per-row figures of the list.
 
 Each public function validates, changes, records an audit entry and commits
 once. Errors are :class:`WorkflowOpError` with the field they concern, so a
@@ -10,9 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import case, func, select
 
+from app.automation.graph import edit_history
+from app.automation.graph.editing import label_of
 from app.automation.lifecycle.publishing import activate_workflow
 from app.clock import ensure_utc
 from app.extensions import db
@@ -44,10 +48,18 @@ SETTINGS = (
 class WorkflowOpError(ValueError):
     """A refused operation; ``field`` names the input at fault (or None)."""
 
-    def __init__(self, message: str, field: str | None = None, conflict: bool = False):
+    def __init__(
+        self,
+        message: str,
+        field: str | None = None,
+        conflict: bool = False,
+        detail: str | None = None,
+    ):
         super().__init__(message)
         self.message = message
         self.field = field
+        # What is wrong with ``field`` in a word, for the API's ``fields``.
+        self.detail = detail
         # True when the request was fine but the workflow's state forbids it (409).
         self.conflict = conflict
 
@@ -99,6 +111,57 @@ def rename_workflow(workflow: Workflow, name: str | None, user=None) -> Workflow
         workflow.name = new_name
         record("workflow.renamed", workflow, data={"from": old, "to": new_name})
         db.session.commit()
+    return workflow
+
+
+def update_workflow(
+    workflow: Workflow, changes: dict[str, Any], *, via: str | None = None, user=None
+) -> Workflow:
+    """Change a workflow's name, description and settings (:data:`SETTINGS`)
+    from the builder's settings panel or the API, or archive it / bring it
+    back to draft (``status``). One audit entry (``workflow.updated``) and
+    one undo entry ("Change workflow settings"; the status is not kept for
+    undo: archiving is a lifecycle step). ``None`` leaves a field as it is,
+    except ``send_window`` (none). Commits."""
+    changes = dict(changes)
+    unknown = sorted(set(changes) - set(SETTINGS) - {"name", "description", "status"})
+    if unknown:
+        raise WorkflowOpError(f"Unknown setting {unknown[0]!r}.", field=unknown[0])
+    if changes.get("name") is not None:
+        changes["name"] = clean_name(changes["name"])
+    if changes.get("description") is not None:
+        changes["description"] = clean_description(changes["description"])
+    status = changes.get("status")
+    if status == "archived" and workflow.status == "active":
+        raise WorkflowOpError(
+            "pause the workflow before archiving it",
+            field="status",
+            conflict=True,
+            detail="workflow is active",
+        )
+    if status == "draft" and workflow.status not in ("draft", "archived"):
+        raise WorkflowOpError(
+            f"a {workflow.status} workflow goes back to work with activate, not as a draft",
+            field="status",
+            conflict=True,
+            detail=f"workflow is {workflow.status}",
+        )
+    if status not in (None, "draft", "archived"):
+        raise WorkflowOpError("activate and pause have their own steps", field="status")
+    before = edit_history.settings_state(workflow)
+    for name, value in changes.items():
+        if value is None and name != "send_window":
+            continue
+        setattr(workflow, name, value)
+    record("workflow.updated", workflow, data={"fields": sorted(changes)})
+    edit_history.record_change(
+        workflow.id,
+        label_of("change workflow settings", via),
+        {"settings": {"workflow": before}},
+        {"settings": {"workflow": edit_history.settings_state(workflow)}},
+        user,
+    )
+    db.session.commit()
     return workflow
 
 
