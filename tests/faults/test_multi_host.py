@@ -3,10 +3,12 @@ own that reaches PostgreSQL (through PgBouncer, configured as in
 ``deploy/pgbouncer/pgbouncer.ini``) and Redis only over the network, with
 nothing but the code and its environment (issue 20; docs/OPERATIONS.md
 "Processes"). 2,000 executions with an e-mail and a webhook each are pushed
-through both web processes' API; one worker host is killed mid-run, another
-is cut off from PostgreSQL, Redis and the receivers for 30 s and healed.
+through both web processes' API; mid-run one worker host is killed, one
+loses power (off the network before its processes die: nobody hears of
+it), and another is cut off from PostgreSQL, Redis and the receivers for
+30 s and healed.
 Every contact gets each message once (docs/CONTRACT.md "exactly once in
-effect"): the only repeats are a message in flight at the kill or at the
+effect"): the only repeats are a message in flight at a death or at the
 cut, with the same Message-ID / Idempotency-Key."""
 
 from __future__ import annotations
@@ -101,6 +103,11 @@ class HostProcesses:
                 os.killpg(self.procs[0].pid, signal.SIGKILL)
         for proc in self.procs:
             proc.wait(timeout=10)
+
+    def power_off(self) -> None:
+        """Gone at once, telling no one: off the network, then killed."""
+        self.host.cut()
+        self.kill()
 
     def stop(self) -> None:
         for proc in self.procs:
@@ -441,7 +448,7 @@ def test_four_worker_hosts_one_killed_one_cut_off_send_every_message_once(stack)
     workflow = _workflow(stack)
     contacts = make_contacts(stack.firm, CONTACTS)
     addresses = _addresses()
-    killed, cut = stack.hosts["w1"], stack.hosts["w2"]
+    killed, cut, gone = stack.hosts["w1"], stack.hosts["w2"], stack.hosts["w3"]
     began = time.monotonic()
     started = []
 
@@ -460,6 +467,13 @@ def test_four_worker_hosts_one_killed_one_cut_off_send_every_message_once(stack)
     # a new client must not get them with the dead worker's locks.
     time.sleep(1)
     assert _inherited_advisory_locks(stack.bouncer) == 0, stack.bouncer.log_tail()
+
+    # w3 loses power: its link goes first, so its processes' deaths reach
+    # nobody (no FIN, no RST); PgBouncer's keepalives must find it gone.
+    power_off_hit_work = wait_until(lambda: _busy(stack.redis, {gone.procs[1].pid}), 15, 0.01)
+    power_off_at = time.monotonic()
+    gone.power_off()
+    _say(began, f"powered w3 off (held work: {power_off_hit_work})")
 
     # More, and w2 cut off from everything while it holds work, for 30 s.
     started += _post_events(stack, second)
@@ -503,15 +517,17 @@ def test_four_worker_hosts_one_killed_one_cut_off_send_every_message_once(stack)
     assert mail.recipients_with_two_messages() == []
     assert hooks.recipients_with_two_messages() == []
     # A repeat carries the same id and is the message its host had in
-    # flight when it was killed or cut off: one each at most.
+    # flight when it died or was cut off: one each at most.
     duplicates = mail.duplicates + hooks.duplicates
-    assert duplicates <= 2
-    assert repeats_without_a_kill([kill_at, cut_at], mail, hooks) == []
+    assert duplicates <= 3
+    assert repeats_without_a_kill([kill_at, power_off_at, cut_at], mail, hooks) == []
+    # The dead hosts' server connections went back clean.
+    assert _inherited_advisory_locks(stack.bouncer) == 0
 
     # The cut-off host came back: its processes live and beat again.
     assert cut.alive(), _tails(stack.logs)
     assert wait_until(lambda: _beats_since(stack, cut.pids, healed_wall) == cut.pids, 30, 0.5)
-    assert all(proc.poll() is not None for proc in killed.procs)
+    assert all(proc.poll() is not None for proc in killed.procs + gone.procs)
     # No file was written on the hosts (their working directory and home;
     # gunicorn's control socket is no file), nor in the instance folder.
     written = [p for h in stack.hosts.values() for p in h.home.rglob("*") if p.is_file()]
@@ -527,6 +543,7 @@ def test_four_worker_hosts_one_killed_one_cut_off_send_every_message_once(stack)
             "kill_hit_work": kill_hit_work,
             "cut_hit_work": cut_hit_work,
             "sent_at_kill": sent_at_kill,
+            "power_off_hit_work": power_off_hit_work,
             "sent_at_cut": sent_at_cut,
             "sent_during_cut": sent_during_cut,
             "cut_seconds": CUT_SECONDS,
