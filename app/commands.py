@@ -8,11 +8,12 @@ import click
 from flask import Flask
 from sqlalchemy import select
 
+from app.automation.accounts import users as accounts
 from app.automation.analytics import run_daily_analytics as run
 from app.automation.engine.sweeper import process_waiting_executions
 from app.automation.operations.monitor import check
 from app.extensions import db
-from app.models import ApiToken, Firm, User
+from app.models import Firm, User
 from app.seed import seed_demo_data
 from app.tenancy import firm_context
 
@@ -43,16 +44,15 @@ def _firm_named(name: str, create: bool = True):
 @click.option("--name", default="")
 def create_user(email: str, firm_name: str, password: str, role: str, name: str) -> None:
     """Create a user (and the firm if needed)."""
-    email = email.strip().lower()
     firm = _firm_named(firm_name)
-    if any(user.firm_id == firm.id for user in User.all_with_email(email)):
-        raise click.ClickException(f"a user with e-mail {email} already exists in {firm.name!r}")
     with firm_context(firm.id):
-        user = User(email=email, role=role, name=name or email.split("@")[0])
-        user.set_password(password)
-        db.session.add(user)
-        db.session.commit()
-    click.echo(f"created {role} {email} in firm {firm.name!r}")
+        try:
+            # The admin page's rules (app/automation/accounts/users.py).
+            user = accounts.create_user(email, password, role, name or email.split("@")[0])
+        except accounts.AccountError as exc:
+            db.session.rollback()
+            raise click.ClickException(f"{exc} ({firm.name!r})") from None
+    click.echo(f"created {role} {user.email} in firm {firm.name!r}")
 
 
 @click.command("create-token")
@@ -70,8 +70,11 @@ def create_token(email: str, name: str, firm_name: str | None) -> None:
         raise click.ClickException(f"{email} is in several firms: say which with --firm")
     user = users[0]
     with firm_context(user.firm_id):
-        _, raw = ApiToken.issue(user, name=name)
-        db.session.commit()
+        try:
+            _, raw = accounts.issue_token(user, name)
+        except accounts.AccountError as exc:
+            db.session.rollback()
+            raise click.ClickException(str(exc)) from None
     click.echo(raw)
 
 

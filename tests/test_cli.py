@@ -14,14 +14,21 @@ def _all(model):
 
 def test_create_user_creates_the_firm_and_an_admin(runner):
     result = runner.invoke(
-        args=["create-user", "Dana@Example.com", "--firm", "Initech", "--password", "pw"]
+        args=[
+            "create-user",
+            "Dana@Example.com",
+            "--firm",
+            "Initech",
+            "--password",
+            "pw-of-12-chars",
+        ]
     )
     assert result.exit_code == 0, result.output
     (user,) = _all(User)
     assert user.email == "dana@example.com"
     assert user.role == "admin"
     assert user.firm.name == "Initech"
-    assert user.check_password("pw")
+    assert user.check_password("pw-of-12-chars")
 
 
 def test_create_user_joins_an_existing_firm_with_a_role(runner, acme):
@@ -32,7 +39,7 @@ def test_create_user_joins_an_existing_firm_with_a_role(runner, acme):
             "--firm",
             "Acme",
             "--password",
-            "pw",
+            "pw-of-12-chars",
             "--role",
             "portal",
         ]
@@ -43,9 +50,11 @@ def test_create_user_joins_an_existing_firm_with_a_role(runner, acme):
 
 
 def test_create_user_refuses_a_taken_email(runner, alice):
-    result = runner.invoke(args=["create-user", alice.email, "--firm", "Acme", "--password", "pw"])
+    result = runner.invoke(
+        args=["create-user", alice.email, "--firm", "Acme", "--password", "pw-of-12-chars"]
+    )
     assert result.exit_code != 0
-    assert "already exists" in result.output
+    assert "already has an account" in result.output
 
 
 def test_create_token_prints_only_the_token(runner, client, alice):

@@ -1,16 +1,17 @@
 """Admin pages: the firm's users and API tokens, and the queue monitor.
 
 A new token is shown once, in the response to the request that made it;
-only its hash is stored (``ApiToken.issue``)."""
+only its hash is stored (``ApiToken.issue``). Users and tokens are made by
+``app/automation/accounts/users.py``, as the CLI makes them."""
 
 from __future__ import annotations
 
-from email_validator import EmailNotValidError, validate_email
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import joinedload
 
 from app.auth import admin_required_page, forget_tokens
+from app.automation.accounts import users
 from app.clock import now
 from app.extensions import db
 from app.models import ROLES, ApiToken, Firm, User, WorkflowExecution
@@ -21,8 +22,6 @@ from app.web.pages import get_or_404, int_list
 from app.web.queue_status import queue_report
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
-
-PASSWORD_MIN = 12
 
 
 def _page(status: int = 200, **extra):
@@ -79,29 +78,13 @@ def create_user():
         "name": (request.form.get("name") or "").strip()[:200],
         "role": request.form.get("role") or "",
     }
-    password = request.form.get("password") or ""
-    errors: dict[str, str] = {}
     try:
-        form["email"] = validate_email(form["email"], check_deliverability=False).normalized.lower()
-    except EmailNotValidError as exc:
-        errors["email"] = str(exc) if form["email"] else "Enter an e-mail address."
-    else:
-        # Unique within the firm only (tenancy scopes this query): whether the
-        # address has an account in another firm is not this admin's to learn.
-        if db.session.scalars(select(User).where(User.email == form["email"])).first():
-            errors["email"] = "This e-mail address already has an account in your firm."
-    if form["role"] not in ROLES:
-        errors["role"] = "Choose admin, marketer or portal."
-    if len(password) < PASSWORD_MIN:
-        errors["password"] = f"Use at least {PASSWORD_MIN} characters."
-    if errors:
-        return _page(400, user_form=form, user_errors=errors)
-    user = User(email=form["email"], name=form["name"], role=form["role"])
-    user.set_password(password)
-    db.session.add(user)
-    db.session.flush()
-    record("user.created", user, data={"email": user.email, "role": user.role})
-    db.session.commit()
+        # The CLI's create-user too (app/automation/accounts/users.py).
+        user = users.create_user(
+            form["email"], request.form.get("password"), form["role"], form["name"]
+        )
+    except users.AccountError as exc:
+        return _page(400, user_form=form, user_errors=exc.fields)
     flash(f"Added {user.email} ({user.role}).")
     return redirect(url_for("admin.index"))
 
@@ -129,19 +112,10 @@ def issue_token():
     name = " ".join((request.form.get("name") or "").split())[:200]
     ids = int_list([request.form.get("user_id", "")])
     owner = db.session.scalars(select(User).where(User.id == ids[0])).first() if ids else None
-    errors: dict[str, str] = {}
-    if not name:
-        errors["name"] = "Name the token after what uses it, e.g. “CRM sync”."
-    if owner is None or not owner.is_active:
-        errors["user_id"] = "Choose an active user of your firm."
-    elif owner.is_portal:
-        errors["user_id"] = "Portal users cannot use the API."
-    if errors:
-        return _page(400, token_errors=errors)
-    token, raw = ApiToken.issue(owner, name=name)
-    db.session.flush()
-    record("token.issued", token, data={"name": name, "user": owner.email})
-    db.session.commit()
+    try:
+        _, raw = users.issue_token(owner, name)  # the CLI's create-token too
+    except users.AccountError as exc:
+        return _page(400, token_errors=exc.fields)
     # Rendered, not redirected: the raw token never goes into the session.
     return _page(201, new_token={"raw": raw, "name": name, "user": owner.email})
 

@@ -13,7 +13,7 @@ from app.extensions import db
 from app.models import AuditLog, WorkflowEdit, WorkflowNode
 from app.tenancy import firm_context
 from tests.api.world import make_execution
-from tests.factories import make_contact, make_workflow
+from tests.factories import make_contact, make_user, make_workflow
 
 HX = {"HX-Request": "true"}
 
@@ -178,3 +178,45 @@ def test_a_goal_at_another_workflows_step_is_refused_by_the_goal_operation(api, 
         with pytest.raises(WorkflowOpError) as refused:
             goals.create_goal(chain, "Bought", node)
     assert answer.json["error"]["fields"] == {refused.value.field: [refused.value.message]}
+
+
+# --- users and tokens --------------------------------------------------------
+
+
+def test_the_admin_page_and_the_cli_refuse_a_short_password_alike(
+    client, auth, runner, alice, acme
+):
+    """The CLI used to accept any password and write no audit entry."""
+    assert auth.login(alice).status_code == 302
+    form = {"email": "dana@example.com", "name": "Dana", "role": "marketer", "password": "pw"}
+    by_page = client.post("/admin/users", data={**form, "csrf_token": _csrf(client)})
+    assert by_page.status_code == 400
+    assert "Use at least 12 characters." in by_page.get_data(as_text=True)
+    by_cli = runner.invoke(
+        args=["create-user", "dana@example.com", "--firm", "Acme", "--password", "pw"]
+    )
+    assert by_cli.exit_code != 0 and "Use at least 12 characters." in by_cli.output
+    long = "a-long-password"
+    by_cli = runner.invoke(
+        args=["create-user", "dana@example.com", "--firm", "Acme", "--password", long]
+    )
+    assert by_cli.exit_code == 0, by_cli.output
+    form = {**form, "email": "erin@example.com", "password": long}
+    assert (
+        client.post("/admin/users", data={**form, "csrf_token": _csrf(client)}).status_code == 302
+    )
+    assert _actions(acme.id, "user.") == ["user.created", "user.created"]
+
+
+def test_neither_gives_a_portal_user_an_api_token(client, auth, runner, alice, acme):
+    """The CLI used to issue one (and write no audit entry)."""
+    portal = make_user(acme, "pat@acme.test", role="portal")
+    assert auth.login(alice).status_code == 302
+    by_page = client.post(
+        "/admin/tokens", data={"name": "x", "user_id": portal.id, "csrf_token": _csrf(client)}
+    )
+    assert "Portal users cannot use the API." in by_page.get_data(as_text=True)
+    by_cli = runner.invoke(args=["create-token", portal.email])
+    assert by_cli.exit_code != 0 and "Portal users cannot use the API." in by_cli.output
+    assert runner.invoke(args=["create-token", alice.email]).exit_code == 0
+    assert _actions(acme.id, "token.") == ["token.issued"]
