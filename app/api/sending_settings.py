@@ -11,10 +11,10 @@ from pydantic import Field
 
 from app.api.core import Input, Output, endpoint
 from app.api.errors import ApiError, validation_error
-from app.automation.delivery import pacing, pause
+from app.automation.delivery import pacing
+from app.automation.delivery import sending_settings as sending_ops
 from app.extensions import db
 from app.models import Firm
-from app.models.audit import record
 
 TAG = "Settings"
 RULE = "/settings/sending/"
@@ -81,22 +81,11 @@ def sending_settings():
 def update_sending_settings(body: SendingSettingsIn):
     _admin()
     try:
-        change = pacing.validated(body.model_dump(exclude_unset=True))
+        # The settings page's change too (app/automation/delivery/sending_settings.py).
+        firm = sending_ops.change(_firm(), body.model_dump(exclude_unset=True), by=g.user.email)
     except pacing.SettingsError as exc:
+        db.session.rollback()
         raise validation_error({exc.field: [exc.message]}, 422, str(exc)) from None
-    firm = _firm()
-    conn = db.session.connection()
-    paused = change.pop("paused", None)
-    if change:
-        firm.settings = pacing.merged(firm.settings, change)
-        db.session.flush()
-    if paused is True:
-        pause.pause(conn, firm.id, f"paused by {g.user.email}", by=g.user.email)
-    elif paused is False:
-        pause.resume(conn, firm.id)
-    record("sending_settings.changed", firm, data={"fields": sorted(body.model_fields_set)})
-    db.session.commit()
-    db.session.refresh(firm)
     return _answer(firm)
 
 
@@ -110,8 +99,5 @@ def update_sending_settings(body: SendingSettingsIn):
 def resume_sending():
     _admin()
     firm = _firm()
-    woken = pause.resume(db.session.connection(), firm.id)
-    record("sending.resumed", firm, data=woken)
-    db.session.commit()
-    db.session.refresh(firm)
+    sending_ops.resume(firm)
     return _answer(firm)

@@ -11,9 +11,9 @@ from pydantic import Field
 
 from app.api.core import Output, endpoint
 from app.api.errors import ApiError
+from app.automation.delivery import webhook_secret
 from app.extensions import db
 from app.models import Firm
-from app.models.audit import record
 
 TAG = "Settings"
 RULE = "/settings/webhooks/"
@@ -59,8 +59,4 @@ def webhook_settings():
     response=WebhookSettingsOut,
 )
 def rotate_webhook_secret():
-    firm = _admins_firm()
-    firm.rotate_webhook_secret()
-    record("webhook_secret.rotated", firm)
-    db.session.commit()
-    return _answer(firm)
+    return _answer(webhook_secret.rotate(_admins_firm()))

@@ -12,6 +12,7 @@ from sqlalchemy.orm import joinedload
 
 from app.auth import admin_required_page, forget_tokens
 from app.automation.accounts import users
+from app.automation.delivery import webhook_secret
 from app.clock import now
 from app.extensions import db
 from app.models import ROLES, ApiToken, Firm, User, WorkflowExecution
@@ -142,10 +143,7 @@ def webhooks():
 @bp.post("/webhooks/rotate")
 @admin_required_page
 def rotate_webhook_secret():
-    firm = db.session.get(Firm, g.user.firm_id)
-    firm.rotate_webhook_secret()
-    record("webhook_secret.rotated", firm)
-    db.session.commit()
+    webhook_secret.rotate(db.session.get(Firm, g.user.firm_id))  # the API's rotate too
     flash("New signing secret. Deliveries carry a signature with the old one too for 24 hours.")
     return redirect(url_for("admin.webhooks"), code=303)
 

@@ -7,7 +7,7 @@ from flask import Blueprint, flash, g, redirect, render_template, request, url_f
 from sqlalchemy import select
 
 from app.auth import login_required_page
-from app.automation.delivery import pacing, pause, sending_domains, topics
+from app.automation.delivery import pacing, sending_domains, sending_settings, topics
 from app.extensions import db
 from app.models import Firm, SendingDomain, Topic
 from app.models.audit import record
@@ -106,14 +106,13 @@ def save_pacing():
     """Frequency caps, rate limits and the automatic pause (admins)."""
     if not g.user.is_admin:
         return _page(403, errors={"pacing": "Only admins may change how the firm sends."})
-    try:
-        change = pacing.validated(pacing.from_form(request.form))
-    except pacing.SettingsError as exc:
-        return _page(400, errors={"pacing": str(exc), f"pacing_{exc.field}": exc.message})
     firm = db.session.get(Firm, g.user.firm_id)
-    firm.settings = pacing.merged(firm.settings, change)
-    record("sending_settings.changed", firm, data={"fields": sorted(change)})
-    db.session.commit()
+    try:
+        # The API's change too (app/automation/delivery/sending_settings.py).
+        sending_settings.change(firm, pacing.from_form(request.form), by=g.user.email)
+    except pacing.SettingsError as exc:
+        db.session.rollback()
+        return _page(400, errors={"pacing": str(exc), f"pacing_{exc.field}": exc.message})
     flash("Saved how the firm sends.")
     return redirect(url_for("sending.index") + "#pacing")
 
@@ -123,9 +122,6 @@ def save_pacing():
 def resume():
     if not g.user.is_admin:
         return _page(403, errors={"pacing": "Only admins may resume sending."})
-    firm = db.session.get(Firm, g.user.firm_id)
-    woken = pause.resume(db.session.connection(), firm.id)
-    record("sending.resumed", firm, data=woken)
-    db.session.commit()
+    woken = sending_settings.resume(db.session.get(Firm, g.user.firm_id))
     flash(f"Sending resumed: {woken['steps'] + woken['messages']} held messages go now.")
     return redirect(url_for("sending.index") + "#pacing")

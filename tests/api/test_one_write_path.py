@@ -220,3 +220,31 @@ def test_neither_gives_a_portal_user_an_api_token(client, auth, runner, alice, a
     assert by_cli.exit_code != 0 and "Portal users cannot use the API." in by_cli.output
     assert runner.invoke(args=["create-token", alice.email]).exit_code == 0
     assert _actions(acme.id, "token.") == ["token.issued"]
+
+
+# --- webhook secret and sending settings -------------------------------------
+
+
+def test_rotation_and_sending_changes_are_one_operation_each(api, client, auth, alice, acme):
+    assert auth.login(alice).status_code == 302
+    assert (
+        client.post("/admin/webhooks/rotate", data={"csrf_token": _csrf(client)}).status_code == 303
+    )
+    assert api.post("/api/v1/settings/webhooks/rotate/").status_code == 200
+    caps = {"cap_max_0": "3", "cap_days_0": "7", "cap_action": "defer"}
+    assert (
+        client.post("/sending/pacing", data={**caps, "csrf_token": _csrf(client)}).status_code
+        == 302
+    )
+    body = {"frequency_caps": [{"max": 3, "per_days": 7}], "cap_action": "defer"}
+    assert api.patch("/api/v1/settings/sending/", json=body).status_code == 200
+    assert client.post("/sending/resume", data={"csrf_token": _csrf(client)}).status_code == 302
+    assert api.post("/api/v1/settings/sending/resume/").status_code == 200
+    assert _actions(acme.id, "webhook_secret.", "sending") == [
+        "webhook_secret.rotated",
+        "webhook_secret.rotated",
+        "sending_settings.changed",
+        "sending_settings.changed",
+        "sending.resumed",
+        "sending.resumed",
+    ]
