@@ -76,9 +76,19 @@ def wake_finished_deliveries(kick: bool = True) -> int:
         )
         .exists()
     )
+    waiting = (table.c.status == "waiting", table.c.wait_reason == "delivery")
+    # Locked in id order, skipping rows an engine batch holds, as the
+    # write-back (engine/write.py) locks them: an unordered UPDATE here
+    # deadlocked with it a few times in a multi-host run.
+    ready = (
+        select(table.c.id)
+        .where(*waiting, ~still_pending)
+        .order_by(table.c.id)
+        .with_for_update(skip_locked=True)
+    )
     stmt = (
         update(table)
-        .where(table.c.status == "waiting", table.c.wait_reason == "delivery", ~still_pending)
+        .where(table.c.id.in_(ready.scalar_subquery()), *waiting)
         .values(status="running", wake_at=now(), lease_owner=None, lease_until=None)
     )
     try:
