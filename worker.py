@@ -188,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     with app.app_context():
         connection = redis_connection()
         queues = [queue_name(name) for name in wanted]
+    limit_memory(app.config.get("WORKER_MEMORY_LIMIT_MB") or 0, parser)
     AppWorker.flask_app = app
     worker = AppWorker(queues, connection=connection, name=args.name)
     if args.metrics_port:
@@ -221,6 +222,32 @@ def main(argv: list[str] | None = None) -> int:
 
         mark_process_dead(os.getpid())
     return 0
+
+
+def limit_memory(megabytes: int, parser: argparse.ArgumentParser) -> None:
+    """Cap this process's address space (``RLIMIT_AS``) at ``megabytes``
+    (0: no cap). Jobs run in this process, thousands of renders a second,
+    no fork per message: a template that allocates big in C where the
+    sandbox's bounds missed it gets a ``MemoryError``, which fails its step
+    with "template used too much memory to render" (templating/render.py)
+    while the worker serves on, instead of the host running out of memory."""
+    if megabytes <= 0:
+        return
+    import resource
+
+    with open("/proc/self/statm", "rb") as statm:
+        current = int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    limit = megabytes << 20
+    if limit < current + (256 << 20):
+        parser.error(
+            f"WORKER_MEMORY_LIMIT_MB={megabytes} leaves no room: the worker already "
+            f"maps {current >> 20} MB (set it higher, or 0 for no cap)"
+        )
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    log.info("address space capped at %d MB (WORKER_MEMORY_LIMIT_MB)", limit >> 20)
 
 
 def start_metrics_server(app, port: int) -> None:

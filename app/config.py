@@ -144,6 +144,13 @@ def from_environment(overrides: dict | None = None) -> dict:
         # A bearer token is checked against the database this often per
         # process (a revoked token is refused within this many seconds).
         "AUTH_CACHE_SECONDS": float(env.get("AUTH_CACHE_SECONDS") or 5),
+        # Renders a web request asks for (preview, test send, save-time
+        # trial) run in a forked child allowed this many MB of address space
+        # above the web process's (app/automation/templating/isolation.py).
+        "TEMPLATE_RENDER_MEMORY_MB": int(env.get("TEMPLATE_RENDER_MEMORY_MB") or 512),
+        # worker.py caps its own address space at this (0: no cap), so a
+        # template that allocates big fails its step, not the host.
+        "WORKER_MEMORY_LIMIT_MB": int(env.get("WORKER_MEMORY_LIMIT_MB") or 4096),
         # Engine tuning: steps an execution may take without a wait before it
         # is stopped as a runaway loop, and how long a claimed batch is held.
         "ENGINE_MAX_STEPS_WITHOUT_WAIT": int(env.get("ENGINE_MAX_STEPS_WITHOUT_WAIT") or 200),

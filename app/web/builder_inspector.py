@@ -21,7 +21,7 @@ from app.automation.engine.context import render_context
 from app.automation.graph.editing import GraphError, configuration_problems, update_node
 from app.automation.graph.node_checks import node_warnings
 from app.automation.nodes.registry import UnknownNodeType, get_node_type
-from app.automation.templating.render import TemplateError, render_html, render_text
+from app.automation.templating.render import TemplateError, render_isolated
 from app.extensions import db
 from app.models import Contact, ContactList, Tag, Topic, User, Workflow, WorkflowNode
 from app.tenancy import scoped_get
@@ -219,15 +219,13 @@ def render_preview(workflow: Workflow, node_type: str, values: dict, contact: An
         fields = get_node_type(node_type).previewed
     except UnknownNodeType:
         fields = ()
+    shown = [(key, label, html) for key, label, html in fields if (values.get(key) or "").strip()]
+    # In a forked child with a memory and CPU limit (templating/isolation.py).
+    outputs = render_isolated([(values[key], context, html) for key, _, html in shown])
     rendered = []
-    for key, label, html in fields:
-        source = values.get(key) or ""
-        if not source.strip():
-            continue
-        try:
-            output = render_html(source, context) if html else render_text(source, context)
-        except TemplateError as exc:
-            rendered.append({"label": label, "error": str(exc)})
-            continue
-        rendered.append({"label": label, "html" if html else "text": output})
+    for (_, label, html), output in zip(shown, outputs, strict=True):
+        if isinstance(output, TemplateError):
+            rendered.append({"label": label, "error": str(output)})
+        else:
+            rendered.append({"label": label, "html" if html else "text": output})
     return rendered

@@ -198,12 +198,17 @@ class Workers:
         self.serving_since: dict[int, float] = {}
 
     def spawn(self, count: int = 1, *args: str, **env) -> list[subprocess.Popen]:
+        return self.spawn_command([str(ROOT / "worker.py"), *args], count, **env)
+
+    def spawn_command(self, argv: list[str], count: int = 1, **env) -> list[subprocess.Popen]:
+        """``python argv...`` as workers (a test's own entry point, e.g.
+        ``["-m", "tests.faults.hog_worker"]``)."""
         environment = {**os.environ, **self.env, **{k: str(v) for k, v in env.items()}}
         started = []
         for _ in range(count):
             with open(self.log, "a") as log:
                 proc = subprocess.Popen(
-                    [sys.executable, str(ROOT / "worker.py"), *args],
+                    [sys.executable, *argv],
                     cwd=ROOT,
                     env=environment,
                     stdout=subprocess.DEVNULL,

@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import select
 
 from app.automation.engine.jobs import drain
-from app.automation.templating import render
+from app.automation.templating import limits
 from app.automation.templating.limits import Watchdog
 from app.automation.templating.render import (
     TemplateError,
@@ -110,7 +110,7 @@ def _measure(template: str, html: bool) -> dict:
         os.close(read)
         code = 0
         try:
-            render.watchdog = Watchdog()  # the parent's thread is not here
+            limits.watchdog = Watchdog()  # the parent's thread is not here
             soft, hard = resource.getrlimit(resource.RLIMIT_AS)
             with open("/proc/self/statm") as statm:
                 size = int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")

@@ -22,7 +22,7 @@ from app.automation.delivery.mime import build_message
 from app.automation.delivery.smtp import SmtpSender, html_to_text
 from app.automation.delivery.tracking import text_to_html
 from app.automation.engine.context import render_context
-from app.automation.templating.render import TemplateError, render_html, render_text
+from app.automation.templating.render import TemplateError, render_isolated
 from app.clock import now
 from app.extensions import db
 from app.models import OutboxMessage, User, Workflow
@@ -42,12 +42,20 @@ class TestSendRefused(ValueError):
 
 def _render(values: dict, contact: Any, workflow: Workflow) -> tuple[str, str, str]:
     context = render_context(contact, workflow)
-    try:
-        subject = " ".join(render_text(values.get("subject") or "", context).split())[:990]
-        body_html = render_html(values["body_html"], context) if values.get("body_html") else ""
-        body_text = render_text(values["body_text"], context) if values.get("body_text") else ""
-    except TemplateError as exc:
-        raise TestSendRefused(f"The message does not render: {exc}") from None
+    # A web request's render: in a forked child with a memory and CPU
+    # limit (templating/isolation.py).
+    outputs = render_isolated(
+        [
+            (values.get("subject") or "", context, False),
+            (values.get("body_html") or "", context, True),
+            (values.get("body_text") or "", context, False),
+        ]
+    )
+    for output in outputs:
+        if isinstance(output, TemplateError):
+            raise TestSendRefused(f"The message does not render: {output}")
+    subject, body_html, body_text = outputs
+    subject = " ".join(subject.split())[:990]
     if not (body_html.strip() or body_text.strip()):
         raise TestSendRefused("Write a body first: the message is empty.")
     return subject, body_html, body_text

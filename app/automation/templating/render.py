@@ -21,6 +21,12 @@ and webhook payloads. Those templates run on our workers, so they get:
   ``PyThreadState_SetAsyncExc`` -- no ``sys.settrace``, so normal renders
   pay nothing for it.
 
+- behind those bounds, a process limit for one they miss: the renders a
+  web request asks for go to a forked helper with a memory and CPU limit
+  (:func:`render_isolated`, :mod:`.isolation`); the worker caps its own
+  address space (``worker.py``) and a ``MemoryError`` in a render fails
+  the step like any limit.
+
 Two environments: HTML (autoescaped) for e-mail bodies, text (not escaped)
 for subjects, SMS and webhook strings.
 """
@@ -38,6 +44,8 @@ from jinja2.exceptions import SecurityError
 from jinja2.exceptions import TemplateError as JinjaTemplateError
 from markupsafe import Markup
 
+from app.automation.templating import limits
+from app.automation.templating.isolation import ChildFailed, isolated
 from app.automation.templating.limits import (
     DEFAULT_TIMEOUT,
     MAX_BUILT_CHARS,
@@ -47,7 +55,6 @@ from app.automation.templating.limits import (
     TooLarge,
     render_budget,
     render_deadline,
-    watchdog,
 )
 from app.automation.templating.sandbox import GLOBALS, html_env, text_env
 
@@ -129,7 +136,7 @@ def _render(source: str, context: dict, *, html: bool, timeout: float, max_chars
     render_deadline.value = deadline
     render_budget.left = MAX_BUILT_CHARS
     try:
-        with watchdog.guard(deadline):
+        with limits.watchdog.guard(deadline):
             template = _compile(source, html)
             parts: list[str] = []
             size = 0
@@ -145,9 +152,13 @@ def _render(source: str, context: dict, *, html: bool, timeout: float, max_chars
             return "".join(parts)
     except TemplateTimeout:
         raise TemplateLimitError(f"template took too long to render (max {timeout:g}s)") from None
-    except (TooLarge, MemoryError) as exc:
-        detail = str(exc) or "out of memory"
-        raise TemplateLimitError(f"template is too big to render: {detail}") from None
+    except TooLarge as exc:
+        raise TemplateLimitError(f"template is too big to render: {exc}") from None
+    except MemoryError:
+        # A bound the sandbox missed, stopped by the process's memory limit
+        # (the web's forked child, the worker's RLIMIT_AS: .isolation): the
+        # step fails with this reason and the process lives on.
+        raise TemplateLimitError("template used too much memory to render") from None
     except TemplateSyntaxError as exc:
         raise TemplateError(f"syntax error on line {exc.lineno}: {exc.message}") from None
     except SecurityError as exc:
@@ -200,43 +211,87 @@ def _private_names(tree: nodes.Node) -> list[str]:
     return found
 
 
+def _render_each(items: list[tuple[str, dict, bool]]) -> list[str | TemplateError]:
+    results: list[str | TemplateError] = []
+    for source, context, html in items:
+        try:
+            results.append((render_html if html else render_text)(source, context))
+        except TemplateError as exc:
+            results.append(exc)
+    return results
+
+
+def render_isolated(items: list[tuple[str, dict, bool]]) -> list[str | TemplateError]:
+    """Each ``(template, context, html)`` rendered, all in one forked child
+    with a memory and a CPU limit (:mod:`.isolation`): for renders a web
+    request asks for (the preview, a test send, a confirmation e-mail, the
+    save-time trial render), so a bound the sandbox missed cannot grow or
+    stall the web process. Each item's output or its
+    :class:`TemplateError`; a child that ran out of memory or time makes
+    every item a :class:`TemplateLimitError` saying so. ``context`` must be
+    plain data already loaded: the child never touches the database."""
+    if not any(isinstance(source, str) and "{" in source for source, _, _ in items):
+        return _render_each(items)  # nothing to evaluate: no child needed
+    try:
+        return isolated(_render_each, items)
+    except ChildFailed as exc:
+        return [TemplateLimitError(str(exc)) for _ in items]
+
+
+def _syntax_problems(template: Any) -> tuple[list[str], bool]:
+    """The problems found without rendering, and whether a trial render is
+    still needed."""
+    if not isinstance(template, str):
+        return ["template must be a string"], False
+    if len(template) > MAX_TEMPLATE_CHARS:
+        return [f"template is too long (max {MAX_TEMPLATE_CHARS:,} characters)"], False
+    try:
+        tree = text_env.parse(template)
+    except TemplateSyntaxError as exc:
+        return [f"syntax error on line {exc.lineno}: {exc.message}"], False
+    private = [f"access to {name!r} is not allowed" for name in _private_names(tree)]
+    return private, not private and "{" in template
+
+
+def templates_errors(templates: list[str]) -> list[list[str]]:
+    """:func:`template_errors` of each template, their trial renders all in
+    one forked child (:func:`render_isolated`)."""
+    found = [_syntax_problems(template) for template in templates]
+    trial = [i for i, (_, render) in enumerate(found) if render]
+    outputs = render_isolated([(templates[i], {}, False) for i in trial])
+    problems = [errors for errors, _ in found]
+    for i, output in zip(trial, outputs, strict=True):
+        # A plain TemplateError may well go away with a contact's data: the
+        # send decides. A limit reached with no data is a bomb.
+        if isinstance(output, TemplateLimitError):
+            problems[i] = [str(output)]
+    return problems
+
+
 def template_errors(template: str) -> list[str]:
     """Problems to show when a template is saved (``[]`` when it looks fine):
     syntax errors, attribute access the sandbox will refuse, and a size or
     time limit that a trial render with no data already runs into (a
-    template bomb, which no contact's data could make work)."""
-    if not isinstance(template, str):
-        return ["template must be a string"]
-    if len(template) > MAX_TEMPLATE_CHARS:
-        return [f"template is too long (max {MAX_TEMPLATE_CHARS:,} characters)"]
-    try:
-        tree = text_env.parse(template)
-    except TemplateSyntaxError as exc:
-        return [f"syntax error on line {exc.lineno}: {exc.message}"]
-    private = [f"access to {name!r} is not allowed" for name in _private_names(tree)]
-    if private or "{" not in template:
-        return private
-    try:
-        render_text(template, {})
-    except TemplateLimitError as exc:
-        return [str(exc)]
-    except TemplateError:
-        pass  # it may well work with a contact's data: the send decides
-    return []
+    template bomb, which no contact's data could make work), that trial
+    in a forked child with a memory and CPU limit (:func:`render_isolated`)."""
+    return templates_errors([template])[0]
+
+
+def _strings(values: Any, path: str, found: list[tuple[str, str]]) -> None:
+    if isinstance(values, str):
+        found.append((path or "value", values))
+    elif isinstance(values, dict):
+        for key, value in values.items():
+            _strings(value, f"{path}.{key}" if path else str(key), found)
+    elif isinstance(values, list):
+        for i, value in enumerate(values):
+            _strings(value, f"{path}[{i}]", found)
 
 
 def template_strings_errors(values: Any, path: str = "") -> dict[str, list[str]]:
     """``template_errors`` over every string inside a JSON-like value (a
-    webhook payload), keyed by dotted path."""
-    problems: dict[str, list[str]] = {}
-    if isinstance(values, str):
-        errors = template_errors(values)
-        if errors:
-            problems[path or "value"] = errors
-    elif isinstance(values, dict):
-        for key, value in values.items():
-            problems.update(template_strings_errors(value, f"{path}.{key}" if path else str(key)))
-    elif isinstance(values, list):
-        for i, value in enumerate(values):
-            problems.update(template_strings_errors(value, f"{path}[{i}]"))
-    return problems
+    webhook payload), keyed by dotted path; one child for them all."""
+    found: list[tuple[str, str]] = []
+    _strings(values, path, found)
+    errors = templates_errors([template for _, template in found])
+    return {where: problems for (where, _), problems in zip(found, errors, strict=True) if problems}

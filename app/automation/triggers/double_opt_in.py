@@ -27,7 +27,7 @@ from app.automation.delivery import signing
 from app.automation.delivery.gates import Candidate, GateRun
 from app.automation.delivery.outbox import email_message_id
 from app.automation.delivery.tracking import literal_links
-from app.automation.templating.render import render_html, render_text
+from app.automation.templating.render import TemplateError, render_isolated
 from app.automation.triggers import forms
 from app.clock import ensure_utc, now
 from app.extensions import db
@@ -107,8 +107,16 @@ def _links(body: str, confirm: str) -> dict:
 def _confirmation_row(form: Form, signup: PendingSignup, values: dict) -> dict:
     url = confirm_url(signup)
     context = {"form": {"name": form.name}, "fields": dict(values), "confirm_url": url}
-    subject = render_text(form.confirm_subject or DEFAULT_SUBJECT, context)
     body = form.confirm_body or DEFAULT_BODY
+    html = "<" in body
+    # A public form post renders the firm's wording: in a forked child with
+    # a memory and CPU limit (templating/isolation.py).
+    subject, rendered = render_isolated(
+        [(form.confirm_subject or DEFAULT_SUBJECT, context, False), (body, context, html)]
+    )
+    for output in (subject, rendered):
+        if isinstance(output, TemplateError):
+            raise output
     key = signing.message_key("doi", signup.firm_id, signup.id)
     sender = current_app.config["MAIL_FROM"]
     row = {
@@ -120,8 +128,8 @@ def _confirmation_row(form: Form, signup: PendingSignup, values: dict) -> dict:
         "to_address": signup.email,
         "from_address": sender,
         "subject": " ".join(subject.split())[:998],
-        "body_text": render_text(body, context) if "<" not in body else "",
-        "body_html": render_html(body, context) if "<" in body else "",
+        "body_text": "" if html else rendered,
+        "body_html": rendered if html else "",
         "payload": {
             "topic": {"id": None, "name": "Confirmations", "kind": "transactional"},
             # Tracked: the links the wording wrote, and our confirm link.

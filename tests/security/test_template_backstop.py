@@ -1,0 +1,147 @@
+"""The backstop behind the template bounds (issue 19 item 1: "safe even if
+a bound is missed"): a filter that allocates gigabytes, or spins, in C
+where no weight check looks -- installed by the test alone
+(tests/security/hogs.py) -- gets a clear error from the preview, the test
+send, the save-time check and the API within about a second, and the web
+process grows by less than 50 MB: those renders run in a forked helper
+with a memory and a CPU limit (app/automation/templating/isolation.py).
+The worker's side is tests/faults/test_template_memory.py."""
+
+from __future__ import annotations
+
+import threading
+import time
+from contextlib import contextmanager
+
+import pytest
+from sqlalchemy import select
+
+from app.automation.templating.render import render_isolated, template_errors
+from app.extensions import db
+from app.models import WorkflowNode
+from app.tenancy import firm_context
+from tests.api.conftest import ApiClient
+from tests.factories import make_workflow
+from tests.security import hogs
+from tests.security.memory import rss
+from tests.web.conftest import HX
+
+GROWTH = 50 << 20
+MEMORY = "{{ 1|hog_lazy }}"  # 10 GB mapped in one call
+RESIDENT = "{{ 1|hog_touch }}"  # 1 GB written
+SPIN = "{{ 1|hog_spin }}"  # seconds of CPU in one C call
+
+
+@pytest.fixture
+def hog_filters():
+    hogs.install()
+    yield
+    hogs.uninstall()
+
+
+@contextmanager
+def peak_growth():
+    """The peak growth of this process's resident size meanwhile (sampled)."""
+    before = rss()
+    seen = {"peak": before}
+    done = threading.Event()
+
+    def sample():
+        while not done.wait(0.002):
+            seen["peak"] = max(seen["peak"], rss())
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    figures: dict = {}
+    began = time.monotonic()
+    try:
+        yield figures
+    finally:
+        figures["seconds"] = time.monotonic() - began
+        done.set()
+        sampler.join()
+        figures["growth"] = max(seen["peak"], rss()) - before
+
+
+@pytest.fixture
+def mail_node(client, auth, alice, acme):
+    workflow = make_workflow(
+        acme,
+        nodes=[
+            {
+                "node_id": "mail",
+                "node_type": "send_email",
+                "configuration": {"subject": "Hi", "body_text": "Hello"},
+            }
+        ],
+    )
+    auth.login(alice)
+    return workflow, auth.csrf_token("/automation")
+
+
+def test_the_preview_answers_a_missed_bound_with_a_clear_error(client, mail_node, hog_filters):
+    workflow, token = mail_node
+    url = f"/automation/builder/{workflow.id}/nodes/mail/preview"
+    # Writing 512 MB takes over a second on a loaded virtual machine (page
+    # faults); the helper's wall clock ends it at two.
+    for template, seconds in ((MEMORY, 1.0), (RESIDENT, 2.5), (SPIN, 2.5)):
+        data = {"csrf_token": token, "label": "Mail", "subject": "Hi", "body_html": template}
+        with peak_growth() as figures:
+            page = client.post(url, data=data, headers=HX).get_data(as_text=True)
+        assert "too much memory" in page, (template, page)
+        assert figures["seconds"] < seconds, (template, figures)
+        assert figures["growth"] < GROWTH, (template, figures)
+    # The helper that ran out was replaced: the next preview renders.
+    data = {
+        "csrf_token": token,
+        "label": "Mail",
+        "subject": "Hi",
+        "body_html": "<b>{{ 6 * 7 }}</b>",
+    }
+    assert "42" in client.post(url, data=data, headers=HX).get_data(as_text=True)
+
+
+def test_save_test_send_and_api_refuse_it(client, token_for, alice, acme, mail_node, hog_filters):
+    workflow, token = mail_node
+    with peak_growth() as figures:
+        assert template_errors(MEMORY) == ["template used too much memory to render"]
+        assert template_errors(SPIN) == ["template used too much memory or time to render"]
+    assert figures["seconds"] < 3.5 and figures["growth"] < GROWTH, figures
+    base = f"/automation/builder/{workflow.id}/nodes/mail"
+    data = {"csrf_token": token, "label": "Mail", "subject": "Hi", "body_html": MEMORY}
+    with peak_growth() as figures:
+        saved = client.post(base, data=data, headers=HX)
+        sent = client.post(f"{base}/send-test", data=data, headers=HX)
+    assert figures["seconds"] < 2.0 and figures["growth"] < GROWTH, figures
+    assert saved.status_code == 422 and "too much memory" in saved.get_data(as_text=True)
+    assert sent.status_code == 422 and "too much memory" in sent.get_data(as_text=True)
+    api = ApiClient(client, token_for(alice))
+    response = api.post(
+        "/api/v1/automation/nodes/",
+        json={
+            "workflow": workflow.id,
+            "node_id": "hook",
+            "node_type": "webhook",
+            "configuration": {"url": "https://example.com/h", "payload": {"a": "x", "b": MEMORY}},
+        },
+    )
+    assert response.status_code == 422, response.get_json()
+    fields = response.get_json()["error"]["fields"]
+    assert fields["configuration.payload.b"] == ["template used too much memory to render"]
+    with firm_context(acme.id):
+        db.session.expire_all()
+        assert db.session.scalars(select(WorkflowNode.configuration)).one()["body_text"] == "Hello"
+
+
+def test_renders_that_fit_come_back_from_the_helper_as_in_process():
+    context = {"contact": {"first_name": "Ada"}}
+    assert render_isolated(
+        [
+            ("Hi {{ contact.first_name }}", context, False),
+            ("<p>{{ '<' ~ contact.first_name }}</p>", context, True),
+            ("{{ contact.nope.deeper + 1 }}", context, False),
+            ("plain", {}, False),
+        ]
+    )[:2] == ["Hi Ada", "<p>&lt;Ada</p>"]
+    error = render_isolated([("{{ 'x' * 10**9 }}", {}, False)])[0]
+    assert "too big to render" in str(error)
