@@ -16,12 +16,13 @@ from contextlib import contextmanager
 import pytest
 from sqlalchemy import select
 
-from app.automation.templating.render import render_isolated, template_errors
+from app.automation.engine import test_runs
+from app.automation.templating.render import render_isolated, render_text, template_errors
 from app.extensions import db
 from app.models import WorkflowNode
 from app.tenancy import firm_context
 from tests.api.conftest import ApiClient
-from tests.factories import make_workflow
+from tests.factories import make_contact, make_workflow
 from tests.security import hogs
 from tests.security.memory import rss
 from tests.web.conftest import HX
@@ -131,6 +132,27 @@ def test_save_test_send_and_api_refuse_it(client, token_for, alice, acme, mail_n
     with firm_context(acme.id):
         db.session.expire_all()
         assert db.session.scalars(select(WorkflowNode.configuration)).one()["body_text"] == "Hello"
+
+
+def test_a_test_run_from_the_builder_fails_the_step_with_the_reason(acme, alice, hog_filters):
+    # A test run walks the workflow inside the web request (engine code,
+    # in the web process): its renders go to the helper too.
+    nodes = [
+        {
+            "node_id": "mail",
+            "node_type": "send_email",
+            "configuration": {"subject": "Hi", "body_html": RESIDENT},
+        }
+    ]
+    workflow = make_workflow(acme, nodes=nodes, triggers=[{"trigger_type": "manual"}])
+    contact = make_contact(acme)
+    with firm_context(acme.id), peak_growth() as figures:
+        done = test_runs.test_run(workflow, contact, alice)
+    assert done.status == "failed" and "too much memory" in (done.last_error or ""), done
+    assert figures["seconds"] < 3.0 and figures["growth"] < GROWTH, figures
+    # The same in-process renders outside a test run (the worker's, where
+    # the address-space cap stands behind them) are not sent anywhere.
+    assert render_text("{{ 6 * 7 }}", {}) == "42"
 
 
 def test_renders_that_fit_come_back_from_the_helper_as_in_process():

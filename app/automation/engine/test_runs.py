@@ -5,6 +5,7 @@ from __future__ import annotations
 from app.automation.engine.batch import run_batch
 from app.automation.engine.claim import claim_ready, new_owner
 from app.automation.engine.enrollment import enroll
+from app.automation.templating.render import isolated_renders
 from app.extensions import db
 from app.models import WorkflowExecution
 
@@ -35,8 +36,11 @@ def test_run(workflow, contact, user=None) -> WorkflowExecution:
     if not ids:
         raise ValueError("the contact cannot be test-run through this workflow")
     execution = db.session.get(WorkflowExecution, ids[0])
-    for _ in range(50):
-        execution = _advance(execution)
-        if execution.status != "running":
-            break
+    # Run by a web request, in the web process: its renders go to the
+    # forked helper with a memory and CPU limit (templating/isolation.py).
+    with isolated_renders():
+        for _ in range(50):
+            execution = _advance(execution)
+            if execution.status != "running":
+                break
     return execution

@@ -35,6 +35,9 @@ from __future__ import annotations
 
 import datetime as _dt
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any
@@ -174,6 +177,36 @@ def _render(source: str, context: dict, *, html: bool, timeout: float, max_chars
         render_budget.left = None
 
 
+_isolate = ContextVar("isolate_renders", default=False)
+
+
+@contextmanager
+def isolated_renders() -> Iterator[None]:
+    """Within it, :func:`render_text` and :func:`render_html` go to the
+    forked helper (:func:`render_isolated`) one by one: for engine work a
+    web request runs in its own process (a test run), where the worker's
+    address-space cap does not stand behind the bounds."""
+    token = _isolate.set(True)
+    try:
+        yield
+    finally:
+        _isolate.reset(token)
+
+
+def _one(template: str, context: dict, html: bool, timeout: float, max_chars: int) -> str:
+    if _isolate.get() and isinstance(template, str) and "{" in template:
+        [output] = isolated_outputs([(template, context, html, timeout, max_chars)])
+        if isinstance(output, TemplateError):
+            raise output
+        return output
+    return _render_local(template, context, html, timeout, max_chars)
+
+
+def _render_local(template: str, context: dict, html: bool, timeout: float, max_chars: int) -> str:
+    output = _render(template, context, html=html, timeout=timeout, max_chars=max_chars)
+    return str(Markup(output)) if html else output
+
+
 def render_text(
     template: str,
     context: dict,
@@ -182,7 +215,7 @@ def render_text(
     max_chars: int = MAX_OUTPUT_CHARS,
 ) -> str:
     """Render a subject, SMS body or webhook string (no HTML escaping)."""
-    return _render(template, context, html=False, timeout=timeout, max_chars=max_chars)
+    return _one(template, context, False, timeout, max_chars)
 
 
 def render_html(
@@ -193,7 +226,7 @@ def render_html(
     max_chars: int = MAX_OUTPUT_CHARS,
 ) -> str:
     """Render an e-mail HTML body; context values are HTML-escaped."""
-    return str(Markup(_render(template, context, html=True, timeout=timeout, max_chars=max_chars)))
+    return _one(template, context, True, timeout, max_chars)
 
 
 def _private_names(tree: nodes.Node) -> list[str]:
@@ -211,14 +244,28 @@ def _private_names(tree: nodes.Node) -> list[str]:
     return found
 
 
-def _render_each(items: list[tuple[str, dict, bool]]) -> list[str | TemplateError]:
+def _render_each(items: list[tuple]) -> list[str | TemplateError]:
+    # In the helper: never through the isolated_renders() switch, which
+    # the helper may have inherited set.
     results: list[str | TemplateError] = []
-    for source, context, html in items:
+    for source, context, html, *limits_ in items:
         try:
-            results.append((render_html if html else render_text)(source, context))
+            results.append(_render_local(source, context, html, *(limits_ or _LIMITS)))
         except TemplateError as exc:
             results.append(exc)
     return results
+
+
+_LIMITS = (DEFAULT_TIMEOUT, MAX_OUTPUT_CHARS)
+
+
+def isolated_outputs(items: list[tuple]) -> list[str | TemplateError]:
+    if not any(isinstance(item[0], str) and "{" in item[0] for item in items):
+        return _render_each(items)  # nothing to evaluate: no child needed
+    try:
+        return isolated(_render_each, items)
+    except ChildFailed as exc:
+        return [TemplateLimitError(str(exc)) for _ in items]
 
 
 def render_isolated(items: list[tuple[str, dict, bool]]) -> list[str | TemplateError]:
@@ -230,12 +277,7 @@ def render_isolated(items: list[tuple[str, dict, bool]]) -> list[str | TemplateE
     :class:`TemplateError`; a child that ran out of memory or time makes
     every item a :class:`TemplateLimitError` saying so. ``context`` must be
     plain data already loaded: the child never touches the database."""
-    if not any(isinstance(source, str) and "{" in source for source, _, _ in items):
-        return _render_each(items)  # nothing to evaluate: no child needed
-    try:
-        return isolated(_render_each, items)
-    except ChildFailed as exc:
-        return [TemplateLimitError(str(exc)) for _ in items]
+    return isolated_outputs(items)
 
 
 def _syntax_problems(template: Any) -> tuple[list[str], bool]:
