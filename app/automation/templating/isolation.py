@@ -13,7 +13,8 @@ context goes over a pipe, pickled) with
 - ``RLIMIT_CPU`` of :data:`CPU_SECONDS` more than it has used, set again
   for every request, and a wall-clock kill after :data:`WALL_SECONDS`: C
   code that never returns to the interpreter (where the watchdog cannot
-  interrupt it) is killed.
+  interrupt it) is killed. The clock starts once the helper said it is
+  ready: a fork on a loaded machine is not the template's time.
 
 A helper serves one request at a time and is kept for the next one (a
 fork of the web process costs tens of milliseconds on a virtual machine,
@@ -56,6 +57,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import jinja2.lexer
 from flask import current_app, has_app_context
 
 from app.automation.templating import limits
@@ -70,6 +72,8 @@ WALL_SECONDS = DEFAULT_TIMEOUT + 1.0
 MAX_IDLE = 4  # helpers kept waiting per web process
 MAX_REQUESTS = 1000  # a helper is replaced after this many
 MAX_GROWTH = 64 << 20  # ... or once its peak resident size grew this much
+STARTUP_SECONDS = 10.0  # for a fresh helper to say it is ready
+READY = b"R"
 TOO_MUCH = "template used too much memory or time to render"
 _HEADER = struct.Struct("!Q")
 
@@ -129,6 +133,12 @@ class _Helper:
         self.pid, self.send, self.receive = pid, from_parent, to_parent
         self.owner = os.getpid()
         self.served = 0
+        # Ready before the request's wall clock starts: a fork on a loaded
+        # machine may take a while, and is not the template's time.
+        ready = select.select([self.receive], [], [], STARTUP_SECONDS)[0]
+        if not ready or os.read(self.receive, 1) != READY:
+            self.close()
+            raise ChildFailed(TOO_MUCH)
 
     def call(self, func: Callable, args: tuple) -> tuple[bool, Any]:
         try:
@@ -181,6 +191,9 @@ def _serve(requests: int, answers: int, limit: int) -> None:
         # The web process's watchdog thread did not come along, and its
         # lock may have been held at the fork: a fresh one.
         limits.watchdog = limits.Watchdog()
+        # Jinja's lexer cache has a lock another thread may have held.
+        jinja2.lexer._lexer_cache._wlock = threading.Lock()
+        os.write(answers, READY)
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         while True:
             try:
