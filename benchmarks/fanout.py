@@ -76,7 +76,7 @@ def _fanout(contacts: int, workers: int, timeout: float) -> tuple[float, bool]:
     from app.automation.triggers.scheduler import run_trigger
     from app.clock import now
     from app.extensions import db
-    from app.models import WorkflowTrigger
+    from app.models import PublishedTrigger
     from app.tenancy import firm_context
 
     with harness.service_run("fanout") as run:
@@ -88,7 +88,7 @@ def _fanout(contacts: int, workers: int, timeout: float) -> tuple[float, bool]:
             )
             workflow_id = workflow.id
             trigger = db.session.scalars(
-                db.select(WorkflowTrigger).where(WorkflowTrigger.workflow_id == workflow_id)
+                db.select(PublishedTrigger).where(PublishedTrigger.workflow_id == workflow_id)
             ).one()
             trigger_id = trigger.id
         harness.analyze()
@@ -96,7 +96,7 @@ def _fanout(contacts: int, workers: int, timeout: float) -> tuple[float, bool]:
         time.sleep(1.0)
         with firm_context(firm.id):
             # Due a second ago; the window opened a minute ago.
-            trigger = db.session.get(WorkflowTrigger, trigger_id)
+            trigger = db.session.get(PublishedTrigger, trigger_id)
             trigger.configuration = {"at": (now() - timedelta(seconds=1)).isoformat()}
             trigger.scheduled_through = now() - timedelta(seconds=60)
             db.session.commit()

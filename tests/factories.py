@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 
+from app.automation.lifecycle.publishing import publish_triggers
 from app.extensions import db
 from app.models import (
     Contact,
@@ -95,6 +96,9 @@ def make_workflow(
                     is_active=trigger.get("is_active", True),
                 )
             )
+        if workflow.status == "active":
+            # As a live workflow has them: its triggers published.
+            publish_triggers(workflow)
         db.session.commit()
         db.session.refresh(workflow)
     return workflow

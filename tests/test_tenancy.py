@@ -28,6 +28,7 @@ from app.models import (
     Notification,
     OutboxMessage,
     PendingSignup,
+    PublishedTrigger,
     SendingDomain,
     SiteVisit,
     Suppression,
@@ -93,6 +94,7 @@ def populate(firm) -> dict[type, object]:
                     workflow_id=workflow.id, source_node_id=source.id, target_node_id=target.id
                 ),
                 WorkflowTrigger: WorkflowTrigger(workflow_id=workflow.id, trigger_type="manual"),
+                PublishedTrigger: PublishedTrigger(workflow_id=workflow.id, trigger_type="manual"),
                 WorkflowVersion: WorkflowVersion(workflow_id=workflow.id, number=1, definition={}),
                 WorkflowExecution: execution,
                 ContactFlowState: ContactFlowState(

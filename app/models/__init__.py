@@ -31,6 +31,7 @@ from app.models.sending import (
 )
 from app.models.sessions import UserSession
 from app.models.workflow import (
+    PublishedTrigger,
     Workflow,
     WorkflowEdge,
     WorkflowNode,
@@ -60,6 +61,7 @@ __all__ = [
     "Notification",
     "OutboxMessage",
     "PendingSignup",
+    "PublishedTrigger",
     "SendingDomain",
     "SiteVisit",
     "Tag",

@@ -110,8 +110,9 @@ class WorkflowExecution(FirmScoped, Timestamps, db.Model):
     execution_path: Mapped[list] = mapped_column(JSONType, default=list)
     context_data: Mapped[dict] = mapped_column(JSONType, default=dict)
     trigger_type: Mapped[str] = mapped_column(String(50), default="manual")
+    # The published trigger that started it (app/models/workflow.py).
     trigger_id: Mapped[int | None] = mapped_column(
-        ForeignKey("workflow_triggers.id", ondelete="SET NULL")
+        ForeignKey("published_triggers.id", ondelete="SET NULL")
     )
     event_id: Mapped[str | None] = mapped_column(String(200))
     goal_reached: Mapped[bool] = mapped_column(default=False)

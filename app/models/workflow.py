@@ -72,11 +72,39 @@ class WorkflowTrigger(FirmScoped, Timestamps, db.Model):
     trigger_type: Mapped[str] = mapped_column(String(50))
     configuration: Mapped[dict] = mapped_column(JSONType, default=dict)
     is_active: Mapped[bool] = mapped_column(default=True)
+
+    workflow: Mapped[Workflow] = relationship(back_populates="triggers")
+
+
+class PublishedTrigger(FirmScoped, Timestamps, db.Model):
+    """A trigger as the published version has it: what the event bus, the
+    scheduler and the direct starts read. ``WorkflowTrigger`` rows are the
+    draft, edited like nodes and edges; publishing (and only publishing,
+    app/automation/lifecycle/publishing.py) writes these rows from them, so
+    an edit of an active workflow's trigger waits for its publication
+    (docs/ARCHITECTURE.md, "The route of a contact")."""
+
+    __tablename__ = "published_triggers"
+    __table_args__ = (
+        Index("ix_published_triggers_firm_type", "firm_id", "trigger_type", "is_active"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workflow_id: Mapped[int] = mapped_column(
+        ForeignKey("workflows.id", ondelete="CASCADE"), index=True
+    )
+    # The id of the draft trigger it was published from. No foreign key:
+    # deleting the draft trigger must not touch what is live until the
+    # deletion is published.
+    draft_id: Mapped[int | None] = mapped_column()
+    trigger_type: Mapped[str] = mapped_column(String(50))
+    configuration: Mapped[dict] = mapped_column(JSONType, default=dict)
+    is_active: Mapped[bool] = mapped_column(default=True)
     # Date triggers: the moment up to which the scheduler has enrolled
     # contacts (its next run looks at what fell due after it).
     scheduled_through: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
-    workflow: Mapped[Workflow] = relationship(back_populates="triggers")
+    workflow: Mapped[Workflow] = relationship()
 
 
 class WorkflowNode(FirmScoped, Timestamps, db.Model):

@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from app.auth import login_required_page
 from app.automation.graph.edit_history import record_edit, snapshot
+from app.automation.lifecycle.publishing import unpublished_triggers
 from app.automation.triggers.registry import (
     TRIGGER_TYPES,
     TriggerType,
@@ -129,6 +130,7 @@ def _panel(
     """The whole panel; ``editing`` is {trigger_id: (values, errors)} for a
     form redrawn with what was typed, ``new`` the same for the add form."""
     editing = editing or {}
+    unpublished, removed = unpublished_triggers(workflow)
     forms = []
     for trigger in workflow.triggers:
         try:
@@ -147,6 +149,7 @@ def _panel(
                 "form_errors": errors,
                 "summary": error_summary(errors),
                 "open": trigger.id in editing or trigger.id == open_id,
+                "unpublished": unpublished.get(trigger.id),
             }
         )
     new_form = None
@@ -171,6 +174,7 @@ def _panel(
         "builder/_triggers.html",
         status=status,
         trigger_forms=forms,
+        removed_live=[_label(row) for row in removed],
         new_form=new_form,
         families=families,
         pickers=_pickers(workflow),
@@ -182,7 +186,8 @@ def _panel(
     return response
 
 
-def _label(trigger: WorkflowTrigger) -> str:
+def _label(trigger) -> str:
+    """A draft or a published trigger's type, in words."""
     kind = TRIGGER_TYPES.get(trigger.trigger_type)
     return kind.label if kind else trigger.trigger_type
 

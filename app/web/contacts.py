@@ -21,13 +21,13 @@ from app.extensions import db
 from app.models import (
     Contact,
     ContactList,
+    PublishedTrigger,
     Suppression,
     Tag,
     Task,
     Topic,
     Workflow,
     WorkflowExecution,
-    WorkflowTrigger,
     contact_tags,
     list_members,
 )
@@ -56,13 +56,13 @@ def _like(text: str) -> str:
 
 
 def _startable_workflows() -> list[tuple[int, str, bool]]:
-    """Active workflows as (id, name, has an active manual trigger)."""
+    """Active workflows as (id, name, has an active published manual trigger)."""
     manual = (
-        select(WorkflowTrigger.id)
+        select(PublishedTrigger.id)
         .where(
-            WorkflowTrigger.workflow_id == Workflow.id,
-            WorkflowTrigger.trigger_type == "manual",
-            WorkflowTrigger.is_active.is_(True),
+            PublishedTrigger.workflow_id == Workflow.id,
+            PublishedTrigger.trigger_type == "manual",
+            PublishedTrigger.is_active.is_(True),
         )
         .exists()
     )

@@ -42,9 +42,10 @@ def executions_of(firm, workflow=None) -> list[WorkflowExecution]:
 
 
 def trigger_id(firm, workflow) -> int:
-    """The id of the workflow's (first) trigger."""
-    from app.models import WorkflowTrigger
+    """The id of the workflow's (first) published trigger, the one the
+    scheduler runs."""
+    from app.models import PublishedTrigger
 
     with firm_context(firm.id):
-        stmt = select(WorkflowTrigger.id).where(WorkflowTrigger.workflow_id == workflow.id)
-        return db.session.scalars(stmt.order_by(WorkflowTrigger.id)).first()
+        stmt = select(PublishedTrigger.id).where(PublishedTrigger.workflow_id == workflow.id)
+        return db.session.scalars(stmt.order_by(PublishedTrigger.id)).first()

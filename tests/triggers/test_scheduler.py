@@ -10,7 +10,7 @@ from sqlalchemy import update
 from app.automation.lifecycle.publishing import pause_workflow
 from app.automation.triggers.scheduler import run_due_date_triggers
 from app.extensions import db
-from app.models import WorkflowExecution, WorkflowTrigger
+from app.models import PublishedTrigger, WorkflowExecution
 from app.tenancy import firm_context
 from tests.factories import make_contact
 from tests.triggers.conftest import executions_of, trigger_id
@@ -112,8 +112,8 @@ def test_a_repeated_window_starts_nothing_new(acme, live_workflow, clock):
     tid = trigger_id(acme, workflow)
     with firm_context(acme.id):
         db.session.execute(
-            update(WorkflowTrigger)
-            .where(WorkflowTrigger.id == tid)
+            update(PublishedTrigger)
+            .where(PublishedTrigger.id == tid)
             .values(scheduled_through=at("2026-03-01 00:00"))
         )
         db.session.commit()
@@ -249,7 +249,7 @@ def test_frequent_runs_leave_a_finished_date_trigger_alone(acme, live_workflow, 
     def cursor():
         with firm_context(acme.id):
             db.session.expire_all()
-            return db.session.get(WorkflowTrigger, tid).scheduled_through
+            return db.session.get(PublishedTrigger, tid).scheduled_through
 
     clock("2026-12-01 09:00:10")
     assert run_due_date_triggers() == 1

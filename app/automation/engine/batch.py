@@ -25,7 +25,7 @@ from app.automation.operations import metrics
 from app.automation.triggers.bus import emit_many
 from app.clock import now
 from app.extensions import db
-from app.models import DeadLetter, Workflow, WorkflowTrigger
+from app.models import DeadLetter, PublishedTrigger, Workflow
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +163,7 @@ def _listening(candidates: list[tuple[Effects, dict]]) -> set[tuple[int, str]]:
     wanted: set[str] = set()
     for _, event in candidates:
         wanted.update(_types_of(event))
-    triggers, workflows = WorkflowTrigger.__table__, Workflow.__table__
+    triggers, workflows = PublishedTrigger.__table__, Workflow.__table__
     stmt = (
         select(triggers.c.firm_id, triggers.c.trigger_type)
         .join(workflows, workflows.c.id == triggers.c.workflow_id)

@@ -6,6 +6,13 @@ live graph as the next version and, in the same transaction, moves the
 contacts inside older versions onto it, node by node, as the marketer
 mapped them (default: the step with the same ``node_id``). Rollback is
 publishing an old version's graph the same way.
+
+The graph's rows (nodes, edges, triggers) are the draft. The engine walks
+the version's definition; the event bus, the scheduler and the direct
+starts read ``PublishedTrigger`` rows, which only :func:`publish_triggers`
+writes, here, as the version goes live. A trigger edit on an active
+workflow therefore waits for its publication, and its approval where the
+firm requires one, like a node edit.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from app.extensions import db
 from app.models import ContactFlowState, Firm, Workflow, WorkflowExecution
 from app.models.audit import record
 from app.models.execution import ACTIVE_STATUSES
-from app.models.workflow import WorkflowVersion
+from app.models.workflow import PublishedTrigger, WorkflowVersion
 
 # A mapping value meaning "leave these contacts on their old version".
 KEEP = None
@@ -120,6 +127,75 @@ def snapshot(workflow, user=None) -> WorkflowVersion:
     return version
 
 
+def publish_triggers(workflow) -> None:
+    """The workflow's draft triggers become the ones events, dates and API
+    calls start it by; does not commit. A published trigger keeps its id
+    (and a date trigger its cursor) while its draft trigger exists, so
+    executions and date occurrences keep naming it; one whose draft was
+    deleted goes. Called only as a version goes live (activation,
+    publication, approval, rollback)."""
+    db.session.flush()  # draft triggers added in this transaction get their ids
+    live = {
+        row.draft_id: row
+        for row in db.session.scalars(
+            select(PublishedTrigger).where(PublishedTrigger.workflow_id == workflow.id)
+        )
+    }
+    for trigger in workflow.triggers:
+        row = live.pop(trigger.id, None)
+        values = {
+            "trigger_type": trigger.trigger_type,
+            "configuration": dict(trigger.configuration or {}),
+            "is_active": bool(trigger.is_active),
+        }
+        if row is None:
+            db.session.add(
+                PublishedTrigger(
+                    workflow_id=workflow.id,
+                    firm_id=workflow.firm_id,
+                    draft_id=trigger.id,
+                    **values,
+                )
+            )
+            continue
+        for name, value in values.items():
+            if getattr(row, name) != value:
+                setattr(row, name, value)
+    for row in live.values():
+        db.session.delete(row)
+
+
+def published_triggers(workflow) -> list[PublishedTrigger]:
+    stmt = (
+        select(PublishedTrigger)
+        .where(PublishedTrigger.workflow_id == workflow.id)
+        .order_by(PublishedTrigger.id)
+    )
+    return list(db.session.scalars(stmt))
+
+
+def unpublished_triggers(workflow) -> tuple[dict[int, str], list[PublishedTrigger]]:
+    """How the draft triggers differ from the live ones, for the builder:
+    ``({draft trigger id: "new" | "changed"}, [published triggers the draft
+    removed, still live])``. Nothing differs on a never-published workflow
+    (it has nothing live to differ from)."""
+    if not workflow.version:
+        return {}, []
+    live = {row.draft_id: row for row in published_triggers(workflow)}
+    status: dict[int, str] = {}
+    for trigger in workflow.triggers:
+        row = live.pop(trigger.id, None)
+        if row is None:
+            status[trigger.id] = "new"
+        elif (row.trigger_type, row.configuration or {}, bool(row.is_active)) != (
+            trigger.trigger_type,
+            trigger.configuration or {},
+            bool(trigger.is_active),
+        ):
+            status[trigger.id] = "changed"
+    return status, list(live.values())
+
+
 def needs_approval(workflow, user) -> bool:
     """Marketers of a firm with ``require_approval`` publish through an
     admin; admins and system jobs (no user) publish directly."""
@@ -172,6 +248,7 @@ def activate_workflow(workflow, user=None) -> WorkflowVersion:
         )
     _lock(workflow)
     version = _version_for(workflow, _check_valid(workflow), user)
+    publish_triggers(workflow)
     workflow.status = "active"
     workflow.activated_at = now()
     record("workflow.activated", workflow, data={"version": version.number})
@@ -291,6 +368,7 @@ def publish(
         raise UnmappedNodes([{"node": node, "count": n} for node, n in sorted(unmapped.items())])
 
     version = _version_for(workflow, definition, user)
+    publish_triggers(workflow)
     moved, landed = _move(workflow, version.number, plan, new_types)
     workflow.status = "active"
     workflow.activated_at = now()

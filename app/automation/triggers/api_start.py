@@ -4,7 +4,7 @@
 every sign-up, so its usual answer -- a new execution -- is one statement
 on an autocommit connection: one round trip that checks the workflow (the
 current firm's, active, at the version whose entry step is cached here,
-with an active api/manual trigger), the contact (the firm's, not inside
+with an active published api/manual trigger), the contact (the firm's, not inside
 the workflow), the idempotency key (not used in this workflow yet), inserts
 the execution and its ``trigger.fired`` audit entry, and commits. A 201
 thus still means the execution is committed.
@@ -47,7 +47,7 @@ WITH wf AS (
     SELECT w.id, w.firm_id, w.version, w.allow_reentry, t.id AS trigger_id,
         t.trigger_type
     FROM workflows AS w
-    JOIN workflow_triggers AS t ON t.workflow_id = w.id AND t.is_active
+    JOIN published_triggers AS t ON t.workflow_id = w.id AND t.is_active
         AND t.trigger_type IN ('api', 'manual')
     WHERE w.id = :workflow_id AND w.firm_id = :firm_id AND w.status = 'active'
         AND w.version = :version

@@ -19,12 +19,12 @@ from pydantic import ConfigDict
 from app.automation.rules.schema import HasRules
 
 if TYPE_CHECKING:
-    from app.models import WorkflowTrigger
+    from app.models import PublishedTrigger
 
 # (configuration, event data) -> does the event pass the trigger's filter?
 Filter = Callable[[dict, dict], bool]
 # (trigger, since, until) -> (occurrence, contact ids) due in (since, until].
-Runner = Callable[["WorkflowTrigger", datetime, datetime], Iterable[tuple[str, list[int]]]]
+Runner = Callable[["PublishedTrigger", datetime, datetime], Iterable[tuple[str, list[int]]]]
 
 
 class TriggerConfig(HasRules):
@@ -49,7 +49,7 @@ class TriggerType:
     existing_rules: Callable[[dict], list[dict]] | None = None
     # A scheduled type's "never fires again after ``since``" (its cursor
     # then stays where it is).
-    done: Callable[[WorkflowTrigger, datetime], bool] | None = None
+    done: Callable[[PublishedTrigger, datetime], bool] | None = None
 
     families: ClassVar[tuple[str, ...]] = (
         "Forms",

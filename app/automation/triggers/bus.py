@@ -50,7 +50,7 @@ from app.automation.triggers.filters import rule_group_of
 from app.automation.triggers.registry import event_matches, keys_driven_by
 from app.clock import now
 from app.extensions import db
-from app.models import AuditLog, Contact, EventLog, Workflow, WorkflowTrigger
+from app.models import AuditLog, Contact, EventLog, PublishedTrigger, Workflow
 from app.models.audit import record
 from app.tenancy import current_actor, firm_context
 
@@ -150,7 +150,7 @@ def _dispatch_firm(firm_id: int, events: list[dict], per_event: dict | None = No
     triggers = _active_triggers({e["event_type"] for e in fresh})
     # What each event starts, grouped per (workflow, trigger) in event order,
     # so a batch of events enrolls set-based (one INSERT per group).
-    plans: dict[tuple[int, int], tuple[Workflow, WorkflowTrigger, list[dict]]] = {}
+    plans: dict[tuple[int, int], tuple[Workflow, PublishedTrigger, list[dict]]] = {}
     for event in fresh:
         for trigger, workflow in triggers.get(event["event_type"], ()):
             if workflow.id == event["exclude_workflow_id"] or event["contact_id"] is None:
@@ -240,30 +240,31 @@ def _record(firm_id: int, events: list[dict]) -> list[dict]:
     return fresh
 
 
-def _active_triggers(types: set[str]) -> dict[str, list[tuple[WorkflowTrigger, Workflow]]]:
-    """The firm's active triggers of these types on active workflows: one
-    indexed query, and nothing more when no workflow listens."""
+def _active_triggers(types: set[str]) -> dict[str, list[tuple[PublishedTrigger, Workflow]]]:
+    """The firm's active published triggers of these types on active
+    workflows (a draft edit counts once published: lifecycle/publishing.py):
+    one indexed query, and nothing more when no workflow listens."""
     # Only types an event drives (the scheduler's and people's never are).
     wanted = sorted(types & keys_driven_by("event"))
     if not wanted:
         return {}
     stmt = (
-        select(WorkflowTrigger, Workflow)
-        .join(Workflow, Workflow.id == WorkflowTrigger.workflow_id)
+        select(PublishedTrigger, Workflow)
+        .join(Workflow, Workflow.id == PublishedTrigger.workflow_id)
         .where(
-            WorkflowTrigger.trigger_type.in_(wanted),
-            WorkflowTrigger.is_active.is_(True),
+            PublishedTrigger.trigger_type.in_(wanted),
+            PublishedTrigger.is_active.is_(True),
             Workflow.status == "active",
         )
-        .order_by(WorkflowTrigger.id)
+        .order_by(PublishedTrigger.id)
     )
-    found: dict[str, list[tuple[WorkflowTrigger, Workflow]]] = defaultdict(list)
+    found: dict[str, list[tuple[PublishedTrigger, Workflow]]] = defaultdict(list)
     for trigger, workflow in db.session.execute(stmt):
         found[trigger.trigger_type].append((trigger, workflow))
     return found
 
 
-def contact_passes(trigger: WorkflowTrigger, contact_id: int, context: dict | None) -> bool:
+def contact_passes(trigger: PublishedTrigger, contact_id: int, context: dict | None) -> bool:
     """The trigger's optional ``match``/``rules`` over the contact (and the
     event data as ``context.<key>``), with the one rules evaluator."""
     group = rule_group_of(trigger.configuration)
@@ -273,7 +274,7 @@ def contact_passes(trigger: WorkflowTrigger, contact_id: int, context: dict | No
     return contact_matches(group, contact_id, context or {}, trigger.workflow_id)
 
 
-def _start(workflow: Workflow, trigger: WorkflowTrigger, events: list[dict]) -> list[tuple]:
+def _start(workflow: Workflow, trigger: PublishedTrigger, events: list[dict]) -> list[tuple]:
     """Start ``workflow`` for the events' contacts (the first event per
     contact); returns ``(execution_id, contact_id, event_id)``. Does not
     commit (the caller commits the batch as one)."""

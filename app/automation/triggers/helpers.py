@@ -23,7 +23,14 @@ from app.automation.triggers.bus import audit_firing, audit_many, emit
 from app.automation.triggers.filters import rule_group_of
 from app.automation.triggers.registry import TRIGGER_TYPES
 from app.extensions import db
-from app.models import Contact, Form, OutboxMessage, Workflow, WorkflowExecution, WorkflowTrigger
+from app.models import (
+    Contact,
+    Form,
+    OutboxMessage,
+    PublishedTrigger,
+    Workflow,
+    WorkflowExecution,
+)
 from app.tenancy import firm_context
 
 
@@ -160,7 +167,7 @@ def trigger_api(workflow: Workflow, contact_id: int, context: dict | None, idemp
     return start_via_api(workflow, contact_id, context, idempotency_key)[0]
 
 
-def api_trigger_of(workflow: Workflow) -> WorkflowTrigger:
+def api_trigger_of(workflow: Workflow) -> PublishedTrigger:
     """The trigger API calls start ``workflow`` by; raises TriggerNotAllowed."""
     trigger = _trigger_of(workflow, ("api", "manual"))
     if workflow.status != "active" or trigger is None:
@@ -254,16 +261,18 @@ def enroll_existing(workflow: Workflow, batch: int = BATCH) -> int:
     return started
 
 
-def _active_triggers(workflow: Workflow) -> list[WorkflowTrigger]:
+def _active_triggers(workflow: Workflow) -> list[PublishedTrigger]:
+    """The workflow's active published triggers: a draft edit counts once
+    published (app/automation/lifecycle/publishing.py)."""
     stmt = (
-        select(WorkflowTrigger)
-        .where(WorkflowTrigger.workflow_id == workflow.id, WorkflowTrigger.is_active.is_(True))
-        .order_by(WorkflowTrigger.id)
+        select(PublishedTrigger)
+        .where(PublishedTrigger.workflow_id == workflow.id, PublishedTrigger.is_active.is_(True))
+        .order_by(PublishedTrigger.id)
     )
     return list(db.session.scalars(stmt))
 
 
-def _trigger_of(workflow: Workflow, types: tuple[str, ...]) -> WorkflowTrigger | None:
+def _trigger_of(workflow: Workflow, types: tuple[str, ...]) -> PublishedTrigger | None:
     for wanted in types:
         for trigger in _active_triggers(workflow):
             if trigger.trigger_type == wanted:

@@ -1,6 +1,7 @@
 """Scheduled triggers (date and time types), driven by the periodic sweeper.
 
-Each active date trigger keeps a cursor, ``scheduled_through``: every run
+Each active published date trigger (an edit waits for its publication:
+app/automation/lifecycle/publishing.py) keeps a cursor, ``scheduled_through``: every run
 looks at the moments that fell due in ``(scheduled_through, now]`` and
 enrolls the contacts whose moment it is, then moves the cursor. A run that
 did not happen (downtime) is simply a longer window next time; windows are
@@ -28,7 +29,7 @@ from app.automation.triggers.bus import audit_many
 from app.automation.triggers.registry import get_trigger_type, keys_driven_by
 from app.clock import ensure_utc, now
 from app.extensions import db
-from app.models import Workflow, WorkflowExecution, WorkflowTrigger
+from app.models import PublishedTrigger, Workflow, WorkflowExecution
 from app.tenancy import firm_context
 
 log = logging.getLogger(__name__)
@@ -43,14 +44,14 @@ def run_due_date_triggers() -> int:
     """Enroll every contact whose date moment has come; returns executions
     started. Safe to run often and from several workers at once."""
     stmt = (
-        select(WorkflowTrigger.id, WorkflowTrigger.firm_id)
-        .join(Workflow, Workflow.id == WorkflowTrigger.workflow_id)
+        select(PublishedTrigger.id, PublishedTrigger.firm_id)
+        .join(Workflow, Workflow.id == PublishedTrigger.workflow_id)
         .where(
-            WorkflowTrigger.trigger_type.in_(sorted(keys_driven_by("schedule"))),
-            WorkflowTrigger.is_active.is_(True),
+            PublishedTrigger.trigger_type.in_(sorted(keys_driven_by("schedule"))),
+            PublishedTrigger.is_active.is_(True),
             Workflow.status == "active",
         )
-        .order_by(WorkflowTrigger.id)
+        .order_by(PublishedTrigger.id)
         .execution_options(all_firms=True)
     )
     started = 0
@@ -66,7 +67,7 @@ def run_due_date_triggers() -> int:
 
 def run_trigger(trigger_id: int, until: datetime | None = None) -> int:
     """Process one trigger's window (current firm); returns executions started."""
-    trigger = db.session.get(WorkflowTrigger, trigger_id)
+    trigger = db.session.get(PublishedTrigger, trigger_id)
     if trigger is None:
         return 0
     workflow = trigger.workflow
@@ -85,7 +86,7 @@ def run_trigger(trigger_id: int, until: datetime | None = None) -> int:
     return started
 
 
-def _window_start(trigger: WorkflowTrigger, workflow: Workflow, until: datetime) -> datetime:
+def _window_start(trigger: PublishedTrigger, workflow: Workflow, until: datetime) -> datetime:
     start = ensure_utc(trigger.scheduled_through) or ensure_utc(
         workflow.activated_at or trigger.created_at or until
     )
@@ -94,20 +95,20 @@ def _window_start(trigger: WorkflowTrigger, workflow: Workflow, until: datetime)
 
 def _advance(trigger_id: int, previous: datetime | None, until: datetime) -> None:
     # Only forward, and without touching updated_at (that is the user's edit).
-    cursor = WorkflowTrigger.scheduled_through
+    cursor = PublishedTrigger.scheduled_through
     db.session.execute(
-        update(WorkflowTrigger)
+        update(PublishedTrigger)
         .where(
-            WorkflowTrigger.id == trigger_id,
+            PublishedTrigger.id == trigger_id,
             (cursor.is_(None)) | (cursor < until),
         )
-        .values(scheduled_through=until, updated_at=WorkflowTrigger.updated_at)
+        .values(scheduled_through=until, updated_at=PublishedTrigger.updated_at)
         .execution_options(synchronize_session=False)
     )
     db.session.commit()
 
 
-def _enroll(workflow: Workflow, trigger: WorkflowTrigger, occurrence: str, ids: list[int]) -> int:
+def _enroll(workflow: Workflow, trigger: PublishedTrigger, occurrence: str, ids: list[int]) -> int:
     """``occurrence`` names the moment: its local date, or "delay"."""
     if not ids:
         return 0

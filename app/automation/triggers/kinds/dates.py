@@ -38,7 +38,7 @@ from app.automation.triggers.base import TriggerConfig, TriggerType, register
 from app.automation.triggers.filters import rule_group_of
 from app.clock import ensure_utc
 from app.extensions import db
-from app.models import Contact, WorkflowTrigger
+from app.models import Contact, PublishedTrigger
 
 _TIME_OF_DAY = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 # A local date and the UTC date differ by at most this much (UTC-12..UTC+14).
@@ -92,7 +92,7 @@ class TimeDelayConfig(TriggerConfig):
 # --- date_reached -----------------------------------------------------------
 
 
-def _date_reached(trigger: WorkflowTrigger, since: datetime, until: datetime):
+def _date_reached(trigger: PublishedTrigger, since: datetime, until: datetime):
     moment = parse_instant(trigger.configuration.get("at"))
     if moment is None or not (since < moment <= until):
         return
@@ -101,7 +101,7 @@ def _date_reached(trigger: WorkflowTrigger, since: datetime, until: datetime):
         yield moment.date().isoformat(), ids
 
 
-def _date_reached_done(trigger: WorkflowTrigger, since: datetime) -> bool:
+def _date_reached_done(trigger: PublishedTrigger, since: datetime) -> bool:
     moment = parse_instant(trigger.configuration.get("at"))
     return moment is None or moment <= since
 
@@ -109,7 +109,7 @@ def _date_reached_done(trigger: WorkflowTrigger, since: datetime) -> bool:
 # --- time_delay -------------------------------------------------------------
 
 
-def _time_delay(trigger: WorkflowTrigger, since: datetime, until: datetime):
+def _time_delay(trigger: PublishedTrigger, since: datetime, until: datetime):
     try:
         delay = timedelta(hours=float(trigger.configuration.get("delay_hours")))
     except (TypeError, ValueError):
@@ -124,7 +124,7 @@ def _time_delay(trigger: WorkflowTrigger, since: datetime, until: datetime):
 # --- date_field_reached and anniversary ------------------------------------
 
 
-def _date_field(trigger: WorkflowTrigger, since: datetime, until: datetime):
+def _date_field(trigger: PublishedTrigger, since: datetime, until: datetime):
     config = trigger.configuration
     offset = timedelta(days=int(config.get("offset_days") or 0))
     at = config.get("at")
@@ -141,7 +141,7 @@ def _date_field(trigger: WorkflowTrigger, since: datetime, until: datetime):
     yield from _by_occurrence(trigger, since, until, where, moment_of)
 
 
-def _anniversary(trigger: WorkflowTrigger, since: datetime, until: datetime):
+def _anniversary(trigger: PublishedTrigger, since: datetime, until: datetime):
     config = trigger.configuration
     at = time_of_day(config.get("at"))
     field = config.get("field") or ""
