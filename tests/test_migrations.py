@@ -8,7 +8,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from flask_migrate import upgrade
-from sqlalchemy import Column, MetaData, Table, create_engine, inspect, text
+from sqlalchemy import Column, MetaData, Table, create_engine, inspect, select, text
 from sqlalchemy.engine import make_url
 
 from app import create_app
@@ -250,3 +250,107 @@ def firm_context_of(firm):
     from app.tenancy import firm_context
 
     return firm_context(firm.id)
+
+
+def test_0015_makes_the_triggers_of_published_workflows_the_published_ones(tmp_path):
+    """Existing triggers stay the draft (same ids) and, for workflows that
+    were published, become the live ones too: same ids (executions and date
+    occurrences keep naming them), same date cursors."""
+    from datetime import UTC, datetime
+
+    from app.models import (
+        Contact,
+        Firm,
+        PublishedTrigger,
+        Workflow,
+        WorkflowExecution,
+        WorkflowTrigger,
+    )
+    from app.models.base import UTCDateTime
+    from app.tenancy import firm_context
+
+    url, drop = _empty_database_url(tmp_path)
+    try:
+        migrated = create_app({"SQLALCHEMY_DATABASE_URI": url, "TESTING": True, "SECRET_KEY": "t"})
+        with migrated.app_context():
+            upgrade(directory=str(ROOT / "migrations"), revision="0014")
+            # The trigger table as 0014 knows it: the cursor lived on it.
+            old_triggers = Table(
+                "workflow_triggers",
+                MetaData(),
+                *(c._copy() for c in WorkflowTrigger.__table__.c),
+                Column("scheduled_through", UTCDateTime()),
+            )
+            cursor = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+
+            def insert(table, **values):
+                row_id = db.session.execute(
+                    table.insert().values(**values).returning(table.c.id)
+                ).scalar_one()
+                db.session.commit()
+                return row_id
+
+            firm_id = insert(Firm.__table__, name="Before 0015", webhook_secret="x", settings={})
+            flows = {
+                status: insert(
+                    Workflow.__table__,
+                    firm_id=firm_id,
+                    name=status,
+                    description="",
+                    status=status,
+                    version=version,
+                    canvas_data={},
+                    allow_reentry=False,
+                    exit_on_goal=True,
+                    enroll_existing=False,
+                    priority=5,
+                )
+                for status, version in (("active", 2), ("paused", 1), ("draft", 0))
+            }
+            triggers = {
+                status: insert(
+                    old_triggers,
+                    firm_id=firm_id,
+                    workflow_id=workflow_id,
+                    trigger_type="date_reached" if status == "active" else "manual",
+                    configuration={"at": "2026-12-24T09:00:00Z"} if status == "active" else {},
+                    is_active=True,
+                    scheduled_through=cursor if status == "active" else None,
+                )
+                for status, workflow_id in flows.items()
+            }
+            contact_id = insert(Contact.__table__, firm_id=firm_id, email="c@example.com")
+            execution_id = insert(
+                WorkflowExecution.__table__,
+                firm_id=firm_id,
+                workflow_id=flows["active"],
+                contact_id=contact_id,
+                trigger_id=triggers["active"],
+                idempotency_key="k1",
+            )
+            db.session.remove()
+
+            upgrade(directory=str(ROOT / "migrations"))
+            with firm_context(firm_id):
+                drafts = db.session.scalars(select(WorkflowTrigger).order_by(WorkflowTrigger.id))
+                assert [(t.id, t.workflow_id) for t in drafts] == [
+                    (triggers[s], flows[s]) for s in ("active", "paused", "draft")
+                ]
+                live = db.session.scalars(select(PublishedTrigger).order_by(PublishedTrigger.id))
+                assert [(t.id, t.draft_id, t.workflow_id, t.scheduled_through) for t in live] == [
+                    (triggers["active"], triggers["active"], flows["active"], cursor),
+                    (triggers["paused"], triggers["paused"], flows["paused"], None),
+                ]
+                execution = db.session.get(WorkflowExecution, execution_id)
+                assert execution.trigger_id == triggers["active"]
+                # Both tables hand out new ids past the copied ones.
+                draft = WorkflowTrigger(workflow_id=flows["draft"], trigger_type="api")
+                published = PublishedTrigger(workflow_id=flows["active"], trigger_type="api")
+                db.session.add_all([draft, published])
+                db.session.commit()
+                assert draft.id > max(triggers.values())
+                assert published.id > triggers["paused"]
+            db.session.remove()
+            db.engine.dispose()
+    finally:
+        drop()

@@ -13,8 +13,8 @@ no published triggers.
 Downgrade keeps the published triggers as the workflows' triggers; draft
 trigger edits not published are lost.
 
-Revision ID: 0014
-Revises: 0013
+Revision ID: 0015
+Revises: 0014
 Create Date: 2026-12-02 06:30:00
 
 """
@@ -26,8 +26,8 @@ from sqlalchemy.dialects import postgresql
 from app.models.base import UTCDateTime
 
 # revision identifiers, used by Alembic.
-revision = "0014"
-down_revision = "0013"
+revision = "0015"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 
