@@ -96,7 +96,7 @@ def make_workflow(
                     is_active=trigger.get("is_active", True),
                 )
             )
-        if workflow.status == "active":
+        if workflow.status == "active" and triggers:
             # As a live workflow has them: its triggers published.
             publish_triggers(workflow)
         db.session.commit()
