@@ -87,7 +87,9 @@ def list_triggers(query: ByWorkflow):
     errors=(422,),
 )
 def create_trigger(body: TriggerCreate):
-    """The configuration is validated against the trigger type's schema."""
+    """The configuration is validated against the trigger type's schema.
+    Triggers are the draft, like nodes: on an active workflow a new, changed
+    or deleted trigger counts once the workflow is published again."""
     referenced(Workflow, body.workflow, "workflow")
     check_trigger(body.trigger_type, body.configuration)
     trigger = WorkflowTrigger(
@@ -125,6 +127,8 @@ def get_trigger(trigger_id: int):
     errors=(422,),
 )
 def update_trigger(trigger_id: int, body: TriggerUpdate):
+    """Edits the draft: an active workflow keeps starting by the published
+    trigger until it is published again (approved, where that is required)."""
     trigger = get_or_404(WorkflowTrigger, trigger_id, what="trigger")
     changes = {k: v for k, v in body.model_dump(exclude_unset=True).items() if v is not None}
     check_trigger(
