@@ -9,7 +9,7 @@ from sqlalchemy.orm import selectinload
 from app.api.access import get_or_404
 from app.api.core import DbId, dump, endpoint, max_id_of
 from app.api.errors import validation_error
-from app.api.graph_checks import EDGE_FIELDS, api_error, check_trigger, node_warnings_of
+from app.api.graph_checks import EDGE_FIELDS, api_error, node_warnings_of
 from app.api.pagination import PageQuery, page_of, paginate
 from app.api.schemas.automation import (
     EdgeCreate,
@@ -21,12 +21,10 @@ from app.api.schemas.automation import (
     TriggerOut,
     TriggerUpdate,
 )
-from app.automation.graph import edit_history as history
 from app.automation.graph import editing
 from app.automation.graph.editing import GraphError
 from app.extensions import db
 from app.models import Workflow, WorkflowEdge, WorkflowNode, WorkflowTrigger
-from app.models.audit import record
 
 VIA = "API"  # undo entries made here read "API: add d" (graph/editing.py)
 
@@ -48,12 +46,6 @@ def referenced(model, object_id: int | None, field: str, *options):
     if obj is None:
         raise validation_error({field: [f"no such {field.replace('_', ' ')}"]}, status=422)
     return obj
-
-
-def _changed(workflow_id: int, label: str, before: dict, after: dict) -> None:
-    """API edits go in the builder's undo history like the canvas's
-    (app/automation/graph/edit_history.py), labelled as made through the API."""
-    history.record_change(workflow_id, f"API: {label}", before, after, g.get("user"))
 
 
 def _list(model, query: ByWorkflow):
@@ -90,24 +82,18 @@ def create_trigger(body: TriggerCreate):
     """The configuration is validated against the trigger type's schema.
     Triggers are the draft, like nodes: on an active workflow a new, changed
     or deleted trigger counts once the workflow is published again."""
-    referenced(Workflow, body.workflow, "workflow")
-    check_trigger(body.trigger_type, body.configuration)
-    trigger = WorkflowTrigger(
-        workflow_id=body.workflow,
-        trigger_type=body.trigger_type,
-        configuration=body.configuration,
-        is_active=body.is_active,
-    )
-    db.session.add(trigger)
-    db.session.flush()
-    record("trigger.created", trigger, data={"workflow": body.workflow, "type": body.trigger_type})
-    key = str(trigger.id)
-    _changed(
-        body.workflow,
-        f"add trigger {body.trigger_type}",
-        {"triggers": {key: None}},
-        {"triggers": {key: history.trigger_state(trigger)}},
-    )
+    workflow = referenced(Workflow, body.workflow, "workflow")
+    try:
+        trigger = editing.add_trigger(
+            workflow,
+            body.trigger_type,
+            body.configuration,
+            is_active=body.is_active,
+            via=VIA,
+            user=g.get("user"),
+        )
+    except GraphError as exc:
+        raise api_error(exc) from None
     db.session.commit()
     return trigger
 
@@ -131,21 +117,10 @@ def update_trigger(trigger_id: int, body: TriggerUpdate):
     trigger until it is published again (approved, where that is required)."""
     trigger = get_or_404(WorkflowTrigger, trigger_id, what="trigger")
     changes = {k: v for k, v in body.model_dump(exclude_unset=True).items() if v is not None}
-    check_trigger(
-        changes.get("trigger_type", trigger.trigger_type),
-        changes.get("configuration", trigger.configuration or {}),
-    )
-    old = history.trigger_state(trigger)
-    for name, value in changes.items():
-        setattr(trigger, name, value)
-    record("trigger.updated", trigger, data={"fields": sorted(changes)})
-    key = str(trigger.id)
-    _changed(
-        trigger.workflow_id,
-        f"change trigger {trigger.trigger_type}",
-        {"triggers": {key: old}},
-        {"triggers": {key: history.trigger_state(trigger)}},
-    )
+    try:
+        editing.update_trigger(trigger.workflow, trigger, changes, via=VIA, user=g.get("user"))
+    except GraphError as exc:
+        raise api_error(exc) from None
     db.session.commit()
     return trigger
 
@@ -153,14 +128,7 @@ def update_trigger(trigger_id: int, body: TriggerUpdate):
 @endpoint(T_ONE, "DELETE", tag="Triggers", summary="Delete a trigger", status=204)
 def delete_trigger(trigger_id: int):
     trigger = get_or_404(WorkflowTrigger, trigger_id, what="trigger")
-    record("trigger.deleted", trigger, data={"workflow": trigger.workflow_id})
-    _changed(
-        trigger.workflow_id,
-        f"remove trigger {trigger.trigger_type}",
-        {"triggers": {str(trigger.id): history.trigger_state(trigger)}},
-        {"triggers": {str(trigger.id): None}},
-    )
-    db.session.delete(trigger)
+    editing.delete_trigger(trigger.workflow, trigger, via=VIA, user=g.get("user"))
     db.session.commit()
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 from app.api.errors import ApiError, validation_error
 from app.automation.graph.editing import GraphError, check_configuration
 from app.automation.graph.node_checks import node_warnings
-from app.automation.triggers.registry import TRIGGER_TYPES, trigger_config_errors
 
 # The builder's names for an edge's parts, and the API's.
 EDGE_FIELDS = {"source": "source_node", "target": "target_node", "port": "condition_type"}
@@ -46,13 +45,3 @@ def node_warnings_of(node_type: str, configuration: dict) -> dict[str, list[str]
     webhook host that does not resolve now), keyed like its errors
     (``configuration.url``): the ``warnings`` of the answer."""
     return _prefixed(node_warnings(node_type, configuration), "configuration")
-
-
-def check_trigger(trigger_type: str, configuration: dict) -> None:
-    if trigger_type not in TRIGGER_TYPES:
-        raise validation_error(
-            {"trigger_type": [f"unknown trigger type {trigger_type!r}"]}, status=422
-        )
-    fields = _prefixed(trigger_config_errors(trigger_type, configuration), "configuration")
-    if fields:
-        raise validation_error(fields, status=422)

@@ -16,7 +16,7 @@ from flask import flash, redirect, request, url_for
 from sqlalchemy import select
 
 from app.auth import login_required_page
-from app.automation.graph.edit_history import record_edit, snapshot
+from app.automation.graph import editing
 from app.automation.lifecycle.publishing import unpublished_triggers
 from app.automation.triggers.registry import (
     TRIGGER_TYPES,
@@ -27,7 +27,6 @@ from app.automation.triggers.registry import (
 )
 from app.extensions import db
 from app.models import Form, Workflow, WorkflowTrigger
-from app.models.audit import record
 from app.web.builder_common import acting_user, bp, is_htmx, load_workflow, render_panel
 from app.web.builder_forms import apply_row_action, error_summary, values_from_form
 from app.web.builder_inspector import pickers
@@ -232,12 +231,8 @@ def add_trigger(workflow_id: int):
         errors.setdefault(field, []).extend(messages)
     if errors:
         return _panel(workflow, 422, new=(kind, values, errors))
-    before = snapshot(workflow)
-    workflow.triggers.append(
-        WorkflowTrigger(workflow_id=workflow.id, trigger_type=key, configuration=config)
-    )
-    record("workflow.trigger_added", workflow, data={"trigger_type": key})
-    record_edit(workflow, f"Add trigger {kind.label}", before, acting_user())
+    # The API's add too (app/automation/graph/editing.py).
+    editing.add_trigger(workflow, key, config, user=acting_user())
     db.session.commit()
     return _panel(workflow, message=f"Added trigger: {kind.label}.")
 
@@ -262,10 +257,7 @@ def update_trigger(workflow_id: int, trigger_id: int):
         errors.setdefault(field, []).extend(messages)
     if errors:
         return _panel(workflow, 422, editing={trigger.id: (values, errors)})
-    before = snapshot(workflow)
-    trigger.configuration = config
-    record("workflow.trigger_changed", workflow, data={"trigger": trigger.id})
-    record_edit(workflow, f"Change trigger {kind.label}", before, acting_user())
+    editing.update_trigger(workflow, trigger, {"configuration": config}, user=acting_user())
     db.session.commit()
     return _panel(workflow, message=f"Saved trigger: {kind.label}.")
 
@@ -275,15 +267,8 @@ def update_trigger(workflow_id: int, trigger_id: int):
 def toggle_trigger(workflow_id: int, trigger_id: int):
     workflow = load_workflow(workflow_id)
     trigger = _find(workflow, trigger_id)
-    before = snapshot(workflow)
-    trigger.is_active = not trigger.is_active
-    record(
-        "workflow.trigger_enabled" if trigger.is_active else "workflow.trigger_disabled",
-        workflow,
-        data={"trigger": trigger.id},
-    )
-    verb = "Enable" if trigger.is_active else "Disable"
-    record_edit(workflow, f"{verb} trigger {_label(trigger)}", before, acting_user())
+    changes = {"is_active": not trigger.is_active}
+    editing.update_trigger(workflow, trigger, changes, user=acting_user())
     db.session.commit()
     return _panel(
         workflow, message="Trigger enabled." if trigger.is_active else "Trigger disabled."
@@ -295,9 +280,6 @@ def toggle_trigger(workflow_id: int, trigger_id: int):
 def delete_trigger(workflow_id: int, trigger_id: int):
     workflow = load_workflow(workflow_id)
     trigger = _find(workflow, trigger_id)
-    before = snapshot(workflow)
-    workflow.triggers.remove(trigger)
-    record("workflow.trigger_removed", workflow, data={"trigger_type": trigger.trigger_type})
-    record_edit(workflow, f"Remove trigger {_label(trigger)}", before, acting_user())
+    editing.delete_trigger(workflow, trigger, user=acting_user())
     db.session.commit()
     return _panel(workflow, message="Trigger removed.")

@@ -108,8 +108,8 @@ def test_api_edits_are_undone_in_turn(api, acme):
         "API: connect a to d",
         "API: change c",
         "API: change c",
-        "API: change trigger contact_created",
-        "API: remove trigger contact_created",
+        "API: disable trigger Contact created",
+        "API: remove trigger Contact created",
         "API: change workflow settings",
         "API: disconnect a from d",
     ]

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from app.extensions import db
-from app.models import AuditLog, WorkflowEdit, WorkflowNode
+from app.models import AuditLog, WorkflowEdit, WorkflowNode, WorkflowTrigger
 from app.tenancy import firm_context
 from tests.api.world import make_execution
 from tests.factories import make_contact, make_user, make_workflow
@@ -247,4 +247,46 @@ def test_rotation_and_sending_changes_are_one_operation_each(api, client, auth, 
         "sending_settings.changed",
         "sending.resumed",
         "sending.resumed",
+    ]
+
+
+# --- triggers ------------------------------------------------------------------
+
+
+def test_trigger_edits_write_one_audit_name_and_one_label(api, page, client, acme, chain):
+    """The builder wrote workflow.trigger_added/_disabled/_removed, the API
+    trigger.*; the API's undo labels named the type by its key."""
+    base = f"/automation/builder/{chain.id}/triggers"
+    form = {"trigger_type": "contact_created", "_action": "save", "csrf_token": _csrf(client)}
+    assert client.post(base, data=form, headers=HX).status_code == 200
+    with firm_context(acme.id):
+        (trigger_id,) = db.session.scalars(
+            select(WorkflowTrigger.id).filter_by(workflow_id=chain.id)
+        ).all()
+    for action in ("toggle", "delete"):
+        answer = client.post(
+            f"{base}/{trigger_id}/{action}", data={"csrf_token": _csrf(client)}, headers=HX
+        )
+        assert answer.status_code == 200
+    web = _actions(acme.id, "trigger.", "workflow.trigger")
+
+    made = api.post(
+        "/api/v1/automation/triggers/",
+        json={"workflow": chain.id, "trigger_type": "contact_created"},
+    )
+    assert made.status_code == 201
+    one = f"/api/v1/automation/triggers/{made.json['id']}/"
+    assert api.patch(one, json={"is_active": False}).status_code == 200
+    assert api.delete(one).status_code == 204
+    both = _actions(acme.id, "trigger.", "workflow.trigger")
+
+    expected = ["trigger.created", "trigger.updated", "trigger.deleted"]
+    assert web == expected and both[len(web) :] == expected
+    assert _labels(chain) == [
+        "Add trigger Contact created",
+        "Disable trigger Contact created",
+        "Remove trigger Contact created",
+        "API: add trigger Contact created",
+        "API: disable trigger Contact created",
+        "API: remove trigger Contact created",
     ]

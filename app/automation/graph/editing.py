@@ -9,7 +9,8 @@ free in its workflow, contacts waiting at a step of an active workflow),
 changes the rows, writes one audit entry (``node.created``,
 ``node.updated``, ``node.deleted``, ``edge.created``, ``edge.deleted``)
 and one undo entry (``edit_history.py``) and leaves the commit to the
-caller. A refusal is a :class:`GraphError` naming the field.
+caller. Triggers likewise (``trigger.created``, ``trigger.updated``,
+``trigger.deleted``). A refusal is a :class:`GraphError` naming the field.
 
 The undo label is one wording for both editors: ``"Delete b"`` from the
 builder, ``"API: delete b"`` through the API (``via="API"``).
@@ -40,8 +41,9 @@ from app.automation.nodes.registry import (
     config_errors,
     get_node_type,
 )
+from app.automation.triggers.registry import TRIGGER_TYPES, trigger_config_errors
 from app.extensions import db
-from app.models import Workflow, WorkflowEdge, WorkflowExecution, WorkflowNode
+from app.models import Workflow, WorkflowEdge, WorkflowExecution, WorkflowNode, WorkflowTrigger
 from app.models.audit import record
 from app.models.execution import ACTIVE_STATUSES
 
@@ -512,4 +514,103 @@ def delete_edge(
         workflow.edges.remove(edge)
     else:
         db.session.delete(edge)
+    db.session.flush()
+
+
+# --- triggers ----------------------------------------------------------------------
+
+
+def trigger_name(trigger: WorkflowTrigger) -> str:
+    """A trigger's type, in words (its key when the type is gone)."""
+    kind = TRIGGER_TYPES.get(trigger.trigger_type)
+    return kind.label if kind else trigger.trigger_type
+
+
+def check_trigger(trigger_type: str, configuration: dict | None) -> None:
+    """422 naming ``trigger_type`` or ``configuration.<field>``."""
+    if trigger_type not in TRIGGER_TYPES:
+        raise GraphError(f"unknown trigger type {trigger_type!r}", "trigger_type")
+    fields = _prefixed(trigger_config_errors(trigger_type, configuration), "configuration")
+    if fields:
+        names = ", ".join(sorted(fields))
+        raise GraphError(f"invalid input: {names}", sorted(fields)[0], fields=fields)
+
+
+def _trigger_change(
+    workflow: Workflow, trigger: WorkflowTrigger, text: str, before, after, via, user
+) -> None:
+    key = str(trigger.id)
+    history.record_change(
+        workflow.id,
+        label_of(f"{text} trigger {trigger_name(trigger)}", via),
+        {"triggers": {key: before}},
+        {"triggers": {key: after}},
+        user,
+    )
+
+
+def add_trigger(
+    workflow: Workflow,
+    trigger_type: str,
+    configuration: dict | None = None,
+    *,
+    is_active: bool = True,
+    via: str | None = None,
+    user=None,
+) -> WorkflowTrigger:
+    """A new trigger, its configuration checked against its type's schema."""
+    configuration = configuration or {}
+    check_trigger(trigger_type, configuration)
+    trigger = WorkflowTrigger(
+        workflow_id=workflow.id,
+        trigger_type=trigger_type,
+        configuration=configuration,
+        is_active=is_active,
+    )
+    workflow.triggers.append(trigger)
+    db.session.flush()
+    record("trigger.created", trigger, data={"workflow": workflow.id, "type": trigger_type})
+    _trigger_change(workflow, trigger, "add", None, history.trigger_state(trigger), via, user)
+    return trigger
+
+
+TRIGGER_FIELDS = ("trigger_type", "configuration", "is_active")
+
+
+def update_trigger(
+    workflow: Workflow,
+    trigger: WorkflowTrigger,
+    changes: Mapping[str, Any],
+    *,
+    via: str | None = None,
+    user=None,
+) -> WorkflowTrigger:
+    """Change a trigger's type, configuration or on/off (``TRIGGER_FIELDS``),
+    checked as on add. Switching it on or off alone reads "Enable/Disable
+    trigger ..." in the undo history, any other change "Change trigger ..."."""
+    changes = {name: value for name, value in changes.items() if name in TRIGGER_FIELDS}
+    check_trigger(
+        changes.get("trigger_type", trigger.trigger_type),
+        changes.get("configuration", trigger.configuration or {}),
+    )
+    before = history.trigger_state(trigger)
+    _assign(trigger, changes)
+    if set(changes) == {"is_active"}:
+        text = "enable" if trigger.is_active else "disable"
+    else:
+        text = "change"
+    record("trigger.updated", trigger, data={"fields": sorted(changes)})
+    _trigger_change(workflow, trigger, text, before, history.trigger_state(trigger), via, user)
+    return trigger
+
+
+def delete_trigger(
+    workflow: Workflow, trigger: WorkflowTrigger, *, via: str | None = None, user=None
+) -> None:
+    record("trigger.deleted", trigger, data={"workflow": workflow.id})
+    _trigger_change(workflow, trigger, "remove", history.trigger_state(trigger), None, via, user)
+    if trigger in workflow.triggers:
+        workflow.triggers.remove(trigger)
+    else:
+        db.session.delete(trigger)
     db.session.flush()
