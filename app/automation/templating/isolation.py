@@ -125,8 +125,7 @@ class _Helper:
             warnings.simplefilter("ignore", DeprecationWarning)
             pid = os.fork()
         if pid == 0:  # pragma: no cover - the helper (its answers are asserted)
-            os.close(from_parent)
-            os.close(to_parent)
+            _close_inherited(keep={0, 1, 2, to_child, from_child})
             _serve(to_child, from_child, limit)
         os.close(to_child)
         os.close(from_child)
@@ -176,6 +175,20 @@ class _Helper:
                 os.kill(self.pid, signal.SIGKILL)
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(self.pid, 0)
+
+
+def _close_inherited(keep: set[int]) -> None:
+    """Close every descriptor the fork copied but the helper's pipes and
+    standard streams. A copy held here keeps the other end from seeing
+    EOF: a subprocess's pipe (a browser driver waiting for its stdin to
+    close), a listening socket after the web process closed it, a pipe of
+    another helper. Closing a copy sends nothing on a socket: the web
+    process's connections stay as they are."""
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd not in keep:
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
 
 def _serve(requests: int, answers: int, limit: int) -> None:
