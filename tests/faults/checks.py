@@ -139,7 +139,9 @@ def webhooks(receiver, field: str = "contact") -> Deliveries:
 ARRIVAL_LAG = 1.0
 
 
-def repeats_without_a_kill(kill_times: list[float], *deliveries: Deliveries) -> list[tuple]:
+def repeats_without_a_kill(
+    kill_times: list[float | tuple[float, float]], *deliveries: Deliveries
+) -> list[tuple]:
     """Repeats that no distinct kill explains.
 
     A repeat is allowed only when a worker died between a message's
@@ -148,7 +150,12 @@ def repeats_without_a_kill(kill_times: list[float], *deliveries: Deliveries) -> 
     each repeat (an interval between two arrivals of one id) to its own
     kill, earliest-ending interval first, finds such an assignment when
     one exists; returns the repeats left over: (id, seconds between the
-    two arrivals, kills near it relative to the first arrival)."""
+    two arrivals, kills near it relative to the first arrival).
+
+    A fault that lasts (a host cut off, then healed) is a ``(start, end)``
+    window and explains one repeat that overlaps it: the cut host's
+    message may be resent by another host while it is away, and its own
+    hand-over, held in the network, arrives after the heal."""
     intervals = []
     for d in deliveries:
         arrivals: dict[str, list[float]] = {}
@@ -157,12 +164,13 @@ def repeats_without_a_kill(kill_times: list[float], *deliveries: Deliveries) -> 
         for times in arrivals.values():
             times.sort()
             intervals += [(a, b, message_id) for a, b in zip(times, times[1:], strict=False)]
-    free = sorted(kill_times)
+    windows = sorted(k if isinstance(k, tuple) else (k, k) for k in kill_times)
+    free = list(windows)
     unexplained = []
     for begin, end, message_id in sorted(intervals, key=lambda pair: pair[1]):
-        match = next((k for k in free if begin - ARRIVAL_LAG < k < end), None)
+        match = next((w for w in free if begin - ARRIVAL_LAG < w[1] and w[0] < end), None)
         if match is None:
-            near = [round(k - begin, 2) for k in kill_times if begin - 5 < k < end + 5]
+            near = [round(w[0] - begin, 2) for w in windows if begin - 5 < w[1] and w[0] < end + 5]
             unexplained.append((message_id, round(end - begin, 2), near))
         else:
             free.remove(match)
