@@ -30,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.faults.procs import ROOT, free_port, wait_until
+from tests.faults.procs import ROOT, free_port, stop_process, wait_until
 
 PREFIX = "mh"
 BRIDGE = f"{PREFIX}br0"
@@ -220,13 +220,7 @@ class PgBouncer:
             return ""
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self.proc = None
 
     def destroy(self) -> None:
