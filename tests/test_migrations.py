@@ -240,6 +240,72 @@ def test_0014_keeps_every_flow_state_and_partitions_them_on_postgresql(tmp_path)
         drop()
 
 
+def test_0014_downgrade_makes_the_plain_table_again_with_every_row(tmp_path):
+    from flask_migrate import downgrade
+
+    from tests.analytics import history
+    from tests.analytics.history import A_PATH, Run
+    from tests.factories import make_firm
+
+    url, drop = _empty_database_url(tmp_path)
+    try:
+        migrated = create_app({"SQLALCHEMY_DATABASE_URI": url, "TESTING": True, "SECRET_KEY": "t"})
+        with migrated.app_context():
+            upgrade(directory=str(ROOT / "migrations"), revision="0013")
+            firm = _Ref(make_firm("Around 0014").id)
+            starts = ["2025-01-15", "2026-11-30", "2030-03-01"]
+            runs = [Run(A_PATH, "goal_reached", 10, start=_utc(day), goal=True) for day in starts]
+            history.build(firm, runs=runs)
+            db.session.remove()
+            columns = "id, execution_id, node_id, visit, entered_at, action_status"
+            query = text(f"SELECT {columns} FROM contact_flow_states ORDER BY id")
+            kind = text("SELECT relkind FROM pg_class WHERE relname = 'contact_flow_states'")
+            with db.engine.connect() as conn:
+                before = conn.execute(query).all()
+            assert len(before) == 9
+
+            upgrade(directory=str(ROOT / "migrations"), revision="0014")
+            downgrade(directory=str(ROOT / "migrations"), revision="0013")
+            with db.engine.connect() as conn:
+                assert conn.execute(query).all() == before
+                if USING_POSTGRES:
+                    assert conn.execute(kind).scalar() == "r"
+                    assert not conn.execute(
+                        text("SELECT 1 FROM pg_class WHERE relname LIKE 'contact_flow_states_p%'")
+                    ).scalar()
+                keys = inspect(conn)
+                assert keys.get_pk_constraint("contact_flow_states")["constrained_columns"] == [
+                    "id"
+                ]
+                uniques = [
+                    u["column_names"] for u in keys.get_unique_constraints("contact_flow_states")
+                ]
+                assert uniques == [["execution_id", "node_id", "visit"]]
+                # The id sequence goes on past the kept rows.
+                row = before[0]
+                new_id = conn.execute(
+                    text(
+                        "INSERT INTO contact_flow_states (execution_id, firm_id, workflow_id, "
+                        "node_id, node_type, visit, entered_at, action_status, action_result) "
+                        "SELECT execution_id, firm_id, workflow_id, 'goal', 'goal', 9, entered_at, "
+                        "'pending', '{}' FROM contact_flow_states WHERE id = :id RETURNING id"
+                    ),
+                    {"id": row.id},
+                ).scalar()
+                conn.commit()
+                assert new_id > max(r.id for r in before)
+            # And up again, the rows still all there.
+            upgrade(directory=str(ROOT / "migrations"), revision="0014")
+            with db.engine.connect() as conn:
+                assert conn.execute(query).all()[: len(before)] == before
+                if USING_POSTGRES:
+                    assert conn.execute(kind).scalar() == "p"
+            db.session.remove()
+            db.engine.dispose()
+    finally:
+        drop()
+
+
 def _utc(day: str):
     from datetime import UTC, datetime
 

@@ -173,6 +173,89 @@ def convert(conn, name: str, moment: datetime, months_ahead: int = 3) -> None:
     conn.execute(text(f'DROP TABLE "{old}"'))
 
 
+def _plain_copy(table: Table, sequence: str) -> Table:
+    """The partitioned ``table`` (as reflected) as a plain one: primary key
+    ``id`` and the unique keys without the partition key again."""
+    key = PARTITIONED[table.name]
+    metadata = MetaData(naming_convention=table.metadata.naming_convention)
+    for fk in table.foreign_keys:
+        if fk.column.table.key not in metadata.tables:
+            fk.column.table.to_metadata(metadata)
+    columns = []
+    for column in table.columns:
+        copy = column._copy()
+        copy.primary_key = column.name == "id"
+        if column.name == "id":
+            # The kept sequence, not a new BIGSERIAL one.
+            copy.autoincrement = False
+            copy.server_default = DefaultClause(text(f"nextval('{sequence}'::regclass)"))
+        columns.append(copy)
+    constraints: list = []
+    for fk in table.foreign_key_constraints:
+        constraints.append(
+            ForeignKeyConstraint(
+                [column.name for column in fk.columns],
+                [element.target_fullname for element in fk.elements],
+                name=fk.name,
+                ondelete=fk.ondelete,
+            )
+        )
+    for constraint in table.constraints:
+        if isinstance(constraint, UniqueConstraint):
+            names = [column.name for column in constraint.columns if column.name != key]
+            if names:
+                constraints.append(UniqueConstraint(*names))
+    copy = Table(table.name, metadata, *columns, *constraints)
+    for index in table.indexes:
+        Index(
+            index.name,
+            *(copy.c[column.name] for column in index.columns),
+            unique=index.unique,
+            **index.dialect_kwargs,
+        )
+    return copy
+
+
+def revert(conn, name: str) -> None:
+    """The inverse of :func:`convert` in the current transaction: the
+    partitioned table ``name`` becomes a plain one again, rows and id
+    sequence kept (a migration's downgrade)."""
+    if conn.dialect.name != "postgresql" or not is_partitioned(conn, name):
+        return
+    table = Table(name, MetaData(naming_convention=NAMING_CONVENTION), autoload_with=conn)
+    old = f"{name}_partitioned"
+    conn.execute(text(f'ALTER TABLE "{name}" RENAME TO "{old}"'))
+    # The parent's index and constraint names (its partitions' have their own).
+    for (index,) in conn.execute(
+        text(
+            "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+            "WHERE i.indrelid = CAST(:t AS regclass)"
+        ),
+        {"t": old},
+    ).all():
+        conn.execute(text(f'ALTER INDEX "{index}" RENAME TO "{index[:55]}_old"'))
+    for (constraint,) in conn.execute(
+        text(
+            "SELECT conname FROM pg_constraint WHERE conrelid = CAST(:t AS regclass) "
+            "AND contype IN ('f', 'c')"
+        ),
+        {"t": old},
+    ).all():
+        conn.execute(
+            text(f'ALTER TABLE "{old}" RENAME CONSTRAINT "{constraint}" TO "{constraint[:55]}_old"')
+        )
+    sequence = conn.execute(text("SELECT pg_get_serial_sequence(:t, 'id')"), {"t": old}).scalar()
+    copy = _plain_copy(table, sequence)
+    conn.execute(CreateTable(copy))
+    for index in copy.indexes:
+        conn.execute(CreateIndex(index))
+    columns = ", ".join(f'"{column.name}"' for column in table.columns)
+    conn.execute(text(f'INSERT INTO "{name}" ({columns}) SELECT {columns} FROM "{old}"'))
+    conn.execute(text(f'ALTER SEQUENCE {sequence} OWNED BY "{name}".id'))
+    # Dropping the parent drops every partition with it.
+    conn.execute(text(f'DROP TABLE "{old}"'))
+
+
 def existing_months(conn, table: str) -> list[date]:
     """The months that have a partition of ``table``, oldest first."""
     names = conn.execute(
@@ -269,6 +352,7 @@ __all__ = [
     "drop_partitions_before",
     "existing_months",
     "is_partition",
+    "revert",
 ]
 
 

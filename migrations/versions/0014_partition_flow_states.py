@@ -4,7 +4,8 @@ The flow states grow for years: on PostgreSQL the table becomes a RANGE
 partitioned one, a partition per month of ``entered_at`` and a DEFAULT
 partition, so retention drops whole months (docs/OPERATIONS.md "Data
 that grows"). Existing rows are copied into the partitions in this
-migration's transaction. SQLite keeps the plain table.
+migration's transaction (the downgrade copies them back into a plain
+table). SQLite keeps the plain table.
 
 Revision ID: 0014
 Revises: 0013
@@ -31,7 +32,7 @@ def upgrade():
 
 
 def downgrade():
-    # The partitioned table answers every query the plain one did; going
-    # back would copy every row once more for nothing.
-    if op.get_bind().dialect.name == "postgresql":
-        raise NotImplementedError("contact_flow_states stays partitioned on PostgreSQL")
+    # Back to the plain table, every row kept.
+    bind = op.get_bind()
+    if bind.dialect.name == "postgresql":
+        partitioning.revert(bind, "contact_flow_states")
