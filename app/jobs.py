@@ -13,6 +13,7 @@ from typing import Any
 
 from app import queue
 from app.automation.analytics import run_daily_analytics
+from app.automation.analytics.forecast import run_forecast
 from app.automation.crm.import_rows import run_import
 from app.automation.delivery.jobs import run_delivery_job
 from app.automation.delivery.suppression_import import run_suppression_import
@@ -35,7 +36,7 @@ PERIODIC_JOBS: list[dict[str, Any]] = [
 ]
 
 # Jobs enqueued with arguments by the code that needs them.
-ENQUEUED_JOBS = (run_import, run_suppression_import)
+ENQUEUED_JOBS = (run_import, run_suppression_import, run_forecast)
 
 ALL_JOBS = (*KICK_JOBS.values(), *(job["func"] for job in PERIODIC_JOBS), *ENQUEUED_JOBS)
 

@@ -70,6 +70,7 @@ from app.api import (  # noqa: F401
     crm,
     errors,
     executions,
+    forecasts,
     goals,
     graph,
     lifecycle,

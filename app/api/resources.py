@@ -28,6 +28,7 @@ from app.models import (
     WorkflowComment,
     WorkflowEdge,
     WorkflowExecution,
+    WorkflowForecast,
     WorkflowGoal,
     WorkflowNode,
     WorkflowTrigger,
@@ -53,6 +54,7 @@ URL_IDS: dict[str, tuple[type, str]] = {
     "suppression_id": (Suppression, "suppression"),
     "topic_id": (Topic, "topic"),
     "domain_id": (SendingDomain, "sending domain"),
+    "forecast_id": (WorkflowForecast, "forecast"),
 }
 # URL variables that name something by a key: variable -> (is it known?, word)
 URL_NAMES = {"key": (lambda key: key in TEMPLATES, "template")}

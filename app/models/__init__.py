@@ -1,7 +1,7 @@
 """All models, imported here so Alembic and the app see the whole schema."""
 
 from app.models.accounts import ROLES, ApiToken, Firm, User
-from app.models.analytics import WorkflowAnalytics, WorkflowGoal
+from app.models.analytics import WorkflowAnalytics, WorkflowForecast, WorkflowGoal
 from app.models.audit import AuditLog
 from app.models.collaboration import ApprovalRequest, WorkflowComment
 from app.models.consent import ConsentRecord, PendingSignup
@@ -78,6 +78,7 @@ __all__ = [
     "WorkflowEdge",
     "WorkflowEdit",
     "WorkflowExecution",
+    "WorkflowForecast",
     "WorkflowGoal",
     "WorkflowNode",
     "WorkflowTrigger",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import Date, ForeignKey, Numeric, String, UniqueConstraint
+from sqlalchemy import Date, ForeignKey, Numeric, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.clock import now
@@ -56,3 +56,41 @@ class WorkflowAnalytics(FirmScoped, db.Model):
     computed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
 
     workflow = relationship("Workflow")
+
+
+# queued: the job is on its way; running; done; failed (``error`` says why).
+FORECAST_STATUSES = ("queued", "running", "done", "failed")
+
+
+class WorkflowForecast(FirmScoped, Timestamps, db.Model):
+    """A forecast of a workflow's draft over the last ``days`` of recorded
+    events (app/automation/analytics/forecast.py): its job's progress and,
+    once done, its figures in ``result``."""
+
+    __tablename__ = "workflow_forecasts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workflow_id: Mapped[int] = mapped_column(
+        ForeignKey("workflows.id", ondelete="CASCADE"), index=True
+    )
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    days: Mapped[int] = mapped_column()
+    status: Mapped[str] = mapped_column(String(20), default="queued")
+    total_events: Mapped[int | None] = mapped_column()
+    processed_events: Mapped[int] = mapped_column(default=0)
+    result: Mapped[dict] = mapped_column(JSONType, default=dict)
+    error: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    @property
+    def percent(self) -> int:
+        if self.status == "done":
+            return 100
+        if not self.total_events:
+            return 0
+        return min(99, int(100 * self.processed_events / self.total_events))
+
+    @property
+    def finished(self) -> bool:
+        return self.status in ("done", "failed")

@@ -28,6 +28,7 @@ from app.models import (
     ContactFlowState,
     ContactList,
     Deal,
+    OutboxMessage,
     Tag,
     User,
     Workflow,
@@ -238,6 +239,20 @@ class BatchState:
         }
 
     # -- lookups -------------------------------------------------------------
+    def message_of(self, execution_id: int, node_id: str, visit: int) -> dict | None:
+        """The outbox row a message step's visit wrote (status, last_error,
+        message_id, id, response), or None."""
+        table = OutboxMessage.__table__
+        stmt = select(
+            table.c.status, table.c.last_error, table.c.message_id, table.c.id, table.c.response
+        ).where(
+            table.c.execution_id == execution_id,
+            table.c.node_id == node_id,
+            table.c.visit == visit,
+        )
+        row = db.session.connection().execute(stmt).first()
+        return dict(row._mapping) if row is not None else None
+
     def workflow_for(self, row: dict) -> WorkflowInfo | None:
         return self.workflows.get((row["workflow_id"], row["version"] or 0))
 

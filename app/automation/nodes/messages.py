@@ -19,7 +19,6 @@ from datetime import timedelta
 from typing import Literal
 
 from pydantic import EmailStr, Field, field_validator, model_validator
-from sqlalchemy import select
 
 from app.automation.delivery.gates import Candidate, GateRun, Verdict
 from app.automation.delivery.outbox import build_outbox_row, candidate_for
@@ -38,7 +37,6 @@ from app.automation.nodes.step import Outcome, Step, would
 from app.automation.nodes.summaries import quoted
 from app.clock import ensure_utc
 from app.extensions import db
-from app.models import OutboxMessage
 
 # A delivery wait is ended by the dispatcher's wake(); this is only the
 # safety net in case that wake was lost (a crash right after sending).
@@ -46,16 +44,9 @@ DELIVERY_RECHECK = timedelta(minutes=5)
 
 
 def _existing(step: Step) -> dict | None:
-    table = OutboxMessage.__table__
-    stmt = select(
-        table.c.status, table.c.last_error, table.c.message_id, table.c.id, table.c.response
-    ).where(
-        table.c.execution_id == step.row["id"],
-        table.c.node_id == step.node.node_id,
-        table.c.visit == step.visit,
-    )
-    row = db.session.connection().execute(stmt).first()
-    return dict(row._mapping) if row is not None else None
+    """The outbox row this step's visit wrote before, read through the
+    batch state (a forecast's sandbox keeps its own: analytics/forecast.py)."""
+    return step.state.message_of(step.row["id"], step.node.node_id, step.visit)
 
 
 def _finish(step: Step, row: dict) -> Outcome:
