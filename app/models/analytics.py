@@ -52,6 +52,9 @@ class WorkflowAnalytics(FirmScoped, db.Model):
     median_completion_time_seconds: Mapped[float | None] = mapped_column()
     drop_off_points: Mapped[list] = mapped_column(JSONType, default=list)
     node_performance: Mapped[dict] = mapped_column(JSONType, default=dict)
+    # A day's completion times in fixed buckets (app/automation/analytics/
+    # completion.py); None on rows stored before they were kept.
+    completion_times: Mapped[dict | None] = mapped_column(JSONType, nullable=True)
     goal_conversion_rate: Mapped[float] = mapped_column(default=0.0)
     computed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
 

@@ -101,10 +101,13 @@ def test_the_period_picker_selects_executions_by_start_date(client, auth, alice,
     assert stat(page, "total") == "10"
     assert stat(page, "rate") == "60.0%"
     assert stat(page, "median") == "6.7 min"  # 400 s
+    # One day's median is exact; several days' is interpolated, and says so.
+    assert 'id="stat-median-note"' not in page
     # The last 7 days are today and the six before: the earlier execution
     # (five days before DAY) falls in them one day after DAY, not two.
     page = client.get(url(workflow, days=7)).get_data(as_text=True)
     assert stat(page, "total") == "11"
+    assert 'id="stat-median-note"' in page
     clock.move_to(START + timedelta(days=2))
     page = client.get(url(workflow, days=7)).get_data(as_text=True)
     assert stat(page, "total") == "10"

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
+from app.automation.analytics import completion
 from app.automation.analytics import flow_queries as fq
 from app.automation.analytics import queries as q
 from app.automation.analytics.concurrent import run_together
@@ -155,7 +156,7 @@ def _store_on_primary(
     raise AssertionError("unreachable")
 
 
-def _aggregates(period: q.Period, nodes: list[dict]) -> dict[str, Any]:
+def _aggregates(period: q.Period, nodes: list[dict], daily: bool = False) -> dict[str, Any]:
     """The period's independent aggregates, queried together (see
     :mod:`concurrent`). A/B conversions join flow states with executions;
     they run alongside when the graph has a split, and afterwards only if
@@ -168,6 +169,8 @@ def _aggregates(period: q.Period, nodes: list[dict]) -> dict[str, Any]:
         "flow": lambda: fq.flow_stats(period, with_conversions=False),
         "emails": lambda: fq.email_counts(period),
     }
+    if daily:
+        calls["completion"] = lambda: q.completion_values(period)
     if with_split:
         calls["conversions"] = lambda: fq.variant_conversions(period)
     found = run_together(calls)
@@ -189,13 +192,16 @@ class AnalyticsCalculator:
         """Every WorkflowAnalytics field for the period, without storing."""
         period = q.Period(workflow.id, period_start, period_end)
         nodes = definition_of(workflow)["nodes"]
-        found = _aggregates(period, nodes)
+        # A single day is what the dashboard stores and merges: its
+        # completion times are kept in buckets too (see completion.py).
+        daily = period_start == period_end
+        found = _aggregates(period, nodes, daily=daily)
         totals, stops, drops = found["summary"]
         average, median = found["times"]
         performance, drop_offs = build_node_performance(
             period, nodes, totals["total"], stops, found["flow"], found["emails"], drops
         )
-        return {
+        values = {
             "total_executions": totals["total"],
             "completed_executions": totals["completed"],
             "failed_executions": totals["failed"],
@@ -207,6 +213,9 @@ class AnalyticsCalculator:
             "goal_conversion_rate": percent(totals["goal_reached"], totals["total"]),
             "computed_at": now(),
         }
+        if daily:
+            values["completion_times"] = completion.rollup(found["completion"], median=median)
+        return values
 
     @staticmethod
     def calculate_workflow_analytics(

@@ -5,9 +5,11 @@ read from ``workflow_analytics``; an open or missing day is computed and
 stored on the way (today is therefore always live). Days on which no
 execution started are skipped without a query each. Counts in
 ``node_performance`` are additive, so the period's figures are sums of the
-days; averages are recomputed from the summed totals. The median and the
-completion-time histogram cannot be summed, so they come from one
-aggregate over the period's executions.
+days; averages are recomputed from the summed totals. Completion times are kept
+per day in fixed buckets and merged (app/automation/analytics/
+completion.py): the average, shortest and longest are exact, the median
+is interpolated inside its bucket unless one day holds every completion
+(then it is that day's exact one).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 
 from sqlalchemy import Date, cast, func, select
 
+from app.automation.analytics import completion
 from app.automation.analytics import queries as q
 from app.automation.analytics.ab_testing import SplitResult, analyse_splits
 from app.automation.analytics.calculator import (
@@ -75,6 +78,8 @@ class Summary:
     conversion_rate: float = 0.0
     avg_seconds: float | None = None
     median_seconds: float | None = None
+    # True when the median is interpolated from several days' buckets.
+    median_approximate: bool = False
     histogram: list[dict] = field(default_factory=list)
     node_performance: dict[str, dict] = field(default_factory=dict)
     drop_off_points: list[dict] = field(default_factory=list)
@@ -108,8 +113,11 @@ def _started_days(workflow: Workflow, start: date, end: date) -> set[date]:
 
 def _current_shape(row: WorkflowAnalytics) -> bool:
     """Rows stored before ``dropped`` was counted cannot tell a completed
-    branch from a drop-off: they are computed again (once)."""
-    return all("dropped" in entry for entry in (row.node_performance or {}).values())
+    branch from a drop-off, and rows stored before completion times were
+    kept have none: they are computed again (once)."""
+    return row.completion_times is not None and all(
+        "dropped" in entry for entry in (row.node_performance or {}).values()
+    )
 
 
 def daily_rows(workflow: Workflow, start: date, end: date) -> tuple[list[WorkflowAnalytics], int]:
@@ -254,12 +262,11 @@ def summarize(workflow: Workflow, start: date, end: date) -> Summary:
         key=lambda point: (-point["stopped"], point["node_id"]),
     )
     summary.splits = analyse_splits(performance)
-    if summary.total:
-        period = q.Period(workflow.id, start, end)
-        times = q.completion_summary(period)
-        summary.avg_seconds, summary.median_seconds = times["average"], times["median"]
-        if times["min"] is not None:
-            summary.histogram = q.completion_histogram(period, low=times["min"], high=times["max"])
+    times = completion.merge([row.completion_times or {} for row in rows])
+    summary.avg_seconds = completion.average(times)
+    summary.median_seconds = completion.median(times)
+    summary.median_approximate = completion.is_approximate(times)
+    summary.histogram = completion.histogram(times)
     return summary
 
 

@@ -334,6 +334,14 @@ def completion_times(period: Period) -> tuple[float | None, float | None]:
     return summary["average"], summary["median"]
 
 
+def completion_values(period: Period) -> list[tuple[float, int]]:
+    """(seconds, how many) of the executions that ended without failure,
+    one pair per distinct time (a day's, for its stored rollup)."""
+    secs = _completion_seconds().label("secs")
+    stmt = select(secs, func.count()).where(*_completed_filter(period)).group_by(secs)
+    return [(float(seconds), int(n)) for seconds, n in db.session.execute(stmt)]
+
+
 def completion_histogram(
     period: Period, buckets: int = 20, low: float | None = None, high: float | None = None
 ) -> list[dict[str, Any]]:
@@ -418,6 +426,7 @@ __all__ = [
     "completion_histogram",
     "completion_summary",
     "completion_times",
+    "completion_values",
     "dropped_out",
     "execution_summary",
     "execution_totals",
