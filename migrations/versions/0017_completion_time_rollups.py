@@ -6,8 +6,8 @@ from its stored days (docs/OPERATIONS.md "Data that grows"). Rows stored
 before it have none and are computed again once, while their flow states
 are kept.
 
-Revision ID: 0016
-Revises: 0015
+Revision ID: 0017
+Revises: 0016
 Create Date: 2026-12-02 12:40:00
 
 """
@@ -18,8 +18,8 @@ from sqlalchemy import Text
 from sqlalchemy.dialects import postgresql
 
 # revision identifiers, used by Alembic.
-revision = "0016"
-down_revision = "0015"
+revision = "0017"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 
