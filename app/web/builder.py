@@ -30,7 +30,13 @@ from app.automation.triggers.helpers import enroll_existing
 from app.extensions import db
 
 # The other builder views register on the same blueprint (builder_common.bp).
-from app.web import builder_edits, builder_run, builder_test_send, builder_triggers  # noqa: F401
+from app.web import (  # noqa: F401
+    builder_edits,
+    builder_forecast,
+    builder_run,
+    builder_test_send,
+    builder_triggers,
+)
 from app.web.builder_common import (
     acting_user,
     back_to_builder,

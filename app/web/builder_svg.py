@@ -141,7 +141,8 @@ def _node(item: dict[str, Any], width: float, height: float, sprite: str, entry:
         # Screen readers hear the counts from the hidden #live-counts list.
         f'<div class="node-stats" aria-hidden="true">'
         f'<span class="stat stat-live" data-live-for="{node_id}"></span> '
-        f'<span class="stat stat-overlay" data-overlay-for="{node_id}"></span></div>'
+        f'<span class="stat stat-overlay" data-overlay-for="{node_id}"></span> '
+        f'<span class="stat stat-forecast" data-forecast-for="{node_id}"></span></div>'
         f"</div></foreignObject>"
         f'<circle class="port port-in" cx="{width / 2}" cy="0" r="6"></circle>'
         f" {' '.join(_port(port) for port in item['ports'])}{badge}</g>\n"

@@ -34,7 +34,7 @@ export const state = {
   pendingReveal: false,
   readOnly: false,
   history: { undo: null, redo: null },
-  liveCounts: null, overlayData: null, testPath: [],
+  liveCounts: null, overlayData: null, testPath: [], forecast: null,
 };
 
 const csrfMeta = document.querySelector('meta[name="csrf-token"]');

@@ -188,6 +188,10 @@ document.body.addEventListener("htmx:afterSwap", function (event) {
   }
 });
 
+// The forecast panel swaps itself while its job runs (outerHTML): read it
+// after every settle, whichever element was swapped.
+document.body.addEventListener("htmx:afterSettle", function () { readForecast(); });
+
 document.body.addEventListener("htmx:responseError", function (event) {
   say("The server refused that (" + event.detail.xhr.status + ").", { error: true });
 });
@@ -247,7 +251,51 @@ export function paintPath() {
   });
 }
 
-export function paintAll() { paintLive(); paintOverlay(); paintPath(); }
+// A finished forecast in the side panel (builder/_forecast_result.html):
+// its per-step counts become badges on the cards; its chart is drawn with
+// plotly.js, loaded the first time a forecast shows one.
+function readForecast() {
+  var holder = dom.sidePanel.querySelector("[data-forecast-badges]");
+  if (holder) {
+    state.forecast = readJSON(holder.getAttribute("data-forecast-badges")) || {};
+    paintForecast();
+  }
+  var chart = dom.sidePanel.querySelector("[data-plotly]:not([data-drawn])");
+  if (chart) drawChart(chart);
+}
+
+var plotlyLoading = null;
+function drawChart(el) {
+  if (!window.Plotly) {
+    if (!plotlyLoading) {
+      plotlyLoading = new Promise(function (resolve, reject) {
+        var script = document.createElement("script");
+        script.src = el.getAttribute("data-plotly-src");
+        script.onload = resolve;
+        script.onerror = reject;
+        document.head.appendChild(script);
+      });
+    }
+    plotlyLoading.then(function () { drawChart(el); }, function () { say("The chart could not be loaded.", { error: true }); });
+    return;
+  }
+  var block = document.getElementById(el.getAttribute("data-plotly"));
+  if (!block) return;
+  var figure = JSON.parse(block.textContent);
+  window.Plotly.newPlot(el, figure.data, figure.layout, { responsive: true, displaylogo: false });
+  el.setAttribute("data-drawn", "true");
+}
+
+export function paintForecast() {
+  var data = state.forecast;
+  dom.graph.querySelectorAll("[data-forecast-for]").forEach(function (text) {
+    var n = data && data[text.getAttribute("data-forecast-for")];
+    text.textContent = n ? "forecast: " + n.entered + " entered" + (Number(n.held) ? ", " + n.held + " held" : "") : "";
+    nameWithStats(text);
+  });
+}
+
+export function paintAll() { paintLive(); paintOverlay(); paintPath(); paintForecast(); }
 
 var overlayToggle = document.getElementById("overlay-toggle");
 if (overlayToggle) {
@@ -271,3 +319,4 @@ if (overlayToggle) {
       .catch(function (err) { overlayToggle.checked = false; say(err.message, { error: true }); });
   });
 }
+readForecast();

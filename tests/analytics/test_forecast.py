@@ -80,6 +80,9 @@ def _forecast(client, headers, workflow, days=30) -> dict:
     run_forecast(job)  # here, unless the in-process runner has it already
     deadline = time.monotonic() + 30
     while True:
+        # The test client's requests share this test's session: end its
+        # transaction, or each poll would see the same snapshot.
+        db.session.rollback()
         answer = client.get(f"{url}{job}/", headers=headers)
         assert answer.status_code == 200
         if answer.json["status"] in ("done", "failed") or time.monotonic() > deadline:

@@ -260,3 +260,21 @@ def ab_comparison(splits: list[SplitResult]) -> go.Figure | None:
         f"A/B conversion rate with 95% intervals ({TEST_NAME})",
         yaxis={"title": "conversion rate (%)", "rangemode": "tozero"},
     )
+
+
+def forecast_messages(days: list[dict]) -> go.Figure | None:
+    """A forecast's messages per day (analytics/forecast.py), or None
+    when it would send nothing."""
+    if not any(day["count"] for day in days):
+        return None
+    fig = go.Figure(
+        [
+            go.Bar(
+                name="Messages",
+                x=[day["date"] for day in days],
+                y=[day["count"] for day in days],
+                marker_color="#6366f1",
+            )
+        ]
+    )
+    return _layout(fig, "Messages per day (forecast)", yaxis_title="messages", showlegend=False)
