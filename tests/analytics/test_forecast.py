@@ -207,3 +207,86 @@ def test_another_firms_workflow_and_job_are_404(client, acme, alice, globex, cha
     wrong = f"/api/v1/automation/workflows/{theirs.id}/forecast/{job}/"
     assert client.get(wrong, headers=other).status_code == 404
     assert client.get(f"{url}{job}/", headers=token_for(alice)).status_code == 200
+
+
+CAPPED_NODES = [
+    {"node_id": "first", "node_type": "send_email",
+     "configuration": {"subject": "One", "body_text": "1"}},
+    {"node_id": "soon", "node_type": "wait_time", "configuration": {"wait_duration_hours": 1}},
+    {"node_id": "second", "node_type": "send_email",
+     "configuration": {"subject": "Two", "body_text": "2"}},
+]  # fmt: skip
+
+
+def test_frequency_cap_holds_are_counted_as_the_real_run_holds(
+    client,
+    acme,
+    alice,
+    token_for,
+    smtp_server,  # noqa: F811  (the fixture)
+):
+    with firm_context(acme.id):
+        caps = {"frequency_caps": [{"max": 1, "per_days": 2}]}
+        acme.settings = {**(acme.settings or {}), "sending": caps}
+        db.session.merge(acme)
+        db.session.commit()
+    contact = make_contact(acme, timezone="UTC")
+    workflow = make_workflow(
+        acme,
+        "Capped",
+        nodes=CAPPED_NODES,
+        edges=[("first", "soon"), ("soon", "second")],
+        triggers=TRIGGERS,
+    )
+    with time_machine.travel(END - timedelta(days=6), tick=False):
+        emit(acme.id, "contact_tag_added", contact.id, {"tag": "vip"}, source="test")
+    with time_machine.travel(END, tick=False):
+        result = _forecast(client, token_for(alice), workflow)
+    assert result["status"] == "done", result
+    assert smtp_server.messages == []
+    assert result["holds"] == {"frequency_cap": 1}
+    assert result["per_node"]["second"]["held"] == 1
+    days = [d["date"] for d in result["messages_per_day"] if d["count"]]
+    assert days == [
+        (END - timedelta(days=6)).date().isoformat(),
+        (END - timedelta(days=4)).date().isoformat(),
+    ]
+    _real_run(acme, alice, workflow)
+    with firm_context(acme.id):
+        sent = sorted(
+            created.date().isoformat()
+            for created in db.session.scalars(
+                select(OutboxMessage.created_at).where(OutboxMessage.status == "sent")
+            )
+        )
+        held = db.session.scalar(
+            select(func.count())
+            .select_from(ContactFlowState)
+            .where(ContactFlowState.node_id == "second", ContactFlowState.exited_at.is_not(None))
+        )
+    assert sent == days and held == 1
+    assert len(smtp_server.messages) == 2
+
+
+def test_an_edit_of_a_live_workflow_says_where_contacts_inside_go(client, acme, alice, token_for):
+    from app.automation.engine.enrollment import enroll
+    from app.automation.engine.jobs import drain
+    from app.models import WorkflowNode
+
+    workflow = make_workflow(acme, "Live", nodes=NODES, edges=EDGES, triggers=TRIGGERS)
+    with firm_context(acme.id):
+        activate_workflow(workflow, alice)
+        db.session.commit()
+    inside = [make_contact(acme, timezone="UTC") for _ in range(2)]
+    with firm_context(acme.id):
+        enroll(workflow, [c.id for c in inside], trigger_type="manual")
+    drain()  # both wait at "pause" (24 hours)
+    with firm_context(acme.id):
+        # The draft drops the wait: the contacts waiting there have no step.
+        node = db.session.scalars(select(WorkflowNode).where(WorkflowNode.node_id == "pause")).one()
+        db.session.delete(node)
+        db.session.commit()
+    result = _forecast(client, token_for(alice), workflow, days=3)
+    assert result["status"] == "done", result
+    assert result["moves"] == [{"node": "pause", "contacts": 2, "to": None, "removed": True}]
+    assert "pause" not in result["per_node"]
