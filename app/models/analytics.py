@@ -55,6 +55,9 @@ class WorkflowAnalytics(FirmScoped, db.Model):
     # A day's completion times in fixed buckets (app/automation/analytics/
     # completion.py); None on rows stored before they were kept.
     completion_times: Mapped[dict | None] = mapped_column(JSONType, nullable=True)
+    # A day's path outcomes and entry-week cohort counts, summed for a
+    # period's funnels and cohorts; None on rows stored before them.
+    breakdowns: Mapped[dict | None] = mapped_column(JSONType, nullable=True)
     goal_conversion_rate: Mapped[float] = mapped_column(default=0.0)
     computed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
 

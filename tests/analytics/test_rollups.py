@@ -11,7 +11,11 @@ import time_machine
 
 from app.automation.analytics import AnalyticsCalculator, completion, run_daily_analytics
 from app.automation.analytics import queries as q
+from app.automation.analytics.cohorts import cohorts
 from app.automation.analytics.dashboard import ADDITIVE, summarize
+from app.automation.analytics.paths import path_funnels
+from app.automation.analytics.report import dashboard_report
+from app.automation.graph.definition import definition_of
 from app.tenancy import firm_context
 from tests.analytics import history
 from tests.analytics.history import DAY, START
@@ -129,3 +133,26 @@ def test_a_bucket_holds_the_times_between_its_edges():
         assert high - low == 1 if index < 60 else high / low == pytest.approx(2 ** (1 / 16))
     assert completion.bucket_of(59.99) == 59
     assert completion.bucket_of(60) == 60
+
+
+@pytest.mark.parametrize("spread", [False, True], ids=["one-week", "two-weeks"])
+def test_funnels_and_cohorts_from_rollups_are_the_raw_ones(acme, spread):
+    workflow = history.build(acme, runs=_spread_runs() if spread else None)
+    start, end = DAY - timedelta(days=9), DAY
+    with time_machine.travel(START + timedelta(days=1), tick=False):
+        run_daily_analytics()
+        with firm_context(acme.id):
+            report = dashboard_report(workflow, start, end)
+            period = q.Period(workflow.id, start, end)
+            definition = definition_of(workflow)
+            raw_funnels = path_funnels(definition, period)
+            raw_cohorts = cohorts(period)
+    assert report.summary.live_days == 0
+    assert raw_funnels and raw_cohorts
+    assert report.funnels == raw_funnels
+    assert report.cohorts == raw_cohorts
+    assert len(raw_cohorts) == (3 if spread else 2)
+    assert sum(c.entered for c in report.cohorts) == report.summary.total
+    assert sum(sum(c.converted_in_week.values()) for c in report.cohorts) == sum(
+        c.goal for c in raw_cohorts
+    )

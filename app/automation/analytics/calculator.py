@@ -170,7 +170,13 @@ def _aggregates(period: q.Period, nodes: list[dict], daily: bool = False) -> dic
         "emails": lambda: fq.email_counts(period),
     }
     if daily:
+        # Here, not at the top: both modules use this one's helpers.
+        from app.automation.analytics.cohorts import cohorts
+        from app.automation.analytics.paths import path_outcomes
+
         calls["completion"] = lambda: q.completion_values(period)
+        calls["paths"] = lambda: path_outcomes(period)
+        calls["cohorts"] = lambda: cohorts(period)
     if with_split:
         calls["conversions"] = lambda: fq.variant_conversions(period)
     found = run_together(calls)
@@ -215,6 +221,10 @@ class AnalyticsCalculator:
         }
         if daily:
             values["completion_times"] = completion.rollup(found["completion"], median=median)
+            values["breakdowns"] = {
+                "paths": [[list(path), outcome, n] for path, outcome, n in found["paths"]],
+                "cohorts": [cohort.as_dict() for cohort in found["cohorts"]],
+            }
         return values
 
     @staticmethod

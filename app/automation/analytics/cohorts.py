@@ -53,6 +53,18 @@ class Cohort:
         """Whole weeks this cohort has been observable (0 in its own week)."""
         return max(0, (now().date() - self.week).days // 7)
 
+    def as_dict(self) -> dict:
+        """As a stored daily row keeps it (``breakdowns``)."""
+        return {
+            "week": self.week.isoformat(),
+            "entered": self.entered,
+            "goal": self.goal,
+            "completed": self.completed,
+            "failed": self.failed,
+            "active": self.active,
+            "converted_in_week": {str(k): n for k, n in self.converted_in_week.items()},
+        }
+
     def cumulative_rates(self) -> list[float]:
         """Share of entrants converted by the end of week 0, 1, ... of age."""
         rates, total = [], 0
@@ -103,6 +115,22 @@ def cohorts(period: Period) -> list[Cohort]:
         found[day].active = _int(active)
     if any(cohort.goal for cohort in found.values()):
         _add_conversion_weeks(period, found)
+    return [found[day] for day in sorted(found)]
+
+
+def merge_cohorts(stored: list[dict]) -> list[Cohort]:
+    """Cohorts from stored days' (:meth:`Cohort.as_dict`), summed by week:
+    the counts of a week are those of its days, so this is what
+    :func:`cohorts` gives over the same days' raw rows."""
+    found: dict[date, Cohort] = {}
+    for entry in stored:
+        day = _as_date(entry["week"])
+        cohort = found.setdefault(day, Cohort(day))
+        for name in ("entered", "goal", "completed", "failed", "active"):
+            setattr(cohort, name, getattr(cohort, name) + int(entry.get(name, 0)))
+        for weeks, n in (entry.get("converted_in_week") or {}).items():
+            slot = int(weeks)
+            cohort.converted_in_week[slot] = cohort.converted_in_week.get(slot, 0) + int(n)
     return [found[day] for day in sorted(found)]
 
 

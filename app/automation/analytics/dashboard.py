@@ -30,6 +30,8 @@ from app.automation.analytics.calculator import (
     email_block,
     percent,
 )
+from app.automation.analytics.cohorts import Cohort, merge_cohorts
+from app.automation.analytics.paths import merge_outcomes
 from app.automation.graph.definition import Graph, definition_of
 from app.automation.nodes.registry import has_flag
 from app.automation.operations.retention import retention_cutoff
@@ -84,6 +86,10 @@ class Summary:
     node_performance: dict[str, dict] = field(default_factory=dict)
     drop_off_points: list[dict] = field(default_factory=list)
     splits: list[SplitResult] = field(default_factory=list)
+    # Summed from the stored days: (path, outcome, executions) for the
+    # funnels, the entry-week cohorts.
+    path_outcomes: list[tuple] = field(default_factory=list)
+    cohorts: list[Cohort] = field(default_factory=list)
     goal_value: float = 0.0
     live_days: int = 0
     cached_days: int = 0
@@ -115,8 +121,10 @@ def _current_shape(row: WorkflowAnalytics) -> bool:
     """Rows stored before ``dropped`` was counted cannot tell a completed
     branch from a drop-off, and rows stored before completion times were
     kept have none: they are computed again (once)."""
-    return row.completion_times is not None and all(
-        "dropped" in entry for entry in (row.node_performance or {}).values()
+    return (
+        row.completion_times is not None
+        and row.breakdowns is not None
+        and all("dropped" in entry for entry in (row.node_performance or {}).values())
     )
 
 
@@ -267,6 +275,9 @@ def summarize(workflow: Workflow, start: date, end: date) -> Summary:
     summary.median_seconds = completion.median(times)
     summary.median_approximate = completion.is_approximate(times)
     summary.histogram = completion.histogram(times)
+    breakdowns = [row.breakdowns or {} for row in rows]
+    summary.path_outcomes = merge_outcomes([p for b in breakdowns for p in b.get("paths", [])])
+    summary.cohorts = merge_cohorts([c for b in breakdowns for c in b.get("cohorts", [])])
     return summary
 
 

@@ -123,12 +123,26 @@ def path_outcomes(period: Period) -> list[tuple[tuple[str, ...], str, int]]:
     return [(tuple(path or ()), kind, _int(n)) for path, kind, n in db.session.execute(stmt)]
 
 
-def path_funnels(definition: dict, period: Period) -> list[PathFunnel]:
+def merge_outcomes(stored: list[list]) -> list[tuple[tuple[str, ...], str, int]]:
+    """(path, outcome, executions) summed over stored days' lists."""
+    totals: dict[tuple[tuple[str, ...], str], int] = {}
+    for path, outcome, n in stored:
+        key = (tuple(path), outcome)
+        totals[key] = totals.get(key, 0) + int(n)
+    return [(path, outcome, n) for (path, outcome), n in sorted(totals.items())]
+
+
+def path_funnels(
+    definition: dict, period: Period | None = None, taken: list | None = None
+) -> list[PathFunnel]:
     """The funnel of each way through the graph, in graph order: the
     :data:`MAX_SHOWN` most travelled. A way is left out when nobody reached
-    its own first step (the first one no other way shares)."""
+    its own first step (the first one no other way shares). ``taken``: the
+    paths' outcomes when already known (the stored days', summed), else
+    the ``period``'s are queried."""
     labels = {node["node_id"]: node.get("label") or node["node_id"] for node in definition["nodes"]}
-    taken = path_outcomes(period)
+    if taken is None:
+        taken = path_outcomes(period)
     funnels = graph_paths(definition)
     for funnel in funnels:
         funnel.stages = [Stage(key, labels.get(key, key)) for key in funnel.steps]

@@ -1,7 +1,7 @@
 """Everything the analytics page shows for a period, in one call.
 
 The numbers (:func:`dashboard.summarize`, the per-path funnels, the entry
-week cohorts) and the Plotly figures drawn from them; a figure is None
+week cohorts, all summed from the stored daily rows) and the Plotly figures drawn from them; a figure is None
 when there is nothing to draw yet, so the page can say so.
 """
 
@@ -13,10 +13,9 @@ from datetime import date
 import plotly.graph_objects as go
 
 from app.automation.analytics import charts
-from app.automation.analytics.cohorts import Cohort, cohorts
+from app.automation.analytics.cohorts import Cohort
 from app.automation.analytics.dashboard import Summary, sankey_links, summarize
 from app.automation.analytics.paths import PathFunnel, path_funnels
-from app.automation.analytics.queries import Period
 from app.automation.graph.definition import definition_of
 from app.extensions import reads_analytics
 from app.models import Workflow
@@ -37,9 +36,9 @@ def dashboard_report(workflow: Workflow, start: date, end: date) -> Report:
     if summary.empty:
         return report
     definition = definition_of(workflow)
-    period = Period(workflow.id, start, end)
-    report.funnels = path_funnels(definition, period)
-    report.cohorts = cohorts(period)
+    # Both summed from the stored days (closed ones) and today's row.
+    report.funnels = path_funnels(definition, taken=summary.path_outcomes)
+    report.cohorts = summary.cohorts
     labels = {node["node_id"]: node["label"] or node["node_id"] for node in definition["nodes"]}
     report.figures = {
         "executions": charts.executions_per_day(summary),
