@@ -135,9 +135,15 @@ def merge_cohorts(stored: list[dict]) -> list[Cohort]:
 
 
 def _add_conversion_weeks(period: Period, found: dict[date, Cohort]) -> None:
+    visits = [S.workflow_id == period.workflow_id, S.node_type.in_(keys_where("converts"))]
+    if period.lo is not None:
+        # A state comes after its execution's start: the period's
+        # executions' goal visits are all past its start (a day's, stored
+        # daily, then reads that day's states, not the whole history's).
+        visits.append(S.entered_at >= period.lo)
     first_goal = (
         select(S.execution_id.label("execution_id"), func.min(S.entered_at).label("at"))
-        .where(S.workflow_id == period.workflow_id, S.node_type.in_(keys_where("converts")))
+        .where(*visits)
         .group_by(S.execution_id)
         .subquery()
     )
