@@ -197,6 +197,9 @@ def from_environment(overrides: dict | None = None) -> dict:
         # made this many months ahead.
         "FLOW_STATE_RETENTION_DAYS": int(env.get("FLOW_STATE_RETENTION_DAYS") or 400),
         "PARTITION_MONTHS_AHEAD": int(env.get("PARTITION_MONTHS_AHEAD") or 3),
+        # Trigger-bus events (event_log), tracking events and their replay
+        # keys (event_keys) are kept this many days, the same way.
+        "EVENT_RETENTION_DAYS": int(env.get("EVENT_RETENTION_DAYS") or 400),
         # A read replica for the analytics' queries; unset: the primary.
         "ANALYTICS_DATABASE_URL": env.get("ANALYTICS_DATABASE_URL") or None,
         # Set to false by tests that drive the in-process scheduler by hand.
@@ -212,6 +215,11 @@ def from_environment(overrides: dict | None = None) -> dict:
         raise ConfigurationError(
             f"FLOW_STATE_RETENTION_DAYS must be at least {MIN_RETENTION_DAYS} (the dashboard's"
             f" longest period); it is {config['FLOW_STATE_RETENTION_DAYS']}."
+        )
+    if config["EVENT_RETENTION_DAYS"] < MIN_RETENTION_DAYS:
+        raise ConfigurationError(
+            f"EVENT_RETENTION_DAYS must be at least {MIN_RETENTION_DAYS} (the dashboard's"
+            f" longest period); it is {config['EVENT_RETENTION_DAYS']}."
         )
     if config["ANALYTICS_DATABASE_URL"]:
         config["ANALYTICS_DATABASE_URL"] = _driver_url(config["ANALYTICS_DATABASE_URL"])

@@ -420,3 +420,89 @@ def test_0015_makes_the_triggers_of_published_workflows_the_published_ones(tmp_p
             db.engine.dispose()
     finally:
         drop()
+
+
+def test_0019_partitions_the_event_tables_with_every_row_and_back(tmp_path):
+    from datetime import UTC, datetime
+
+    from flask_migrate import downgrade
+
+    from app.models import EventLog, Firm, TrackingEvent
+
+    url, drop = _empty_database_url(tmp_path)
+    try:
+        migrated = create_app({"SQLALCHEMY_DATABASE_URI": url, "TESTING": True, "SECRET_KEY": "t"})
+        with migrated.app_context():
+            upgrade(directory=str(ROOT / "migrations"), revision="0018")
+            firm_id = db.session.execute(
+                Firm.__table__.insert()
+                .values(name="Around 0019", webhook_secret="x", settings={})
+                .returning(Firm.__table__.c.id)
+            ).scalar_one()
+            days = [datetime(2025, 1, 15, tzinfo=UTC), datetime(2026, 11, 30, tzinfo=UTC)]
+            for n, day in enumerate(days):
+                db.session.execute(
+                    EventLog.__table__.insert().values(
+                        firm_id=firm_id,
+                        event_id=f"e{n}",
+                        event_type="webhook_received",
+                        data={},
+                        source="api",
+                        executions_started=0,
+                        created_at=day,
+                    )
+                )
+                db.session.execute(
+                    TrackingEvent.__table__.insert().values(
+                        firm_id=firm_id,
+                        kind="open",
+                        url="",
+                        user_agent="",
+                        event_id=f"provider:{n}" if n else None,
+                        machine=False,
+                        detail={},
+                        created_at=day,
+                    )
+                )
+            db.session.commit()
+            queries = {
+                table: text(f"SELECT id, firm_id, event_id, created_at FROM {table} ORDER BY id")
+                for table in ("event_log", "tracking_events")
+            }
+            kind = text("SELECT relkind FROM pg_class WHERE relname = :t")
+            with db.engine.connect() as conn:
+                before = {t: conn.execute(q).all() for t, q in queries.items()}
+            db.session.remove()
+
+            upgrade(directory=str(ROOT / "migrations"), revision="0019")
+            with db.engine.connect() as conn:
+                assert {t: conn.execute(q).all() for t, q in queries.items()} == before
+                keys = conn.execute(
+                    text("SELECT scope, event_id FROM event_keys ORDER BY scope, event_id")
+                ).all()
+                assert [tuple(k) for k in keys] == [
+                    ("event", "e0"),
+                    ("event", "e1"),
+                    ("tracking", "provider:1"),
+                ]
+                if USING_POSTGRES:
+                    for table in queries:
+                        assert conn.execute(kind, {"t": table}).scalar() == "p"
+                        months = partitioning.existing_months(conn, table)
+                        assert months[0].isoformat() == "2025-01-01"
+
+            downgrade(directory=str(ROOT / "migrations"), revision="0018")
+            with db.engine.connect() as conn:
+                assert {t: conn.execute(q).all() for t, q in queries.items()} == before
+                assert "event_keys" not in inspect(conn).get_table_names()
+                for table in queries:
+                    if USING_POSTGRES:
+                        assert conn.execute(kind, {"t": table}).scalar() == "r"
+                    uniques = [
+                        u["column_names"] for u in inspect(conn).get_unique_constraints(table)
+                    ]
+                    assert ["firm_id", "event_id"] in uniques
+            db.session.remove()
+            db.engine.dispose()
+    finally:
+        drop()

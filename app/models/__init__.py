@@ -17,7 +17,7 @@ from app.models.crm import (
     contact_tags,
     list_members,
 )
-from app.models.delivery import EventLog, OutboxMessage, SiteVisit, TrackingEvent
+from app.models.delivery import EventKey, EventLog, OutboxMessage, SiteVisit, TrackingEvent
 from app.models.edit_history import WorkflowEdit
 from app.models.execution import ContactFlowState, DeadLetter, WorkflowExecution
 from app.models.imports import ContactImport, ContactImportChunk, ContactImportError
@@ -53,6 +53,7 @@ __all__ = [
     "ContactList",
     "DeadLetter",
     "Deal",
+    "EventKey",
     "EventLog",
     "Firm",
     "Form",

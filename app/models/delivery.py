@@ -4,11 +4,22 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    ForeignKey,
+    Index,
+    Integer,
+    PrimaryKeyConstraint,
+    String,
+    Text,
+    UniqueConstraint,
+    event,
+)
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.clock import now
 from app.extensions import db
+from app.models import partitioning
 from app.models.base import JSONType, UTCDateTime
 from app.models.execution import BigId
 from app.tenancy import FirmScoped
@@ -94,7 +105,9 @@ class TrackingEvent(FirmScoped, db.Model):
     __tablename__ = "tracking_events"
     __table_args__ = (
         Index("ix_tracking_workflow_node_kind", "workflow_id", "node_id", "kind"),
-        # A provider callback's event id: a replayed callback is a no-op.
+        # A provider callback's event id: a replayed callback is a no-op
+        # (EventKey holds the key on PostgreSQL, where the table is
+        # partitioned by month and this key also holds created_at).
         UniqueConstraint("firm_id", "event_id"),
     )
 
@@ -139,6 +152,48 @@ class EventLog(FirmScoped, db.Model):
     source: Mapped[str] = mapped_column(String(30), default="")
     executions_started: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
+
+
+# PostgreSQL: both partitioned by month of created_at (app/models/partitioning.py).
+event.listen(TrackingEvent.__table__, "after_create", partitioning.after_create)
+event.listen(EventLog.__table__, "after_create", partitioning.after_create)
+
+EVENT_KEY_SCOPES = ("event", "tracking")
+
+
+class EventKey(FirmScoped, db.Model):
+    """An event id seen, for every month: what makes a replayed event a
+    no-op once ``event_log`` and ``tracking_events`` are partitioned by
+    month (their own unique keys then hold the month). A key is claimed in
+    the transaction that writes its event row and kept as long as events
+    are (docs/OPERATIONS.md "Data that grows")."""
+
+    __tablename__ = "event_keys"
+    __table_args__ = (
+        PrimaryKeyConstraint("scope", "firm_id", "event_id"),
+        Index("ix_event_keys_created", "created_at"),
+    )
+
+    # "event": the trigger bus's event_log; "tracking": tracking_events.
+    scope: Mapped[str] = mapped_column(String(20))
+    event_id: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
+
+    @classmethod
+    def claim(cls, session, scope: str, firm_id: int, event_ids, at: datetime) -> set[str]:
+        """Insert the keys not seen before (``ON CONFLICT DO NOTHING``) in
+        the session's transaction; returns those inserted."""
+        rows = [
+            {"scope": scope, "firm_id": firm_id, "event_id": event_id, "created_at": at}
+            for event_id in dict.fromkeys(event_ids)
+        ]
+        if not rows:
+            return set()
+        dialect = session.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        table = cls.__table__
+        stmt = insert(table).on_conflict_do_nothing().returning(table.c.event_id)
+        return set(session.scalars(stmt, rows))
 
 
 class SiteVisit(FirmScoped, db.Model):

@@ -1,8 +1,9 @@
 """Monthly partitions of the tables that grow for years (PostgreSQL).
 
-``contact_flow_states`` is partitioned by month of ``entered_at``
+``contact_flow_states`` is partitioned by month of ``entered_at``,
+``event_log`` and ``tracking_events`` by month of ``created_at``
 (declarative RANGE partitioning): one partition a calendar month, named
-``contact_flow_states_pYYYY_MM``, and a DEFAULT partition that catches a
+``<table>_pYYYY_MM``, and a DEFAULT partition that catches a
 row no monthly partition holds (a date far in the past or future). The
 periodic maintenance job (app/automation/operations/retention.py) creates
 the months ahead and drops whole months past the retention, which is
@@ -43,7 +44,11 @@ from app.clock import now
 from app.extensions import NAMING_CONVENTION
 
 # table name -> the column it is partitioned by
-PARTITIONED = {"contact_flow_states": "entered_at"}
+PARTITIONED = {
+    "contact_flow_states": "entered_at",
+    "event_log": "created_at",
+    "tracking_events": "created_at",
+}
 _PARTITION_NAME = re.compile(r"^(?P<table>[a-z_]+)_(p(?P<year>\d{4})_(?P<month>\d{2})|default)$")
 
 

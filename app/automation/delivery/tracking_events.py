@@ -28,7 +28,7 @@ from app.automation.delivery.tracking import BadToken, read_token
 from app.automation.triggers.bus import emit
 from app.clock import now
 from app.extensions import db
-from app.models import Contact, OutboxMessage, TrackingEvent
+from app.models import Contact, EventKey, OutboxMessage, TrackingEvent
 from app.tenancy import firm_context
 
 log = logging.getLogger(__name__)
@@ -306,8 +306,15 @@ def handle_provider_event(payload: dict, event_id: str) -> dict:
     with firm_context(firm_id):
         row = db.session.get(OutboxMessage, outbox_id)
         event_id = f"provider:{event_id}"[:200]
+        # The key for every month first (EventKey), the event row with it.
+        at = now()
+        if not EventKey.claim(db.session, "tracking", firm_id, [event_id], at):
+            db.session.rollback()
+            return {"status": "duplicate", "email_id": outbox_id}
         try:
-            db.session.add(_event(row, kind, url=url, event_id=event_id, detail=detail))
+            event = _event(row, kind, url=url, event_id=event_id, detail=detail)
+            event.created_at = at
+            db.session.add(event)
             db.session.flush()
         except IntegrityError:
             db.session.rollback()

@@ -39,7 +39,6 @@ from collections import defaultdict
 from collections.abc import Iterable
 
 from sqlalchemy import bindparam, select, text
-from sqlalchemy.dialects import postgresql, sqlite
 
 from app.automation.engine.deadlocks import retry_on_deadlock
 from app.automation.engine.enrollment import NotEnrollable, entry_of, start_entries
@@ -50,7 +49,7 @@ from app.automation.triggers.filters import rule_group_of
 from app.automation.triggers.registry import event_matches, keys_driven_by
 from app.clock import now
 from app.extensions import db
-from app.models import AuditLog, Contact, EventLog, PublishedTrigger, Workflow
+from app.models import AuditLog, Contact, EventKey, EventLog, PublishedTrigger, Workflow
 from app.models.audit import record
 from app.tenancy import current_actor, firm_context
 
@@ -225,16 +224,14 @@ def _record(firm_id: int, events: list[dict]) -> list[dict]:
         }
         for event in unique.values()
     ]
-    table = EventLog.__table__
-    insert = postgresql.insert if _dialect() == "postgresql" else sqlite.insert
-    # One cached statement, executed many: SQLAlchemy batches the rows into
-    # multi-row INSERT ... RETURNING under the drivers' parameter limits.
-    stmt = (
-        insert(table)
-        .on_conflict_do_nothing(index_elements=["firm_id", "event_id"])
-        .returning(table.c.event_id)
-    )
-    inserted = set(db.session.scalars(stmt, rows))
+    # The keys first (one table for every month: EventKey), then the rows
+    # of the events never seen, in the same transaction.
+    inserted = EventKey.claim(db.session, "event", firm_id, unique, moment)
+    rows = [row for row in rows if row["event_id"] in inserted]
+    if rows:
+        # One cached statement, executed many: SQLAlchemy batches the rows
+        # into multi-row INSERTs under the drivers' parameter limits.
+        db.session.execute(EventLog.__table__.insert(), rows)
     fresh = [event for key, event in unique.items() if key in inserted]
     metrics.record_events(event["event_type"][:50] for event in fresh)
     return fresh
