@@ -15,7 +15,10 @@ the primary key is (id, entered_at) and the unique key (execution_id,
 node_id, visit, entered_at); ids still come from one sequence, so ``id``
 alone stays unique in practice and the ORM keeps it as the identity. No
 foreign key points into the table (PostgreSQL would refuse one that does
-not name the whole key).
+not name the whole key). The event tables' keys are (id, created_at) and
+(firm_id, event_id, created_at) the same way: a replayed event id is kept
+out by ``event_keys`` (app/models/delivery.py ``EventKey``), which holds
+for every month.
 
 :func:`convert` turns the plain table into the partitioned one, keeping
 its rows: migration 0014 runs it on existing databases and ``create_all``
