@@ -22,6 +22,7 @@ from app.models import (
     ContactList,
     DeadLetter,
     Deal,
+    EventKey,
     EventLog,
     Form,
     FormSubmission,
@@ -118,6 +119,7 @@ def populate(firm) -> dict[type, object]:
                 EventLog: EventLog(
                     event_id=f"e-{firm.id}", event_type="api", contact_id=contact.id
                 ),
+                EventKey: EventKey(scope="event", event_id=f"e-{firm.id}"),
                 SiteVisit: SiteVisit(contact_id=contact.id, visitor_id="v1", url="/pricing"),
                 AuditLog: AuditLog(action="test"),
                 WorkflowComment: WorkflowComment(workflow_id=workflow.id, body="Looks good"),
@@ -147,10 +149,12 @@ def populate(firm) -> dict[type, object]:
     return rows
 
 
-def _id_of(row) -> int:
+def _id_of(row) -> int | tuple:
     from sqlalchemy import inspect
 
-    return inspect(row).identity[0]
+    identity = inspect(row).identity
+    # A composite key (EventKey's) is looked up whole.
+    return identity[0] if len(identity) == 1 else identity
 
 
 def firm_scoped_models() -> list[type]:
