@@ -44,6 +44,7 @@ from app.models import (
     WorkflowEdge,
     WorkflowEdit,
     WorkflowExecution,
+    WorkflowForecast,
     WorkflowGoal,
     WorkflowNode,
     WorkflowTrigger,
@@ -97,6 +98,7 @@ def populate(firm) -> dict[type, object]:
                 WorkflowTrigger: WorkflowTrigger(workflow_id=workflow.id, trigger_type="manual"),
                 PublishedTrigger: PublishedTrigger(workflow_id=workflow.id, trigger_type="manual"),
                 WorkflowVersion: WorkflowVersion(workflow_id=workflow.id, number=1, definition={}),
+                WorkflowForecast: WorkflowForecast(workflow_id=workflow.id, days=30),
                 WorkflowExecution: execution,
                 ContactFlowState: ContactFlowState(
                     execution_id=execution.id, workflow_id=workflow.id, node_id="a"
