@@ -40,38 +40,11 @@ EDGES = [("hello", "pause", None), ("pause", "check", None), ("check", "offer", 
          ("check", "mark", "no")]  # fmt: skip
 
 
-def _draft(firm_id: int):
-    from app.extensions import db
-    from app.models import Workflow, WorkflowEdge, WorkflowNode, WorkflowTrigger
-
-    workflow = Workflow(name="Forecast bench", send_window=WINDOW)
-    db.session.add(workflow)
-    db.session.flush()
-    db.session.add(
-        WorkflowTrigger(
-            workflow_id=workflow.id,
-            trigger_type="contact_tag_added",
-            configuration={"tag": "vip"},
-        )
+def _draft(user):
+    """The workflow, a draft (never published): what a forecast replays."""
+    return harness.build_workflow(
+        user, NODES, EDGES, "contact_tag_added", {"tag": "vip"}, activate=False, send_window=WINDOW
     )
-    made = {}
-    for key, node_type, config in NODES:
-        made[key] = WorkflowNode(
-            workflow_id=workflow.id, node_id=key, node_type=node_type, configuration=config
-        )
-        db.session.add(made[key])
-    db.session.flush()
-    for source, target, kind in EDGES:
-        db.session.add(
-            WorkflowEdge(
-                workflow_id=workflow.id,
-                source_node_id=made[source].id,
-                target_node_id=made[target].id,
-                condition_type=kind,
-            )
-        )
-    db.session.commit()
-    return workflow
 
 
 def _events(firm_id: int, contact_ids: list[int], days: int) -> None:
@@ -114,11 +87,11 @@ def main() -> None:
     try:
         with app.app_context():
             db.create_all()
-            firm, _ = harness.firm_and_user()
+            firm, user = harness.firm_and_user()
             with firm_context(firm.id):
                 ids = harness.insert_contacts(firm.id, args.contacts)
                 _events(firm.id, ids, args.days)
-                workflow = _draft(firm.id)
+                workflow = _draft(user)
                 if database_url.startswith("postgres"):
                     harness.analyze()
                 started = time.perf_counter()

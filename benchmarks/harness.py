@@ -208,9 +208,11 @@ def firm_and_user():
     return firm, user
 
 
-def build_workflow(user, nodes, edges, trigger_type: str, trigger_config=None, **settings):
-    """An active workflow (current firm) from ``(key, type, config)`` nodes and
-    ``(source, target, condition_type)`` edges."""
+def build_workflow(
+    user, nodes, edges, trigger_type: str, trigger_config=None, activate=True, **settings
+):
+    """A workflow (current firm; active unless ``activate`` is false) from
+    ``(key, type, config)`` nodes and ``(source, target, condition_type)`` edges."""
     from app.extensions import db
     from app.models import Workflow, WorkflowEdge, WorkflowNode, WorkflowTrigger
 
@@ -241,7 +243,8 @@ def build_workflow(user, nodes, edges, trigger_type: str, trigger_config=None, *
             )
         )
     db.session.flush()
-    activate_workflow(workflow, user)
+    if activate:
+        activate_workflow(workflow, user)
     db.session.commit()
     return workflow
 

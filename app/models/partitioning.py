@@ -133,21 +133,9 @@ def is_partitioned(conn, table: str) -> bool:
     )
 
 
-def convert(conn, name: str, moment: datetime, months_ahead: int = 3) -> None:
-    """Turn the plain table ``name`` into the partitioned one in the current
-    transaction, rows included: rename the old table (and its index and
-    constraint names), create the partitioned parent under the old names,
-    a partition per month from the oldest row to ``months_ahead`` months
-    past ``moment`` and the DEFAULT one, copy the rows, keep the id
-    sequence and drop the old table."""
-    if conn.dialect.name != "postgresql" or is_partitioned(conn, name):
-        return
-    key = PARTITIONED[name]
-    # The table as the database has it (what a migration must keep).
-    table = Table(name, MetaData(naming_convention=NAMING_CONVENTION), autoload_with=conn)
-    old = f"{name}_unpartitioned"
-    conn.execute(text(f'ALTER TABLE "{name}" RENAME TO "{old}"'))
-    # Index and constraint names live in the schema's namespace: free them.
+def _free_names(conn, old: str) -> None:
+    """Rename the indexes and foreign-key/check constraints of table ``old``
+    with an ``_old`` suffix, so the table replacing it can take the names."""
     for (index,) in conn.execute(
         text(
             "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
@@ -166,6 +154,24 @@ def convert(conn, name: str, moment: datetime, months_ahead: int = 3) -> None:
         conn.execute(
             text(f'ALTER TABLE "{old}" RENAME CONSTRAINT "{constraint}" TO "{constraint[:55]}_old"')
         )
+
+
+def convert(conn, name: str, moment: datetime, months_ahead: int = 3) -> None:
+    """Turn the plain table ``name`` into the partitioned one in the current
+    transaction, rows included: rename the old table (and its index and
+    constraint names), create the partitioned parent under the old names,
+    a partition per month from the oldest row to ``months_ahead`` months
+    past ``moment`` and the DEFAULT one, copy the rows, keep the id
+    sequence and drop the old table."""
+    if conn.dialect.name != "postgresql" or is_partitioned(conn, name):
+        return
+    key = PARTITIONED[name]
+    # The table as the database has it (what a migration must keep).
+    table = Table(name, MetaData(naming_convention=NAMING_CONVENTION), autoload_with=conn)
+    old = f"{name}_unpartitioned"
+    conn.execute(text(f'ALTER TABLE "{name}" RENAME TO "{old}"'))
+    # Index and constraint names live in the schema's namespace: free them.
+    _free_names(conn, old)
     sequence = conn.execute(text("SELECT pg_get_serial_sequence(:t, 'id')"), {"t": old}).scalar()
     copy = _partitioned_copy(table, sequence)
     conn.execute(CreateTable(copy))
@@ -234,24 +240,7 @@ def revert(conn, name: str) -> None:
     old = f"{name}_partitioned"
     conn.execute(text(f'ALTER TABLE "{name}" RENAME TO "{old}"'))
     # The parent's index and constraint names (its partitions' have their own).
-    for (index,) in conn.execute(
-        text(
-            "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
-            "WHERE i.indrelid = CAST(:t AS regclass)"
-        ),
-        {"t": old},
-    ).all():
-        conn.execute(text(f'ALTER INDEX "{index}" RENAME TO "{index[:55]}_old"'))
-    for (constraint,) in conn.execute(
-        text(
-            "SELECT conname FROM pg_constraint WHERE conrelid = CAST(:t AS regclass) "
-            "AND contype IN ('f', 'c')"
-        ),
-        {"t": old},
-    ).all():
-        conn.execute(
-            text(f'ALTER TABLE "{old}" RENAME CONSTRAINT "{constraint}" TO "{constraint[:55]}_old"')
-        )
+    _free_names(conn, old)
     sequence = conn.execute(text("SELECT pg_get_serial_sequence(:t, 'id')"), {"t": old}).scalar()
     copy = _plain_copy(table, sequence)
     conn.execute(CreateTable(copy))
