@@ -33,6 +33,7 @@ from app.models import (
     Topic,
     WorkflowAnalytics,
     WorkflowComment,
+    WorkflowForecast,
     WorkflowGoal,
 )
 from app.tenancy import firm_context
@@ -176,6 +177,8 @@ def make_world(firm, *, admin=None) -> dict:
         suppression = Suppression(address=f"gone@{firm.name.lower()}.test", reason="manual")
         topic = Topic(name="Newsletter")
         domain = SendingDomain(domain=f"{firm.name.lower()}-{secrets.token_hex(3)}.example")
+        forecast = WorkflowForecast(workflow_id=workflow.id, days=30, status="queued")
+        db.session.add(forecast)
         db.session.add_all([goal, analytics, form, deal, task, comment, approval, contact_import])
         db.session.add_all([suppression, topic, domain, suppression_import])
         db.session.commit()
@@ -223,6 +226,7 @@ def make_world(firm, *, admin=None) -> dict:
             "suppression_id": suppression.id,
             "topic_id": topic.id,
             "domain_id": domain.id,
+            "forecast_id": forecast.id,
             # Not firm-owned: the first template of the shared library.
             "key": next(iter(TEMPLATES)),
         }
