@@ -80,7 +80,7 @@ def parse_period(args) -> PeriodForm:
     return PeriodForm(start, end, days, start.isoformat(), end.isoformat(), errors)
 
 
-def _json_block(fig) -> Markup:
+def json_block(fig) -> Markup:
     """A figure's JSON, safe inside <script type="application/json">: node
     labels are user text, so '<', '>' and '&' are escaped as JSON escapes."""
     text = fig.to_json()
@@ -96,7 +96,7 @@ def dashboard(workflow_id: int):
         abort(404)
     form = parse_period(request.args)
     report = dashboard_report(workflow, form.start, form.end)
-    figures = {name: _json_block(fig) for name, fig in report.figures.items() if fig is not None}
+    figures = {name: json_block(fig) for name, fig in report.figures.items() if fig is not None}
     status = 400 if form.errors else 200
     return (
         render_template(

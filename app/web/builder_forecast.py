@@ -20,7 +20,7 @@ from app.automation.analytics.forecast import (
 from app.extensions import db
 from app.models import WorkflowForecast
 from app.tenancy import scoped_get
-from app.web.analytics import _json_block
+from app.web.analytics import json_block
 from app.web.builder_common import acting_user, bp, is_htmx, load_workflow, render_panel
 
 TEMPLATE = "builder/_forecast.html"
@@ -32,7 +32,7 @@ def _context(workflow, forecast: WorkflowForecast | None) -> dict:
     figure = None
     if result is not None and result["status"] == "done":
         fig = forecast_messages(result["messages_per_day"])
-        figure = _json_block(fig) if fig is not None else None
+        figure = json_block(fig) if fig is not None else None
     badges = {}
     if result is not None and result["status"] == "done":
         badges = {
