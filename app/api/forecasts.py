@@ -1,4 +1,4 @@
-"""Forecasts of a workflow's draft (docs/FORECAST.md, CONTRACT.md
+"""Forecasts of a workflow's draft (docs/FORECAST.md, docs/CONTRACT.md
 "Experiments, audiences, forecasts, integrations")."""
 
 from __future__ import annotations

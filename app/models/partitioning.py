@@ -78,6 +78,19 @@ def _as_utc(month: date) -> str:
     return datetime(month.year, month.month, 1, tzinfo=UTC).isoformat()
 
 
+def _foreign_keys(table: Table) -> list:
+    """Copies of ``table``'s foreign keys, for a table rebuilt from it."""
+    return [
+        ForeignKeyConstraint(
+            [column.name for column in fk.columns],
+            [element.target_fullname for element in fk.elements],
+            name=fk.name,
+            ondelete=fk.ondelete,
+        )
+        for fk in table.foreign_key_constraints
+    ]
+
+
 def _partitioned_copy(table: Table, sequence: str) -> Table:
     """``table`` (as reflected) with the partition key in its primary and
     unique keys, ids from ``sequence`` and ``PARTITION BY RANGE``, for the
@@ -98,16 +111,7 @@ def _partitioned_copy(table: Table, sequence: str) -> Table:
         if column.name in ("id", key):
             copy.nullable = False
         columns.append(copy)
-    constraints: list = [PrimaryKeyConstraint("id", key)]
-    for fk in table.foreign_key_constraints:
-        constraints.append(
-            ForeignKeyConstraint(
-                [column.name for column in fk.columns],
-                [element.target_fullname for element in fk.elements],
-                name=fk.name,
-                ondelete=fk.ondelete,
-            )
-        )
+    constraints: list = [PrimaryKeyConstraint("id", key), *_foreign_keys(table)]
     for constraint in table.constraints:
         if isinstance(constraint, UniqueConstraint):
             names = [column.name for column in constraint.columns]
@@ -204,16 +208,7 @@ def _plain_copy(table: Table, sequence: str) -> Table:
             copy.autoincrement = False
             copy.server_default = DefaultClause(text(f"nextval('{sequence}'::regclass)"))
         columns.append(copy)
-    constraints: list = []
-    for fk in table.foreign_key_constraints:
-        constraints.append(
-            ForeignKeyConstraint(
-                [column.name for column in fk.columns],
-                [element.target_fullname for element in fk.elements],
-                name=fk.name,
-                ondelete=fk.ondelete,
-            )
-        )
+    constraints: list = _foreign_keys(table)
     for constraint in table.constraints:
         if isinstance(constraint, UniqueConstraint):
             names = [column.name for column in constraint.columns if column.name != key]

@@ -108,7 +108,7 @@ def latest_forecast(workflow: Workflow) -> WorkflowForecast | None:
 
 
 def as_json(forecast: WorkflowForecast) -> dict:
-    """The API's answer for a forecast job (CONTRACT.md "forecasts")."""
+    """The API's answer for a forecast job (docs/CONTRACT.md "forecasts")."""
     result = dict(forecast.result or {})
     return {
         "id": forecast.id,
