@@ -13,7 +13,7 @@ from typing import Any
 
 from app import queue
 from app.automation.analytics import run_daily_analytics
-from app.automation.analytics.forecast import run_forecast
+from app.automation.analytics.forecast import recover_forecasts, run_forecast
 from app.automation.crm.import_rows import run_import
 from app.automation.delivery.jobs import run_delivery_job
 from app.automation.delivery.suppression_import import run_suppression_import
@@ -33,6 +33,8 @@ PERIODIC_JOBS: list[dict[str, Any]] = [
     {"name": "daily-analytics", "func": run_daily_analytics, "every": 3600},
     # Monthly partitions ahead, months past retention dropped (docs/OPERATIONS.md).
     {"name": "retention", "func": run_retention, "every": 3600},
+    # Forecasts whose worker died fail; lost forecast jobs run again.
+    {"name": "forecasts", "func": recover_forecasts, "every": "SWEEP_INTERVAL_SECONDS"},
 ]
 
 # Jobs enqueued with arguments by the code that needs them.

@@ -290,3 +290,31 @@ def test_an_edit_of_a_live_workflow_says_where_contacts_inside_go(client, acme, 
     assert result["status"] == "done", result
     assert result["moves"] == [{"node": "pause", "contacts": 2, "to": None, "removed": True}]
     assert "pause" not in result["per_node"]
+
+
+def test_a_forecast_whose_worker_died_fails_and_a_lost_job_runs_again(acme, alice):
+    from app.automation.analytics import forecast as forecasting
+
+    workflow, _ = _world(acme)
+    with firm_context(acme.id):
+        dead = WorkflowForecast(workflow_id=workflow.id, days=30, status="running")
+        lost = WorkflowForecast(workflow_id=workflow.id, days=30, status="queued")
+        fresh = WorkflowForecast(workflow_id=workflow.id, days=30, status="running")
+        db.session.add_all([dead, lost, fresh])
+        db.session.commit()
+        ids = dead.id, lost.id, fresh.id
+    table = WorkflowForecast.__table__
+    old = datetime.now(UTC) - timedelta(seconds=forecasting.STALL_SECONDS + 5)
+    db.session.execute(table.update().where(table.c.id.in_(ids[:2])).values(updated_at=old))
+    db.session.commit()
+
+    assert forecasting.recover_forecasts() == {"stalled": 1, "requeued": 1}
+    run_forecast(ids[1])  # here, unless the in-process runner had it already
+    db.session.expire_all()
+    with firm_context(acme.id):
+        dead, lost, fresh = (db.session.get(WorkflowForecast, i) for i in ids)
+        assert dead.status == "failed" and "worker" in dead.error and dead.finished_at
+        assert lost.status == "done" and lost.result["enrollments"] > 0
+        assert fresh.status == "running"
+    # A second pass finds nothing more to do.
+    assert forecasting.recover_forecasts() == {"stalled": 0, "requeued": 0}

@@ -26,6 +26,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
+import time
 from collections import defaultdict
 from datetime import datetime, timedelta
 
@@ -52,8 +53,13 @@ log = logging.getLogger(__name__)
 MAX_DAYS = 365
 # A forecast replays at most this many events (the rest is reported as cut).
 MAX_EVENTS = 200_000
-# Progress is written every this many events.
+# Progress is written every this many events, and at least this often
+# (seconds) while the replay runs: the write is the job's heartbeat.
 PROGRESS_EVERY = 500
+HEARTBEAT_SECONDS = 10
+# A running forecast whose heartbeat is older than this lost its worker; a
+# queued one this old lost its job (docs/FORECAST.md "When a worker dies").
+STALL_SECONDS = 300
 # A walk resumed more often than this in one replay is stopped (a loop).
 MAX_WALKS_PER_EXECUTION = 500
 
@@ -169,6 +175,38 @@ def run_forecast(forecast_id: int) -> None:
         _finish(forecast_id, "done", result, None)
 
 
+def recover_forecasts() -> dict:
+    """The periodic job: a running forecast whose heartbeat stopped lost its
+    worker and is marked failed (it may have been what killed it, so it is
+    not run again by itself); a queued one whose job was lost (a Redis
+    flush) is enqueued again, which is safe since the job claims its row."""
+    table = WorkflowForecast.__table__
+    moment = now()
+    stale = moment - timedelta(seconds=STALL_SECONDS)
+    conn = db.session.connection()
+    failed = conn.execute(
+        update(table)
+        .where(table.c.status == "running", table.c.updated_at < stale)
+        .values(
+            status="failed",
+            error="the worker running this forecast stopped; start it again",
+            finished_at=moment,
+            updated_at=moment,
+        )
+    ).rowcount
+    queued = list(
+        conn.execute(
+            select(table.c.id).where(table.c.status == "queued", table.c.updated_at < stale)
+        ).scalars()
+    )
+    if queued:
+        conn.execute(update(table).where(id_in(table.c.id, queued)).values(updated_at=moment))
+    db.session.commit()
+    for forecast_id in queued:
+        enqueue(run_forecast, forecast_id)
+    return {"stalled": failed, "requeued": len(queued)}
+
+
 def _progress(forecast_id: int):
     table = WorkflowForecast.__table__
 
@@ -280,6 +318,9 @@ class Replay:
         self.per_day: dict[str, int] = defaultdict(int)
         self.messages = 0
         self.sandbox: Sandbox | None = None
+        self.done_events = 0
+        self.total_events = 0
+        self.beat_at = time.monotonic()
 
     # -- the replay ------------------------------------------------------------
     def run(self) -> dict:
@@ -301,11 +342,13 @@ class Replay:
             self.entered[contact_id] = self.start
         if self.entry is None:
             events = []
+        self.total_events = len(events)
         for index, event in enumerate(events):
             self._run_until(event["created_at"])
             self._enroll(event)
-            if self.progress and (index + 1) % PROGRESS_EVERY == 0:
-                self.progress(index + 1, len(events))
+            self.done_events = index + 1
+            if self.done_events % PROGRESS_EVERY == 0:
+                self._report()
         self._run_until(self.end)
         return {**result_base, **self._figures()}
 
@@ -422,6 +465,13 @@ class Replay:
             if row["status"] != "waiting" or row["wake_at"] != wake_at:
                 continue
             self._advance(row, wake_at)
+            if time.monotonic() - self.beat_at >= HEARTBEAT_SECONDS:
+                self._report()
+
+    def _report(self) -> None:
+        self.beat_at = time.monotonic()
+        if self.progress:
+            self.progress(self.done_events, self.total_events)
 
     def _advance(self, row: dict, moment: datetime) -> None:
         """Walk ``row`` at ``moment`` with the engine's walk; the hand-over
