@@ -35,7 +35,7 @@ from app.automation.crm.errors import CrmError
 from app.automation.triggers.bus import emit
 from app.automation.triggers.registry import TRIGGER_TYPES
 from app.extensions import db
-from app.models import Contact, ContactList, Deal, EventLog, Form, Task, User
+from app.models import Contact, ContactList, Deal, EventKey, Form, Task, User
 
 
 def _changes(body) -> dict:
@@ -310,7 +310,10 @@ def post_event(body: EventIn | list):
         raise validation_error({"type": [f"unknown event type {body.type!r}"]}, status=422)
     referenced(Contact, body.contact_id, "contact_id")
     event_id = body.event_id or f"api_{uuid.uuid4().hex}"
-    seen = db.session.scalars(select(EventLog.id).where(EventLog.event_id == event_id)).first()
+    # The key table, not event_log: one probe, whatever month the event fell in.
+    seen = db.session.scalars(
+        select(EventKey.event_id).where(EventKey.scope == "event", EventKey.event_id == event_id)
+    ).first()
     if seen is not None:
         return {"event_id": event_id, "duplicate": True, "executions": []}
     started = emit(

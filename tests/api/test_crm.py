@@ -208,6 +208,13 @@ def test_an_event_starts_the_workflows_it_triggers_once(api, acme):
         assert db.session.query(EventLog).filter_by(event_id="evt-1").count() == 1
 
 
+def test_an_event_id_is_a_repeat_only_within_its_firm(api, api_as, acme, globex, charlie):
+    event = {"type": "email_opened", "contact_id": make_contact(acme).id, "event_id": "evt-9"}
+    assert api.post("/api/v1/events/", json=event).json["duplicate"] is False
+    theirs = {**event, "contact_id": make_contact(globex).id}
+    assert api_as(charlie).post("/api/v1/events/", json=theirs).json["duplicate"] is False
+
+
 def test_an_unknown_event_type_is_a_422(api, acme):
     contact = make_contact(acme)
     response = api.post("/api/v1/events/", json={"type": "moon", "contact_id": contact.id})
