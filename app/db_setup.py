@@ -25,3 +25,10 @@ def configure_database(app: Flask) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
+        # SQLite's lower() folds ASCII only; rules compiled to SQL compare
+        # text as Python's casefold does (app/automation/rules/sql.py).
+        dbapi_connection.create_function("casefold", 1, _casefold, deterministic=True)
+
+
+def _casefold(value):
+    return value.casefold() if isinstance(value, str) else value

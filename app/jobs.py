@@ -14,6 +14,8 @@ from typing import Any
 from app import queue
 from app.automation.analytics import run_daily_analytics
 from app.automation.analytics.forecast import recover_forecasts, run_forecast
+from app.automation.audiences.enroll import run_enrollment
+from app.automation.audiences.membership import refresh_timed
 from app.automation.crm.import_rows import run_import
 from app.automation.delivery.jobs import run_delivery_job
 from app.automation.delivery.suppression_import import run_suppression_import
@@ -35,10 +37,12 @@ PERIODIC_JOBS: list[dict[str, Any]] = [
     {"name": "retention", "func": run_retention, "every": 3600},
     # Forecasts whose worker died fail; lost forecast jobs run again.
     {"name": "forecasts", "func": recover_forecasts, "every": "SWEEP_INTERVAL_SECONDS"},
+    # Audiences with a time window: who left (or entered) as time passed.
+    {"name": "audiences", "func": refresh_timed, "every": 300},
 ]
 
 # Jobs enqueued with arguments by the code that needs them.
-ENQUEUED_JOBS = (run_import, run_suppression_import, run_forecast)
+ENQUEUED_JOBS = (run_import, run_suppression_import, run_forecast, run_enrollment)
 
 ALL_JOBS = (*KICK_JOBS.values(), *(job["func"] for job in PERIODIC_JOBS), *ENQUEUED_JOBS)
 

@@ -50,6 +50,7 @@ from app.models import (
     WorkflowTrigger,
     WorkflowVersion,
 )
+from app.models.audiences import Audience, AudienceEnrollment
 from app.models.sessions import UserSession
 from app.tenancy import FirmScoped, TenancyError, firm_context
 from tests.factories import make_firm, make_user
@@ -66,7 +67,8 @@ def populate(firm) -> dict[type, object]:
         contact = Contact(email=f"c-{firm.id}@example.com", tags=[tag], lists=[contact_list])
         form = Form(name="Signup", fields=[])
         workflow = Workflow(name=f"Flow of {firm.name}")
-        db.session.add_all([tag, contact_list, contact, form, workflow])
+        audience = Audience(name="Everyone", rules=[])
+        db.session.add_all([tag, contact_list, contact, form, workflow, audience])
         db.session.flush()
         source = WorkflowNode(workflow_id=workflow.id, node_id="a", node_type="add_tag")
         target = WorkflowNode(workflow_id=workflow.id, node_id="b", node_type="goal")
@@ -144,6 +146,10 @@ def populate(firm) -> dict[type, object]:
                     import_id=contact_import.id, seq=0, data=b"email\n"
                 ),
                 ContactImportError: ContactImportError(import_id=contact_import.id, row_number=2),
+                Audience: audience,
+                AudienceEnrollment: AudienceEnrollment(
+                    audience_id=audience.id, workflow_id=workflow.id
+                ),
             }
         )
         db.session.add_all(rows.values())

@@ -66,6 +66,7 @@ from flask import Flask
 # (openapi registers its own routes).
 from app.api import (  # noqa: F401
     access,
+    audiences,
     contacts,
     crm,
     errors,

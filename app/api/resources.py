@@ -15,6 +15,8 @@ from app.api.errors import ApiError, not_found
 from app.automation.lifecycle.gallery import TEMPLATES
 from app.models import (
     ApprovalRequest,
+    Audience,
+    AudienceEnrollment,
     Contact,
     ContactList,
     Deal,
@@ -55,6 +57,8 @@ URL_IDS: dict[str, tuple[type, str]] = {
     "topic_id": (Topic, "topic"),
     "domain_id": (SendingDomain, "sending domain"),
     "forecast_id": (WorkflowForecast, "forecast"),
+    "audience_id": (Audience, "audience"),
+    "enrollment_id": (AudienceEnrollment, "enrollment"),
 }
 # URL variables that name something by a key: variable -> (is it known?, word)
 URL_NAMES = {"key": (lambda key: key in TEMPLATES, "template")}

@@ -2,6 +2,7 @@
 
 from app.models.accounts import ROLES, ApiToken, Firm, User
 from app.models.analytics import WorkflowAnalytics, WorkflowForecast, WorkflowGoal
+from app.models.audiences import Audience, AudienceEnrollment, audience_members
 from app.models.audit import AuditLog
 from app.models.collaboration import ApprovalRequest, WorkflowComment
 from app.models.consent import ConsentRecord, PendingSignup
@@ -43,6 +44,8 @@ __all__ = [
     "ROLES",
     "ApiToken",
     "ApprovalRequest",
+    "Audience",
+    "AudienceEnrollment",
     "AuditLog",
     "ConsentRecord",
     "Contact",
@@ -85,6 +88,7 @@ __all__ = [
     "WorkflowTrigger",
     "WorkflowVersion",
     "contact_subscriptions",
+    "audience_members",
     "contact_tags",
     "list_members",
 ]

@@ -21,6 +21,8 @@ from app.extensions import db
 from app.models import (
     ApiToken,
     ApprovalRequest,
+    Audience,
+    AudienceEnrollment,
     ContactImport,
     ContactList,
     Deal,
@@ -179,6 +181,13 @@ def make_world(firm, *, admin=None) -> dict:
         domain = SendingDomain(domain=f"{firm.name.lower()}-{secrets.token_hex(3)}.example")
         forecast = WorkflowForecast(workflow_id=workflow.id, days=30, status="queued")
         db.session.add(forecast)
+        audience = Audience(name="VIPs", rules=[{"tag": "vip", "op": "has"}])
+        db.session.add(audience)
+        db.session.flush()
+        enrollment = AudienceEnrollment(
+            audience_id=audience.id, workflow_id=workflow.id, status="done"
+        )
+        db.session.add(enrollment)
         db.session.add_all([goal, analytics, form, deal, task, comment, approval, contact_import])
         db.session.add_all([suppression, topic, domain, suppression_import])
         db.session.commit()
@@ -227,6 +236,8 @@ def make_world(firm, *, admin=None) -> dict:
             "topic_id": topic.id,
             "domain_id": domain.id,
             "forecast_id": forecast.id,
+            "audience_id": audience.id,
+            "enrollment_id": enrollment.id,
             # Not firm-owned: the first template of the shared library.
             "key": next(iter(TEMPLATES)),
         }

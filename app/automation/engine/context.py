@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from app.automation.delivery.topics import subscribed_facts
 from app.extensions import db
-from app.models import Contact, Deal, TrackingEvent
+from app.models import Contact, Deal, TrackingEvent, audience_members
 
 CONTACT_FIELDS = (
     "id",
@@ -157,6 +157,7 @@ def facts_for(
                 "lists": set(),
                 "events": [],
                 "subscriptions": {},
+                "audiences": set(),
             }
         )
     contact_id = contact.id
@@ -172,8 +173,24 @@ def facts_for(
             "subscriptions": lambda: load_subscriptions(
                 {contact_id: {"firm_id": contact.firm_id, "unsubscribed": contact.unsubscribed}}
             )[contact_id],
+            "audiences": lambda: load_audiences([contact_id])[contact_id],
         },
     )
+
+
+def load_audiences(contact_ids: Iterable[int]) -> dict[int, set[int]]:
+    """contact id -> ids of the audiences it is a member of, for the rules'
+    ``{"audience": id, "op": "in"}`` (the membership table is the truth:
+    app/automation/audiences/membership.py keeps it)."""
+    ids = list(contact_ids)
+    out: dict[int, set[int]] = {cid: set() for cid in ids}
+    if not ids:
+        return out
+    table = audience_members
+    stmt = select(table.c.contact_id, table.c.audience_id).where(table.c.contact_id.in_(ids))
+    for contact_id, audience_id in db.session.connection().execute(stmt):
+        out.setdefault(contact_id, set()).add(audience_id)
+    return out
 
 
 def load_subscriptions(contacts: dict[int, dict]) -> dict[int, dict[int, bool]]:
@@ -184,14 +201,20 @@ def load_subscriptions(contacts: dict[int, dict]) -> dict[int, dict[int, bool]]:
 
 def load_events(
     contact_ids: Iterable[int], workflow_id: int | None, execution_id: int | None = None
-) -> dict[int, list[tuple[str, str | None]]]:
-    """Tracking events (open/click) per contact, limited to one workflow
-    (the rule "email_opened at node X" means this workflow's e-mail)."""
+) -> dict[int, list[tuple[str, str | None, Any]]]:
+    """Tracking events (open/click) per contact as ``(kind, node, when)``,
+    limited to one workflow when given (the rule "email_opened at node X"
+    means this workflow's e-mail; an audience's means any)."""
     ids = list(contact_ids)
-    out: dict[int, list[tuple[str, str | None]]] = {cid: [] for cid in ids}
+    out: dict[int, list[tuple[str, str | None, Any]]] = {cid: [] for cid in ids}
     if not ids:
         return out
-    stmt = select(TrackingEvent.contact_id, TrackingEvent.kind, TrackingEvent.node_id).where(
+    stmt = select(
+        TrackingEvent.contact_id,
+        TrackingEvent.kind,
+        TrackingEvent.node_id,
+        TrackingEvent.created_at,
+    ).where(
         TrackingEvent.contact_id.in_(ids),
         TrackingEvent.kind.in_(("open", "click")),
         TrackingEvent.machine.is_(False),  # a proxy's or scanner's is not the contact's
@@ -200,6 +223,6 @@ def load_events(
         stmt = stmt.where(TrackingEvent.workflow_id == workflow_id)
     if execution_id is not None:
         stmt = stmt.where(TrackingEvent.execution_id == execution_id)
-    for contact_id, kind, node_id in db.session.execute(stmt):
-        out.setdefault(contact_id, []).append((kind, node_id))
+    for contact_id, kind, node_id, created_at in db.session.execute(stmt):
+        out.setdefault(contact_id, []).append((kind, node_id, created_at))
     return out

@@ -19,7 +19,13 @@ from sqlalchemy import and_, select
 
 from app.automation.delivery.windows import WindowError, parse_window
 from app.automation.engine.claim import id_in
-from app.automation.engine.context import CONTACT_FIELDS, Facts, deal_dict, load_events
+from app.automation.engine.context import (
+    CONTACT_FIELDS,
+    Facts,
+    deal_dict,
+    load_audiences,
+    load_events,
+)
 from app.automation.graph.definition import Graph, definition_of
 from app.automation.nodes.registry import UnknownNodeType, get_node_type
 from app.extensions import db
@@ -269,6 +275,7 @@ class BatchState:
             {
                 "events": lambda: load_events([contact_id], workflow_id).get(contact_id, []),
                 "subscriptions": lambda: self.subscriptions().get(contact_id, {}),
+                "audiences": lambda: load_audiences([contact_id])[contact_id],
             },
         )
 

@@ -12,10 +12,17 @@ A rule group is ``{"match": "all"|"any", "rules": [...]}`` (docs/CONTRACT.md).
 - ``deal``: the contact's latest open deal as a dict, or None
 - ``context``: the execution's (or event's) context
 - ``tags``: set of tag names; ``lists``: set of list ids
-- ``events``: iterable of ``(kind, node_id)`` pairs of tracking events
-  ("open", "click") of this execution's workflow, made by people (machine
-  opens and clicks are left out)
+- ``events``: iterable of ``(kind, node_id, created_at)`` of tracking
+  events ("open", "click") of this execution's workflow (of any workflow
+  for an audience), made by people (machine opens and clicks are left out);
+  a rule's ``within_days`` counts only events that recent
 - ``subscriptions``: topic id -> whether the contact gets that topic
+- ``audiences``: ids of the audiences the contact is a member of
+  (``{"audience": 3, "op": "in"}``)
+
+:mod:`app.automation.rules.sql` compiles the same rules to one SQL
+condition over contacts (audience counts); tests/rules/test_sql_parity.py
+runs a table of rules both ways.
 
 Facts are read with ``facts[key]`` so a lazy mapping (``__missing__``) may
 load the expensive ones (events) only when a rule needs them.
@@ -29,11 +36,11 @@ comparison except ``neq``, ``not_contains`` and ``is_not_set``.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from app.clock import ensure_utc
+from app.clock import ensure_utc, now
 
 _MISSING = object()
 EVENT_KINDS = {"email_opened": "open", "email_clicked": "click"}
@@ -114,6 +121,14 @@ def _rule(rule: Mapping, facts: Mapping, out: list | None) -> bool:
         actual = _happened(rule, facts["events"])
         ok = actual if rule.get("op", "happened") == "happened" else not actual
         return _note(out, rule, actual, ok)
+    if "audience" in rule:
+        try:
+            wanted = int(rule["audience"])
+        except (TypeError, ValueError):
+            wanted = None
+        actual = wanted in {int(audience_id) for audience_id in facts["audiences"]}
+        ok = actual if rule.get("op", "in") == "in" else not actual
+        return _note(out, rule, actual, ok)
     actual = resolve_field(rule.get("field", ""), facts)
     ok = compare(rule.get("op", "eq"), actual, rule.get("value"))
     return _note(out, rule, None if actual is _MISSING else actual, ok)
@@ -128,10 +143,18 @@ def _note(out: list | None, rule: Mapping, actual: Any, ok: bool) -> bool:
 def _happened(rule: Mapping, events: Iterable) -> bool:
     kind = EVENT_KINDS.get(rule.get("event"), rule.get("event"))
     node = rule.get("node")
-    return any(
-        event_kind == kind and (node is None or event_node == node)
-        for event_kind, event_node in events
-    )
+    since = None
+    if rule.get("within_days"):
+        since = now() - timedelta(days=int(rule["within_days"]))
+    for event in events:
+        if event[0] != kind or (node is not None and event[1] != node):
+            continue
+        if since is None:
+            return True
+        at = ensure_utc(event[2]) if len(event) > 2 and event[2] is not None else None
+        if at is not None and at >= since:
+            return True
+    return False
 
 
 def resolve_field(field: str, facts: Mapping) -> Any:

@@ -58,7 +58,15 @@ class TopicRule(_Strict):
 class EventRule(_Strict):
     event: Literal["email_opened", "email_clicked"]
     node: str | None = None
+    # Only events of the last ``within_days`` days count (docs/CONTRACT.md
+    # "Experiments, audiences, forecasts, integrations").
+    within_days: int | None = Field(default=None, ge=1, le=3650)
     op: Literal["happened", "not_happened"] = "happened"
+
+
+class AudienceRule(_Strict):
+    audience: int
+    op: Literal["in", "not_in"] = "in"
 
 
 class RuleGroup(_Strict):
@@ -68,7 +76,7 @@ class RuleGroup(_Strict):
 
 def _rule_kind(value: Any) -> str:
     if isinstance(value, dict):
-        for key in ("rules", "field", "tag", "list", "event", "topic"):
+        for key in ("rules", "field", "tag", "list", "event", "topic", "audience"):
             if key in value:
                 return {"rules": "group"}.get(key, key)
     if isinstance(value, BaseModel):
@@ -79,6 +87,7 @@ def _rule_kind(value: Any) -> str:
             ListRule: "list",
             EventRule: "event",
             TopicRule: "topic",
+            AudienceRule: "audience",
         }[type(value)]
     return "field"
 
@@ -91,6 +100,7 @@ Rule = Annotated[
         Annotated[ListRule, Tag("list")],
         Annotated[EventRule, Tag("event")],
         Annotated[TopicRule, Tag("topic")],
+        Annotated[AudienceRule, Tag("audience")],
     ],
     Discriminator(_rule_kind),
 ]

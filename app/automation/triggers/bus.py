@@ -36,10 +36,11 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from sqlalchemy import bindparam, select, text
 
+from app.automation.audiences.membership import SEGMENT_EVENTS, refresh_contacts
 from app.automation.engine.deadlocks import retry_on_deadlock
 from app.automation.engine.enrollment import NotEnrollable, entry_of, start_entries
 from app.automation.engine.wakes import wake_contact_waits
@@ -96,6 +97,23 @@ def emit_each(events: Iterable[dict]) -> dict[str, list[int]]:
     return per_event
 
 
+def emit_derived(firm_id: int, derive: Callable[[], list[dict]]) -> int:
+    """Run ``derive`` (a change that yields events: an audience's periodic
+    membership diff) and dispatch its events in the same transaction, run
+    again as one on a deadlock; returns how many events it yielded."""
+    yielded = 0
+
+    def work() -> None:
+        nonlocal yielded
+        events = _with_derived(derive())
+        yielded = len(events)
+        _dispatch_firm(firm_id, events)
+
+    with firm_context(firm_id):
+        retry_on_deadlock(work)
+    return yielded
+
+
 def _dispatch(events: list[dict], per_event: dict | None = None) -> list[int]:
     by_firm: dict[int, list[dict]] = defaultdict(list)
     for event in _with_derived(events):
@@ -140,6 +158,7 @@ def _with_derived(events: list[dict]) -> list[dict]:
 def _dispatch_firm(firm_id: int, events: list[dict], per_event: dict | None = None) -> list[int]:
     _forget_unknown_contacts(events)
     fresh = _record(firm_id, events)
+    fresh.extend(_segment_changes(firm_id, fresh))
     if per_event is not None:  # rebuilt on a deadlock retry
         for event in fresh:
             per_event[event["event_id"]] = []
@@ -188,6 +207,23 @@ def _dispatch_firm(firm_id: int, events: list[dict], per_event: dict | None = No
 
         kick_engine()
     return started
+
+
+def _segment_changes(firm_id: int, fresh: list[dict]) -> list[dict]:
+    """The audiences the events' contacts entered or left by the change the
+    events report, as recorded segment events (app/automation/audiences/
+    membership.py: the membership rows are the once-only guard)."""
+    changed = {
+        e["contact_id"]
+        for e in fresh
+        if e["contact_id"] is not None and e["event_type"] not in SEGMENT_EVENTS
+    }
+    if not changed:
+        return []
+    derived = refresh_contacts(changed, source="audience")
+    if not derived:
+        return []
+    return _record(firm_id, _with_derived(derived))
 
 
 def _forget_unknown_contacts(events: list[dict]) -> None:

@@ -1,0 +1,118 @@
+"""Audience membership follows contacts' changes; segment_entered and
+segment_left fire once per change (app/automation/audiences/membership.py)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, select
+
+from app.automation.audiences.membership import refresh_timed
+from app.automation.audiences.saving import create_audience
+from app.automation.crm import lists as crm_lists
+from app.automation.engine.context import facts_for
+from app.automation.rules.evaluator import evaluate
+from app.extensions import db
+from app.models import Contact, EventLog, Tag, TrackingEvent, WorkflowExecution, audience_members
+from app.tenancy import firm_context
+from tests.factories import make_contact, make_workflow
+
+
+def _members(audience_id: int) -> set[int]:
+    stmt = select(audience_members.c.contact_id).where(
+        audience_members.c.audience_id == audience_id
+    )
+    return set(db.session.scalars(stmt))
+
+
+def _events(kind: str, contact_id: int) -> int:
+    stmt = select(func.count(EventLog.id)).where(
+        EventLog.event_type == kind, EventLog.contact_id == contact_id
+    )
+    return db.session.scalar(stmt)
+
+
+def _tag(contact_id: int, name: str, add: bool = True) -> None:
+    contact = db.session.get(Contact, contact_id)
+    if add:
+        tag = db.session.scalars(select(Tag).where(Tag.name == name)).first() or Tag(name=name)
+        contact.tags.append(tag)
+    else:
+        contact.tags = [t for t in contact.tags if t.name != name]
+    db.session.commit()
+
+
+def test_enter_leave_enter_fires_two_entries_and_one_leave(acme):
+    contact = make_contact(acme)
+    other = make_contact(acme)
+    with firm_context(acme.id):
+        audience = create_audience("VIPs", "all", [{"tag": "vip", "op": "has"}])
+        audience_id = audience.id
+    workflow = make_workflow(
+        acme,
+        name="On VIP",
+        status="active",
+        allow_reentry=True,
+        nodes=[
+            {"node_id": "w", "node_type": "wait_time", "configuration": {"wait_duration_hours": 1}}
+        ],
+        triggers=[{"trigger_type": "segment_entered", "configuration": {"audience": audience_id}}],
+    )
+    with firm_context(acme.id):
+        _tag(contact.id, "vip")
+        assert _members(audience_id) == {contact.id}
+        _tag(contact.id, "other")  # a change that keeps it inside fires nothing
+        _tag(contact.id, "vip", add=False)
+        assert _members(audience_id) == set()
+        _tag(contact.id, "vip")
+        assert _events("segment_entered", contact.id) == 2
+        assert _events("segment_left", contact.id) == 1
+        assert _events("segment_entered", other.id) == 0
+        started = db.session.scalar(
+            select(func.count(WorkflowExecution.id)).where(
+                WorkflowExecution.workflow_id == workflow.id
+            )
+        )
+        assert started == 1  # the first execution still runs: one active per contact
+        # The condition rule tests membership through the same rows.
+        assert evaluate({"rules": [{"audience": audience_id, "op": "in"}]}, facts_for(contact.id))
+        assert not evaluate({"rules": [{"audience": audience_id, "op": "in"}]}, facts_for(other.id))
+
+
+def test_a_saved_audience_fills_its_members_without_firing(acme):
+    contact = make_contact(acme, score=90)
+    make_contact(acme, score=10)
+    with firm_context(acme.id):
+        audience = create_audience(
+            "Hot", "all", [{"field": "contact.score", "op": "gte", "value": 80}]
+        )
+        assert _members(audience.id) == {contact.id}
+        assert _events("segment_entered", contact.id) == 0
+
+
+def test_list_joins_update_membership(acme):
+    contact = make_contact(acme)
+    with firm_context(acme.id):
+        customers = crm_lists.create_list("Customers")
+        audience = create_audience("Customers", "all", [{"list": customers.id, "op": "in"}])
+        crm_lists.add_to_list(db.session.get(Contact, contact.id), customers)
+        assert _members(audience.id) == {contact.id}
+
+
+def test_a_time_window_lets_contacts_leave_as_time_passes(acme, time_machine):
+    time_machine.move_to(datetime(2026, 11, 1, 9, tzinfo=UTC), tick=False)
+    contact = make_contact(acme)
+    with firm_context(acme.id):
+        db.session.add(TrackingEvent(contact_id=contact.id, kind="open", node_id="x"))
+        db.session.commit()
+        audience = create_audience(
+            "Engaged", "all", [{"event": "email_opened", "within_days": 30, "op": "happened"}]
+        )
+        assert audience.timed
+        assert _members(audience.id) == {contact.id}
+    time_machine.move_to(datetime(2026, 11, 1, 9, tzinfo=UTC) + timedelta(days=31), tick=False)
+    assert refresh_timed() == 1
+    assert refresh_timed() == 0
+    with firm_context(acme.id):
+        assert _members(audience.id) == set()
+        assert _events("segment_left", contact.id) == 1
