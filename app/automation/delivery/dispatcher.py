@@ -65,6 +65,7 @@ MAX_BACKOFF_SECONDS = 7 * 24 * 3600
 WAKE_EVERY = 100
 
 outbox = OutboxMessage.__table__
+_UNKNOWN = object()
 
 
 class Transports:
@@ -78,6 +79,7 @@ class Transports:
         self._webhooks: Clients | None = None
         self._secrets: dict[int, list[str]] = {}
         self._domains: dict[int, list] = {}
+        self._signers: dict[tuple[int, str], object] = {}
         self._link_domains: dict[int, list[str]] = {}
 
     @property
@@ -109,11 +111,17 @@ class Transports:
 
     def dkim(self, firm_id: int, from_address: str):
         """The DKIM signer for this firm's sending domain of ``from_address``
-        (None: no key for it). The firm's domains are read once a run."""
+        (None: no key for it). The firm's domains are read once a run, and
+        the signer of each sender found once (a batch has few senders)."""
+        found = self._signers.get((firm_id, from_address), _UNKNOWN)
+        if found is not _UNKNOWN:
+            return found
         if firm_id not in self._domains:
             self._domains[firm_id] = sending_domains.keys_of(firm_id)
             db.session.rollback()  # a read: do not sit idle in a transaction
-        return sending_domains.signer_for(self._domains[firm_id], from_address)
+        found = sending_domains.signer_for(self._domains[firm_id], from_address)
+        self._signers[(firm_id, from_address)] = found
+        return found
 
     def link_domains(self, firm_id: int) -> list[str]:
         """The firm's sending domains, whose links are tracked even when a
@@ -230,6 +238,7 @@ class _PostgresClaims:
         self.ids = [row.id for row in self.rows]
         self.gates = handover_checks.DispatchGates(conn, self.rows)
         self.rows.reverse()
+        self._cursor = conn.connection.driver_connection.cursor()
 
     def next(self) -> Row | None:
         return self.rows.pop() if self.rows else None
@@ -237,8 +246,9 @@ class _PostgresClaims:
     def record(self, row: Row, values: dict) -> None:
         # The statement run once per message: the driver's own execute
         # (prepared after a few runs) costs about half the CPU of a Core
-        # UPDATE, and on an autocommit connection it is one round trip.
-        self.conn.connection.driver_connection.execute(
+        # UPDATE, and on an autocommit connection it is one round trip;
+        # one cursor serves the whole batch.
+        self._cursor.execute(
             _RECORD_SQL,
             (
                 values.get("status", row.status),
@@ -252,6 +262,7 @@ class _PostgresClaims:
         )
 
     def release(self) -> None:
+        self._cursor.close()
         ids, self.ids = self.ids, []
         if not ids:
             return

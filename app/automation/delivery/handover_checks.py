@@ -16,6 +16,7 @@ from sqlalchemy import Connection, Row, select
 from app.automation.delivery import pause, suppressions
 from app.automation.delivery.bounces import Bounce, classify_smtp
 from app.automation.delivery.gates import Candidate, GateRun, Verdict
+from app.clock import now
 from app.models import OutboxMessage
 
 log = logging.getLogger(__name__)
@@ -60,15 +61,18 @@ class DispatchGates:
     reads once for all its rows."""
 
     def __init__(self, conn: Connection, rows: list):
-        self.run = GateRun(
-            conn, "dispatch", [_candidate(r) for r in rows if r.channel != "webhook"]
-        )
+        self._candidates = {r.id: _candidate(r) for r in rows if r.channel != "webhook"}
+        self.run = GateRun(conn, "dispatch", self._candidates.values())
 
     def verdict(self, row: Row) -> Verdict | None:
         """None when the row may go; else the skip or defer to record."""
         if row.channel == "webhook":
             return None
-        verdict = self.run.check(_candidate(row))
+        # The batch's own candidate (each row is checked once), on the
+        # clock of the hand-over.
+        candidate = self._candidates.get(row.id) or _candidate(row)
+        candidate.moment = now()
+        verdict = self.run.check(candidate)
         return None if verdict.sends else verdict
 
 

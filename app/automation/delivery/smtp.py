@@ -74,7 +74,7 @@ def compose(row, mailto: str | None = None, link_domains: Collection[str] = ()) 
         ("From", row.from_address),
         ("To", row.to_address),
         ("Subject", row.subject),
-        ("Date", format_datetime(now())),
+        ("Date", _date_header()),
         ("Message-ID", row.message_id),
         ("List-Id", list_id(topic, row.from_address)),
     ]
@@ -87,11 +87,27 @@ def compose(row, mailto: str | None = None, link_domains: Collection[str] = ()) 
             ("List-Unsubscribe", ways),
             ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
         ]
+    made: dict[str, str] = {}  # the click URLs, shared by both parts
     return build_message(
         headers,
-        decorate_text(track_text_links(body_text, row.firm_id, row.id, policy), unsubscribe),
-        decorate_html(body_html, row.firm_id, row.id, unsubscribe, policy),
+        decorate_text(track_text_links(body_text, row.firm_id, row.id, policy, made), unsubscribe),
+        decorate_html(body_html, row.firm_id, row.id, unsubscribe, policy, made),
     )
+
+
+_date_cache: tuple[int, str] = (0, "")
+
+
+def _date_header() -> str:
+    """The Date header of now, formatted once a second (a batch sends many
+    messages within one)."""
+    global _date_cache
+    moment = now()
+    second = int(moment.timestamp())
+    cached = _date_cache
+    if cached[0] != second:
+        cached = _date_cache = (second, format_datetime(moment.replace(microsecond=0)))
+    return cached[1]
 
 
 _LABEL = re.compile(r"[^a-z0-9-]+")

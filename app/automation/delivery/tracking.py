@@ -79,8 +79,15 @@ def open_url(firm_id: int, outbox_id: int) -> str:
     return f"{_base_url()}/t/o/{make_token('open', firm_id, outbox_id)}.gif"
 
 
-def click_url(firm_id: int, outbox_id: int, url: str) -> str:
-    return f"{_base_url()}/t/c/{make_token('click', firm_id, outbox_id, url)}"
+def click_url(firm_id: int, outbox_id: int, url: str, made: dict | None = None) -> str:
+    """``made``: the click URLs of this message so far, by target (its text
+    and HTML parts carry the same links: each token is signed once)."""
+    if made is not None and url in made:
+        return made[url]
+    tracked = f"{_base_url()}/t/c/{make_token('click', firm_id, outbox_id, url)}"
+    if made is not None:
+        made[url] = tracked
+    return tracked
 
 
 def unsubscribe_url(firm_id: int, outbox_id: int) -> str:
@@ -192,33 +199,37 @@ class LinkPolicy:
         return False
 
 
-def rewrite_links(body_html: str, firm_id: int, outbox_id: int, policy: LinkPolicy) -> str:
+def rewrite_links(
+    body_html: str, firm_id: int, outbox_id: int, policy: LinkPolicy, made: dict | None = None
+) -> str:
     """Point the http(s) links of an HTML body that ``policy`` tracks at the
     click endpoint; the others, and ``mailto:``, ``tel:`` and in-page
-    anchors, stay as they are."""
+    anchors, stay as they are. ``made``: as for :func:`click_url`."""
 
     def replace(match: re.Match) -> str:
         prefix, quote, raw = match.groups()
         url = html.unescape(raw).strip()
         if not _is_http(url) or not policy.tracks(url):
             return match.group(0)
-        tracked = html.escape(click_url(firm_id, outbox_id, url), quote=True)
+        tracked = html.escape(click_url(firm_id, outbox_id, url, made), quote=True)
         return f"{prefix}{quote}{tracked}{quote}"
 
     return _HREF.sub(replace, body_html)
 
 
-def track_text_links(body_text: str, firm_id: int, outbox_id: int, policy: LinkPolicy) -> str:
+def track_text_links(
+    body_text: str, firm_id: int, outbox_id: int, policy: LinkPolicy, made: dict | None = None
+) -> str:
     """The text part's http(s) URLs that ``policy`` tracks pointed at the
     click endpoint, like the HTML part's links (a text-only reader's click
-    counts too)."""
+    counts too). ``made``: as for :func:`click_url`."""
 
     def replace(match: re.Match) -> str:
         url = _strip_trailing(match.group(0))
         trailing = match.group(0)[len(url) :]
         if not url or not policy.tracks(url):
             return match.group(0)
-        return click_url(firm_id, outbox_id, url) + trailing
+        return click_url(firm_id, outbox_id, url, made) + trailing
 
     return _URL_IN_TEXT.sub(replace, body_text)
 
@@ -242,9 +253,10 @@ def decorate_html(
     outbox_id: int,
     unsubscribe: str,
     policy: LinkPolicy,
+    made: dict | None = None,
 ) -> str:
     """Tracked links, an unsubscribe footer and the open pixel."""
-    rewritten = rewrite_links(body_html, firm_id, outbox_id, policy)
+    rewritten = rewrite_links(body_html, firm_id, outbox_id, policy, made)
     footer = (
         '<p style="font-size:12px;color:#64748b">'
         f'<a href="{html.escape(unsubscribe, quote=True)}">Unsubscribe</a></p>'
