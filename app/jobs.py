@@ -13,6 +13,7 @@ from typing import Any
 
 from app import queue
 from app.automation.analytics import run_daily_analytics
+from app.automation.analytics.experiments import run_experiment_decisions
 from app.automation.analytics.forecast import recover_forecasts, run_forecast
 from app.automation.audiences.enroll import run_enrollment
 from app.automation.audiences.membership import refresh_timed
@@ -33,6 +34,8 @@ PERIODIC_JOBS: list[dict[str, Any]] = [
     # The stuck-work monitor (docs/OPERATIONS.md): notifications, gauges.
     {"name": "monitor", "func": run_monitor, "every": "MONITOR_INTERVAL_SECONDS"},
     {"name": "daily-analytics", "func": run_daily_analytics, "every": 3600},
+    # Splits with auto_winner decide here (and on every read): docs/EXPERIMENTS.md.
+    {"name": "experiments", "func": run_experiment_decisions, "every": 300},
     # Monthly partitions ahead, months past retention dropped (docs/OPERATIONS.md).
     {"name": "retention", "func": run_retention, "every": 3600},
     # Forecasts whose worker died fail; lost forecast jobs run again.

@@ -32,6 +32,7 @@ from app.models import (
     PublishedTrigger,
     SendingDomain,
     SiteVisit,
+    SplitDecision,
     Suppression,
     Tag,
     Task,
@@ -101,6 +102,15 @@ def populate(firm) -> dict[type, object]:
                 PublishedTrigger: PublishedTrigger(workflow_id=workflow.id, trigger_type="manual"),
                 WorkflowVersion: WorkflowVersion(workflow_id=workflow.id, number=1, definition={}),
                 WorkflowForecast: WorkflowForecast(workflow_id=workflow.id, days=30),
+                SplitDecision: SplitDecision(
+                    workflow_id=workflow.id,
+                    node_id="split",
+                    winner="A",
+                    p_value=0.01,
+                    alpha=0.05,
+                    test="mSPRT",
+                    metric="goal_reached",
+                ),
                 WorkflowExecution: execution,
                 ContactFlowState: ContactFlowState(
                     execution_id=execution.id, workflow_id=workflow.id, node_id="a"

@@ -71,6 +71,7 @@ from app.api import (  # noqa: F401
     crm,
     errors,
     executions,
+    experiments,
     forecasts,
     goals,
     graph,

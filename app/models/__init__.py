@@ -1,7 +1,12 @@
 """All models, imported here so Alembic and the app see the whole schema."""
 
 from app.models.accounts import ROLES, ApiToken, Firm, User
-from app.models.analytics import WorkflowAnalytics, WorkflowForecast, WorkflowGoal
+from app.models.analytics import (
+    SplitDecision,
+    WorkflowAnalytics,
+    WorkflowForecast,
+    WorkflowGoal,
+)
 from app.models.audiences import Audience, AudienceEnrollment, audience_members
 from app.models.audit import AuditLog
 from app.models.collaboration import ApprovalRequest, WorkflowComment
@@ -68,6 +73,7 @@ __all__ = [
     "PublishedTrigger",
     "SendingDomain",
     "SiteVisit",
+    "SplitDecision",
     "Tag",
     "SendRateSlot",
     "Suppression",

@@ -100,3 +100,27 @@ class WorkflowForecast(FirmScoped, Timestamps, db.Model):
     @property
     def finished(self) -> bool:
         return self.status in ("done", "failed")
+
+
+class SplitDecision(FirmScoped, db.Model):
+    """The winner of a split's experiment, decided once
+    (docs/EXPERIMENTS.md): the numbers it was decided on and the moment.
+    Unique per workflow and split, so two workers deciding at once write one
+    row; from then on every new entrant takes the winner's edge."""
+
+    __tablename__ = "split_decisions"
+    __table_args__ = (UniqueConstraint("workflow_id", "node_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workflow_id: Mapped[int] = mapped_column(
+        ForeignKey("workflows.id", ondelete="CASCADE"), index=True
+    )
+    node_id: Mapped[str] = mapped_column(String(100))
+    winner: Mapped[str] = mapped_column(String(50))
+    p_value: Mapped[float] = mapped_column()
+    alpha: Mapped[float] = mapped_column()
+    test: Mapped[str] = mapped_column(String(200))
+    metric: Mapped[str] = mapped_column(String(120))
+    # variant name -> {"entered": n, "conversions": n} at the decision.
+    numbers: Mapped[dict] = mapped_column(JSONType, default=dict)
+    decided_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)

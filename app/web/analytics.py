@@ -1,7 +1,7 @@
 """The analytics dashboard (/automation/analytics/<id>).
 
 Thin: check access, read the period from the query string, ask
-``dashboard_report`` for the numbers and figures, render. The
+``analytics_page`` for the numbers, figures and experiments, render. The
 figures travel as JSON data blocks (the CSP forbids inline scripts) that
 static/analytics.js hands to plotly.js.
 """
@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from app.auth import login_required_page
 from app.automation.analytics.ab_testing import TEST_NAME
-from app.automation.analytics.report import dashboard_report
+from app.automation.analytics.report import analytics_page
 from app.clock import now
 from app.extensions import db
 from app.models import Workflow
@@ -95,7 +95,7 @@ def dashboard(workflow_id: int):
     if workflow is None:
         abort(404)
     form = parse_period(request.args)
-    report = dashboard_report(workflow, form.start, form.end)
+    report = analytics_page(workflow, form.start, form.end)
     figures = {name: json_block(fig) for name, fig in report.figures.items() if fig is not None}
     status = 400 if form.errors else 200
     return (

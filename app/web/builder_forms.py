@@ -106,6 +106,19 @@ def _variants_shown(field: FormField, config: dict, values: Values) -> None:
     ]
 
 
+def _experiment_shown(field: FormField, config: dict, values: Values) -> None:
+    metric = config.get("metric")
+    values["metric"] = (
+        f"goal:{metric.get('goal', '')}" if isinstance(metric, dict) else _plain(metric)
+    )
+    auto = config.get("auto_winner")
+    values["auto_winner_on"] = isinstance(auto, dict)
+    auto = auto if isinstance(auto, dict) else {}
+    values["min_per_variant"] = _plain(auto.get("min_per_variant", 100))
+    values["alpha"] = _plain(auto.get("alpha", 0.05))
+    values["holdout_percent"] = _plain(config.get("holdout_percent", 0))
+
+
 def _contact_fields_shown(field: FormField, config: dict, values: Values) -> None:
     values[field.name] = [
         {
@@ -183,6 +196,7 @@ TO_VALUES: dict[str, Callable[[Any, dict, Values], None]] = {
     "duration": _duration_shown,
     "wait_target": _wait_target_shown,
     "variants": _variants_shown,
+    "experiment": _experiment_shown,
     "contact_fields": _contact_fields_shown,
     "headers": _headers_shown,
     "json": _json_shown,
@@ -406,6 +420,26 @@ def _variants_read(field: FormField, values: Values, config: dict, errors: Error
     config[field.name] = variants
 
 
+def _experiment_read(field: FormField, values: Values, config: dict, errors: Errors) -> None:
+    """Errors are keyed like the schema's (``auto_winner.alpha``), so the
+    form shows both kinds beside the same box."""
+    metric = _text(values, "metric")
+    if metric is not None:
+        config["metric"] = {"goal": metric[5:]} if metric.startswith("goal:") else metric
+    if values.get("auto_winner_on") in ("on", "true", "1", True):
+        auto: dict[str, Any] = {}
+        for key, whole in (("min_per_variant", True), ("alpha", False)):
+            number = _number(values, key, errors, whole=whole)
+            if key in errors:
+                errors.setdefault(f"auto_winner.{key}", []).extend(errors.pop(key))
+            if number is not None:
+                auto[key] = number
+        config["auto_winner"] = auto
+    holdout = _number(values, "holdout_percent", errors)
+    if holdout is not None:
+        config["holdout_percent"] = holdout
+
+
 def _wait_target_read(field: FormField, values: Values, config: dict, errors: Errors) -> None:
     _wait_until(values, config, errors)
 
@@ -453,6 +487,7 @@ FROM_VALUES: dict[str, Callable[[Any, Values, dict, Errors], None]] = {
     "json": _json_read,
     "recipients": _recipients_read,
     "variants": _variants_read,
+    "experiment": _experiment_read,
     "wait_target": _wait_target_read,
     "retry": _retry_read,
     "send_window": _send_window_read,

@@ -86,6 +86,12 @@ def pickers(workflow: Workflow) -> dict[str, Any]:
         "email_nodes": [
             (n.node_id, n.label or n.node_id) for n in workflow.nodes if n.node_type == "send_email"
         ],
+        # A split's metric choices (builder_forms._experiment_read reads "goal:<id>").
+        "goal_metrics": [
+            (f"goal:{n.node_id}", f"Goal: {n.label or n.node_id}")
+            for n in workflow.nodes
+            if n.node_type == "goal"
+        ],
         "topics": [
             (topic_id, f"{name} ({kind})")
             for topic_id, name, kind in db.session.execute(

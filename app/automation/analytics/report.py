@@ -15,6 +15,7 @@ import plotly.graph_objects as go
 from app.automation.analytics import charts
 from app.automation.analytics.cohorts import Cohort
 from app.automation.analytics.dashboard import Summary, sankey_links, summarize
+from app.automation.analytics.experiments import workflow_experiments
 from app.automation.analytics.paths import PathFunnel, path_funnels
 from app.automation.graph.definition import definition_of
 from app.extensions import reads_analytics
@@ -27,6 +28,17 @@ class Report:
     funnels: list[PathFunnel] = field(default_factory=list)
     cohorts: list[Cohort] = field(default_factory=list)
     figures: dict[str, go.Figure | None] = field(default_factory=dict)
+    # Every split as an experiment, over the whole history (docs/EXPERIMENTS.md).
+    experiments: list[dict] = field(default_factory=list)
+
+
+def analytics_page(workflow: Workflow, start: date, end: date) -> Report:
+    """The period's report and the workflow's experiments. The experiments
+    read the primary, not the analytics replica: reading one may record its
+    decision (docs/EXPERIMENTS.md "Deciding a winner")."""
+    report = dashboard_report(workflow, start, end)
+    report.experiments = workflow_experiments(workflow)
+    return report
 
 
 @reads_analytics

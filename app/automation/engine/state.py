@@ -35,6 +35,7 @@ from app.models import (
     ContactList,
     Deal,
     OutboxMessage,
+    SplitDecision,
     Tag,
     User,
     Workflow,
@@ -159,6 +160,7 @@ class BatchState:
         self._firm_tags: dict[int, dict[str, int]] = {}
         self._firm_lists: dict[int, dict[int, str]] = {}
         self._firm_users: dict[int, list[dict]] = {}
+        self._split_winners: dict[int, dict[str, str]] = {}
 
     # -- loading -----------------------------------------------------------
     def _load_workflows(self, rows: list[dict]) -> dict[tuple[int, int], WorkflowInfo]:
@@ -320,6 +322,18 @@ class BatchState:
                 dict(row._mapping) for row in db.session.connection().execute(stmt)
             ]
         return users
+
+    def split_winners(self, workflow_id: int) -> dict[str, str]:
+        """The decided winner of each split of a workflow (node_id -> variant),
+        read once per batch (docs/EXPERIMENTS.md "Routing to the winner")."""
+        winners = self._split_winners.get(workflow_id)
+        if winners is None:
+            table = SplitDecision.__table__
+            stmt = select(table.c.node_id, table.c.winner).where(table.c.workflow_id == workflow_id)
+            winners = self._split_winners[workflow_id] = dict(
+                db.session.connection().execute(stmt).all()
+            )
+        return winners
 
 
 def group_by(items, key) -> dict:

@@ -311,8 +311,27 @@ class Variant(BaseModel):
     weight: float = Field(ge=0, le=100)
 
 
+METRICS = ("click", "open")
+# Variant names a split may not use: the holdout's branch in flow states.
+RESERVED_VARIANTS = ("holdout",)
+
+
+class AutoWinner(BaseModel):
+    """When a split decides its experiment (docs/EXPERIMENTS.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    min_per_variant: int = Field(default=100, ge=10, le=1_000_000)
+    alpha: float = Field(default=0.05, gt=0, le=0.2)
+
+
 class SplitConfig(NodeConfig):
     variants: list[Variant] = Field(min_length=2, max_length=10)
+    # What converts: {"goal": "<goal node_id>"}, "click" or "open"; none:
+    # the execution reached any goal.
+    metric: str | dict | None = None
+    auto_winner: AutoWinner | None = None
+    holdout_percent: float = Field(default=0, ge=0, le=50)
 
     @field_validator("variants")
     @classmethod
@@ -320,9 +339,33 @@ class SplitConfig(NodeConfig):
         names = [variant.name for variant in variants]
         if len(set(names)) != len(names):
             raise ValueError("variant names must be different")
+        if any(name.strip().lower() in RESERVED_VARIANTS for name in names):
+            raise ValueError("a variant may not be called holdout")
         if abs(sum(variant.weight for variant in variants) - 100) > 0.001:
             raise ValueError("weights must add up to 100")
         return variants
+
+    @field_validator("metric")
+    @classmethod
+    def _metric(cls, metric: str | dict | None) -> str | dict | None:
+        if metric is None or metric == "":
+            return None
+        if isinstance(metric, str):
+            if metric not in METRICS:
+                raise ValueError('choose "click", "open" or {"goal": "<goal step id>"}')
+            return metric
+        goal = metric.get("goal")
+        if set(metric) != {"goal"} or not isinstance(goal, str) or not goal.strip():
+            raise ValueError('a goal metric is {"goal": "<goal step id>"}')
+        return {"goal": goal.strip()}
+
+
+def holdout_bucket(workflow_id: int, node_id: str, contact_id: int) -> float:
+    """A stable number in [0, 100) per (workflow, node, contact), drawn apart
+    from :func:`split_bucket` so the holdout takes the same share of every
+    variant."""
+    digest = hashlib.sha256(f"holdout:{workflow_id}:{node_id}:{contact_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 * 100
 
 
 @register
@@ -334,7 +377,7 @@ class Split(NodeType):
     color = "#e11d48"
     description = "Send contacts down weighted variants; each contact keeps its variant."
     Config = SplitConfig
-    form = (form.Variants(),)
+    form = (form.Variants(), form.Experiment())
 
     @classmethod
     def ports(cls, config=None):
@@ -359,21 +402,42 @@ class Split(NodeType):
             else "?"
             for v in variants
         ]
-        return "Split " + " / ".join(shown)
+        text = "Split " + " / ".join(shown)
+        holdout = config.get("holdout_percent")
+        if isinstance(holdout, (int, float)) and holdout > 0:
+            text += f", {holdout:g}% held out"
+        if isinstance(config.get("auto_winner"), dict):
+            text += ", picks a winner"
+        return text
 
     @classmethod
     def execute(cls, step: Step) -> Outcome:
-        variants = step.config.variants
-        bucket = split_bucket(step.workflow.id, step.node.node_id, step.contact_id)
-        chosen = variants[-1].name
-        total = 0.0
-        for variant in variants:
-            total += variant.weight
-            if bucket < total:
-                chosen = variant.name
-                break
-        step.context.setdefault("variants", {})[step.node.node_id] = chosen
-        return Outcome(branch="variant", variant=chosen, result={"variant": chosen})
+        """Held out (docs/EXPERIMENTS.md "Holdout"): the execution ends here,
+        completed, with nothing sent. Else the decided winner once there is
+        one (read once per batch), or the contact's stable weighted variant."""
+        config = step.config
+        workflow_id, node_id = step.workflow.id, step.node.node_id
+        if config.holdout_percent and (
+            holdout_bucket(workflow_id, node_id, step.contact_id) < config.holdout_percent
+        ):
+            return Outcome(status="skipped", branch="holdout", result={"reason": "holdout"})
+        names = [variant.name for variant in config.variants]
+        winner = step.state.split_winners(workflow_id).get(node_id)
+        if winner in names:
+            chosen = winner
+            result = {"variant": chosen, "winner": True}
+        else:
+            bucket = split_bucket(workflow_id, node_id, step.contact_id)
+            chosen = names[-1]
+            total = 0.0
+            for variant in config.variants:
+                total += variant.weight
+                if bucket < total:
+                    chosen = variant.name
+                    break
+            result = {"variant": chosen}
+        step.context.setdefault("variants", {})[node_id] = chosen
+        return Outcome(branch="variant", variant=chosen, result=result)
 
 
 class GoalConfig(NodeConfig, HasRules):

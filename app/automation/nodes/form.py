@@ -165,6 +165,19 @@ class Variants(FormField):
 
 
 @dataclass(frozen=True)
+class Experiment(FormField):
+    """A split's experiment: what converts (``metric``), when it decides
+    (``auto_winner``) and the share held out (``holdout_percent``)."""
+
+    kind = "experiment"
+    name: str = "experiment"
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return ("metric", "auto_winner", "holdout_percent")
+
+
+@dataclass(frozen=True)
 class WaitTarget(FormField):
     """A fixed UTC date (``until``), or a contact date field with
     ``offset_days`` and a time of day ``at``."""
@@ -241,6 +254,7 @@ KINDS = frozenset(
         ContactFields,
         Recipients,
         Variants,
+        Experiment,
         WaitTarget,
         Retry,
         SendWindow,
