@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
+from app.automation.analytics.experiments import decided_winners
 from app.automation.graph.editing import node_ports, port_key_of
 from app.automation.nodes import summaries
 from app.automation.nodes.registry import (
@@ -132,6 +133,10 @@ def drawing(workflow: Workflow, problems: list[dict]) -> dict:
     nodes = []
     port_positions: dict[tuple[int, str], tuple[float, float]] = {}
     connected = {(edge.source_node_id, port_key_of(edge)) for edge in workflow.edges}
+    # A decided experiment says so on its card (docs/EXPERIMENTS.md); one
+    # query, and only when the workflow has a split.
+    has_split = any(node.node_type == "split" for node in workflow.nodes)
+    winners = decided_winners(workflow.id) if has_split else {}
     for node in workflow.nodes:
         try:
             kind = get_node_type(node.node_type)
@@ -150,7 +155,8 @@ def drawing(workflow: Workflow, problems: list[dict]) -> dict:
                 "row": node,
                 "kind": kind,
                 "ports": ports,
-                "summary": card_summary(node.node_type, node.configuration),
+                "summary": card_summary(node.node_type, node.configuration)
+                + (f" · winner {winners[node.node_id]}" if node.node_id in winners else ""),
                 "problems": node_problems.get(node.node_id, []),
             }
         )

@@ -284,3 +284,46 @@ def test_lift_needs_a_goal_with_rules(acme, alice):
     assert experiment["metric"] == "click"
     assert experiment["holdout"]["lift"]["available"] is False
     assert "goal with rules" in experiment["holdout"]["lift"]["note"]
+
+
+def test_the_periodic_job_decides_each_firms_active_workflows(acme, alice, globex, charlie):
+    ours = _experiment_workflow(acme, alice, 0.05, 0.6)
+    theirs = _experiment_workflow(globex, charlie, 0.6, 0.05)
+    rng = random.Random(13)
+    for firm, workflow in ((acme, ours), (globex, theirs)):
+        ids = _contacts(firm, 300, rng)
+        with firm_context(firm.id):
+            enroll(workflow, ids, trigger_type="manual")
+    drain()
+    assert experiments.run_experiment_decisions() == 2
+    assert experiments.run_experiment_decisions() == 0
+    rows = db.session.execute(
+        select(
+            SplitDecision.firm_id, SplitDecision.workflow_id, SplitDecision.winner
+        ).execution_options(all_firms=True)
+    ).all()
+    assert sorted(rows) == sorted([(acme.id, ours.id, "B"), (globex.id, theirs.id, "A")])
+
+
+def test_without_a_metric_the_lift_uses_the_only_goal_with_rules(acme, alice):
+    nodes = [
+        _split(holdout_percent=30),
+        {"node_id": "wait", "node_type": "wait_time", "configuration": {"wait_duration_hours": 1}},
+        {"node_id": "path_goal", "node_type": "goal", "configuration": {}},
+        {
+            "node_id": "bought",
+            "node_type": "goal",
+            "configuration": {"rules": [{"tag": "buyer", "op": "has"}]},
+        },
+    ]
+    edges = [
+        ("split", "wait", "variant", {"variant": "A"}),
+        ("split", "wait", "variant", {"variant": "B"}),
+        ("wait", "path_goal"),
+    ]
+    workflow = make_workflow(acme, nodes=nodes, edges=edges)
+    with firm_context(acme.id):
+        (experiment,) = workflow_experiments(workflow)
+    lift = experiment["holdout"]["lift"]
+    assert lift["available"] and lift["goal"] == "bought"
+    assert lift["difference"] is None and "no contacts" in lift["note"]

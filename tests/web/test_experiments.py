@@ -121,3 +121,25 @@ def test_another_firms_analytics_page_is_not_found(client, auth, charlie, acme):
     workflow = _workflow(acme)
     auth.login(charlie)
     assert client.get(f"/automation/analytics/{workflow.id}").status_code == 404
+
+
+def test_a_decided_split_says_its_winner_on_the_canvas(client, signed_in, alice, acme):
+    workflow = _workflow(acme, holdout_percent=10)
+    signed_in(alice)
+    page = client.get(f"/automation/builder/{workflow.id}").get_data(as_text=True)
+    assert "Split A 50% / B 50%, 10% held out" in page and "winner B" not in page
+    with firm_context(acme.id):
+        db.session.add(
+            SplitDecision(
+                workflow_id=workflow.id,
+                node_id="step",
+                winner="B",
+                p_value=0.01,
+                alpha=0.05,
+                test="mSPRT",
+                metric="goal_reached",
+            )
+        )
+        db.session.commit()
+    page = client.get(f"/automation/builder/{workflow.id}").get_data(as_text=True)
+    assert "Split A 50% / B 50%, 10% held out · winner B" in page

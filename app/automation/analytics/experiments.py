@@ -282,6 +282,14 @@ def _record(workflow: Workflow, spec: SplitSpec, verdict, counts, settings: Auto
     db.session.execute(stmt)
 
 
+def decided_winners(workflow_id: int) -> dict[str, str]:
+    """node_id -> winner of the workflow's decided splits (the canvas cards)."""
+    stmt = select(SplitDecision.node_id, SplitDecision.winner).where(
+        SplitDecision.workflow_id == workflow_id
+    )
+    return dict(db.session.execute(stmt).all())
+
+
 def _decisions(workflow_id: int) -> dict[str, SplitDecision]:
     rows = db.session.scalars(select(SplitDecision).where(SplitDecision.workflow_id == workflow_id))
     return {row.node_id: row for row in rows}
