@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, select, text
 
 from app.automation.delivery.windows import WindowError, parse_window
 from app.automation.engine.claim import id_in
@@ -43,6 +43,7 @@ from app.models import (
     contact_tags,
     list_members,
 )
+from app.models.execution import OPEN_VISIT_WHERE
 from app.tenancy import firm_context
 
 
@@ -229,21 +230,9 @@ class BatchState:
         resuming = [row["id"] for row in rows if row["wait_reason"]]
         if not resuming:
             return {}
-        table = ContactFlowState.__table__
-        stmt = select(
-            table.c.execution_id,
-            table.c.node_id,
-            table.c.visit,
-            table.c.entered_at,
-            table.c.action_result,
-            table.c.variant,
-        ).where(
-            id_in(table.c.execution_id, resuming),
-            table.c.action_status.in_(("waiting", "deferred", "failed")),
-        )
         return {
             (row.execution_id, row.node_id, row.visit): dict(row._mapping)
-            for row in db.session.connection().execute(stmt)
+            for row in db.session.connection().execute(open_visits(resuming))
         }
 
     # -- lookups -------------------------------------------------------------
@@ -334,6 +323,25 @@ class BatchState:
                 db.session.connection().execute(stmt).all()
             )
         return winners
+
+
+def open_visits(execution_ids: list[int]):
+    """The open visits (waiting, held, failed awaiting a retry) of the
+    executions a batch resumes."""
+    table = ContactFlowState.__table__
+    return select(
+        table.c.execution_id,
+        table.c.node_id,
+        table.c.visit,
+        table.c.entered_at,
+        table.c.action_result,
+        table.c.variant,
+    ).where(
+        id_in(table.c.execution_id, execution_ids),
+        # The partial index's own predicate, written out, so the planner
+        # matches it in any plan, cached ones too (app/models/execution.py).
+        text(OPEN_VISIT_WHERE),
+    )
 
 
 def group_by(items, key) -> dict:
