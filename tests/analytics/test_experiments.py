@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from app.automation.analytics import experiments
 from app.automation.analytics.experiments import decide, workflow_experiments
 from app.automation.analytics.sequential import TEST_NAME, Arm, look
+from app.automation.audiences.counting import sql_condition
 from app.automation.engine.enrollment import enroll
 from app.automation.engine.jobs import drain
 from app.automation.lifecycle.publishing import activate_workflow
@@ -220,15 +221,24 @@ def _wilson(x: int, n: int) -> tuple[float, float]:
     return centre - half, centre + half
 
 
-def test_the_lift_over_the_holdout_matches_a_hand_computation(acme, alice):
+TAGGED = {"rules": [{"tag": "buyer", "op": "has"}]}
+# A custom key with a dot has no SQL form: the evaluator counts instead.
+NESTED = {"rules": [{"field": "contact.custom.plan.tier", "op": "eq", "value": "gold"}]}
+
+
+def _buy(contact: Contact, tag: Tag) -> None:
+    contact.tags.append(tag)
+    contact.custom_fields = {**(contact.custom_fields or {}), "plan": {"tier": "gold"}}
+
+
+@pytest.mark.parametrize("rules", [TAGGED, NESTED], ids=["sql", "evaluator"])
+def test_the_lift_over_the_holdout_matches_a_hand_computation(acme, alice, rules):
+    with firm_context(acme.id):
+        assert (sql_condition(rules) is not None) == (rules is TAGGED)
     nodes = [
         _split(holdout_percent=50, metric={"goal": "bought"}),
         {"node_id": "wait", "node_type": "wait_time", "configuration": {"wait_duration_hours": 48}},
-        {
-            "node_id": "bought",
-            "node_type": "goal",
-            "configuration": {"rules": [{"tag": "buyer", "op": "has"}]},
-        },
+        {"node_id": "bought", "node_type": "goal", "configuration": rules},
     ]
     edges = [
         ("split", "wait", "variant", {"variant": "A"}),
@@ -249,7 +259,7 @@ def test_the_lift_over_the_holdout_matches_a_hand_computation(acme, alice):
         tag = Tag(name="buyer")
         db.session.add(tag)
         for contact in db.session.scalars(select(Contact).where(Contact.id.in_(buyers))):
-            contact.tags.append(tag)
+            _buy(contact, tag)
         db.session.commit()
         (experiment,) = workflow_experiments(workflow)
     holdout = experiment["holdout"]

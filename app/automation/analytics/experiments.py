@@ -38,6 +38,7 @@ from app.automation.analytics.sequential import (
     look,
     rate_difference,
 )
+from app.automation.audiences.counting import sql_condition
 from app.automation.graph.definition import definition_of
 from app.automation.nodes.control import AutoWinner, SplitConfig
 from app.automation.triggers.audience import matching_contact_ids
@@ -173,16 +174,45 @@ def variant_counts(workflow_id: int, spec: SplitSpec) -> dict[str, dict[str, int
     return counts
 
 
-@reads_analytics
-def _contacts(workflow_id: int, node_id: str, condition) -> set[int]:
-    stmt = (
-        select(E.contact_id)
-        .select_from(S)
-        .join(E, E.id == S.execution_id)
-        .where(_split_rows(workflow_id, node_id), condition, E.contact_id.is_not(None))
-        .distinct()
+def _members(workflow_id: int, node_id: str, held: bool):
+    """The distinct contacts of a group: held out, or treated (entered a
+    variant and never held out, should ``holdout_percent`` have changed)."""
+    base = select(E.contact_id).select_from(S).join(E, E.id == S.execution_id)
+    held_out = base.where(_split_rows(workflow_id, node_id), S.branch == "holdout")
+    chosen = (
+        S.branch == "holdout"
+        if held
+        else and_(S.variant.is_not(None), E.contact_id.not_in(held_out))
     )
-    return set(db.session.scalars(stmt))
+    return base.where(
+        _split_rows(workflow_id, node_id), chosen, E.contact_id.is_not(None)
+    ).distinct()
+
+
+@reads_analytics
+def _group_counts(workflow_id: int, node_id: str, held: bool, rules: dict) -> tuple[int, int]:
+    """(contacts, contacts meeting ``rules`` now) of a group: one SQL count
+    when the rules compile (app/automation/rules/sql.py), else the one
+    evaluator over the group's contacts in batches."""
+    members = _members(workflow_id, node_id, held).subquery()
+    total = int(db.session.scalar(select(func.count()).select_from(members)) or 0)
+    if not total:
+        return 0, 0
+    where = sql_condition(rules)
+    if where is not None:
+        stmt = select(func.count(Contact.id)).where(
+            Contact.id.in_(select(members.c.contact_id)), where
+        )
+        return total, int(db.session.scalar(stmt) or 0)
+    ids = sorted(db.session.scalars(select(members.c.contact_id)))
+    passed = 0
+    for start in range(0, len(ids), ID_CHUNK):
+        chunk = ids[start : start + ID_CHUNK]
+        for batch in matching_contact_ids(
+            rules, workflow_id=workflow_id, where=(Contact.id.in_(chunk),)
+        ):
+            passed += len(batch)
+    return total, passed
 
 
 @reads_analytics
@@ -194,19 +224,6 @@ def holdout_count(workflow_id: int, node_id: str) -> int:
         .where(_split_rows(workflow_id, node_id), S.branch == "holdout")
     )
     return int(db.session.scalar(stmt) or 0)
-
-
-@reads_analytics
-def _passing(rules: dict, contact_ids: set[int], workflow_id: int) -> int:
-    ids = sorted(contact_ids)
-    passed = 0
-    for start in range(0, len(ids), ID_CHUNK):
-        chunk = ids[start : start + ID_CHUNK]
-        for batch in matching_contact_ids(
-            rules, workflow_id=workflow_id, where=(Contact.id.in_(chunk),)
-        ):
-            passed += len(batch)
-    return passed
 
 
 def lift(workflow_id: int, spec: SplitSpec) -> dict[str, Any]:
@@ -222,12 +239,10 @@ def lift(workflow_id: int, spec: SplitSpec) -> dict[str, Any]:
             "never reach a goal inside the workflow",
         }
     goal_id, rules = found
-    held = _contacts(workflow_id, spec.node_id, S.branch == "holdout")
-    treated = _contacts(workflow_id, spec.node_id, S.variant.is_not(None)) - held
     groups = {}
-    for name, ids in (("treated", treated), ("holdout", held)):
-        converted = _passing(rules, ids, workflow_id) if ids else 0
-        groups[name] = _rate_block(converted, len(ids))
+    for name, held in (("treated", False), ("holdout", True)):
+        contacts, converted = _group_counts(workflow_id, spec.node_id, held, rules)
+        groups[name] = _rate_block(converted, contacts)
     found_difference = rate_difference(
         groups["treated"]["conversions"],
         groups["treated"]["contacts"],
