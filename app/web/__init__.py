@@ -8,6 +8,7 @@ from app.web import formatting
 from app.web.account import bp as account_bp
 from app.web.admin import bp as admin_bp
 from app.web.analytics import bp as analytics_bp
+from app.web.audiences import bp as audiences_bp
 from app.web.auth import bp as auth_bp
 from app.web.builder import bp as builder_bp
 from app.web.contact_import import bp as contact_import_bp
@@ -45,6 +46,7 @@ def register_web(app: Flask) -> None:
     # Forms, lists and tags; admin (users, API tokens, queues).
 
     app.register_blueprint(crm_bp)
+    app.register_blueprint(audiences_bp)
     app.register_blueprint(admin_bp)
 
     # Sending safely: the suppression list; topics, domains, wording.

@@ -254,6 +254,7 @@ def apply_row_action(values: Values, action: str) -> bool:
                         "list": "in",
                         "topic": "subscribed",
                         "event": "happened",
+                        "audience": "in",
                     }.get(kind, "eq"),
                 }
             )

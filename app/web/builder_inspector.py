@@ -23,7 +23,7 @@ from app.automation.graph.node_checks import node_warnings
 from app.automation.nodes.registry import UnknownNodeType, get_node_type
 from app.automation.templating.render import TemplateError, render_isolated
 from app.extensions import db
-from app.models import Contact, ContactList, Tag, Topic, User, Workflow, WorkflowNode
+from app.models import Audience, Contact, ContactList, Tag, Topic, User, Workflow, WorkflowNode
 from app.tenancy import scoped_get
 from app.web.builder_common import (
     back_to_builder,
@@ -92,6 +92,10 @@ def pickers(workflow: Workflow) -> dict[str, Any]:
             for n in workflow.nodes
             if n.node_type == "goal"
         ],
+        # Conditions may test membership ({"audience": id, "op": "in"}).
+        "audiences": db.session.execute(
+            select(Audience.id, Audience.name).order_by(Audience.name).limit(PICKER_LIMIT)
+        ).all(),
         "topics": [
             (topic_id, f"{name} ({kind})")
             for topic_id, name, kind in db.session.execute(

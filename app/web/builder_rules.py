@@ -12,7 +12,7 @@ import json
 import re
 from typing import Any
 
-RULE_KINDS = ("field", "tag", "list", "event", "topic", "group")
+RULE_KINDS = ("field", "tag", "list", "event", "topic", "audience", "group")
 # The kinds a row can be added as (a nested group comes only from the API).
 ROW_KINDS = RULE_KINDS[:-1]
 NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
@@ -24,11 +24,12 @@ Errors = dict[str, list[str]]
 def rule_row(rule: dict) -> dict[str, str]:
     if "rules" in rule:
         return {"kind": "group", "json": json.dumps(rule, indent=1)}
-    for kind in ("tag", "list", "topic", "event"):
+    for kind in ("tag", "list", "topic", "event", "audience"):
         if kind in rule:
             row = {"kind": kind, kind: str(rule.get(kind) or ""), "op": rule.get("op", "")}
             if kind == "event":
                 row["node"] = rule.get("node") or ""
+                row["within_days"] = str(rule.get("within_days") or "")
             return row
     value = rule.get("value")
     if isinstance(value, list):
@@ -93,10 +94,25 @@ def rules_from_values(values: Values, errors: Errors) -> dict:
             if op not in ("subscribed", "not_subscribed"):
                 op = "subscribed"
             rule = {"topic": int(raw), "op": op}
+        elif kind == "audience":
+            # {"audience": 3, "op": "in"} (docs/CONTRACT.md "Rules")
+            raw = (row.get("audience") or "").strip()
+            if not raw.isdigit():
+                errors.setdefault(f"rules.{i}.audience", []).append("choose an audience")
+                continue
+            rule = {"audience": int(raw), "op": op if op in ("in", "not_in") else "in"}
         elif kind == "event":
             rule = {"event": row.get("event") or "email_opened", "op": op or "happened"}
             if (row.get("node") or "").strip():
                 rule["node"] = row["node"].strip()
+            days = (row.get("within_days") or "").strip()
+            if days:
+                if not days.isdigit() or not 1 <= int(days) <= 3650:
+                    errors.setdefault(f"rules.{i}.within_days", []).append(
+                        "a number of days from 1 to 3650"
+                    )
+                    continue
+                rule["within_days"] = int(days)
         else:
             rule = {"field": (row.get("field") or "").strip(), "op": op or "eq"}
             if rule["op"] not in ("is_set", "is_not_set"):

@@ -33,7 +33,13 @@ from app.web.builder_inspector import pickers
 from app.web.builder_rules import rules_from_values, rules_values
 
 RULE_KEYS = ("match", "rules")
-PICKER_FIELDS = {"form_id": "forms", "workflow_id": "workflows", "list": "lists", "tag": "tags"}
+PICKER_FIELDS = {
+    "form_id": "forms",
+    "workflow_id": "workflows",
+    "list": "lists",
+    "tag": "tags",
+    "audience": "audiences",
+}
 
 
 def _base_type(annotation: Any) -> type:

@@ -329,10 +329,15 @@ def test_the_overlay_tells_ended_from_dropped(client, signed_in, alice, acme):
 def test_every_trigger_form_saves_back_what_it_shows(client, signed_in, alice, acme):
     from werkzeug.datastructures import MultiDict
 
+    from app.automation.audiences.saving import create_audience
     from app.automation.triggers.registry import TRIGGER_TYPES, get_trigger_type
     from tests.web.test_builder_inspector import _FormReader
 
+    with firm_context(acme.id):
+        audience_id = create_audience("Everyone", "all", []).id
     required = {
+        "segment_entered": {"audience": audience_id},
+        "segment_left": {"audience": audience_id},
         "score_threshold_reached": {"threshold": 80},
         "score_threshold_dropped": {"threshold": 10},
         "date_reached": {"at": "2026-12-24T09:00:00Z", "rules": [{"tag": "vip", "op": "has"}]},

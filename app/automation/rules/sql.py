@@ -33,7 +33,6 @@ from sqlalchemy import (
     and_,
     case,
     cast,
-    exists,
     false,
     func,
     literal,
@@ -119,10 +118,10 @@ class _Compiler:
         if "tag" in rule:
             wanted = rule["tag"]
             name = wanted.casefold() if isinstance(wanted, str) else wanted
-            has = _exists(
-                select(1)
-                .select_from(contact_tags.join(Tag, Tag.id == contact_tags.c.tag_id))
-                .where(contact_tags.c.contact_id == Contact.id, self.folded(Tag.name) == name)
+            has = _member(
+                select(contact_tags.c.contact_id)
+                .join(Tag, Tag.id == contact_tags.c.tag_id)
+                .where(self.folded(Tag.name) == name)
             )
             return has if rule.get("op", "has") == "has" else not_(has)
         if "list" in rule:
@@ -130,10 +129,8 @@ class _Compiler:
             inside = (
                 false()
                 if wanted is None
-                else _exists(
-                    select(1).where(
-                        list_members.c.contact_id == Contact.id, list_members.c.list_id == wanted
-                    )
+                else _member(
+                    select(list_members.c.contact_id).where(list_members.c.list_id == wanted)
                 )
             )
             return inside if rule.get("op", "in") == "in" else not_(inside)
@@ -148,10 +145,9 @@ class _Compiler:
             inside = (
                 false()
                 if wanted is None
-                else _exists(
-                    select(1).where(
-                        audience_members.c.contact_id == Contact.id,
-                        audience_members.c.audience_id == wanted,
+                else _member(
+                    select(audience_members.c.contact_id).where(
+                        audience_members.c.audience_id == wanted
                     )
                 )
             )
@@ -160,30 +156,26 @@ class _Compiler:
 
     def topic(self, topic_id: int | None) -> ColumnElement:
         # As topics.subscribed_facts: a transactional topic always; a
-        # marketing one unless opted out of it or unsubscribed from all.
+        # marketing one unless opted out of it or unsubscribed from all; a
+        # topic the firm does not have, never.
         if topic_id is None:
             return false()
-        opted_out = _exists(
-            select(1).where(
-                contact_subscriptions.c.contact_id == Contact.id,
+        kind = select(Topic.kind).where(Topic.id == topic_id).scalar_subquery()
+        opted_out = _member(
+            select(contact_subscriptions.c.contact_id).where(
                 contact_subscriptions.c.topic_id == topic_id,
                 contact_subscriptions.c.subscribed.is_(False),
             )
         )
-        return _exists(
-            select(1).where(
-                Topic.id == topic_id,
-                or_(
-                    Topic.kind == "transactional",
-                    and_(Contact.unsubscribed.is_(False), not_(opted_out)),
-                ),
-            )
+        return or_(
+            func.coalesce(kind, "") == "transactional",
+            and_(kind.is_not(None), Contact.unsubscribed.is_(False), not_(opted_out)),
         )
 
     def event(self, rule: Mapping) -> ColumnElement:
         kind = EVENT_KINDS.get(rule.get("event"), rule.get("event"))
         where = [
-            TrackingEvent.contact_id == Contact.id,
+            TrackingEvent.contact_id.is_not(None),
             TrackingEvent.kind == kind,
             TrackingEvent.machine.is_(False),
         ]
@@ -192,7 +184,7 @@ class _Compiler:
         if rule.get("within_days"):
             since = self.moment - timedelta(days=int(rule["within_days"]))
             where.append(TrackingEvent.created_at >= since)
-        return _exists(select(1).where(*where))
+        return _member(select(TrackingEvent.contact_id).where(*where))
 
     # -- field rules ------------------------------------------------------------
     def field(self, path: str, op: str, expected: Any) -> ColumnElement:
@@ -410,8 +402,9 @@ class _Compiler:
             number_value = case((kind == "number", cast(text_value, Float)), else_=None)
             bool_value = case((kind == "boolean", text_value == "true"), else_=None)
             text_number = case((kind == "number", text_value), else_=None)
-            string_value = case((kind == "string", text_value), else_=None)
-            return kind, string_value, number_value, text_number, bool_value
+            # Read only under the branch ``kind = 'string'`` (custom()), where
+            # ``->>`` is the string itself: no CASE per row.
+            return kind, text_value, number_value, text_number, bool_value
         path = f'$."{key}"'
         raw_kind = func.json_type(column, path)
         kind = case(
@@ -464,9 +457,12 @@ class _Compiler:
         return case((plain, cast(trimmed, Float)), else_=None)
 
 
-def _exists(query) -> ColumnElement:
-    # Correlated to the outer contact however deep it is nested.
-    return exists(query.correlate(Contact))
+def _member(contact_ids) -> ColumnElement:
+    """``contacts.id IN (<contact ids>)``, the subquery uncorrelated: the
+    database reads it once (a hashed set), where a correlated EXISTS under
+    an OR would be probed once per contact. The ids are never NULL, so
+    ``NOT IN`` means what it says."""
+    return Contact.id.in_(contact_ids)
 
 
 def _ordered(op: str, left, right) -> ColumnElement:
