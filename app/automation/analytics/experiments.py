@@ -310,9 +310,14 @@ def _decisions(workflow_id: int) -> dict[str, SplitDecision]:
     return {row.node_id: row for row in rows}
 
 
-def decide(workflow: Workflow, specs: list[SplitSpec] | None = None) -> int:
+def decide(
+    workflow: Workflow,
+    specs: list[SplitSpec] | None = None,
+    counts: dict[str, dict] | None = None,
+) -> int:
     """Record the winner of every undecided ``auto_winner`` split whose test
-    is conclusive now; commits, returns how many were decided."""
+    is conclusive now (``counts`` by node_id when the caller has them);
+    commits, returns how many were decided."""
     specs = splits_of(running_definition(workflow)) if specs is None else specs
     undecided = [s for s in specs if s.config.auto_winner is not None]
     if not undecided:
@@ -322,11 +327,11 @@ def decide(workflow: Workflow, specs: list[SplitSpec] | None = None) -> int:
     for spec in undecided:
         if spec.node_id in decided:
             continue
-        counts = variant_counts(workflow.id, spec)
+        seen = counts[spec.node_id] if counts else variant_counts(workflow.id, spec)
         settings = spec.config.auto_winner
-        verdict = look(_arms(counts), settings.min_per_variant, settings.alpha)
+        verdict = look(_arms(seen), settings.min_per_variant, settings.alpha)
         if verdict.winner is not None:
-            _record(workflow, spec, verdict, counts, settings)
+            _record(workflow, spec, verdict, seen, settings)
             recorded += 1
     if recorded:
         db.session.commit()
@@ -369,13 +374,18 @@ def workflow_experiments(workflow: Workflow) -> list[dict[str, Any]]:
     shows it (docs/CONTRACT.md "Experiments, audiences, forecasts,
     integrations"), after deciding what can be decided now."""
     specs = splits_of(running_definition(workflow))
-    decide(workflow, specs)
+    counts = {spec.node_id: variant_counts(workflow.id, spec) for spec in specs}
+    decide(workflow, specs, counts)
     decisions = _decisions(workflow.id)
-    return [_experiment(workflow, spec, decisions.get(spec.node_id)) for spec in specs]
+    return [
+        _experiment(workflow, spec, decisions.get(spec.node_id), counts[spec.node_id])
+        for spec in specs
+    ]
 
 
-def _experiment(workflow: Workflow, spec: SplitSpec, decision: SplitDecision | None) -> dict:
-    counts = variant_counts(workflow.id, spec)
+def _experiment(
+    workflow: Workflow, spec: SplitSpec, decision: SplitDecision | None, counts: dict
+) -> dict:
     settings = spec.config.auto_winner or AutoWinner()
     verdict = look(_arms(counts), settings.min_per_variant, settings.alpha)
     variants = []
@@ -393,10 +403,11 @@ def _experiment(workflow: Workflow, spec: SplitSpec, decision: SplitDecision | N
             }
         )
     holdout = None
-    if spec.config.holdout_percent or holdout_count(workflow.id, spec.node_id):
+    held = holdout_count(workflow.id, spec.node_id)
+    if spec.config.holdout_percent or held:
         holdout = {
             "percent": spec.config.holdout_percent,
-            "entered": holdout_count(workflow.id, spec.node_id),
+            "entered": held,
             "lift": lift(workflow.id, spec),
         }
     return {
