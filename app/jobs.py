@@ -15,7 +15,7 @@ from app import queue
 from app.automation.analytics import run_daily_analytics
 from app.automation.analytics.experiments import run_experiment_decisions
 from app.automation.analytics.forecast import recover_forecasts, run_forecast
-from app.automation.audiences.enroll import run_enrollment
+from app.automation.audiences.enroll import recover_enrollments, run_enrollment
 from app.automation.audiences.membership import refresh_timed
 from app.automation.crm.import_rows import run_import
 from app.automation.delivery.jobs import run_delivery_job
@@ -40,6 +40,8 @@ PERIODIC_JOBS: list[dict[str, Any]] = [
     {"name": "retention", "func": run_retention, "every": 3600},
     # Forecasts whose worker died fail; lost forecast jobs run again.
     {"name": "forecasts", "func": recover_forecasts, "every": "SWEEP_INTERVAL_SECONDS"},
+    # Enrollments whose worker died or whose job was lost resume.
+    {"name": "enrollments", "func": recover_enrollments, "every": "SWEEP_INTERVAL_SECONDS"},
     # Audiences with a time window: who left (or entered) as time passed.
     {"name": "audiences", "func": refresh_timed, "every": 300},
 ]

@@ -134,3 +134,44 @@ def test_enroll_now_starts_every_member_once_and_reports_progress(api, acme, cha
     with firm_context(acme.id):
         rows = db.session.query(WorkflowExecution.contact_id).all()
         assert sorted(r[0] for r in rows) == vips
+
+
+def test_an_enrollment_whose_worker_died_resumes_without_repeats(api, acme, time_machine):
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import update
+
+    from app.automation.audiences import enroll as enroll_module
+    from app.models import AudienceEnrollment
+
+    time_machine.move_to(datetime(2026, 12, 1, 9, tzinfo=UTC), tick=False)
+    vips = _vips(acme, 5)
+    workflow = make_workflow(
+        acme,
+        name="Nurture",
+        status="active",
+        nodes=[
+            {"node_id": "w", "node_type": "wait_time", "configuration": {"wait_duration_hours": 1}}
+        ],
+        triggers=[{"trigger_type": "manual"}],
+    )
+    audience = api.post("/api/v1/audiences/", {"name": "VIPs", "rules": [{"tag": "vip"}]})
+    base = f"/api/v1/audiences/{audience.get_json()['id']}/"
+    job_id = api.post(base + "enroll/", {"workflow": workflow.id}).get_json()["id"]
+    _finished(api, base, job_id)
+    # As if the worker had died after the first batch of two.
+    with firm_context(acme.id):
+        db.session.execute(
+            update(AudienceEnrollment)
+            .where(AudienceEnrollment.id == job_id)
+            .values(status="running", processed=2, enrolled=2, last_contact_id=vips[1])
+        )
+        db.session.commit()
+    assert enroll_module.recover_enrollments() == {"requeued": 0}  # not stale yet
+    time_machine.move_to(datetime(2026, 12, 1, 9, tzinfo=UTC) + timedelta(minutes=6), tick=False)
+    assert enroll_module.recover_enrollments() == {"requeued": 1}
+    job = _finished(api, base, job_id)
+    assert job["status"] == "done" and job["processed"] == 5
+    assert job["enrolled"] == 2  # the other three were started before: nobody twice
+    with firm_context(acme.id):
+        assert db.session.query(WorkflowExecution).count() == 5

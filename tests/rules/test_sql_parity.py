@@ -8,7 +8,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 
 from app.automation.engine.context import facts_for
 from app.automation.rules.evaluator import evaluate
@@ -200,6 +200,28 @@ def test_every_rule_of_the_table_selects_the_same_contacts_both_ways(world):
     assert not mismatches, "\n".join(map(str, mismatches))
     # Nearly the whole table has an SQL form (what falls back is named in sql.py).
     assert compiled > 0.85 * 2 * len(_rules(ids))
+
+
+def test_a_workflow_s_rules_count_only_its_own_e_mail_activity(world):
+    firm, contact_ids, _ = world
+    dialect = db.session.get_bind().dialect.name
+    with firm_context(firm.id):
+        db.session.execute(
+            update(TrackingEvent)
+            .where(TrackingEvent.contact_id == contact_ids[1])
+            .values(workflow_id=7)
+        )
+        db.session.commit()
+        group = {"rules": [{"event": "email_opened", "op": "happened"}]}
+        for workflow_id in (None, 7, 8):
+            stmt = select(Contact.id).where(condition(group, dialect, workflow_id))
+            in_python = {
+                cid
+                for cid in contact_ids
+                if evaluate(group, facts_for(cid, workflow_id=workflow_id))
+            }
+            assert set(db.session.scalars(stmt)) == in_python
+        assert in_python == set()  # workflow 8: nobody; 7 and None checked above
 
 
 def test_the_rules_not_compiled_are_the_ones_sql_py_names(world):

@@ -198,7 +198,7 @@ def _group_counts(workflow_id: int, node_id: str, held: bool, rules: dict) -> tu
     total = int(db.session.scalar(select(func.count()).select_from(members)) or 0)
     if not total:
         return 0, 0
-    where = sql_condition(rules)
+    where = sql_condition(rules, workflow_id)
     if where is not None:
         stmt = select(func.count(Contact.id)).where(
             Contact.id.in_(select(members.c.contact_id)), where

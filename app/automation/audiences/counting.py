@@ -26,10 +26,11 @@ def _dialect() -> str:
     return db.session.get_bind().dialect.name
 
 
-def sql_condition(rule_group: dict):
-    """The SQL condition, or None when the rules have no SQL form."""
+def sql_condition(rule_group: dict, workflow_id: int | None = None):
+    """The SQL condition, or None when the rules have no SQL form; e-mail
+    activity is ``workflow_id``'s when given, any workflow's when not."""
     try:
-        return condition(rule_group, _dialect())
+        return condition(rule_group, _dialect(), workflow_id)
     except NotCompilable:
         return None
 

@@ -11,6 +11,7 @@ the row's ``last_contact_id`` says where the next batch begins.
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from sqlalchemy import select, update
 
@@ -26,6 +27,8 @@ from app.tenancy import firm_context, scoped_get
 log = logging.getLogger(__name__)
 
 BATCH = 500
+# No batch for this long: the worker is gone (a batch takes seconds).
+STALL_SECONDS = 300
 
 
 class EnrollRefused(CrmError):
@@ -103,6 +106,33 @@ def _run(job_id: int) -> None:
         after, processed, enrolled = ids[-1], processed + len(ids), enrolled + len(started)
         _set(job_id, last_contact_id=after, processed=processed, enrolled=enrolled)
     _set(job_id, status="done", processed=processed, finished_at=now())
+
+
+def recover_enrollments() -> dict:
+    """The periodic job (docs/ARCHITECTURE.md rule 1): a running enrollment
+    whose heartbeat (its row's ``updated_at``, moved by every batch)
+    stopped lost its worker, and a queued one whose job was lost (a Redis
+    flush) never started; both are queued and enqueued again. That is
+    safe: the job claims its row, resumes after ``last_contact_id``, and
+    a batch run twice starts nobody twice."""
+    table = AudienceEnrollment.__table__
+    moment = now()
+    stale = moment - timedelta(seconds=STALL_SECONDS)
+    lost = list(
+        db.session.execute(
+            select(table.c.id).where(
+                table.c.status.in_(("queued", "running")), table.c.updated_at < stale
+            )
+        ).scalars()
+    )
+    if lost:
+        db.session.execute(
+            update(table).where(table.c.id.in_(lost)).values(status="queued", updated_at=moment)
+        )
+    db.session.commit()
+    for job_id in lost:
+        enqueue(run_enrollment, job_id)
+    return {"requeued": len(lost)}
 
 
 def _set(job_id: int, **values) -> None:

@@ -72,17 +72,21 @@ class NotCompilable(ValueError):
     """The rule has no faithful SQL form; evaluate it in Python."""
 
 
-def condition(rule_group: Mapping | None, dialect: str) -> ColumnElement:
+def condition(
+    rule_group: Mapping | None, dialect: str, workflow_id: int | None = None
+) -> ColumnElement:
     """The SQL condition over ``Contact`` that holds exactly when
-    ``evaluate(rule_group, facts_for(contact))`` does (no context)."""
+    ``evaluate(rule_group, facts_for(contact, workflow_id=workflow_id))``
+    does (no context): e-mail activity is that workflow's when given (a
+    goal's rules), any workflow's when not (an audience's)."""
     if not rule_group:
         return true()
-    return _Compiler(dialect).group(rule_group)
+    return _Compiler(dialect, workflow_id).group(rule_group)
 
 
 def compilable(rule_group: Mapping | None, dialect: str) -> bool:
     try:
-        condition(rule_group, dialect)
+        condition(rule_group, dialect, None)
     except NotCompilable:
         return False
     return True
@@ -97,8 +101,9 @@ def _like_escape(text: str) -> str:
 
 
 class _Compiler:
-    def __init__(self, dialect: str):
+    def __init__(self, dialect: str, workflow_id: int | None = None):
         self.postgres = dialect == "postgresql"
+        self.workflow_id = workflow_id
         self.moment = now()
 
     # -- groups and membership rules ------------------------------------------
@@ -179,6 +184,8 @@ class _Compiler:
             TrackingEvent.kind == kind,
             TrackingEvent.machine.is_(False),
         ]
+        if self.workflow_id is not None:
+            where.append(TrackingEvent.workflow_id == self.workflow_id)
         if rule.get("node") is not None:
             where.append(TrackingEvent.node_id == rule["node"])
         if rule.get("within_days"):
