@@ -8,7 +8,7 @@ import random
 
 import pytest
 from scipy import stats
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from app.automation.analytics import experiments
 from app.automation.analytics.experiments import decide, workflow_experiments
@@ -337,3 +337,24 @@ def test_without_a_metric_the_lift_uses_the_only_goal_with_rules(acme, alice):
     lift = experiment["holdout"]["lift"]
     assert lift["available"] and lift["goal"] == "bought"
     assert lift["difference"] is None and "no contacts" in lift["note"]
+
+
+def test_the_engine_reads_the_decisions_once_per_batch(acme, alice, app):
+    workflow = _experiment_workflow(acme, alice, 0.1, 0.1)
+    ids = _contacts(acme, 60, random.Random(2))
+    seen: list[str] = []
+
+    def watch(conn, cursor, statement, *args):
+        if "split_decisions" in statement:
+            seen.append(statement)
+
+    engine = db.engine
+    event.listen(engine, "before_cursor_execute", watch)
+    try:
+        with firm_context(acme.id):
+            enroll(workflow, ids, trigger_type="manual")
+        totals = drain()
+    finally:
+        event.remove(engine, "before_cursor_execute", watch)
+    assert totals["executions"] >= 60
+    assert 1 <= len(seen) <= -(-60 // app.config["ENGINE_BATCH_SIZE"])
