@@ -35,7 +35,7 @@ _PREVIEW = (
 )
 
 
-def _candidate(row) -> Candidate:
+def _candidate(row, moment) -> Candidate:
     return Candidate(
         firm_id=row.firm_id,
         channel=row.channel,
@@ -46,6 +46,7 @@ def _candidate(row) -> Candidate:
         execution_id=row.execution_id,
         node_id=row.node_id,
         outbox_id=row.id,
+        moment=moment,
     )
 
 
@@ -61,7 +62,8 @@ class DispatchGates:
     reads once for all its rows."""
 
     def __init__(self, conn: Connection, rows: list):
-        self._candidates = {r.id: _candidate(r) for r in rows if r.channel != "webhook"}
+        moment = now()
+        self._candidates = {r.id: _candidate(r, moment) for r in rows if r.channel != "webhook"}
         self.run = GateRun(conn, "dispatch", self._candidates.values())
 
     def verdict(self, row: Row) -> Verdict | None:
@@ -70,8 +72,9 @@ class DispatchGates:
             return None
         # The batch's own candidate (each row is checked once), on the
         # clock of the hand-over.
-        candidate = self._candidates.get(row.id) or _candidate(row)
-        candidate.moment = now()
+        moment = now()
+        candidate = self._candidates.get(row.id) or _candidate(row, moment)
+        candidate.moment = moment
         verdict = self.run.check(candidate)
         return None if verdict.sends else verdict
 

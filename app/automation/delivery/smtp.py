@@ -248,17 +248,35 @@ def _transaction(connection: smtplib.SMTP, sender: str, recipient: str, message:
     ``SMTP.sendmail`` does the same but re-parses both addresses with the
     e-mail package (``quoteaddr``) on every message; ours are bare
     addresses already (``envelope_address``). ``putcmd`` refuses CR/LF in
-    an address. Refusals raise what ``sendmail`` raises; the caller resets
-    the connection."""
+    an address. DATA is ``SMTP.data`` written out (:func:`_dot_stuffed`).
+    Refusals raise what ``sendmail`` raises; the caller resets the
+    connection."""
     code, reply = connection.docmd("mail", f"FROM:<{sender}>")
     if code != 250:
         raise smtplib.SMTPSenderRefused(code, reply, sender)
     code, reply = connection.docmd("rcpt", f"TO:<{recipient}>")
     if code not in (250, 251):
         raise smtplib.SMTPRecipientsRefused({recipient: (code, reply)})
-    code, reply = connection.data(message)
+    connection.putcmd("data")
+    code, reply = connection.getreply()
+    if code != 354:
+        raise smtplib.SMTPDataError(code, reply)
+    connection.send(_dot_stuffed(message))
+    code, reply = connection.getreply()
     if code != 250:
         raise smtplib.SMTPDataError(code, reply)
+
+
+def _dot_stuffed(message: bytes) -> bytes:
+    """The DATA payload as ``SMTP.data`` sends a bytes message (RFC 5321
+    4.5.2: a line's leading dot doubled, then CRLF . CRLF), with
+    ``bytes.replace`` where smtplib runs a multiline regex."""
+    stuffed = message.replace(b"\n.", b"\n..")
+    if stuffed.startswith(b"."):
+        stuffed = b"." + stuffed
+    if not stuffed.endswith(b"\r\n"):
+        stuffed += b"\r\n"
+    return stuffed + b".\r\n"
 
 
 def envelope_address(value: str) -> str:
