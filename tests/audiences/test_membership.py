@@ -116,3 +116,32 @@ def test_a_time_window_lets_contacts_leave_as_time_passes(acme, time_machine):
     with firm_context(acme.id):
         assert _members(audience.id) == set()
         assert _events("segment_left", contact.id) == 1
+
+
+def test_a_topic_opt_out_and_an_audience_of_audiences_follow(acme, time_machine):
+    from app.automation.delivery import topics
+    from app.models import Topic
+
+    time_machine.move_to(datetime(2026, 11, 1, 9, tzinfo=UTC), tick=False)
+    contact = make_contact(acme)
+    with firm_context(acme.id):
+        news = Topic(name="News", kind="marketing")
+        db.session.add(news)
+        db.session.add(TrackingEvent(contact_id=contact.id, kind="open", node_id="x"))
+        db.session.commit()
+        readers = create_audience("Readers", "all", [{"topic": news.id, "op": "subscribed"}])
+        engaged = create_audience(
+            "Engaged", "all", [{"event": "email_opened", "within_days": 30, "op": "happened"}]
+        )
+        both = create_audience("Engaged readers", "all", [{"audience": engaged.id}])
+        assert _members(readers.id) == {contact.id} and _members(both.id) == {contact.id}
+        topics.set_subscriptions(db.session.get(Contact, contact.id), {news.id: False}, "test")
+        db.session.commit()  # the bus hears of it after the commit
+        assert _members(readers.id) == set()
+        assert _events("segment_left", contact.id) == 1
+    time_machine.move_to(datetime(2026, 12, 5, 9, tzinfo=UTC), tick=False)
+    refresh_timed()
+    with firm_context(acme.id):
+        assert _members(engaged.id) == set()
+        assert _members(both.id) == set()  # followed the audience it is made of
+        assert _events("segment_left", contact.id) == 3

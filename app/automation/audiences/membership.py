@@ -31,7 +31,6 @@ from app.extensions import db
 from app.models import Audience, Contact, audience_members
 from app.models.base import UTCDateTime
 
-SEGMENT_EVENTS = ("segment_entered", "segment_left")
 _members = audience_members
 
 

@@ -172,6 +172,21 @@ def set_subscriptions(contact: Contact, choices: dict[int, bool], source: str) -
         contact,
         data={"changes": {str(t): bool(choices[t]) for t in changed}, "source": source},
     )
+    # After the caller's commit the bus hears of it: audiences testing a
+    # topic re-check the contact (app/automation/audiences/membership.py).
+    # Imported here: the bus's import chain reads this module's facts.
+    from app.automation.triggers.crm_events import crm_event, emit_after_commit
+
+    emit_after_commit(
+        db.session(),  # the scoped session's own Session
+        crm_event(
+            contact.firm_id,
+            "topic_subscriptions_changed",
+            contact.id,
+            {"changes": {str(t): bool(choices[t]) for t in changed}},
+            source,
+        ),
+    )
     return changed
 
 

@@ -24,6 +24,13 @@ a workflow never loops on itself). ``emit_many`` takes a list of such dicts.
 - ``contact_tag_*``: ``tag`` (name), ``tag_id``; ``contact_list_*``: ``list`` (id), ``list_name``
 - ``deal_*``: ``deal_id``, ``title``, ``value``, ``stage``, ``status``; plus
   ``from_stage``/``to_stage`` or ``old_value``/``new_value`` for the changes.
+- ``topic_subscriptions_changed``: ``changes`` ``{topic id: subscribed}`` (no
+  trigger type; audiences testing topics re-check the contact)
+- ``segment_entered`` / ``segment_left``: ``audience`` (id), ``audience_name``
+
+Before matching triggers, the firm's audiences are re-checked for the
+events' contacts (app/automation/audiences/membership.py); who entered or
+left becomes segment events recorded and dispatched with the rest.
 
 The event is recorded in ``EventLog`` in the same transaction as the
 executions it starts (one commit for both), so a crash between the two
@@ -40,7 +47,7 @@ from collections.abc import Callable, Iterable
 
 from sqlalchemy import bindparam, select, text
 
-from app.automation.audiences.membership import SEGMENT_EVENTS, refresh_contacts
+from app.automation.audiences.membership import refresh_contacts
 from app.automation.engine.deadlocks import retry_on_deadlock
 from app.automation.engine.enrollment import NotEnrollable, entry_of, start_entries
 from app.automation.engine.wakes import wake_contact_waits
@@ -213,11 +220,10 @@ def _segment_changes(firm_id: int, fresh: list[dict]) -> list[dict]:
     """The audiences the events' contacts entered or left by the change the
     events report, as recorded segment events (app/automation/audiences/
     membership.py: the membership rows are the once-only guard)."""
-    changed = {
-        e["contact_id"]
-        for e in fresh
-        if e["contact_id"] is not None and e["event_type"] not in SEGMENT_EVENTS
-    }
+    # Segment events from outside (the periodic diff of a time window)
+    # count too: an audience of audiences follows. The events derived here
+    # are not fed back, so this runs once per dispatch.
+    changed = {e["contact_id"] for e in fresh if e["contact_id"] is not None}
     if not changed:
         return []
     derived = refresh_contacts(changed, source="audience")

@@ -104,6 +104,16 @@ def _collect(session: Session, flush_context) -> None:
         pending.append((transaction, item))
 
 
+def emit_after_commit(session: Session, item: dict) -> None:
+    """Hand ``item`` (an event shaped by :func:`crm_event`) to the bus once
+    the session's transaction commits, as the ORM changes are: for CRM
+    writes made with Core statements inside a caller's transaction (topic
+    subscriptions). A rollback drops it."""
+    item = {**item, "exclude_workflow_id": session.info.get("exclude_workflow_id")}
+    item["source"] = item.get("source") or _source(session)
+    session.info.setdefault(PENDING, []).append((_innermost(session), item))
+
+
 def _identity(item: dict):
     data = item["data"]
     if item["event_type"].startswith(("contact_list_", "contact_tag_")):
