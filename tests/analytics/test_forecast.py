@@ -309,10 +309,16 @@ def test_a_forecast_whose_worker_died_fails_and_a_lost_job_runs_again(acme, alic
     db.session.commit()
 
     assert forecasting.recover_forecasts() == {"stalled": 1, "requeued": 1}
-    run_forecast(ids[1])  # here, unless the in-process runner had it already
-    db.session.expire_all()
+    run_forecast(ids[1])  # here, unless the in-process runner has it already
+    deadline = time.monotonic() + 30
+    while True:
+        db.session.rollback()  # a fresh snapshot on each look
+        with firm_context(acme.id):
+            dead, lost, fresh = (db.session.get(WorkflowForecast, i) for i in ids)
+        if lost.status in ("done", "failed") or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     with firm_context(acme.id):
-        dead, lost, fresh = (db.session.get(WorkflowForecast, i) for i in ids)
         assert dead.status == "failed" and "worker" in dead.error and dead.finished_at
         assert lost.status == "done" and lost.result["enrollments"] > 0
         assert fresh.status == "running"
