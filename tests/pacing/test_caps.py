@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
+from sqlalchemy import event
 
 from app.automation.engine.jobs import drain
 from app.extensions import db
@@ -131,6 +132,62 @@ def test_a_freed_slot_goes_to_the_highest_priority_then_the_oldest_hold(
     _drain_at(T0 + timedelta(days=2, seconds=2))
     assert _mail(acme, loser).action_status == "success"
     assert len(smtp_server.messages) == 3
+
+
+def test_a_lowered_cap_holds_until_enough_e_mails_left_its_period(acme, alice, smtp_server):
+    _caps(acme, [{"max": 3, "per_days": 7}])
+    contact = make_contact(acme)
+    for day in range(3):
+        _send(_workflow(acme, alice, f"Day {day}"), contact, T0 + timedelta(days=day))
+    assert len(smtp_server.messages) == 3
+    # Now one a week: with three inside it, the slot frees when the newest
+    # of them (day 2) leaves the week, not the oldest.
+    _caps(acme, [{"max": 1, "per_days": 7}])
+    held = _send(_workflow(acme, alice, "Later"), contact, T0 + timedelta(days=3))
+    step = _mail(acme, held)
+    assert step.action_status == "deferred"
+    assert step.action_result["held_until"] == (T0 + timedelta(days=9)).isoformat()
+    _drain_at(T0 + timedelta(days=9, seconds=1))
+    assert _mail(acme, held).action_status == "success"
+    assert len(smtp_server.messages) == 4
+
+
+def test_an_e_mail_stamped_after_the_batch_clock_still_counts(acme, alice, smtp_server):
+    # A worker whose batch clock reads later may commit first: its e-mail
+    # fills the cap for a batch whose clock reads earlier (the count has no
+    # upper time bound; docs/SENDING.md "Frequency caps").
+    _caps(acme, [{"max": 1, "per_days": 1}])
+    contact = make_contact(acme)
+    _send(_workflow(acme, alice, "Ahead"), contact, T0 + timedelta(minutes=1))
+    behind = _send(_workflow(acme, alice, "Behind"), contact, T0)
+    step = _mail(acme, behind)
+    assert step.action_status == "deferred"
+    assert step.action_result["held_until"] == (T0 + timedelta(days=1, minutes=1)).isoformat()
+    assert len(smtp_server.messages) == 1
+
+
+def test_the_cap_counts_a_batch_in_one_query(acme, alice, smtp_server):
+    _caps(acme, [{"max": 2, "per_days": 7}, {"max": 1, "per_days": 1}])
+    contacts = [make_contact(acme) for _ in range(12)]
+    for contact in contacts[:6]:
+        _send(_workflow(acme, alice, f"Before {contact.id}"), contact, T0)
+    workflow = _workflow(acme, alice, "Batch")
+    reads = []
+
+    def count(conn, cursor, statement, *args):
+        if "FROM outbox_messages" in statement and "GROUP BY" in statement:
+            reads.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        with time_machine.travel(T0 + timedelta(hours=1), tick=False):
+            ids = start(workflow, *contacts)
+            drain()
+    finally:
+        event.remove(db.engine, "before_cursor_execute", count)
+    assert len(reads) == 1
+    statuses = [_mail(acme, execution_id).action_status for execution_id in ids]
+    assert statuses == ["deferred"] * 6 + ["success"] * 6
 
 
 # -- the settings API ---------------------------------------------------------------

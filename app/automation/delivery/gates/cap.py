@@ -17,8 +17,16 @@ so two batches cannot deadlock on them) before it counts, so two workers
 cannot both give away a contact's last slot; the engine's batch commits
 the rows it let through before the lock is released. SQLite has one writer.
 
-Two queries per batch when a firm of it has caps (the counted e-mails, the
-held competitors), none otherwise.
+Two queries per batch when a firm of it has caps, none otherwise: one
+counts each contact's e-mails in every cap's period (with the oldest of
+them, when the slot frees), one finds the held competitors. A contact
+already over a cap (the cap was lowered) needs its e-mails' times for
+when a slot frees: a third query reads them, for such contacts only.
+
+The count has no upper time bound on purpose: an e-mail a worker whose
+batch clock reads later committed before this batch took the contact's
+lock still counts (the lock orders the decisions, not the clocks), and
+one from the future stays in the period longer, never shorter.
 """
 
 from __future__ import annotations
@@ -26,7 +34,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, and_, func, or_, select, text
+from sqlalchemy import Connection, and_, case, func, or_, select, text
 
 from app.automation.delivery import pacing
 from app.automation.delivery.gates import window  # noqa: F401  (the gate before)
@@ -70,22 +78,54 @@ def _lock(conn: Connection, contact_ids: list[int]) -> None:
     )
 
 
-def _sent(conn, firms, contact_ids, since) -> dict[int, list[datetime]]:
-    times: dict[int, list[datetime]] = {}
+def _counted(contact_ids, firms, since):
+    """The counted e-mails of these contacts created after ``since``."""
     marketing = or_(_topics.c.kind.is_(None), _topics.c.kind != "transactional")
-    for start in range(0, len(contact_ids), CHUNK):
+    return (
+        _outbox.outerjoin(_topics, _topics.c.id == _outbox.c.topic_id),
+        (
+            _outbox.c.contact_id.in_(contact_ids),
+            _outbox.c.firm_id.in_(firms),
+            _outbox.c.channel == "email",
+            _outbox.c.status.in_(COUNTED),
+            _outbox.c.created_at > since,
+            marketing,
+        ),
+    )
+
+
+def _counts(conn, firms, contact_ids, moment, periods) -> dict[int, dict[float, tuple]]:
+    """Per contact and cap period (days): (how many counted e-mails inside
+    it, the oldest of them), one row per contact."""
+    found: dict[int, dict[float, tuple]] = {}
+    created = _outbox.c.created_at
+    starts = [moment - timedelta(days=days) for days in periods]
+    columns = []
+    for start in starts:
+        inside = created > start
+        columns += [func.count(case((inside, 1))), func.min(case((inside, created)))]
+    for first in range(0, len(contact_ids), CHUNK):
+        joined, where = _counted(contact_ids[first : first + CHUNK], firms, min(starts))
         stmt = (
-            select(_outbox.c.contact_id, _outbox.c.created_at)
-            .select_from(_outbox.outerjoin(_topics, _topics.c.id == _outbox.c.topic_id))
-            .where(
-                _outbox.c.contact_id.in_(contact_ids[start : start + CHUNK]),
-                _outbox.c.firm_id.in_(firms),
-                _outbox.c.channel == "email",
-                _outbox.c.status.in_(COUNTED),
-                _outbox.c.created_at >= since,
-                marketing,
-            )
+            select(_outbox.c.contact_id, *columns)
+            .select_from(joined)
+            .where(*where)
+            .group_by(_outbox.c.contact_id)
         )
+        for contact_id, *values in conn.execute(stmt):
+            found[contact_id] = {
+                days: (int(values[2 * i]), ensure_utc(values[2 * i + 1]))
+                for i, days in enumerate(periods)
+            }
+    return found
+
+
+def _sent(conn, firms, contact_ids, since) -> dict[int, list[datetime]]:
+    """The counted e-mails' times, per contact."""
+    times: dict[int, list[datetime]] = {}
+    for first in range(0, len(contact_ids), CHUNK):
+        joined, where = _counted(contact_ids[first : first + CHUNK], firms, since)
+        stmt = select(_outbox.c.contact_id, _outbox.c.created_at).select_from(joined).where(*where)
         for contact_id, created in conn.execute(stmt):
             times.setdefault(contact_id, []).append(ensure_utc(created))
     return times
@@ -140,14 +180,33 @@ class FrequencyCapGate(Gate):
     def prepare(self, conn: Connection, candidates: Sequence[Candidate]) -> dict:
         settings = pacing.load(conn, {c.firm_id for c in candidates})
         capped = {f for f, s in settings.items() if s["frequency_caps"]}
-        state = {"settings": settings, "sent": {}, "competitors": {}, "granted": {}, "done": set()}
+        state = {
+            "settings": settings,
+            "counts": {},
+            "sent": {},
+            "competitors": {},
+            "granted": {},
+            "done": set(),
+        }
         wanted = sorted({c.contact_id for c in candidates if c.contact_id and c.firm_id in capped})
         if not wanted:
             return state
         moment = max(c.moment for c in candidates)
-        longest = max(cap["per_days"] for f in capped for cap in settings[f]["frequency_caps"])
+        caps = {f: settings[f]["frequency_caps"] for f in capped}
+        periods = sorted({cap["per_days"] for f in capped for cap in caps[f]})
         _lock(conn, wanted)
-        state["sent"] = _sent(conn, sorted(capped), wanted, moment - timedelta(days=longest))
+        counts = state["counts"] = _counts(conn, sorted(capped), wanted, moment, periods)
+        firm_of = {c.contact_id: c.firm_id for c in candidates if c.contact_id}
+        over = [
+            contact
+            for contact, inside in counts.items()
+            if any(
+                inside[cap["per_days"]][0] > cap["max"] for cap in caps.get(firm_of[contact], [])
+            )
+        ]
+        if over:
+            since = moment - timedelta(days=max(periods))
+            state["sent"] = _sent(conn, sorted(capped), over, since)
         state["competitors"] = _competitors(conn, sorted(capped), wanted, moment)
         return state
 
@@ -159,18 +218,18 @@ class FrequencyCapGate(Gate):
             return SEND
         moment = candidate.moment
         contact = candidate.contact_id
-        times = sorted(state["sent"].get(contact, []) + state["granted"].get(contact, []))
+        counts = state["counts"].get(contact, {})
+        granted = state["granted"].get(contact, [])
         free = None
         for cap in caps:
             period = timedelta(days=cap["per_days"])
-            inside = [t for t in times if t > moment - period]
-            room = cap["max"] - len(inside)
+            sent, oldest = counts.get(cap["per_days"], (0, None))
+            room = cap["max"] - sent - len(granted)
             if room <= 0:
                 reason = pacing.cap_text(cap)
                 if settings["cap_action"] == "skip" or cap["max"] == 0:
                     return skip(reason, self.name)
-                # The slot frees when the oldest e-mails that fill the cap leave it.
-                until = inside[len(inside) - cap["max"]] + period
+                until = _frees(cap, period, moment, oldest, granted, state["sent"].get(contact))
                 return defer(max(until, moment + timedelta(seconds=1)), reason, self.name)
             free = room if free is None else min(free, room)
         mine = (
@@ -193,3 +252,15 @@ class FrequencyCapGate(Gate):
         state["granted"].setdefault(contact, []).append(moment)
         state["done"].add(candidate.execution_id)
         return SEND
+
+
+def _frees(cap, period, moment, oldest, granted, times) -> datetime:
+    """When a full cap next has room: when the oldest of the e-mails that
+    fill it leaves its period. A cap is reached exactly (this run stops
+    granting at it), so that is the oldest e-mail inside the period, unless
+    the contact was over the cap before the run (``times`` then read)."""
+    if times is not None:
+        inside = sorted([t for t in times if t > moment - period] + granted)
+        if len(inside) >= cap["max"]:
+            return inside[len(inside) - cap["max"]] + period
+    return min([*granted, *([oldest] if oldest is not None else [])]) + period
