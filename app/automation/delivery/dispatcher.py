@@ -183,12 +183,13 @@ _DUE_IDS = (
     .order_by(outbox.c.next_attempt_at, outbox.c.id)
     .limit(bindparam("limit"))
 )
+# The claim and the read of the claimed row in one statement.
 _LEASE = (
     update(outbox)
     .where(outbox.c.id == bindparam("row_id"), *_due())
     .values(next_attempt_at=bindparam("lease"))
+    .returning(*outbox.c)
 )
-_BY_ID = select(outbox).where(outbox.c.id == bindparam("row_id"))
 # The SET clause comes from the parameters given (the outcome's columns).
 _RECORD = update(outbox).where(outbox.c.id == bindparam("row_id"))
 
@@ -281,7 +282,7 @@ class _PostgresClaims:
 class _SqliteClaims:
     """SQLite has no row locks: the due ids are read once, then each is
     claimed by a conditional UPDATE that hides it for a lease (exactly one
-    claimer changes the row). The ids are shuffled so that concurrent runs
+    claimer changes the row) and returns it. The ids are shuffled so that concurrent runs
     mostly try different rows first."""
 
     def __init__(self, conn: Connection, limit: int):
@@ -307,13 +308,11 @@ class _SqliteClaims:
             outbox_id = self.ids.pop()
             moment = now()
             lease = moment + timedelta(seconds=CLAIM_LEASE_SECONDS)
-            claimed = self.conn.execute(
+            row = self.conn.execute(
                 _LEASE, {"row_id": outbox_id, "moment": moment, "lease": lease}
-            ).rowcount
+            ).first()
             self.conn.commit()
-            if claimed == 1:
-                row = self.conn.execute(_BY_ID, {"row_id": outbox_id}).one()
-                self.conn.rollback()
+            if row is not None:
                 return row
         return None
 
