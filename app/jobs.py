@@ -22,10 +22,11 @@ from app.automation.delivery.jobs import run_delivery_job
 from app.automation.delivery.suppression_import import run_suppression_import
 from app.automation.engine.jobs import run_engine_job
 from app.automation.engine.sweeper import process_waiting_executions, wake_due
+from app.automation.hooks.sender import run_hook_job
 from app.automation.operations.monitor import run_monitor
 from app.automation.operations.retention import run_retention
 
-KICK_JOBS = {"engine": run_engine_job, "delivery": run_delivery_job}
+KICK_JOBS = {"engine": run_engine_job, "delivery": run_delivery_job, "hooks": run_hook_job}
 
 PERIODIC_JOBS: list[dict[str, Any]] = [
     # Due waits only: frequent so a wait ends on time, cheap when idle.

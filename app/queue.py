@@ -163,6 +163,11 @@ def kick_delivery() -> None:
     _kick("delivery", "delivery")
 
 
+def kick_hooks() -> None:
+    """Tell the workers that REST hook deliveries are due."""
+    _kick("hooks", "delivery")
+
+
 class InlineRunner:
     """One daemon thread running jobs in order, inside an app context."""
 

@@ -26,6 +26,8 @@ from app.models import (
     EventLog,
     Form,
     FormSubmission,
+    HookDelivery,
+    HookSubscription,
     Notification,
     OutboxMessage,
     PendingSignup,
@@ -84,7 +86,8 @@ def populate(firm) -> dict[type, object]:
             execution_id=execution.id, node_id="a", channel="email", message_id=f"m-{firm.id}"
         )
         contact_import = ContactImport(user_id=user.id, filename="people.csv")
-        db.session.add_all([outbox, contact_import])
+        hook = HookSubscription(target_url="https://hooks.example/in", event="goal.reached")
+        db.session.add_all([outbox, contact_import, hook])
         db.session.flush()
         rows.update(
             {
@@ -159,6 +162,10 @@ def populate(firm) -> dict[type, object]:
                 Audience: audience,
                 AudienceEnrollment: AudienceEnrollment(
                     audience_id=audience.id, workflow_id=workflow.id
+                ),
+                HookSubscription: hook,
+                HookDelivery: HookDelivery(
+                    subscription_id=hook.id, event="goal.reached", fact_key=f"f-{firm.id}"
                 ),
             }
         )

@@ -75,6 +75,7 @@ from app.api import (  # noqa: F401
     forecasts,
     goals,
     graph,
+    hooks,
     lifecycle,
     lifecycle_collab,
     openapi,

@@ -14,6 +14,7 @@ from __future__ import annotations
 from app.api.errors import ApiError, not_found
 from app.automation.lifecycle.gallery import TEMPLATES
 from app.models import (
+    HOOK_EVENTS,
     ApprovalRequest,
     Audience,
     AudienceEnrollment,
@@ -21,6 +22,7 @@ from app.models import (
     ContactList,
     Deal,
     Form,
+    HookSubscription,
     SendingDomain,
     Suppression,
     Task,
@@ -59,9 +61,13 @@ URL_IDS: dict[str, tuple[type, str]] = {
     "forecast_id": (WorkflowForecast, "forecast"),
     "audience_id": (Audience, "audience"),
     "enrollment_id": (AudienceEnrollment, "enrollment"),
+    "subscription_id": (HookSubscription, "subscription"),
 }
 # URL variables that name something by a key: variable -> (is it known?, word)
-URL_NAMES = {"key": (lambda key: key in TEMPLATES, "template")}
+URL_NAMES = {
+    "key": (lambda key: key in TEMPLATES, "template"),
+    "event": (lambda event: event in HOOK_EVENTS, "event"),
+}
 # URL variables that name no row on their own (a version's number within
 # its workflow, a tag's name on a contact): their routes take no body or
 # query string, so the view's own lookup answers first anyway.

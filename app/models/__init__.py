@@ -26,6 +26,7 @@ from app.models.crm import (
 from app.models.delivery import EventKey, EventLog, OutboxMessage, SiteVisit, TrackingEvent
 from app.models.edit_history import WorkflowEdit
 from app.models.execution import ContactFlowState, DeadLetter, WorkflowExecution
+from app.models.hooks import HOOK_EVENTS, HookDelivery, HookSubscription
 from app.models.imports import ContactImport, ContactImportChunk, ContactImportError
 from app.models.operations import HealthAlert
 from app.models.sending import (
@@ -66,7 +67,10 @@ __all__ = [
     "Firm",
     "Form",
     "FormSubmission",
+    "HOOK_EVENTS",
     "HealthAlert",
+    "HookDelivery",
+    "HookSubscription",
     "Notification",
     "OutboxMessage",
     "PendingSignup",

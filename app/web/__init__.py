@@ -16,6 +16,7 @@ from app.web.contacts import bp as contacts_bp
 from app.web.crm_pages import bp as crm_bp
 from app.web.executions import bp as executions_bp
 from app.web.icons import register_icons
+from app.web.integrations import bp as integrations_bp
 from app.web.lifecycle import bp as lifecycle_bp
 from app.web.operations import bp as operations_bp
 from app.web.outbox import bp as outbox_bp
@@ -53,6 +54,7 @@ def register_web(app: Flask) -> None:
 
     app.register_blueprint(suppressions_bp)
     app.register_blueprint(sending_bp)
+    app.register_blueprint(integrations_bp)
 
     # Public, unauthenticated pages (triggers): forms and site tracking.
 

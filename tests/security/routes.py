@@ -27,6 +27,7 @@ from app.models import (
     ContactList,
     Deal,
     Form,
+    HookSubscription,
     OutboxMessage,
     SendingDomain,
     Suppression,
@@ -188,6 +189,8 @@ def make_world(firm, *, admin=None) -> dict:
             audience_id=audience.id, workflow_id=workflow.id, status="done"
         )
         db.session.add(enrollment)
+        hook = HookSubscription(target_url="https://hooks.example/in", event="goal.reached")
+        db.session.add(hook)
         db.session.add_all([goal, analytics, form, deal, task, comment, approval, contact_import])
         db.session.add_all([suppression, topic, domain, suppression_import])
         db.session.commit()
@@ -238,6 +241,9 @@ def make_world(firm, *, admin=None) -> dict:
             "forecast_id": forecast.id,
             "audience_id": audience.id,
             "enrollment_id": enrollment.id,
+            "subscription_id": hook.id,
+            # Not firm-owned: a REST hook event name.
+            "event": "goal.reached",
             # Not firm-owned: the first template of the shared library.
             "key": next(iter(TEMPLATES)),
         }

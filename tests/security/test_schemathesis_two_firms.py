@@ -43,8 +43,8 @@ REFERENCES = {
     "list": "list_id",
     "assignee": "user_id",
 }
-# Lists of shared, not firm-owned, things.
-SHARED_LISTS = {"/api/v1/automation/templates/"}
+# Lists of shared, not firm-owned, things: the template gallery, the REST hook samples.
+SHARED_LISTS = {"/api/v1/automation/templates/", "/api/v1/hooks/samples/{event}/"}
 
 
 def _document() -> dict:
@@ -83,7 +83,7 @@ def _aim_at(case, ids: dict) -> bool:
     for name in case.path_parameters or {}:
         if name in ids and name != "firm_id":
             case.path_parameters[name] = ids[name]
-            named = named or name not in ("key", "number")
+            named = named or name not in ("key", "number", "event")
     if isinstance(case.body, dict):
         for field, kind in REFERENCES.items():
             if field in case.body:

@@ -21,9 +21,11 @@ from app.automation.delivery.tracking_events import (
     _message,
     mask_email,
 )
+from app.automation.hooks import facts as hook_facts
 from app.clock import now
 from app.extensions import db
 from app.models import Contact, Firm, OutboxMessage, Topic
+from app.queue import kick_hooks
 from app.tenancy import firm_context
 
 DEFAULT_WORDING = "Choose which e-mails {firm} may send you. You can change this at any time."
@@ -91,7 +93,7 @@ def save(token: str, wanted: set[int], all_marketing_off: bool, user_agent: str 
         opted_out = all_marketing_off and not contact.unsubscribed
         contact.unsubscribed = all_marketing_off
         contact.unsubscribed_at = now() if all_marketing_off else None
-        _finish(row, user_agent, opted_out)
+        _finish(row, user_agent, opted_out, "preferences")
     return True
 
 
@@ -116,13 +118,15 @@ def one_click(token: str, user_agent: str = "") -> bool:
             changed = [] if contact.unsubscribed else ["all"]
             if changed:
                 contact.unsubscribed, contact.unsubscribed_at = True, now()
-        _finish(row, user_agent, bool(changed))
+        _finish(row, user_agent, bool(changed), "one_click")
     return True
 
 
-def _finish(row: OutboxMessage, user_agent: str, opted_out: bool) -> None:
+def _finish(row: OutboxMessage, user_agent: str, opted_out: bool, how: str) -> None:
     if opted_out:
         db.session.add(_event(row, "unsubscribe", user_agent=user_agent))
+        hook_facts.unsubscribed(row, how)
     db.session.commit()
     if opted_out:
+        kick_hooks()
         _emit(row, "unsubscribe", _bus_event_id(row, "unsubscribe"))

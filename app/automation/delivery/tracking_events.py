@@ -25,10 +25,12 @@ from sqlalchemy.exc import IntegrityError
 from app.automation.delivery import engagement, pause, suppressions
 from app.automation.delivery.bounces import Bounce, classify_provider
 from app.automation.delivery.tracking import BadToken, read_token
+from app.automation.hooks import facts as hook_facts
 from app.automation.triggers.bus import emit
 from app.clock import now
 from app.extensions import db
 from app.models import Contact, EventKey, OutboxMessage, TrackingEvent
+from app.queue import kick_hooks
 from app.tenancy import firm_context
 
 log = logging.getLogger(__name__)
@@ -239,12 +241,16 @@ def unsubscribe(token: str, user_agent: str = "") -> bool:
 
 def _unsubscribe_contact(row: OutboxMessage, user_agent: str = "", record: bool = True) -> None:
     contact = db.session.get(Contact, row.contact_id) if row.contact_id else None
-    if contact is not None and not contact.unsubscribed:
+    unsubscribed = contact is not None and not contact.unsubscribed
+    if unsubscribed:
         contact.unsubscribed = True
         contact.unsubscribed_at = now()
         if record:
             db.session.add(_event(row, "unsubscribe", user_agent=user_agent))
+        hook_facts.unsubscribed(row, "unsubscribe_link")
     db.session.commit()
+    if unsubscribed:
+        kick_hooks()
     _emit(row, "unsubscribe", _bus_event_id(row, "unsubscribe"))
 
 

@@ -26,6 +26,7 @@ from app.automation.triggers.bus import emit_many
 from app.clock import now
 from app.extensions import db
 from app.models import DeadLetter, PublishedTrigger, Workflow
+from app.queue import kick_hooks
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +89,10 @@ def _walk_and_write(rows: list[dict], owner: str) -> list[Effects]:
     moment = now()
     state = BatchState(rows, moment)
     effects = [walk(row, state, moment) for row in rows]
-    return write_back(owner, effects, state)
+    written = write_back(owner, effects, state)
+    if state.hook_deliveries:
+        kick_hooks()
+    return written
 
 
 def _after_commit(written: list[Effects]) -> None:

@@ -27,6 +27,7 @@ from app.automation.engine.context import (
     load_events,
 )
 from app.automation.graph.definition import Graph, definition_of
+from app.automation.hooks import facts as hook_facts
 from app.automation.nodes.registry import UnknownNodeType, get_node_type
 from app.extensions import db
 from app.models import (
@@ -151,12 +152,16 @@ class BatchState:
 
     def __init__(self, rows: list[dict], moment: datetime):
         self.moment = moment
+        # Workflows a REST hook subscription listens to (loaded with them):
+        # the write-back records hook facts of these only.
+        self.hooked_workflows: set[int] = set()
         self.workflows = self._load_workflows(rows)
         contact_ids = sorted({row["contact_id"] for row in rows})
         self.contacts = self._load_contacts(contact_ids)
         self.firm_of_contact = {row["contact_id"]: row["firm_id"] for row in rows}
         self.gate_run = None  # the send gates over this batch, made on its first message
         self._subscriptions: dict | None = None
+        self.hook_deliveries = 0  # REST hook deliveries the write-back made
         self.waiting = self._load_waiting(rows)
         self._firm_tags: dict[int, dict[str, int]] = {}
         self._firm_lists: dict[int, dict[int, str]] = {}
@@ -167,12 +172,14 @@ class BatchState:
     def _load_workflows(self, rows: list[dict]) -> dict[tuple[int, int], WorkflowInfo]:
         pairs = {(row["workflow_id"], row["version"] or 0) for row in rows}
         table = Workflow.__table__
-        stmt = select(table.c.id, table.c.firm_id, table.c.name).where(
+        stmt = select(table.c.id, table.c.firm_id, table.c.name, hook_facts.listened(table)).where(
             table.c.id.in_({w for w, _ in pairs})
         )
-        meta = {
-            wid: (firm_id, name) for wid, firm_id, name in db.session.connection().execute(stmt)
-        }
+        meta = {}
+        for wid, firm_id, name, hooked in db.session.connection().execute(stmt):
+            meta[wid] = (firm_id, name)
+            if hooked:
+                self.hooked_workflows.add(wid)
         definitions = _definitions_for(pairs)
         out: dict[tuple[int, int], WorkflowInfo] = {}
         for workflow_id, number in pairs:

@@ -18,7 +18,8 @@ left here is telling it when, and catching what fell through:
   it re-checks the waits of rule-goal workflows not walked for
   ``GOAL_RECHECK_SECONDS`` (``engine.wakes.recheck_goal_waits``), for a
   contact who met a goal without an event that woke it;
-- it runs due deliveries and due date triggers.
+- it runs due deliveries (outbox messages and REST hook deliveries) and
+  due date triggers.
 """
 
 from __future__ import annotations
@@ -30,12 +31,13 @@ from sqlalchemy import func, or_, select, update
 from app.automation.delivery.dispatcher import deliver_due
 from app.automation.engine.claim import due_clause, ready_clause
 from app.automation.engine.wakes import recheck_goal_waits
+from app.automation.hooks import sender as hook_sender
 from app.automation.triggers.double_opt_in import purge_expired
 from app.automation.triggers.scheduler import run_due_date_triggers
 from app.clock import now
 from app.extensions import db
 from app.models import OutboxMessage, WorkflowExecution
-from app.queue import kick_delivery, kick_engine, redis_connection
+from app.queue import kick_delivery, kick_engine, kick_hooks, redis_connection
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +114,18 @@ def ready_without_worker() -> int:
     return int(db.session.connection().execute(stmt).scalar() or 0)
 
 
+def _hook_deliveries() -> int:
+    """REST hook deliveries that are due (a retry's time come, a job lost
+    with Redis, a claim whose worker died): kicked to the workers, or sent
+    here in the embedded mode, like the outbox above."""
+    if not hook_sender.any_due():
+        return 0
+    if redis_connection() is not None:
+        kick_hooks()
+        return 0
+    return hook_sender.deliver_due()
+
+
 def process_waiting_executions() -> dict:
     """One sweep; returns what it did (for logs and the CLI)."""
     result = {
@@ -135,6 +149,11 @@ def process_waiting_executions() -> dict:
             log.exception("delivering due messages failed")
             db.session.rollback()
 
+    try:
+        result["hooks"] = _hook_deliveries()
+    except Exception:
+        log.exception("REST hook deliveries failed")
+        db.session.rollback()
     try:
         result["signups_expired"] = purge_expired()
     except Exception:

@@ -106,7 +106,22 @@ class Walk:
             log_context(workflow_id=row["workflow_id"], execution_id=row["id"]),
         ):
             self._loop(workflow, contact)
+        self.effects.hook_facts = self._hook_facts()
         return self.effects
+
+    def _hook_facts(self) -> tuple[str, ...]:
+        """What this walk did that REST hooks hear of (app/automation/hooks/facts.py):
+        the first step, the end (without failure), a goal newly reached."""
+        if self.test_mode:
+            return ()
+        facts = []
+        if not self.row["steps_taken"] and self.effects.steps:
+            facts.append("execution.started")
+        if self.effects.execution.get("status") in ("completed", "goal_reached"):
+            facts.append("execution.completed")
+        if self.goal_reached and not self.row["goal_reached"]:
+            facts.append("goal.reached")
+        return tuple(facts)
 
     def _loop(self, workflow: WorkflowInfo, contact: ContactState) -> None:
         node_id = self.row["current_node"]

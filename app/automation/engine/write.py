@@ -19,6 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from app.automation.engine.bulk import bulk_insert, bulk_update
 from app.automation.engine.claim import id_in, is_postgres
+from app.automation.hooks import facts as hook_facts
 from app.automation.nodes.step import Effects
 from app.clock import now
 from app.extensions import db
@@ -77,6 +78,7 @@ def write_back(owner: str, effects: list[Effects], state) -> list[Effects]:
         _flow_states(conn, kept)
         _dead_letters(conn, kept)
         _executions(conn, owner, kept)
+        _hook_facts(conn, kept, state)
         session.commit()
     except Exception:
         session.rollback()
@@ -88,6 +90,27 @@ def _outbox(conn, kept: list[Effects]) -> None:
     rows = [row for e in kept for row in e.outbox]
     # A re-run finds the step's row already there and keeps it (rule 3).
     bulk_insert(conn, OutboxMessage.__table__, rows, conflict=("execution_id", "node_id", "visit"))
+
+
+def _hook_facts(conn, kept: list[Effects], state) -> None:
+    """REST hook deliveries of the batch's started, ended and goal-reaching
+    executions, in the batch's transaction (docs/ARCHITECTURE.md rule 3);
+    nothing at all when no subscription hears the batch's workflows."""
+    by_fact: dict[str, list[int]] = defaultdict(list)
+    hooked = state.hooked_workflows
+    for e in kept:
+        if e.workflow_id not in hooked:
+            continue
+        for fact in e.hook_facts:
+            by_fact[fact].append(e.execution_id)
+    if by_fact:
+        state.hook_deliveries += hook_facts.record_walked(
+            conn,
+            by_fact["execution.started"],
+            by_fact["execution.completed"],
+            by_fact["goal.reached"],
+            state.moment,
+        )
 
 
 def _same_keys(rows: list[dict]) -> list[list[dict]]:

@@ -78,6 +78,9 @@ class Effects:
     # (node type, outcome status, seconds in the executor) per step run,
     # for the step metrics (app/automation/operations/metrics.py).
     step_log: list[tuple[str, str, float]] = field(default_factory=list)
+    # REST hook events of this walk ("execution.started", ...), written as
+    # deliveries with the batch (app/automation/hooks/facts.py).
+    hook_facts: tuple[str, ...] = ()
 
 
 class NodeView(dict):

@@ -26,10 +26,12 @@ from sqlalchemy.exc import IntegrityError
 
 from app.automation.crm.forms import FIELD_TYPES
 from app.automation.delivery import signing
+from app.automation.hooks import facts as hook_facts
 from app.automation.triggers.bus import emit
 from app.extensions import db
 from app.models import ConsentRecord, Contact, Form, FormSubmission
 from app.models.audit import record
+from app.queue import kick_hooks
 from app.tenancy import firm_context
 
 TOKEN_MAX_AGE = 24 * 3600
@@ -216,6 +218,7 @@ def submit(
                     data={"submission_id": submission.id, "contact_id": contact.id},
                     actor="public",
                 )
+                hooked = hook_facts.form_submitted(form, submission)
                 db.session.commit()
             except IntegrityError:
                 # Two first submissions with one new e-mail at once: the
@@ -227,6 +230,8 @@ def submit(
         finally:
             session.info.pop("event_source", None)
         submission_id, contact_id = submission.id, contact.id
+        if hooked:
+            kick_hooks()
         started = emit(
             form.firm_id,
             "form_submitted",
