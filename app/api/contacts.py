@@ -16,7 +16,14 @@ from app.api.core import DbId, endpoint
 from app.api.errors import ApiError, refused, validation_error
 from app.api.graph import referenced
 from app.api.pagination import PageQuery, page_of, paginate
-from app.api.schemas.crm import ContactCreate, ContactOut, ContactUpdate, ListRef, TagIn
+from app.api.schemas.crm import (
+    ContactCreate,
+    ContactOut,
+    ContactUpdate,
+    ListRef,
+    TagByEmailIn,
+    TagIn,
+)
 from app.automation.crm import contacts, lists
 from app.automation.crm.errors import CrmError
 from app.automation.delivery import consent, topics
@@ -143,6 +150,27 @@ def delete_contact(contact_id: int):
 def add_tag(contact_id: int, body: TagIn):
     try:
         lists.tag_contact(load_contact(contact_id), body.tag)
+    except CrmError as exc:
+        db.session.rollback()
+        raise refused(exc) from None
+    return load_contact(contact_id)
+
+
+@endpoint(
+    LIST + "tags/",
+    "POST",
+    tag=TAG,
+    summary="Tag the contact of an e-mail address (made if new)",
+    body=TagByEmailIn,
+    response=ContactOut,
+    status=201,
+)
+def tag_by_email(body: TagByEmailIn):
+    """For tools that know a person by address only (Zapier, Make): the
+    firm's contact with ``email`` is tagged, and made first when there is
+    none."""
+    try:
+        contact_id = lists.tag_contact_by_email(body.email, body.tag)
     except CrmError as exc:
         db.session.rollback()
         raise refused(exc) from None

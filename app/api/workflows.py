@@ -13,7 +13,7 @@ from sqlalchemy.orm import selectinload
 
 from app.api.access import get_or_404
 from app.api.core import Input, endpoint
-from app.api.errors import ApiError, validation_error
+from app.api.errors import ApiError, refused, validation_error
 from app.api.executions import ExecutionFilters, executions_page
 from app.api.graph import referenced
 from app.api.pagination import PageQuery, page_of, paginate
@@ -29,6 +29,7 @@ from app.api.schemas.automation import (
 )
 from app.api.schemas.batch import TriggerBatchOut, TriggerItem
 from app.automation.analytics import AnalyticsCalculator
+from app.automation.crm.errors import CrmError
 from app.automation.graph.validation import WorkflowInvalid
 from app.automation.lifecycle import publishing as lifecycle
 from app.automation.lifecycle import workflow_ops
@@ -39,6 +40,7 @@ from app.automation.triggers.helpers import (
     AlreadyEnrolled,
     IdempotencyConflict,
     TriggerNotAllowed,
+    contact_by_email_to_start,
     start_in_one_statement,
     trigger_api,
 )
@@ -291,7 +293,8 @@ def workflow_flow_visualization(workflow_id: int):
 )
 def trigger_workflow(workflow_id: int, body: TriggerRun | list):
     """The workflow must be active and have an active ``api`` or ``manual``
-    trigger (else 409).
+    trigger (else 409). Name the contact by ``contact_id``, or by ``email``:
+    the firm's contact with that address, made when there is none.
 
     Batch form: a JSON array of up to 1,000 ``{"contact_id", "context",
     "idempotency_key"}`` items, answered 200 with one result per item in
@@ -306,14 +309,23 @@ def trigger_workflow(workflow_id: int, body: TriggerRun | list):
         return trigger_batch(load_workflow(workflow_id), body)
 
     key = (request.headers.get("Idempotency-Key") or "").strip() or None
-    started = start_in_one_statement(
-        g.user.firm_id, workflow_id, body.contact_id, body.context, key
-    )
+    if (body.contact_id is None) == (body.email is None):
+        raise validation_error({"contact_id": ["give either contact_id or email"]})
+    contact_id = body.contact_id
+    if contact_id is None:
+        try:
+            contact_id = contact_by_email_to_start(load_workflow(workflow_id), body.email)
+        except TriggerNotAllowed as exc:
+            raise ApiError(409, "conflict", str(exc)) from None
+        except CrmError as exc:
+            db.session.rollback()
+            raise refused(exc) from None
+    started = start_in_one_statement(g.user.firm_id, workflow_id, contact_id, body.context, key)
     if started is not None:
         return started  # the common case; anything else takes the full path
     workflow = load_workflow(workflow_id)
-    referenced(Contact, body.contact_id, "contact_id")
+    referenced(Contact, contact_id, "contact_id")
     try:
-        return trigger_api(workflow, body.contact_id, body.context, key)
+        return trigger_api(workflow, contact_id, body.context, key)
     except (TriggerNotAllowed, AlreadyEnrolled, IdempotencyConflict) as exc:
         raise ApiError(409, "conflict", str(exc)) from None

@@ -12,7 +12,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, EmailStr, Field
 
 from app.api.core import DbId, Input, Output
 from app.automation.delivery.windows import WindowError, parse_window
@@ -253,7 +253,12 @@ class ExecutionDetail(ExecutionOut):
 
 
 class TriggerRun(Input):
-    contact_id: DbId
+    contact_id: DbId | None = Field(default=None, description="the contact to start; or email")
+    email: EmailStr | None = Field(
+        default=None,
+        max_length=320,
+        description="instead of contact_id: the contact with this address, made if there is none",
+    )
     context: dict[str, Any] = Field(default_factory=dict)
 
 

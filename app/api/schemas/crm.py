@@ -116,6 +116,13 @@ class TagIn(Input):
     tag: str = TagName
 
 
+class TagByEmailIn(Input):
+    email: EmailStr = Field(
+        max_length=320, description="the contact with this address, made if there is none"
+    )
+    tag: str = TagName
+
+
 class ListRef(Input):
     list: DbId
 

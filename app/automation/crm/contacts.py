@@ -54,6 +54,24 @@ def create_contact(fields: dict, tags=(), lists=()) -> Contact:
     return contact
 
 
+def contact_for_email(email: str) -> tuple[Contact, bool]:
+    """The current firm's contact with this address, made when there is
+    none (the API's inbound actions by e-mail); and whether it was made.
+    Two calls at once for one new address make one contact."""
+    email = str(email or "").strip().lower()
+    stmt = select(Contact).where(func.lower(Contact.email) == email).order_by(Contact.id)
+    found = db.session.scalars(stmt.limit(1)).first()
+    if found is not None:
+        return found, False
+    try:
+        return create_contact({"email": email}), True
+    except CrmError:  # made meanwhile by another request
+        found = db.session.scalars(stmt.limit(1)).first()
+        if found is None:
+            raise
+        return found, False
+
+
 def update_contact(contact: Contact, changes: dict) -> Contact:
     """Set the given columns; ``unsubscribed`` moves ``unsubscribed_at``."""
     changes = dict(changes)

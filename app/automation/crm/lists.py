@@ -10,6 +10,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from app.automation.crm import contacts
 from app.automation.crm.errors import CrmError, clean_name
 from app.automation.crm.saving import delete_row, save_changed, save_new
 from app.extensions import db
@@ -136,6 +137,15 @@ def tag_contact(contact: Contact, name: str | None) -> bool:
     record("contact.tag_added", contact, data={"tag": name})
     db.session.commit()
     return True
+
+
+def tag_contact_by_email(email: str, name: str | None) -> int:
+    """Tag the firm's contact with this address, made first when there is
+    none; returns its id (the API's inbound action)."""
+    name = clean_tag(name)
+    contact, _ = contacts.contact_for_email(email)
+    tag_contact(contact, name)
+    return contact.id
 
 
 def untag_contact(contact: Contact, name: str) -> bool:

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 
 from sqlalchemy import select
 
+from app.automation.crm import contacts
 from app.automation.engine.enrollment import NotEnrollable, enroll, entry_of, start_entries
 from app.automation.triggers import api_start, forms
 from app.automation.triggers.audience import BATCH, matching_contact_ids
@@ -175,6 +176,15 @@ def api_trigger_of(workflow: Workflow) -> PublishedTrigger:
             f"workflow {workflow.id} must be active with an active api or manual trigger"
         )
     return trigger
+
+
+def contact_by_email_to_start(workflow: Workflow, email: str) -> int:
+    """The contact an API start names by e-mail (found, or made when the
+    firm has none with that address), once the workflow can be started by
+    the API (else TriggerNotAllowed, before any contact is made)."""
+    api_trigger_of(workflow)
+    contact, _ = contacts.contact_for_email(email)
+    return contact.id
 
 
 def start_via_api(
