@@ -51,15 +51,31 @@ EDGES = [
 ]
 
 
-def _setup(count: int):
-    """A firm, a user, the active workflow and ``count`` enrolled contacts."""
+def _setup(count: int, hooks: bool = False):
+    """A firm, a user, the active workflow and ``count`` enrolled contacts;
+    with ``hooks``, REST hook subscriptions to its execution and goal
+    events (each finished execution then writes three deliveries)."""
     from app.automation.engine.enrollment import enroll
+    from app.extensions import db
+    from app.models import HookSubscription
     from app.tenancy import firm_context
 
     firm, user = harness.firm_and_user()
     with firm_context(firm.id):
         workflow = harness.build_workflow(user, NODES, EDGES, "manual")
+        if hooks:
+            for event in ("execution.started", "execution.completed", "goal.reached"):
+                db.session.add(HookSubscription(target_url="https://hooks.example/in", event=event))
+            db.session.commit()
         enroll(workflow, harness.insert_contacts(firm.id, count), trigger_type="manual")
+
+
+def _hook_deliveries() -> int:
+    from app.extensions import db
+    from app.models import HookDelivery
+
+    stmt = select(func.count()).select_from(HookDelivery.__table__)
+    return int(db.session.connection().execute(stmt).scalar() or 0)
 
 
 def _finished() -> int:
@@ -204,6 +220,9 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--batch", type=int, default=None, help="ENGINE_BATCH_SIZE")
     parser.add_argument("--timeout", type=float, default=240.0)
+    parser.add_argument(
+        "--hooks", action="store_true", help="subscribe REST hooks to the workflow's events"
+    )
     args = parser.parse_args()
     if args.batch:
         os.environ["ENGINE_BATCH_SIZE"] = str(args.batch)
@@ -227,7 +246,7 @@ def main() -> int:
     try:
         with app.app_context():
             db.create_all()
-            _setup(args.contacts)
+            _setup(args.contacts, hooks=args.hooks)
             if redis_url:
                 from app.queue import redis_connection
 
@@ -242,6 +261,7 @@ def main() -> int:
                 elapsed, rss, cpu = _run_inline(args.contacts, args.timeout)
                 mode = "in-process, " + db.engine.dialect.name
             steps, finished, statuses = _steps(), _finished(), _statuses()
+            hook_rows = _hook_deliveries()
             if redis_url:
                 for key in redis_connection().scan_iter(f"*{prefix}*"):
                     redis_connection().delete(key)
@@ -254,6 +274,8 @@ def main() -> int:
         f"# {mode}: {finished}/{args.contacts} executions {statuses}, {steps} steps in "
         f"{elapsed:.2f}s; CPU " + ", ".join(f"{k} {v:.2f}s" for k, v in cpu.items())
     )
+    if args.hooks:
+        print(f"# REST hook deliveries written: {hook_rows}")
     print("# load average (1, 5, 15 min): " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
     figures = [
         ("node_steps_per_s", steps / elapsed, "1/s"),

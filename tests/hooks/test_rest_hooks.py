@@ -278,3 +278,17 @@ def test_delete_removes_a_subscription(api, receiver):
     assert api.delete(f"{SUBSCRIPTIONS}{sub['id']}/").status_code == 204
     assert api.get(f"{SUBSCRIPTIONS}{sub['id']}/").status_code == 404
     assert json.loads(api.get(SUBSCRIPTIONS).data)["results"] == []
+
+
+def test_a_claim_whose_worker_died_is_sent_after_its_lease(api, acme, workflow, receiver):
+    _subscribe(api, receiver.url + "/late", "execution.completed")
+    run(workflow, make_contact(acme))
+    start = now()
+    assert len(sender.claim(10)) == 1  # the worker dies here, before sending
+    assert sender.deliver_due() == 0 and receiver.requests == []
+    with time_machine.travel(start + timedelta(seconds=sender.LEASE_SECONDS + 1), tick=False):
+        assert sender.any_due()
+        assert sender.deliver_due() == 1
+    [row] = _deliveries(acme)
+    assert (row.status, row.attempts) == ("delivered", 1)
+    assert len(receiver.requests) == 1
