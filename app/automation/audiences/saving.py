@@ -18,6 +18,8 @@ from app.models.audit import record
 from app.tenancy import scoped_get
 
 NAME_MAX = 200
+MAX_RULES = 200
+MAX_GROUP_DEPTH = 8
 _KINDS = {"group", "field", "tag", "list", "event", "topic", "audience"}
 
 
@@ -43,8 +45,27 @@ def field_path(loc: tuple) -> str:
     return out or "rules"
 
 
+def _size(rules: Any, depth: int = 1) -> tuple[int, int]:
+    """(rules counted at every depth, deepest group level) of raw input."""
+    if not isinstance(rules, list):
+        return 0, depth
+    count, deepest = len(rules), depth
+    for rule in rules:
+        if isinstance(rule, dict) and "rules" in rule:
+            inner, level = _size(rule["rules"], depth + 1)
+            count, deepest = count + inner, max(deepest, level)
+    return count, deepest
+
+
 def check_rules(match: Any, rules: Any, audience_id: int | None = None) -> dict:
     """The rule group, or AudienceError naming every field at fault."""
+    # Bounded before anything walks them: the whole set becomes one SQL
+    # condition, and SQLite refuses an expression tree 1,000 deep (a 500).
+    count, depth = _size(rules)
+    if count > MAX_RULES:
+        raise AudienceError(f"at most {MAX_RULES} rules in all, not {count}", field="rules")
+    if depth > MAX_GROUP_DEPTH:
+        raise AudienceError(f"groups nest at most {MAX_GROUP_DEPTH} levels deep", field="rules")
     try:
         group = RuleGroup.model_validate({"match": match or "all", "rules": rules or []})
     except ValidationError as exc:
@@ -60,6 +81,36 @@ def check_rules(match: Any, rules: Any, audience_id: int | None = None) -> dict:
     return value
 
 
+def referenced_audiences(rules: list) -> set[int]:
+    """The ids of the audiences a rule list names, at any depth."""
+    found: set[int] = set()
+    for rule in rules:
+        if "rules" in rule:
+            found |= referenced_audiences(rule["rules"])
+        elif "audience" in rule:
+            found.add(rule["audience"])
+    return found
+
+
+def _reaches(start: int, target: int) -> bool:
+    """Whether the saved audience ``start`` contains ``target`` through its
+    rules, directly or through other audiences (a walk with a seen set, so
+    a cycle already saved cannot make it loop)."""
+    seen: set[int] = set()
+    todo = [start]
+    while todo:
+        current = todo.pop()
+        if current == target:
+            return True
+        if current in seen:
+            continue
+        seen.add(current)
+        audience = scoped_get(Audience, current)
+        if audience is not None:
+            todo.extend(referenced_audiences(audience.rules or []))
+    return False
+
+
 def _check_references(rules: list, path: str, audience_id: int | None, errors: dict) -> None:
     for i, rule in enumerate(rules):
         here = f"{path}[{i}]"
@@ -71,6 +122,10 @@ def _check_references(rules: list, path: str, audience_id: int | None, errors: d
                 errors[f"{here}.audience"] = "an audience cannot contain itself"
             elif scoped_get(Audience, wanted) is None:
                 errors[f"{here}.audience"] = "no such audience"
+            elif audience_id is not None and _reaches(wanted, audience_id):
+                # Membership of each would wait on the other's (docs/CONTRACT.md
+                # "Audiences"): refused, never evaluated round the loop.
+                errors[f"{here}.audience"] = "that audience contains this one: a cycle"
 
 
 def is_timed(rules: list) -> bool:

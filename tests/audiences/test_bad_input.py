@@ -1,0 +1,109 @@
+"""Bad input on the audience API and pages: 400/422 naming the field,
+never a 500; references to unknown, other firms' or cyclic audiences are
+refused (docs/CONTRACT.md "Audiences")."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.api.conftest import ApiClient
+
+
+@pytest.fixture
+def api(client, token_for, alice):
+    return ApiClient(client, token_for(alice))
+
+
+@pytest.fixture
+def charlie_api(client, token_for, charlie):
+    return ApiClient(client, token_for(charlie))
+
+
+def _create(api, name, rules):
+    answer = api.post("/api/v1/audiences/", {"name": name, "rules": rules})
+    assert answer.status_code == 201, answer.get_json()
+    return answer.get_json()["id"]
+
+
+def _fields(answer) -> dict:
+    return answer.get_json()["error"].get("fields") or {}
+
+
+def test_malformed_json_and_wrong_types_name_the_field(api):
+    raw = api.client.post(
+        "/api/v1/audiences/",
+        data="{not json",
+        headers={**api.headers, "Content-Type": "application/json"},
+    )
+    assert raw.status_code == 400, raw.get_data(as_text=True)
+    for body, field in (
+        ({"name": 5, "rules": []}, "name"),
+        ({"name": "X", "match": "some", "rules": []}, "match"),
+        ({"name": "X", "rules": {"tag": "vip"}}, "rules"),
+        ({"name": "X", "rules": [5]}, "rules[0]"),
+        ({"name": "X", "rules": [{"audience": "abc"}]}, "rules[0].audience"),
+        ({"name": "X", "rules": [{"tag": ""}]}, "rules[0].tag"),
+        ({"name": "X", "rules": [{"list": 1, "extra": True}]}, "rules[0].extra"),
+    ):
+        answer = api.post("/api/v1/audiences/", body)
+        assert answer.status_code in (400, 422), (body, answer.get_data(as_text=True))
+        assert field in _fields(answer), (body, answer.get_json())
+    audience = _create(api, "Fine", [])
+    answer = api.post(f"/api/v1/audiences/{audience}/enroll/", {"workflow": "abc"})
+    assert answer.status_code in (400, 422) and "workflow" in _fields(answer)
+    answer = api.patch(f"/api/v1/audiences/{audience}/", {"rules": "x"})
+    assert answer.status_code in (400, 422) and "rules" in _fields(answer)
+
+
+def test_an_audience_cannot_contain_itself_or_a_cycle(api):
+    first = _create(api, "First", [])
+    second = _create(api, "Second", [{"audience": first}])
+    third = _create(api, "Third", [{"rules": [{"audience": second, "op": "not_in"}]}])
+    itself = api.patch(f"/api/v1/audiences/{first}/", {"rules": [{"audience": first}]})
+    assert itself.status_code == 422 and "rules[0].audience" in _fields(itself)
+    cycle = api.patch(f"/api/v1/audiences/{first}/", {"rules": [{"tag": "x"}, {"audience": third}]})
+    assert cycle.status_code == 422, cycle.get_json()
+    assert "rules[1].audience" in _fields(cycle), cycle.get_json()
+    assert api.get(f"/api/v1/audiences/{first}/").get_json()["rules"] == []
+    assert api.get(f"/api/v1/audiences/{third}/count/").status_code == 200
+
+
+def test_another_firms_audience_is_unknown(api, charlie_api):
+    theirs = _create(charlie_api, "Theirs", [])
+    answer = api.post("/api/v1/audiences/", {"name": "Mine", "rules": [{"audience": theirs}]})
+    assert answer.status_code == 422
+    assert _fields(answer)["rules[0].audience"] == ["no such audience"]
+
+
+def test_rules_too_deep_or_too_many_are_refused(api):
+    deep: dict = {"tag": "vip"}
+    for _ in range(20):
+        deep = {"match": "all", "rules": [deep]}
+    answer = api.post("/api/v1/audiences/", {"name": "Deep", "rules": [deep]})
+    assert answer.status_code in (400, 422), answer.get_data(as_text=True)[:300]
+    assert "rules" in " ".join(_fields(answer)), answer.get_json()
+    many = [{"tag": f"t{i}"} for i in range(5000)]
+    answer = api.post("/api/v1/audiences/", {"name": "Many", "rules": many})
+    assert answer.status_code in (400, 422), answer.get_data(as_text=True)[:300]
+    assert "rules" in _fields(answer), answer.get_json()
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["limit=abc", "limit=-1", "limit=0", "limit=100000", "cursor=junk", "cursor=", "cursor=%00"],
+)
+def test_limit_and_cursor_junk_is_a_400(api, query):
+    audience = _create(api, "All", [])
+    for path in ("/api/v1/audiences/", f"/api/v1/audiences/{audience}/contacts/"):
+        answer = api.get(f"{path}?{query}")
+        assert answer.status_code in (200, 400, 422), (path, query, answer.status_code)
+        if answer.status_code != 200:
+            name = query.split("=")[0]
+            assert name in _fields(answer), answer.get_json()
+
+
+def test_unknown_enrollment_and_audience_ids_are_404(api):
+    audience = _create(api, "All", [])
+    assert api.get(f"/api/v1/audiences/{audience}/enroll/999999/").status_code == 404
+    assert api.get("/api/v1/audiences/999999/count/").status_code == 404
+    assert api.patch("/api/v1/audiences/999999/", {"name": "x"}).status_code == 404
