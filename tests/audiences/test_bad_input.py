@@ -107,3 +107,50 @@ def test_unknown_enrollment_and_audience_ids_are_404(api):
     assert api.get(f"/api/v1/audiences/{audience}/enroll/999999/").status_code == 404
     assert api.get("/api/v1/audiences/999999/count/").status_code == 404
     assert api.patch("/api/v1/audiences/999999/", {"name": "x"}).status_code == 404
+
+
+def test_triggers_and_steps_refuse_an_audience_that_is_not_the_firms(api, charlie_api, acme):
+    from tests.factories import WELCOME_EDGES, WELCOME_NODES, make_workflow
+
+    draft = make_workflow(acme, nodes=WELCOME_NODES, edges=WELCOME_EDGES)
+    mine = _create(api, "Mine", [])
+    theirs = _create(charlie_api, "Theirs", [])
+    triggers = "/api/v1/automation/triggers/"
+    for kind in ("segment_entered", "segment_left"):
+        for audience in (theirs, 999999):
+            answer = api.post(
+                triggers,
+                {
+                    "workflow": draft.id,
+                    "trigger_type": kind,
+                    "configuration": {"audience": audience},
+                },
+            )
+            assert answer.status_code == 422, answer.get_json()
+            assert _fields(answer) == {"configuration.audience": ["no such audience"]}
+        saved = api.post(
+            triggers,
+            {"workflow": draft.id, "trigger_type": kind, "configuration": {"audience": mine}},
+        )
+        assert saved.status_code == 201, saved.get_json()
+    filtered = api.post(
+        triggers,
+        {
+            "workflow": draft.id,
+            "trigger_type": "contact_tag_added",
+            "configuration": {"tag": "vip", "rules": [{"audience": theirs}]},
+        },
+    )
+    assert filtered.status_code == 422
+    assert "configuration.rules.0.audience" in _fields(filtered), filtered.get_json()
+    step = {
+        "workflow": draft.id,
+        "node_id": "gate",
+        "node_type": "condition",
+        "configuration": {"rules": [{"tag": "x"}, {"rules": [{"audience": theirs}]}]},
+    }
+    answer = api.post("/api/v1/automation/nodes/", step)
+    assert answer.status_code == 422, answer.get_json()
+    assert "configuration.rules.1.rules.0.audience" in _fields(answer), answer.get_json()
+    step["configuration"] = {"rules": [{"audience": mine, "op": "not_in"}]}
+    assert api.post("/api/v1/automation/nodes/", step).status_code == 201

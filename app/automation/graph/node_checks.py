@@ -18,6 +18,7 @@ from typing import Any
 from flask import current_app
 
 from app.automation.nodes.registry import CheckContext, UnknownNodeType, get_node_type
+from app.automation.rules.references import unknown_audiences
 from app.automation.templating.render import template_errors, template_strings_errors
 
 
@@ -32,7 +33,9 @@ def node_problems(
     schema_errors: Collection[str] = (),
 ) -> dict[str, list[str]]:
     """Problems beyond the schema, keyed by configuration field: template
-    errors, then the type's ``check`` (app/automation/nodes/registry.py).
+    errors, audience rules naming no audience of the firm's
+    (app/automation/rules/references.py), then the type's ``check``
+    (app/automation/nodes/registry.py).
     A field named in ``schema_errors`` (it failed its schema already) is
     left out of the type's check; an unknown type has none."""
     problems = template_problems(node_type, configuration)
@@ -40,6 +43,9 @@ def node_problems(
         kind = get_node_type(node_type)
     except UnknownNodeType:
         return problems
+    if "rules" not in schema_errors and isinstance(configuration, dict):
+        for field, messages in unknown_audiences(configuration.get("rules")).items():
+            problems.setdefault(field, []).extend(messages)
     for field, messages in kind.check(configuration, _context()).items():
         if field not in schema_errors:
             problems.setdefault(field, []).extend(messages)

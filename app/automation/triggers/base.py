@@ -50,6 +50,9 @@ class TriggerType:
     # A scheduled type's "never fires again after ``since``" (its cursor
     # then stays where it is).
     done: Callable[[PublishedTrigger, datetime], bool] | None = None
+    # Save-time checks beyond the schema (an audience that is not the
+    # firm's): configuration -> {field: [messages]}, ``{}`` when fine.
+    check: Callable[[dict], dict[str, list[str]]] | None = None
 
     families: ClassVar[tuple[str, ...]] = (
         "Forms",

@@ -15,6 +15,7 @@ from __future__ import annotations
 from pydantic import ValidationError
 
 from app.automation.nodes.registry import validation_error_fields
+from app.automation.rules.references import unknown_audiences
 from app.automation.triggers import kinds  # noqa: F401  (registers every family's types)
 from app.automation.triggers.base import (  # noqa: F401  (the registry's public names)
     TRIGGER_TYPES,
@@ -51,7 +52,11 @@ def trigger_config_errors(trigger_type: str, configuration: dict | None) -> dict
         kind.Config.model_validate(configuration or {})
     except ValidationError as exc:
         return validation_error_fields(exc)
-    return {}
+    config = configuration or {}
+    errors = unknown_audiences(config.get("rules"))
+    if kind.check is not None:
+        errors.update(kind.check(config))
+    return errors
 
 
 class NoEventFilter(LookupError):

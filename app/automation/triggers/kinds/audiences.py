@@ -5,12 +5,18 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from app.automation.rules.references import UNKNOWN_AUDIENCE, audience_known
 from app.automation.triggers.base import TriggerConfig, TriggerType, register
 from app.automation.triggers.filters import num
 
 
 class AudienceConfig(TriggerConfig):
     audience: int = Field(description="the audience's id")
+
+
+def _known(config: dict) -> dict[str, list[str]]:
+    """Only the firm's own audiences (another firm's id is unknown)."""
+    return {} if audience_known(config.get("audience")) else {"audience": [UNKNOWN_AUDIENCE]}
 
 
 def _audience(config: dict, data: dict) -> bool:
@@ -25,6 +31,7 @@ register(
         AudienceConfig,
         "A contact starts matching an audience's rules.",
         filter=_audience,
+        check=_known,
         existing_rules=lambda c: (
             [{"audience": c["audience"], "op": "in"}] if c.get("audience") else []
         ),
@@ -39,5 +46,6 @@ register(
         AudienceConfig,
         "A contact stops matching an audience's rules.",
         filter=_audience,
+        check=_known,
     )
 )
