@@ -145,3 +145,34 @@ def test_a_topic_opt_out_and_an_audience_of_audiences_follow(acme, time_machine)
         assert _members(engaged.id) == set()
         assert _members(both.id) == set()  # followed the audience it is made of
         assert _events("segment_left", contact.id) == 3
+
+
+def test_a_workflows_own_changes_move_membership_with_no_trigger_listening(acme, alice):
+    """The engine hands the bus only the events some trigger listens to; a
+    firm's audiences listen to every change of its contacts."""
+    from app.automation.engine.jobs import advance_ready_batch
+    from tests.engine.helpers import active_workflow, chain, start
+
+    contacts = [make_contact(acme) for _ in range(3)]
+    with firm_context(acme.id):
+        audience_id = create_audience("VIPs", "all", [{"tag": "vip", "op": "has"}]).id
+    follow = make_workflow(
+        acme,
+        name="On VIP",
+        status="active",
+        nodes=[
+            {"node_id": "w", "node_type": "wait_time", "configuration": {"wait_duration_hours": 1}}
+        ],
+        triggers=[{"trigger_type": "segment_entered", "configuration": {"audience": audience_id}}],
+    )
+    specs, edges = chain(("vip", "add_tag", {"tag": "vip"}))
+    tagging = active_workflow(acme, alice, specs, edges)
+    start(tagging, *contacts[:2])
+    advance_ready_batch(limit=10)
+    db.session.expire_all()
+    with firm_context(acme.id):
+        assert _members(audience_id) == {c.id for c in contacts[:2]}
+        started = db.session.scalars(
+            select(WorkflowExecution.contact_id).where(WorkflowExecution.workflow_id == follow.id)
+        ).all()
+        assert sorted(started) == sorted(c.id for c in contacts[:2])

@@ -14,7 +14,7 @@ import uuid
 from contextlib import contextmanager
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import String, literal, select, union, update
 
 from app.automation.engine.state import BatchState
 from app.automation.engine.wakes import wake_contact_waits
@@ -25,7 +25,7 @@ from app.automation.operations import metrics
 from app.automation.triggers.bus import emit_many
 from app.clock import now
 from app.extensions import db
-from app.models import DeadLetter, PublishedTrigger, Workflow
+from app.models import Audience, DeadLetter, PublishedTrigger, Workflow
 from app.queue import kick_hooks
 
 log = logging.getLogger(__name__)
@@ -113,7 +113,8 @@ def _after_commit(written: list[Effects]) -> None:
                 **event,
             }
             for e, event in candidates
-            if any((e.firm_id, kind) in listening for kind in _types_of(event))
+            if (e.firm_id, ANY_CHANGE) in listening
+            or any((e.firm_id, kind) in listening for kind in _types_of(event))
         ]
     if events:
         try:
@@ -160,25 +161,41 @@ def _types_of(event: dict) -> tuple[str, ...]:
     return (event["event_type"],)
 
 
+# A firm with audiences hears every change of its contacts: membership is
+# re-checked by the bus (app/automation/audiences/membership.py), whether
+# or not a trigger listens to the change itself.
+ANY_CHANGE = "*"
+
+
 def _listening(candidates: list[tuple[Effects, dict]]) -> set[tuple[int, str]]:
-    """(firm, trigger type) pairs some active trigger listens to: a batch
-    of 500 executions makes ~1,000 CRM events, and when no workflow waits
-    for them, one indexed query here saves building and recording them."""
+    """(firm, trigger type) pairs some active trigger listens to, and
+    (firm, ANY_CHANGE) for a firm with audiences: a batch of 500 executions
+    makes ~1,000 CRM events, and when nothing waits for them, one indexed
+    query here saves building and recording them."""
     wanted: set[str] = set()
     for _, event in candidates:
         wanted.update(_types_of(event))
-    triggers, workflows = PublishedTrigger.__table__, Workflow.__table__
-    stmt = (
+    firms = {e.firm_id for e, _ in candidates}
+    triggers, workflows, audiences = (
+        PublishedTrigger.__table__,
+        Workflow.__table__,
+        Audience.__table__,
+    )
+    listeners = (
         select(triggers.c.firm_id, triggers.c.trigger_type)
         .join(workflows, workflows.c.id == triggers.c.workflow_id)
         .where(
-            triggers.c.firm_id.in_({e.firm_id for e, _ in candidates}),
+            triggers.c.firm_id.in_(firms),
             triggers.c.trigger_type.in_(wanted),
             triggers.c.is_active.is_(True),
             workflows.c.status == "active",
         )
-        .distinct()
     )
+    # The same statement (no second round trip): the firms' audiences.
+    segmented = select(audiences.c.firm_id, literal(ANY_CHANGE, String)).where(
+        audiences.c.firm_id.in_(firms)
+    )
+    stmt = union(listeners, segmented)
     listening = set(db.session.connection().execute(stmt).all())
     db.session.commit()
     return listening
