@@ -176,3 +176,38 @@ def test_a_workflows_own_changes_move_membership_with_no_trigger_listening(acme,
             select(WorkflowExecution.contact_id).where(WorkflowExecution.workflow_id == follow.id)
         ).all()
         assert sorted(started) == sorted(c.id for c in contacts[:2])
+
+
+def test_a_firm_without_audiences_pays_no_query_for_them_per_event(acme, globex):
+    """The bus asks "has the firm audiences?" inside the query it makes
+    anyway (the events' contacts); only a firm with some reads them."""
+    from sqlalchemy import event as sa_event
+
+    from app.automation.triggers.bus import emit
+
+    plain, segmented = make_contact(globex), make_contact(acme)
+    with firm_context(acme.id):
+        audience_id = create_audience("VIPs", "all", [{"tag": "vip"}]).id
+        tag = Tag(name="vip")
+        db.session.add(tag)
+        db.session.commit()
+        db.session.get(Contact, segmented.id).tags.append(tag)
+        db.session.commit()
+    statements: list[str] = []
+
+    def seen(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    sa_event.listen(db.engine, "before_cursor_execute", seen)
+    try:
+        for _ in range(3):
+            emit(globex.id, "contact_tag_added", plain.id, {"tag": "vip"})
+        plain_count = len(statements)
+        audience_reads = [s for s in statements if s.lstrip().startswith("SELECT audiences.")]
+        emit(acme.id, "contact_tag_added", segmented.id, {"tag": "vip"})
+    finally:
+        sa_event.remove(db.engine, "before_cursor_execute", seen)
+    assert plain_count and audience_reads == []
+    with firm_context(acme.id):
+        assert _members(audience_id) == {segmented.id}
+        assert _events("segment_entered", segmented.id) == 1

@@ -45,7 +45,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 
-from sqlalchemy import bindparam, select, text
+from sqlalchemy import bindparam, exists, select, text
 
 from app.automation.audiences.membership import refresh_contacts
 from app.automation.engine.deadlocks import retry_on_deadlock
@@ -57,7 +57,15 @@ from app.automation.triggers.filters import rule_group_of
 from app.automation.triggers.registry import event_matches, keys_driven_by
 from app.clock import now
 from app.extensions import db
-from app.models import AuditLog, Contact, EventKey, EventLog, PublishedTrigger, Workflow
+from app.models import (
+    Audience,
+    AuditLog,
+    Contact,
+    EventKey,
+    EventLog,
+    PublishedTrigger,
+    Workflow,
+)
 from app.models.audit import record
 from app.tenancy import current_actor, firm_context
 
@@ -163,9 +171,10 @@ def _with_derived(events: list[dict]) -> list[dict]:
 
 
 def _dispatch_firm(firm_id: int, events: list[dict], per_event: dict | None = None) -> list[int]:
-    _forget_unknown_contacts(events)
+    segmented = _forget_unknown_contacts(firm_id, events)
     fresh = _record(firm_id, events)
-    fresh.extend(_segment_changes(firm_id, fresh))
+    if segmented:
+        fresh.extend(_segment_changes(firm_id, fresh))
     if per_event is not None:  # rebuilt on a deadlock retry
         for event in fresh:
             per_event[event["event_id"]] = []
@@ -232,19 +241,27 @@ def _segment_changes(firm_id: int, fresh: list[dict]) -> list[dict]:
     return _record(firm_id, _with_derived(derived))
 
 
-def _forget_unknown_contacts(events: list[dict]) -> None:
+def _forget_unknown_contacts(firm_id: int, events: list[dict]) -> bool:
     """An event about a contact this firm does not have (deleted since, or
     another firm's id) is still logged, but about nobody: it starts nothing
-    and cannot break the log's foreign key."""
+    and cannot break the log's foreign key. Returns whether the firm has
+    audiences to re-check for the known contacts, asked in the same query
+    (a firm without any pays nothing for them per event)."""
     ids = {int(e["contact_id"]) for e in events if e["contact_id"] is not None}
     if not ids:
-        return
+        return False
+    audiences = Audience.__table__
+    has_audiences = (
+        exists().where(audiences.c.firm_id == firm_id).correlate(None).label("segmented")
+    )
     # The tenancy rule limits this to the current firm's contacts.
-    known = set(db.session.scalars(select(Contact.id).where(Contact.id.in_(ids))))
+    rows = db.session.execute(select(Contact.id, has_audiences).where(Contact.id.in_(ids))).all()
+    known = {row[0] for row in rows}
     for event in events:
         if event["contact_id"] is not None and int(event["contact_id"]) not in known:
             event["data"] = {**event["data"], "unknown_contact_id": event["contact_id"]}
             event["contact_id"] = None
+    return any(row[1] for row in rows)
 
 
 def _record(firm_id: int, events: list[dict]) -> list[dict]:
