@@ -154,3 +154,28 @@ def test_triggers_and_steps_refuse_an_audience_that_is_not_the_firms(api, charli
     assert "configuration.rules.1.rules.0.audience" in _fields(answer), answer.get_json()
     step["configuration"] = {"rules": [{"audience": mine, "op": "not_in"}]}
     assert api.post("/api/v1/automation/nodes/", step).status_code == 201
+
+
+def test_the_editor_shows_a_cycle_and_junk_on_the_rule_row(client, auth, alice, api):
+    assert auth.login(alice).status_code == 302
+    csrf = auth.csrf_token("/automation")
+    first = _create(api, "First", [])
+    second = _create(api, "Second", [{"audience": first}])
+    for rule, message in (
+        ({"rules-0-kind": "audience", "rules-0-audience": str(second)}, b"a cycle"),
+        ({"rules-0-kind": "audience", "rules-0-audience": "99999"}, b"no such audience"),
+        ({"rules-0-kind": "group", "rules-0-json": "{not json"}, b"field-error"),
+        ({"rules-0-kind": "list", "rules-0-list": "abc"}, b"field-error"),
+    ):
+        answer = client.post(
+            f"/audiences/{first}", data={"csrf_token": csrf, "name": "First", **rule}
+        )
+        assert answer.status_code == 400, (rule, answer.status_code)
+        row = answer.get_data().split(b'class="rule-row"', 1)[1].split(b"add-rules", 1)[0]
+        assert message in row, (rule, row[:600])
+    preview = client.post(
+        "/audiences/preview",
+        data={"csrf_token": csrf, "rules-0-kind": "group", "rules-0-json": "[[[["},
+        headers={"HX-Request": "true"},
+    )
+    assert preview.status_code == 200 and b"Finish the rules" in preview.data
