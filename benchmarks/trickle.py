@@ -62,6 +62,7 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--web", type=int, default=2)
     parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--profile", default="", help="directory: py-spy the workers")
     args = parser.parse_args()
     calls = int(args.rate * args.seconds)
     warm = 50
@@ -72,6 +73,12 @@ def main() -> int:
             ingest.run_phase(
                 stack, "warm-up", ingest.single_calls(stack, stack.contacts[:warm]), warm, 4, 60
             )
+            recorder = None
+            if args.profile:
+                import profiles
+
+                targets = {f"worker{i}": p.pid for i, p in enumerate(stack.workers)}
+                recorder = profiles.Recorder(targets, args.profile)
             time.sleep(1.0)
             load_before = services.uptime()
             meter = stack.meter()
@@ -82,6 +89,9 @@ def main() -> int:
             sink.wait_for(warm + calls, 120)
             done = ingest.wait_completed(stack.workflow_id, warm + calls, 120)
             cpu = meter.stop()
+            if recorder is not None:
+                for path in recorder.stop().values():
+                    print(profiles.summary(path, top=40), flush=True)
             load_after = services.uptime()
             repeated = sink.repeated
     finally:
