@@ -68,6 +68,8 @@ class HookDelivery(FirmScoped, db.Model):
     __table_args__ = (
         UniqueConstraint("subscription_id", "fact_key"),
         Index("ix_hook_deliveries_status_next", "status", "next_attempt_at"),
+        # Retention deletes the oldest first (operations/retention.py).
+        Index("ix_hook_deliveries_created", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

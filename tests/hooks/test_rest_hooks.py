@@ -15,6 +15,7 @@ from standardwebhooks.webhooks import Webhook
 from app.automation.delivery.tracking import unsubscribe_url
 from app.automation.engine.sweeper import process_waiting_executions
 from app.automation.hooks import facts, sender
+from app.automation.operations.retention import run_retention
 from app.automation.triggers import forms
 from app.clock import now
 from app.extensions import db
@@ -292,3 +293,19 @@ def test_a_claim_whose_worker_died_is_sent_after_its_lease(api, acme, workflow, 
     [row] = _deliveries(acme)
     assert (row.status, row.attempts) == ("delivered", 1)
     assert len(receiver.requests) == 1
+
+
+def test_deliveries_past_event_retention_are_deleted(api, acme, workflow, receiver, app):
+    _subscribe(api, receiver.url + "/old", "execution.completed")
+    run(workflow, make_contact(acme))
+    assert sender.deliver_due() == 1
+    days = int(app.config["EVENT_RETENTION_DAYS"])
+    start = now()
+    with time_machine.travel(start + timedelta(days=days - 1), tick=False):
+        run(workflow, make_contact(acme))  # a newer one, kept
+        db.session.remove()  # no lock of this session in the partition work's way
+        assert run_retention().hook_deliveries_deleted == 0
+    with time_machine.travel(start + timedelta(days=days + 1), tick=False):
+        assert run_retention().hook_deliveries_deleted == 1
+    with db.engine.connect() as conn:
+        assert conn.scalar(select(func.count()).select_from(HookDelivery.__table__)) == 1

@@ -11,7 +11,8 @@ DELETE_BATCH, at most DELETE_BATCHES a run, so no run holds the one writer
 long. The analytics' stored daily rows outlive the flow states they were
 computed from (docs/OPERATIONS.md "Data that grows"). The events' replay
 keys (``event_keys``, one unpartitioned table) are deleted in batches once
-the events they guard are gone.
+the events they guard are gone, and REST hook deliveries in batches past
+EVENT_RETENTION_DAYS.
 """
 
 from __future__ import annotations
@@ -25,7 +26,14 @@ from sqlalchemy import bindparam, text
 
 from app.clock import now
 from app.extensions import db
-from app.models import ContactFlowState, EventKey, EventLog, TrackingEvent, partitioning
+from app.models import (
+    ContactFlowState,
+    EventKey,
+    EventLog,
+    HookDelivery,
+    TrackingEvent,
+    partitioning,
+)
 from app.models.base import UTCDateTime
 
 log = logging.getLogger(__name__)
@@ -51,6 +59,7 @@ class RetentionResult(TableResult):
 
     events: dict[str, TableResult] = field(default_factory=dict)
     keys_deleted: int = 0
+    hook_deliveries_deleted: int = 0
 
 
 def retention_cutoff(moment: datetime | None = None) -> datetime:
@@ -82,6 +91,11 @@ def run_retention() -> RetentionResult:
         keys_before = datetime(month.year, month.month, 1, tzinfo=UTC)
     result.keys_deleted = _delete_in_batches(
         db.engine, EventKey.__tablename__, "created_at", keys_before
+    )
+    # REST hook deliveries (finished long before: the last retry is hours
+    # after the fact) go with the events they reported.
+    result.hook_deliveries_deleted = _delete_in_batches(
+        db.engine, HookDelivery.__tablename__, "created_at", cutoff
     )
     return result
 
