@@ -82,7 +82,9 @@ def _port(port) -> str:
     if port.ends:
         # Unconnected: the contacts who take this output end here.
         ends = ' port-ends" data-ends="true'
-        text += '<text class="port-ends-label" y="33" text-anchor="middle">ends here</text>'
+        # The space keeps "B" and "ends here" two words for tools that read
+        # the card's text in order (axe's label-content-name-mismatch).
+        text += ' <text class="port-ends-label" y="33" text-anchor="middle">ends here</text>'
         title = f"“{label}” is not connected: contacts who take it end here. {title}"
     x, y = port.x, port.y
     return (
@@ -101,12 +103,13 @@ def _node(item: dict[str, Any], width: float, height: float, sprite: str, entry:
     node_id = escape(node.node_id)
     x, y = node.position_x, node.position_y
     # The name holds the card's visible text in order (label, summary,
-    # output names), as assistive tools that match speech to labels expect.
+    # output names), as assistive tools that match speech to labels expect
+    # (no parentheses: axe's label-content-name-mismatch drops their words).
     aria = f"{kind_label}: {name}, {summary}"
     outputs = [
-        f"{port.label} (ends here)" if port.ends else port.label
+        f"{port.label} ends here" if port.label and port.ends else port.label or "ends here"
         for port in item["ports"]
-        if port.label
+        if port.label or port.ends
     ]
     if outputs:
         aria += f", {', '.join(outputs)}"
@@ -155,7 +158,8 @@ def _trigger(item: dict[str, Any], sprite: str) -> str:
     if trigger is None:
         label, summary, glyph = "Add a trigger", "How contacts enter", "plus"
         attrs = 'class="trigger trigger-add" data-trigger-id=""'
-        aria = "Add a trigger: choose how contacts enter this workflow"
+        # Holds the card's visible words in order (label, then summary).
+        aria = "Add a trigger: how contacts enter this workflow"
     else:
         label = kind.label if kind else trigger.trigger_type
         summary = item["summary"] or ("Any contact" if trigger.is_active else "")

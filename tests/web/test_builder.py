@@ -363,7 +363,7 @@ def test_an_unconnected_output_of_a_branching_step_says_it_ends_here(
     check = page[page.index('id="node-check"') : page.index('id="node-vip"')]
     assert '<g class="port-out" data-port="yes"' in check
     assert '<g class="port-out port-ends" data-ends="true" data-port="no"' in check
-    assert "Yes, No (ends here)" in check
+    assert "Yes, No ends here" in check
     assert "ends here</text>" in check
     lonely = page[page.index('id="node-lonely"') :]
     lonely = lonely[: lonely.index("</g>\n")]
