@@ -56,6 +56,9 @@ def validate_definition(definition: dict[str, Any], *, require_trigger: bool = T
                 where = "" if field == "__root__" else f"{field}: "
                 problems.append(_problem(key, f"{where}{'; '.join(messages)}"))
 
+    steps = {node["node_id"]: node["node_type"] for node in nodes}
+    for key, (kind, config) in parsed.items():
+        problems.extend(_problem(key, message) for message in kind.graph_problems(config, steps))
     problems.extend(_edge_problems(graph, parsed))
 
     candidates = graph.entry_candidates()

@@ -392,6 +392,15 @@ class Split(NodeType):
         return {"variants": [{"name": "A", "weight": 50}, {"name": "B", "weight": 50}]}
 
     @classmethod
+    def graph_problems(cls, config: NodeConfig, steps: dict[str, str]) -> list[str]:
+        # A goal metric naming no goal step would count no conversion ever,
+        # and the auto-winner would wait forever (docs/EXPERIMENTS.md).
+        metric = getattr(config, "metric", None)
+        if isinstance(metric, dict) and steps.get(metric["goal"]) != "goal":
+            return [f"metric: no goal step {metric['goal']!r} in this workflow"]
+        return []
+
+    @classmethod
     def summary(cls, config: dict) -> str:
         variants = config.get("variants")
         if not isinstance(variants, list) or not variants:

@@ -128,6 +128,15 @@ class NodeType:
         return {}
 
     @classmethod
+    def graph_problems(cls, config: NodeConfig, steps: dict[str, str]) -> list[str]:
+        """What keeps this step from running in its workflow beyond its own
+        configuration (a split measuring a goal step that is not there):
+        ``steps`` maps each node id of the workflow to its type. Asked by
+        the graph check before activation (app/automation/graph/
+        validation.py); ``[]`` when fine."""
+        return []
+
+    @classmethod
     def parse_config(cls, configuration: dict | None) -> NodeConfig:
         """The validated configuration; raises pydantic.ValidationError."""
         return cls.Config.model_validate(configuration or {})
