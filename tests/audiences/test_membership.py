@@ -211,3 +211,39 @@ def test_a_firm_without_audiences_pays_no_query_for_them_per_event(acme, globex)
     with firm_context(acme.id):
         assert _members(audience_id) == {segmented.id}
         assert _events("segment_entered", segmented.id) == 1
+
+
+def test_an_audience_made_of_a_newer_audience_follows_it_at_once(acme):
+    """Audiences are re-checked inner first, whatever their ids: one made
+    (older) of a newer one sees the newer one's membership of this change."""
+    from app.automation.audiences.saving import update_audience
+
+    contact = make_contact(acme)
+    with firm_context(acme.id):
+        outer = create_audience("Outer", "all", [])
+        inner = create_audience("Inner", "all", [{"tag": "vip"}])
+        update_audience(outer, rules=[{"audience": inner.id}])
+        outer_id, inner_id = outer.id, inner.id
+        assert outer_id < inner_id and _members(outer_id) == set()
+        _tag(contact.id, "vip")
+        assert _members(inner_id) == {contact.id}
+        assert _members(outer_id) == {contact.id}
+        _tag(contact.id, "vip", add=False)
+        assert _members(outer_id) == set()
+
+
+def test_changing_an_audiences_rules_refills_the_audiences_made_of_it(acme):
+    vip, plain = make_contact(acme), make_contact(acme)
+    with firm_context(acme.id):
+        from app.automation.audiences.saving import update_audience
+
+        _tag(vip.id, "vip")
+        _tag(plain.id, "plain")
+        inner = create_audience("Inner", "all", [{"tag": "vip"}])
+        outer = create_audience("Outer", "all", [{"rules": [{"audience": inner.id}]}])
+        outermost = create_audience("Outermost", "all", [{"audience": outer.id}])
+        assert _members(outermost.id) == {vip.id}
+        update_audience(inner, rules=[{"tag": "plain"}])
+        assert _members(outer.id) == {plain.id}
+        assert _members(outermost.id) == {plain.id}
+        assert _events("segment_entered", plain.id) == 0  # a save fires nothing

@@ -25,6 +25,7 @@ from sqlalchemy import Integer, delete, exists, literal, not_, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from app.automation.audiences.counting import matching_among, sql_condition
+from app.automation.rules.references import audience_ids_in
 from app.automation.triggers.audience import matching_contact_ids
 from app.clock import now
 from app.extensions import db
@@ -135,6 +136,38 @@ def resync(audience: Audience) -> None:
     _diff(audience, None)
 
 
+def in_dependency_order(audiences: list[Audience]) -> list[Audience]:
+    """Each audience after the audiences its rules name (an audience of
+    audiences reads their membership rows, so those must be current
+    first), else in id order. Cycles are refused on save
+    (app/automation/audiences/saving.py); one stored before that check
+    takes the rest in id order instead of looping."""
+    by_id = {audience.id: audience for audience in audiences}
+    waiting = {
+        audience.id: (audience_ids_in(audience.rules) & by_id.keys()) - {audience.id}
+        for audience in audiences
+    }
+    order: list[Audience] = []
+    while waiting:
+        ready = sorted(key for key, needs in waiting.items() if not needs) or sorted(waiting)
+        for key in ready:
+            order.append(by_id[key])
+            del waiting[key]
+        for needs in waiting.values():
+            needs.difference_update(ready)
+    return order
+
+
+def resync_dependents(audience: Audience) -> None:
+    """After ``audience``'s rules changed: re-fill, silently like a save,
+    the audiences made of it (at any depth). Does not commit."""
+    changed = {audience.id}
+    for other in in_dependency_order(list(db.session.scalars(select(Audience)))):
+        if other.id not in changed and audience_ids_in(other.rules) & changed:
+            _diff(other, None)
+            changed.add(other.id)
+
+
 def refresh_contacts(contact_ids: Iterable[int], source: str = "") -> list[dict]:
     """Re-check the current firm's audiences for these contacts (they just
     changed); returns the segment events of who entered or left, for the
@@ -142,9 +175,9 @@ def refresh_contacts(contact_ids: Iterable[int], source: str = "") -> list[dict]
     ids = sorted({int(cid) for cid in contact_ids})
     if not ids:
         return []
-    audiences = list(db.session.scalars(select(Audience).order_by(Audience.id)))
+    audiences = in_dependency_order(list(db.session.scalars(select(Audience))))
     events: list[dict] = []
-    for audience in audiences:  # id order: an audience of audiences sees earlier ones
+    for audience in audiences:
         entered, left = _diff(audience, ids)
         events.extend(_events(audience, entered, left, source))
     return events

@@ -9,8 +9,9 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy import select
 
-from app.automation.audiences.membership import resync
+from app.automation.audiences.membership import resync, resync_dependents
 from app.automation.crm.errors import CrmError, name_error
+from app.automation.rules.references import audience_ids_in
 from app.automation.rules.schema import RuleGroup
 from app.extensions import db
 from app.models import Audience
@@ -81,17 +82,6 @@ def check_rules(match: Any, rules: Any, audience_id: int | None = None) -> dict:
     return value
 
 
-def referenced_audiences(rules: list) -> set[int]:
-    """The ids of the audiences a rule list names, at any depth."""
-    found: set[int] = set()
-    for rule in rules:
-        if "rules" in rule:
-            found |= referenced_audiences(rule["rules"])
-        elif "audience" in rule:
-            found.add(rule["audience"])
-    return found
-
-
 def _reaches(start: int, target: int) -> bool:
     """Whether the saved audience ``start`` contains ``target`` through its
     rules, directly or through other audiences (a walk with a seen set, so
@@ -107,7 +97,7 @@ def _reaches(start: int, target: int) -> bool:
         seen.add(current)
         audience = scoped_get(Audience, current)
         if audience is not None:
-            todo.extend(referenced_audiences(audience.rules or []))
+            todo.extend(audience_ids_in(audience.rules))
     return False
 
 
@@ -189,6 +179,7 @@ def update_audience(
         )
         db.session.flush()
         resync(audience)
+        resync_dependents(audience)
     record("audience.updated", audience, data={"fields": sorted(changed)})
     db.session.commit()
     return audience

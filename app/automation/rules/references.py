@@ -33,3 +33,18 @@ def unknown_audiences(rules: Any, path: str = "rules") -> dict[str, list[str]]:
         elif "audience" in rule and not audience_known(rule["audience"]):
             errors[f"{here}.audience"] = [UNKNOWN_AUDIENCE]
     return errors
+
+
+def audience_ids_in(rules: Any) -> set[int]:
+    """The ids of the audiences a rule list names, at any depth."""
+    found: set[int] = set()
+    if not isinstance(rules, list):
+        return found
+    for rule in rules:
+        if not isinstance(rule, dict):
+            continue
+        if "rules" in rule:
+            found |= audience_ids_in(rule["rules"])
+        elif isinstance(rule.get("audience"), int):
+            found.add(rule["audience"])
+    return found
