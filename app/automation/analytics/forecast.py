@@ -246,12 +246,36 @@ class SandboxGateRun(GateRun):
         fresh = gate.name not in self._states
         state = super()._state(gate)
         if fresh and gate.name == FrequencyCapGate.name:
-            for candidate in self.population:
-                times = self._replayed.get(candidate.contact_id)
-                if times:
-                    counted = state["sent"].setdefault(candidate.contact_id, [])
-                    counted.extend(t for t in times if t not in counted)
+            self._count_replayed(state)
         return state
+
+    def _count_replayed(self, state: dict) -> None:
+        """Add the replay's own e-mails to the gate's per-period counts (the
+        gate counted only stored ones: gates/cap.py ``_counts``)."""
+        periods = {
+            cap["per_days"]
+            for settings in state["settings"].values()
+            for cap in settings["frequency_caps"]
+        }
+        if not periods:
+            return
+        moment = max(c.moment for c in self.population)
+        for contact_id in {c.contact_id for c in self.population}:
+            times = self._replayed.get(contact_id)
+            if not times:
+                continue
+            stored = state["counts"].get(contact_id)
+            counts = {}
+            for days in periods:
+                inside = [t for t in times if t > moment - timedelta(days=days)]
+                count, oldest = (stored or {}).get(days, (0, None))
+                counts[days] = (
+                    count + len(inside),
+                    min([*inside, *([oldest] if oldest else [])], default=None),
+                )
+            state["counts"][contact_id] = counts
+            if stored is None:  # every e-mail of the contact is the replay's
+                state["sent"][contact_id] = sorted(times)
 
 
 class Sandbox(BatchState):
