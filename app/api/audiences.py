@@ -127,9 +127,15 @@ def update_audience(audience_id: int, body: AudienceUpdate):
         raise _refused(exc) from None
 
 
-@endpoint(ONE, "DELETE", tag=TAG, summary="Delete an audience", status=204, errors=(404,))
+@endpoint(ONE, "DELETE", tag=TAG, summary="Delete an audience", status=204, errors=(404, 409))
 def delete_audience(audience_id: int):
-    saving.delete_audience(get_or_404(Audience, audience_id, what="audience"))
+    """409 while another audience's rules or a workflow's segment trigger
+    names it."""
+    audience = get_or_404(Audience, audience_id, what="audience")
+    try:
+        saving.delete_audience(audience)
+    except CrmError as exc:
+        raise _refused(exc) from None
 
 
 @endpoint(

@@ -162,7 +162,12 @@ def preview():
 def delete(audience_id: int):
     audience = get_or_404(Audience, audience_id)
     name = audience.name
-    saving.delete_audience(audience)
+    try:
+        saving.delete_audience(audience)
+    except CrmError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+        return redirect(url_for("audiences.edit", audience_id=audience_id))
     flash(f"Deleted the audience “{name}” (its contacts stay).")
     return redirect(url_for("audiences.index"))
 

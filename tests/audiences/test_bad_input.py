@@ -179,3 +179,30 @@ def test_the_editor_shows_a_cycle_and_junk_on_the_rule_row(client, auth, alice, 
         headers={"HX-Request": "true"},
     )
     assert preview.status_code == 200 and b"Finish the rules" in preview.data
+
+
+def test_an_audience_in_use_cannot_be_deleted(api, acme, client, auth, alice):
+    from tests.factories import make_workflow
+
+    inner = _create(api, "Inner", [])
+    outer = _create(api, "Outer", [{"rules": [{"audience": inner}]}])
+    make_workflow(
+        acme,
+        name="Welcome back",
+        triggers=[{"trigger_type": "segment_left", "configuration": {"audience": outer}}],
+    )
+    answer = api.delete(f"/api/v1/audiences/{inner}/")
+    assert answer.status_code == 409, answer.get_json()
+    assert "audience “Outer”" in answer.get_json()["error"]["message"]
+    answer = api.delete(f"/api/v1/audiences/{outer}/")
+    assert answer.status_code == 409
+    assert "workflow “Welcome back”" in answer.get_json()["error"]["message"]
+    assert auth.login(alice).status_code == 302
+    csrf = auth.csrf_token("/automation")
+    page = client.post(
+        f"/audiences/{inner}/delete", data={"csrf_token": csrf}, follow_redirects=True
+    )
+    assert page.status_code == 200 and "audience “Outer”" in page.get_data(as_text=True)
+    assert api.get(f"/api/v1/audiences/{inner}/").status_code == 200
+    assert api.patch(f"/api/v1/audiences/{outer}/", {"rules": []}).status_code == 200
+    assert api.delete(f"/api/v1/audiences/{inner}/").status_code == 204

@@ -14,7 +14,7 @@ from app.automation.crm.errors import CrmError, name_error
 from app.automation.rules.references import audience_ids_in
 from app.automation.rules.schema import RuleGroup
 from app.extensions import db
-from app.models import Audience
+from app.models import Audience, Workflow, WorkflowTrigger
 from app.models.audit import record
 from app.tenancy import scoped_get
 
@@ -185,7 +185,38 @@ def update_audience(
     return audience
 
 
+SEGMENT_TRIGGERS = ("segment_entered", "segment_left")
+
+
+def users_of(audience: Audience) -> list[str]:
+    """What names this audience: other audiences' rules and the segment
+    triggers of workflows (drafts and live ones), in words."""
+    found = [
+        f"audience “{other.name}”"
+        for other in db.session.scalars(select(Audience).order_by(Audience.name))
+        if other.id != audience.id and audience.id in audience_ids_in(other.rules)
+    ]
+    stmt = (
+        select(Workflow.name, WorkflowTrigger.configuration)
+        .join(Workflow, Workflow.id == WorkflowTrigger.workflow_id)
+        .where(WorkflowTrigger.trigger_type.in_(SEGMENT_TRIGGERS))
+        .order_by(Workflow.name)
+    )
+    for name, configuration in db.session.execute(stmt).all():
+        label = f"workflow “{name}”"
+        if (configuration or {}).get("audience") == audience.id and label not in found:
+            found.append(label)
+    return found
+
+
 def delete_audience(audience: Audience) -> None:
+    """Refused (a conflict) while another audience or a workflow's trigger
+    names it: they would silently match nobody from then on."""
+    users = users_of(audience)
+    if users:
+        raise AudienceError(
+            f"Used by {', '.join(users)}: change those first.", "audience", conflict=True
+        )
     record("audience.deleted", audience, data={"name": audience.name})
     db.session.delete(audience)
     db.session.commit()
