@@ -164,6 +164,9 @@ def from_environment(overrides: dict | None = None) -> dict:
         "SWEEP_INTERVAL_SECONDS": float(env.get("SWEEP_INTERVAL_SECONDS") or 5),
         # Due waits are woken this often (a cheap indexed query when none are).
         "WAKE_INTERVAL_SECONDS": float(env.get("WAKE_INTERVAL_SECONDS") or 0.5),
+        # A kick job whose batch came back small waits this long for more
+        # (a trickle of trigger calls shares batches), then claims again.
+        "ENGINE_LINGER_MS": float(env.get("ENGINE_LINGER_MS") or 20),
         # A wait-for-condition is re-checked when its contact changes (an
         # event, a workflow's CRM step) and, as a safety net for facts that
         # change without one, this often.

@@ -153,6 +153,22 @@ def clear_kick(kind: str) -> None:
             runner.clear(kind)
 
 
+def hold_kick(kind: str, seconds: float = 1.0) -> bool:
+    """Set the kick marker of ``kind`` for ``seconds``, without enqueueing
+    a job; True if it was not set. A job that holds it absorbs the kicks
+    made meanwhile (they find the marker set) and must look for work once
+    more after :func:`clear_kick`: the engine's linger (engine/jobs.py).
+    The marker lives only ``seconds``, so a worker killed while holding it
+    delays the next kicks that long, not ``KICK_MARKER_SECONDS``."""
+    connection = redis_connection()
+    if connection is not None:
+        marker = f"{current_app.config.get('QUEUE_PREFIX') or 'automation'}:kick:{kind}"
+        millis = max(int(seconds * 1000), 1)
+        return bool(connection.set(marker, "1", nx=True, px=millis))
+    runner = _runners.get(id(current_app._get_current_object()))
+    return runner is not None and runner.hold(kind)
+
+
 def kick_engine() -> None:
     """Tell the workers that executions are ready to advance."""
     _kick("engine", "engine")
@@ -186,6 +202,13 @@ class InlineRunner:
                     return
                 self.pending.add(coalesce)
         self.jobs.put((func, args))
+
+    def hold(self, kind: str) -> bool:
+        with self.lock:
+            if kind in self.pending:
+                return False
+            self.pending.add(kind)
+            return True
 
     def clear(self, kind: str) -> None:
         with self.lock:

@@ -15,7 +15,7 @@ from app.automation.delivery import dispatcher
 from app.automation.engine.batch import quiet_gc, run_batch
 from app.automation.engine.claim import claim_ready, new_owner
 from app.automation.engine.sweeper import wake_finished_deliveries
-from app.queue import clear_kick, kick_engine
+from app.queue import clear_kick, hold_kick, kick_engine
 
 # A kick job keeps claiming batches for at most this long, then hands over
 # to a fresh job so other queues and workers get their turn.
@@ -42,12 +42,21 @@ def run_engine_job() -> dict:
     """The ``engine`` queue's job: advance batches while there are any.
 
     When a batch comes back full it kicks another job first, so an idle
-    worker joins in (2 workers, 2 jobs, no coordination needed)."""
+    worker joins in (2 workers, 2 jobs, no coordination needed).
+
+    When a batch comes back small but not empty (a trickle: one trigger
+    call, one execution), the job lingers ``ENGINE_LINGER_MS`` holding the
+    kick marker, so the kicks of the calls arriving meanwhile enqueue no
+    job of their own, and claims once more: their executions share one
+    batch, one claim and one commit instead of a job and a batch each.
+    It stops at the first claim that finds nothing, so an idle engine
+    lingers once and a first step waits at most the linger."""
     from flask import current_app
 
     clear_kick("engine")
     limit = int(current_app.config.get("ENGINE_BATCH_SIZE") or 500)
     largest = max(limit, int(current_app.config.get("ENGINE_MAX_BATCH_SIZE") or 2000))
+    linger = float(current_app.config.get("ENGINE_LINGER_MS") or 0) / 1000
     totals = {"executions": 0, "steps": 0}
     started = time.monotonic()
     handed_over = False
@@ -56,7 +65,17 @@ def run_engine_job() -> dict:
         totals["executions"] += result["executions"]
         totals["steps"] += result["steps"]
         if result["executions"] < limit:
-            break
+            if not result["executions"] or not linger:
+                break
+            if time.monotonic() - started > JOB_BUDGET_SECONDS:
+                break
+            # The marker set by someone else means a kick came since this
+            # job started and its job is queued: that one goes on.
+            if not hold_kick("engine"):
+                break
+            time.sleep(linger)
+            clear_kick("engine")
+            continue
         # A full batch means a long queue: larger batches spread each
         # batch's fixed cost (claim, loads, one commit) over more executions,
         # while a short queue keeps small batches and low latency.
