@@ -206,3 +206,36 @@ def test_an_audience_in_use_cannot_be_deleted(api, acme, client, auth, alice):
     assert api.get(f"/api/v1/audiences/{inner}/").status_code == 200
     assert api.patch(f"/api/v1/audiences/{outer}/", {"rules": []}).status_code == 200
     assert api.delete(f"/api/v1/audiences/{inner}/").status_code == 204
+
+
+def test_enroll_refuses_another_firms_or_a_draft_workflow(api, acme, globex):
+    from tests.factories import make_workflow
+
+    wait = [{"node_id": "w", "node_type": "wait_time", "configuration": {"wait_duration_hours": 1}}]
+    theirs = make_workflow(globex, status="active", nodes=wait)
+    draft = make_workflow(acme, nodes=wait)
+    audience = _create(api, "All", [])
+    for workflow in (theirs.id, draft.id, -1, 2**63, True, [1], None):
+        answer = api.post(f"/api/v1/audiences/{audience}/enroll/", {"workflow": workflow})
+        assert answer.status_code in (400, 422), (workflow, answer.get_data(as_text=True)[:300])
+        assert "workflow" in _fields(answer), (workflow, answer.get_json())
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        {"list": 2**63},
+        {"list": 2**40},
+        {"topic": 2**63},
+        {"audience": 2**63},
+        {"field": "contact.score", "op": "gt", "value": 10**30},
+        {"field": "contact.custom.n", "op": "gte", "value": 2**70},
+        {"event": "email_opened", "within_days": 3650, "node": "x" * 5000},
+    ],
+)
+def test_out_of_range_numbers_in_rules_are_never_a_500(api, rule):
+    answer = api.post("/api/v1/audiences/", {"name": "Big", "rules": [rule]})
+    assert answer.status_code in (201, 400, 422), answer.get_data(as_text=True)[:300]
+    if answer.status_code == 201:
+        count = api.get(f"/api/v1/audiences/{answer.get_json()['id']}/count/")
+        assert count.status_code == 200, count.get_data(as_text=True)[:300]

@@ -45,13 +45,18 @@ class TagRule(_Strict):
     op: Literal["has", "has_not"] = "has"
 
 
+# An id is a positive BIGINT: a larger one cannot exist, and the drivers
+# refuse to bind it (SQLite: OverflowError, a 500).
+RowId = Annotated[int, Field(ge=1, le=2**63 - 1)]
+
+
 class ListRule(_Strict):
-    list: int
+    list: RowId
     op: Literal["in", "not_in"] = "in"
 
 
 class TopicRule(_Strict):
-    topic: int
+    topic: RowId
     op: Literal["subscribed", "not_subscribed"] = "subscribed"
 
 
@@ -65,7 +70,7 @@ class EventRule(_Strict):
 
 
 class AudienceRule(_Strict):
-    audience: int
+    audience: RowId
     op: Literal["in", "not_in"] = "in"
 
 
