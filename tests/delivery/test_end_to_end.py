@@ -95,3 +95,36 @@ def test_a_click_in_a_workflow_email_starts_a_click_triggered_workflow(
         db.session.expire_all()
         contact = db.session.get(type(contact), contact.id)
         assert "clicked" in contact.tag_names
+
+
+def test_a_batch_resuming_sent_messages_reads_their_outbox_rows_in_one_query(
+    acme, alice, smtp_server
+):
+    from sqlalchemy import event
+
+    from tests.engine.helpers import execution, start
+
+    nodes, edges = chain(
+        ("welcome", "send_email", {"subject": "Hi", "body_text": "Hello"}),
+        ("tag", "add_tag", {"tag": "welcomed"}),
+    )
+    workflow = active_workflow(acme, alice, nodes, edges)
+    ids = start(workflow, *(make_contact(acme) for _ in range(4)))
+    reads = []
+
+    def count(conn, cursor, statement, *args):
+        # The engine's lookup of a visit's row (the dispatcher reads others).
+        if statement.lstrip().startswith("SELECT") and (
+            "outbox_messages.response" in statement
+            and "WHERE outbox_messages.execution_id" in statement
+        ):
+            reads.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        drain()
+    finally:
+        event.remove(db.engine, "before_cursor_execute", count)
+    assert len(smtp_server.messages) == 4
+    assert [execution(acme.id, i).status for i in ids] == ["completed"] * 4
+    assert len(reads) == 1  # the resumed batch's lookup, not one per message

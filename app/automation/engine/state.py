@@ -163,6 +163,10 @@ class BatchState:
         self._subscriptions: dict | None = None
         self.hook_deliveries = 0  # REST hook deliveries the write-back made
         self.waiting = self._load_waiting(rows)
+        # Executions resuming a wait: a message step among them looks up the
+        # outbox row of its visit; read for all of them at the first ask.
+        self._resuming = {row["id"] for row in rows if row["wait_reason"]}
+        self._messages: dict[tuple[int, str, int], dict] | None = None
         self._firm_tags: dict[int, dict[str, int]] = {}
         self._firm_lists: dict[int, dict[int, str]] = {}
         self._firm_users: dict[int, list[dict]] = {}
@@ -245,17 +249,38 @@ class BatchState:
     # -- lookups -------------------------------------------------------------
     def message_of(self, execution_id: int, node_id: str, visit: int) -> dict | None:
         """The outbox row a message step's visit wrote (status, last_error,
-        message_id, id, response), or None."""
+        message_id, id, response), or None.
+
+        The rows of every execution the batch resumes are read in one
+        query at the first ask: one query per resumed message, each built
+        and sent alone, was a third of a small batch's walk at a trickle
+        (benchmarks/trickle.py)."""
         table = OutboxMessage.__table__
-        stmt = select(
-            table.c.status, table.c.last_error, table.c.message_id, table.c.id, table.c.response
-        ).where(
-            table.c.execution_id == execution_id,
-            table.c.node_id == node_id,
-            table.c.visit == visit,
+        columns = (
+            table.c.status,
+            table.c.last_error,
+            table.c.message_id,
+            table.c.id,
+            table.c.response,
         )
-        row = db.session.connection().execute(stmt).first()
-        return dict(row._mapping) if row is not None else None
+        if execution_id not in self._resuming:
+            stmt = select(*columns).where(
+                table.c.execution_id == execution_id,
+                table.c.node_id == node_id,
+                table.c.visit == visit,
+            )
+            row = db.session.connection().execute(stmt).first()
+            return dict(row._mapping) if row is not None else None
+        if self._messages is None:
+            stmt = select(table.c.execution_id, table.c.node_id, table.c.visit, *columns).where(
+                id_in(table.c.execution_id, sorted(self._resuming))
+            )
+            self._messages = {}
+            for row in db.session.connection().execute(stmt):
+                found = dict(row._mapping)
+                key = (found.pop("execution_id"), found.pop("node_id"), found.pop("visit"))
+                self._messages[key] = found
+        return self._messages.get((execution_id, node_id, visit))
 
     def workflow_for(self, row: dict) -> WorkflowInfo | None:
         return self.workflows.get((row["workflow_id"], row["version"] or 0))
