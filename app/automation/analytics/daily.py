@@ -10,14 +10,11 @@ from __future__ import annotations
 import logging
 from datetime import date, timedelta
 
-from sqlalchemy import select
-
 from app.automation.analytics.calculator import AnalyticsCalculator
 from app.automation.analytics.dashboard import daily_rows
+from app.automation.analytics.queries import each_active_workflow
 from app.clock import now
 from app.extensions import db
-from app.models import Workflow
-from app.tenancy import firm_context
 
 log = logging.getLogger(__name__)
 
@@ -34,29 +31,20 @@ def run_daily_analytics() -> int:
     by firm, and any missing closed day of the last BACKFILL_DAYS; returns
     the number of workflows done."""
     day = today()
-    pairs = db.session.execute(
-        select(Workflow.id, Workflow.firm_id)
-        .where(Workflow.status == "active")
-        .order_by(Workflow.id)
-        .execution_options(all_firms=True)
-    ).all()
     done = 0
-    for workflow_id, firm_id in pairs:
-        with firm_context(firm_id):
-            workflow = db.session.get(Workflow, workflow_id)
-            if workflow is None:
-                continue
-            try:
-                for when in (day - timedelta(days=1), day):
-                    AnalyticsCalculator.calculate_workflow_analytics(workflow, when, when)
-                # Older days with executions but no closed row (a workflow
-                # older than the job, a missed night) are filled in once, so
-                # the dashboard never computes more than today.
-                daily_rows(workflow, day - timedelta(days=BACKFILL_DAYS - 1), day)
-            except Exception:
-                # One broken workflow must not stop the others' numbers.
-                db.session.rollback()
-                log.exception("daily analytics failed for workflow %s", workflow_id)
-                continue
-            done += 1
+    for workflow in each_active_workflow():
+        workflow_id = workflow.id
+        try:
+            for when in (day - timedelta(days=1), day):
+                AnalyticsCalculator.calculate_workflow_analytics(workflow, when, when)
+            # Older days with executions but no closed row (a workflow
+            # older than the job, a missed night) are filled in once, so
+            # the dashboard never computes more than today.
+            daily_rows(workflow, day - timedelta(days=BACKFILL_DAYS - 1), day)
+        except Exception:
+            # One broken workflow must not stop the others' numbers.
+            db.session.rollback()
+            log.exception("daily analytics failed for workflow %s", workflow_id)
+            continue
+        done += 1
     return done

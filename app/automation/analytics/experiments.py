@@ -30,7 +30,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import aliased
 
 from app.automation.analytics.ab_testing import wilson_interval
-from app.automation.analytics.queries import E, S, dialect, goal_hit
+from app.automation.analytics.queries import E, S, dialect, each_active_workflow, goal_hit
 from app.automation.analytics.sequential import (
     LIFT_TEST,
     TEST_NAME,
@@ -45,7 +45,6 @@ from app.automation.triggers.audience import matching_contact_ids
 from app.clock import now
 from app.extensions import db, reads_analytics
 from app.models import Contact, SplitDecision, TrackingEvent, Workflow, WorkflowVersion
-from app.tenancy import firm_context
 
 log = logging.getLogger(__name__)
 
@@ -345,24 +344,15 @@ def _arms(counts: dict[str, dict[str, int]]) -> list[Arm]:
 def run_experiment_decisions() -> int:
     """The periodic job: decide every active workflow's experiments, firm by
     firm; returns how many splits were decided."""
-    pairs = db.session.execute(
-        select(Workflow.id, Workflow.firm_id)
-        .where(Workflow.status == "active")
-        .order_by(Workflow.id)
-        .execution_options(all_firms=True)
-    ).all()
     done = 0
-    for workflow_id, firm_id in pairs:
-        with firm_context(firm_id):
-            workflow = db.session.get(Workflow, workflow_id)
-            if workflow is None:
-                continue
-            try:
-                done += decide(workflow)
-            except Exception:
-                # One broken workflow must not stop the others' decisions.
-                db.session.rollback()
-                log.exception("experiment decisions failed for workflow %s", workflow_id)
+    for workflow in each_active_workflow():
+        workflow_id = workflow.id
+        try:
+            done += decide(workflow)
+        except Exception:
+            # One broken workflow must not stop the others' decisions.
+            db.session.rollback()
+            log.exception("experiment decisions failed for workflow %s", workflow_id)
     return done
 
 

@@ -14,6 +14,7 @@ count.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -21,8 +22,9 @@ from sqlalchemy import Float, and_, case, cast, func, literal, or_, select
 
 from app.clock import ensure_utc, now
 from app.extensions import db
-from app.models import ContactFlowState, WorkflowExecution
+from app.models import ContactFlowState, Workflow, WorkflowExecution
 from app.models.execution import ACTIVE_STATUSES
+from app.tenancy import firm_context
 
 E = WorkflowExecution
 S = ContactFlowState
@@ -139,6 +141,22 @@ class Period:
             # bound lets the created_at indexes narrow the scan.
             conditions.append(column.table.c.created_at >= self.lo)
         return conditions
+
+
+def each_active_workflow() -> Iterator[Workflow]:
+    """Every active workflow of every firm, in id order, each loaded and
+    yielded inside its own firm's context (for the periodic jobs)."""
+    pairs = db.session.execute(
+        select(Workflow.id, Workflow.firm_id)
+        .where(Workflow.status == "active")
+        .order_by(Workflow.id)
+        .execution_options(all_firms=True)
+    ).all()
+    for workflow_id, firm_id in pairs:
+        with firm_context(firm_id):
+            workflow = db.session.get(Workflow, workflow_id)
+            if workflow is not None:
+                yield workflow
 
 
 def dialect() -> str:
