@@ -25,9 +25,10 @@ chosen from the data, so every pair can be the one looked at).
 
 The lift of the workflow over a holdout is the difference of two rates with
 Newcombe's hybrid score interval (Newcombe 1998, method 10), built from the
-two Wilson intervals. Only the standard library: scipy is a test-only
-dependency, and the tests check these numbers against it and against the
-published examples.
+two Wilson intervals (scipy's ``binomtest(...).proportion_ci``, through
+:func:`ab_testing.wilson_interval`). The mixture ratio itself is in neither
+scipy nor statsmodels; the tests check it against a scipy quadrature of its
+definition, and the numbers against the published examples.
 """
 
 from __future__ import annotations
