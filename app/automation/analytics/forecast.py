@@ -40,6 +40,7 @@ from app.automation.engine.state import BatchState
 from app.automation.engine.walk import jsonable, walk
 from app.automation.graph.definition import Graph, definition_of
 from app.automation.lifecycle.publishing import waiting_counts
+from app.automation.operations.job_rows import claim_queued
 from app.automation.triggers.bus import contact_passes
 from app.automation.triggers.registry import event_matches, get_trigger_type
 from app.clock import ensure_utc, now
@@ -147,20 +148,9 @@ def max_events() -> int:
 # -- the job -----------------------------------------------------------------
 def run_forecast(forecast_id: int) -> None:
     """The queue job: claim the queued forecast, replay, store the result."""
-    table = WorkflowForecast.__table__
-    conn = db.session.connection()
-    firm_id = conn.execute(select(table.c.firm_id).where(table.c.id == forecast_id)).scalar()
+    firm_id = claim_queued(WorkflowForecast.__table__, forecast_id, started_at=now())
     if firm_id is None:
-        return
-    moment = now()
-    claimed = conn.execute(
-        update(table)
-        .where(table.c.id == forecast_id, table.c.status == "queued")
-        .values(status="running", started_at=moment, updated_at=moment)
-    ).rowcount
-    db.session.commit()
-    if not claimed:
-        return  # another copy of the job has it
+        return  # gone, or another copy of the job has it
     with firm_context(firm_id):
         forecast = db.session.get(WorkflowForecast, forecast_id)
         workflow = db.session.get(Workflow, forecast.workflow_id)

@@ -18,6 +18,7 @@ from sqlalchemy import select, update
 from app.automation.audiences.counting import count, page_ids
 from app.automation.crm.errors import CrmError
 from app.automation.engine.enrollment import NotEnrollable, enroll, entry_of
+from app.automation.operations.job_rows import claim_queued
 from app.clock import now
 from app.extensions import db
 from app.models import Audience, AudienceEnrollment, Workflow
@@ -62,20 +63,9 @@ def start_enrollment(audience: Audience, workflow_id, user=None) -> AudienceEnro
 
 def run_enrollment(job_id: int) -> None:
     """The queue job: claim the queued row, enroll batch by batch."""
-    table = AudienceEnrollment.__table__
-    conn = db.session.connection()
-    firm_id = conn.execute(select(table.c.firm_id).where(table.c.id == job_id)).scalar()
+    firm_id = claim_queued(AudienceEnrollment.__table__, job_id)
     if firm_id is None:
-        return
-    moment = now()
-    claimed = conn.execute(
-        update(table)
-        .where(table.c.id == job_id, table.c.status == "queued")
-        .values(status="running", updated_at=moment)
-    ).rowcount
-    db.session.commit()
-    if not claimed:
-        return  # another copy of the job has it
+        return  # gone, or another copy of the job has it
     with firm_context(firm_id):
         try:
             _run(job_id)
