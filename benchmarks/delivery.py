@@ -56,8 +56,10 @@ HTML = (
 )
 
 
-def _smtp_process(conn) -> None:
-    """An aiosmtpd server that counts messages and Message-IDs."""
+def _smtp_process(conn, pipelining: bool) -> None:
+    """An aiosmtpd server that counts messages and Message-IDs; with
+    ``pipelining`` it offers PIPELINING (RFC 2920), as Postfix, Exim and
+    the big relays do."""
     import re
 
     from aiosmtpd.controller import Controller
@@ -75,12 +77,17 @@ def _smtp_process(conn) -> None:
             self.ids[key] = self.ids.get(key, 0) + 1
             return "250 OK"
 
+    class Pipelining(Counting):
+        async def handle_EHLO(self, server, session, envelope, hostname, responses):
+            session.host_name = hostname
+            return [*responses[:-1], "250-PIPELINING", responses[-1]]
+
     class Free(Controller):
         def _trigger_server(self):
             self.port = self.server.sockets[0].getsockname()[1]
             super()._trigger_server()
 
-    handler = Counting()
+    handler = Pipelining() if pipelining else Counting()
     controller = Free(handler, hostname="127.0.0.1", port=0)
     controller.start()
     conn.send(controller.port)
@@ -336,6 +343,11 @@ def main() -> None:
         help="delivery worker processes, each with --dispatchers threads (0: threads here)",
     )
     parser.add_argument(
+        "--no-pipelining",
+        action="store_true",
+        help="a server that does not offer PIPELINING: four round trips a message, not two",
+    )
+    parser.add_argument(
         "--variants",
         action="store_true",
         help="run plain, then 100,000 suppressions, then those and DKIM; one JSON line each",
@@ -351,7 +363,9 @@ def main() -> None:
 def _run(args, suppressions: int, dkim: bool) -> None:
 
     parent, child = multiprocessing.Pipe()
-    server = multiprocessing.Process(target=_smtp_process, args=(child,), daemon=True)
+    server = multiprocessing.Process(
+        target=_smtp_process, args=(child, not args.no_pipelining), daemon=True
+    )
     server.start()
     port = parent.recv()
 
@@ -395,7 +409,8 @@ def _run(args, suppressions: int, dkim: bool) -> None:
     )
     print(
         f"backend: {backend}, {workers}, "
-        f"suppression list: {suppressions}, DKIM: {'on' if dkim else 'off'}"
+        f"suppression list: {suppressions}, DKIM: {'on' if dkim else 'off'}, "
+        f"SMTP PIPELINING: {'off' if args.no_pipelining else 'on'}"
     )
     print(f"queued and rendered {args.count} e-mails in {render_seconds:.2f}s (build_outbox_row)")
     print(

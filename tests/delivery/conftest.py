@@ -58,6 +58,33 @@ class SmtpInbox:
         return "250 Message accepted for delivery"
 
 
+class PipeliningInbox(SmtpInbox):
+    """An inbox whose server offers PIPELINING (RFC 2920), as Postfix and
+    the big relays do. ``refuse_keeping_data``: recipients refused at RCPT
+    whose DATA is still answered 354, as some servers do."""
+
+    def __init__(self):
+        super().__init__()
+        self.refuse_keeping_data: dict[str, str] = {}
+        self.mail_refusal: str | None = None
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        return [*responses[:-1], "250-PIPELINING", responses[-1]]
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        if self.mail_refusal:
+            return self.mail_refusal
+        envelope.mail_from = address
+        return "250 OK"
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address.lower() in self.refuse_keeping_data:
+            envelope.rcpt_tos.append(address)
+            return self.refuse_keeping_data[address.lower()]
+        return await super().handle_RCPT(server, session, envelope, address, rcpt_options)
+
+
 @contextmanager
 def configured(app, **overrides):
     """Change app settings for one test and put them back."""
@@ -71,7 +98,15 @@ def configured(app, **overrides):
 
 @pytest.fixture
 def smtp_server(app):
-    inbox = SmtpInbox()
+    yield from _serving(app, SmtpInbox())
+
+
+@pytest.fixture
+def pipelining_smtp_server(app):
+    yield from _serving(app, PipeliningInbox())
+
+
+def _serving(app, inbox):
     controller = _Controller(inbox, hostname="127.0.0.1", port=0)
     controller.start()
     with configured(app, SMTP_HOST="127.0.0.1", SMTP_PORT=controller.port, SMTP_STARTTLS=False):
