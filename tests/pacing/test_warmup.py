@@ -209,7 +209,8 @@ def test_two_workers_cannot_both_take_the_last_email_of_the_day(app, acme):
     from app.automation.delivery.gates import Candidate, GateRun
     from app.models import OutboxMessage
 
-    _warm(acme, start=1, factor=2, max=100)
+    # Day 1 of the warm-up is today: the workers below send now.
+    _warm(acme, start=1, factor=2, max=100, started=datetime.now(UTC).date().isoformat())
     outbox = OutboxMessage.__table__
 
     def candidate(n):
