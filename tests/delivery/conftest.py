@@ -138,6 +138,7 @@ class Receiver:
                             "path": self.path,
                             "headers": {k.lower(): v for k, v in self.headers.items()},
                             "body": body,
+                            "peer": self.client_address[0],
                         }
                     )
                     status = receiver.statuses.pop(0) if receiver.statuses else 200

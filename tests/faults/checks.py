@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
 
@@ -87,6 +87,7 @@ class Deliveries:
     ids: list[str]
     recipients: dict[str, set[str]]  # id -> who it was for
     times: list[float]  # when each arrived (time.monotonic)
+    peers: list[str] = field(default_factory=list)  # the sending host's address, each
 
     @property
     def distinct(self) -> int:
@@ -114,7 +115,7 @@ def emails(inbox) -> Deliveries:
     recipients: dict[str, set[str]] = {}
     for message in messages:
         recipients.setdefault(message["Message-ID"], set()).add(str(message["To"]))
-    return Deliveries(ids, recipients, list(inbox.times))
+    return Deliveries(ids, recipients, list(inbox.times), list(inbox.peers))
 
 
 def webhooks(receiver, field: str = "contact") -> Deliveries:
@@ -130,7 +131,9 @@ def webhooks(receiver, field: str = "contact") -> Deliveries:
     recipients: dict[str, set[str]] = {}
     for request, key in zip(requests, ids, strict=True):
         recipients.setdefault(key, set()).add(json.loads(request["body"])[field])
-    return Deliveries(ids, recipients, [r.get("at", 0.0) for r in requests])
+    return Deliveries(
+        ids, recipients, [r.get("at", 0.0) for r in requests], [r.get("peer", "") for r in requests]
+    )
 
 
 # A receiver in the test process may note a message a little after a kill
@@ -139,9 +142,7 @@ def webhooks(receiver, field: str = "contact") -> Deliveries:
 ARRIVAL_LAG = 1.0
 
 
-def repeats_without_a_kill(
-    kill_times: list[float | tuple[float, float]], *deliveries: Deliveries
-) -> list[tuple]:
+def repeats_without_a_kill(kill_times: list, *deliveries: Deliveries) -> list[tuple]:
     """Repeats that no distinct kill explains.
 
     A repeat is allowed only when a worker died between a message's
@@ -154,22 +155,37 @@ def repeats_without_a_kill(
 
     A fault that lasts (a host cut off, then healed) is a ``(start, end)``
     window and explains one repeat that overlaps it: the cut host's
-    message may be resent by another host while it is away, and its own
-    hand-over, held in the network, arrives after the heal."""
+    message may be resent by another host while it is away. Given as
+    ``(start, end, address)`` it also explains one repeat of which an
+    arrival came from the cut host after the cut began, however late: its
+    own hand-over, held in the network, goes on after the heal when TCP
+    next retransmits, which after a long cut can be many seconds later."""
     intervals = []
     for d in deliveries:
-        arrivals: dict[str, list[float]] = {}
-        for message_id, at in zip(d.ids, d.times, strict=True):
-            arrivals.setdefault(message_id, []).append(at)
+        arrivals: dict[str, list[tuple[float, str]]] = {}
+        peers = d.peers or [""] * len(d.ids)
+        for message_id, at, peer in zip(d.ids, d.times, peers, strict=True):
+            arrivals.setdefault(message_id, []).append((at, peer))
         for times in arrivals.values():
             times.sort()
             intervals += [(a, b, message_id) for a, b in zip(times, times[1:], strict=False)]
-    windows = sorted(k if isinstance(k, tuple) else (k, k) for k in kill_times)
+    windows = sorted(
+        (k, k, "") if not isinstance(k, tuple) else (*k, "") if len(k) == 2 else k
+        for k in kill_times
+    )
     free = list(windows)
+
+    def explains(window, first, second) -> bool:
+        start, end, address = window
+        if first[0] - ARRIVAL_LAG < end and start < second[0]:
+            return True
+        return bool(address) and any(peer == address and at > start for at, peer in (first, second))
+
     unexplained = []
-    for begin, end, message_id in sorted(intervals, key=lambda pair: pair[1]):
-        match = next((w for w in free if begin - ARRIVAL_LAG < w[1] and w[0] < end), None)
+    for first, second, message_id in sorted(intervals, key=lambda pair: pair[1][0]):
+        match = next((w for w in free if explains(w, first, second)), None)
         if match is None:
+            begin, end = first[0], second[0]
             near = [round(w[0] - begin, 2) for w in windows if begin - 5 < w[1] and w[0] < end + 5]
             unexplained.append((message_id, round(end - begin, 2), near))
         else:

@@ -29,12 +29,14 @@ class TimedInbox(SmtpInbox):
     def __init__(self):
         super().__init__()
         self.times: list[float] = []
+        self.peers: list[str] = []  # the sending host's address
 
     async def handle_DATA(self, server, session, envelope):
         message = email.message_from_bytes(envelope.content, policy=policy.default)
         with self.lock:
             self.messages.append(message)
             self.times.append(time.monotonic())
+            self.peers.append(str(session.peer[0]) if session.peer else "")
         return "250 Message accepted for delivery"
 
 
