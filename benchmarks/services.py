@@ -151,11 +151,12 @@ class SmtpSink:
 
 class CpuMeter:
     """CPU seconds per process kind over a run: ``start()``, the load,
-    ``stop()`` -> ``{"web": s, "workers": s, "postgres": s, "redis": s}``."""
+    ``stop()`` -> ``{"web": s, "workers": s, "postgres": s, "redis": s}``
+    (``redis`` None: no Redis share)."""
 
-    def __init__(self, web: list, workers: list, database_url: str, redis):
+    def __init__(self, web: list, workers: list, database_url: str, redis=None):
         self.web, self.workers = web, workers
-        self.redis_pid = int(redis.info("server")["process_id"])
+        self.redis_pid = int(redis.info("server")["process_id"]) if redis is not None else None
         self.database = database_url.rsplit("/", 1)[1].split("?")[0]
         self.base: dict[int, float] = {}
         self.seen: dict[int, float] = {}
@@ -177,7 +178,7 @@ class CpuMeter:
         return [row[0] for row in rows]
 
     def _pids(self) -> dict[int, str]:
-        found = {self.redis_pid: "redis"}
+        found = {self.redis_pid: "redis"} if self.redis_pid is not None else {}
         for proc in self.web:
             found[proc.pid] = "web"
             found.update((pid, "web") for pid in children(proc.pid))
