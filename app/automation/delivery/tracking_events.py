@@ -19,7 +19,7 @@ import hashlib
 import logging
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import Row, select
 from sqlalchemy.exc import IntegrityError
 
 from app.automation.delivery import engagement, pause, suppressions
@@ -62,6 +62,39 @@ class UnknownMessage(LookupError):
     """The callback names no message or address we sent to."""
 
 
+# What an open or a click needs of its message: read as plain columns, so
+# the request neither loads the rendered bodies nor reloads the row after
+# the event's commit (the hot path of a large send's opens).
+_SENT_COLUMNS = (
+    OutboxMessage.id,
+    OutboxMessage.firm_id,
+    OutboxMessage.contact_id,
+    OutboxMessage.execution_id,
+    OutboxMessage.workflow_id,
+    OutboxMessage.node_id,
+    OutboxMessage.message_id,
+    OutboxMessage.sent_at,
+)
+
+
+def _sent(kind: str, token: str) -> tuple[Tracked, Row] | None:
+    """As :func:`_message`, the row being those columns only."""
+    try:
+        parsed = read_token(kind, token)
+    except BadToken:
+        return None
+    row = db.session.execute(
+        select(*_SENT_COLUMNS).where(
+            OutboxMessage.id == parsed.outbox_id,
+            OutboxMessage.firm_id == parsed.firm_id,
+            OutboxMessage.channel == "email",
+        )
+    ).first()
+    if row is None:
+        return None
+    return Tracked(parsed.firm_id, row.id, row.contact_id, parsed.url), row
+
+
 def _message(kind: str, token: str) -> tuple[Tracked, OutboxMessage] | None:
     try:
         parsed = read_token(kind, token)
@@ -78,7 +111,7 @@ def _message(kind: str, token: str) -> tuple[Tracked, OutboxMessage] | None:
 
 
 def _event(
-    row: OutboxMessage,
+    row: OutboxMessage | Row,
     kind: str,
     url: str = "",
     user_agent: str = "",
@@ -102,7 +135,7 @@ def _event(
 
 
 def _emit(
-    row: OutboxMessage, kind: str, event_id: str, url: str = "", extra: dict | None = None
+    row: OutboxMessage | Row, kind: str, event_id: str, url: str = "", extra: dict | None = None
 ) -> None:
     """Tell the trigger bus; a bus failure must not lose the recorded event
     or break the recipient's redirect, so it is logged, not raised."""
@@ -131,7 +164,7 @@ def _emit(
         db.session.rollback()
 
 
-def _bus_event_id(row: OutboxMessage, kind: str, url: str = "", fallback: str = "") -> str:
+def _bus_event_id(row: OutboxMessage | Row, kind: str, url: str = "", fallback: str = "") -> str:
     """Opens and unsubscribes count once per message, clicks once per message
     and link -- whether they came from our endpoints or a provider."""
     if kind == "click":
@@ -154,7 +187,7 @@ def record_open(token: str, user_agent: str = "") -> bool:
     if firm_id is None:
         return False
     with firm_context(firm_id):
-        found = _message("open", token)
+        found = _sent("open", token)
         if found is None:
             return False
         _, row = found
@@ -170,7 +203,7 @@ def _machine(reason: str | None) -> dict:
     return {"machine": True, "detail": {"machine": reason}} if reason else {}
 
 
-def _decoy_clicked_at(row: OutboxMessage):
+def _decoy_clicked_at(row: OutboxMessage | Row):
     return db.session.scalars(
         select(TrackingEvent.created_at)
         .where(
@@ -190,7 +223,7 @@ def record_click(token: str, user_agent: str = "") -> Tracked | None:
     if firm_id is None:
         return None
     with firm_context(firm_id):
-        found = _message("click", token)
+        found = _sent("click", token)
         if found is None:
             return None
         tracked, row = found
