@@ -79,12 +79,23 @@ _SENT_COLUMNS = (
 
 def _sent(kind: str, token: str) -> tuple[Tracked, Row] | None:
     """As :func:`_message`, the row being those columns only."""
+    return _find(kind, token, _SENT_COLUMNS)
+
+
+def _message(kind: str, token: str) -> tuple[Tracked, OutboxMessage] | None:
+    found = _find(kind, token, (OutboxMessage,))
+    return (found[0], found[1][0]) if found else None
+
+
+def _find(kind: str, token: str, columns: tuple) -> tuple[Tracked, Row] | None:
+    """The e-mail a public token names, as ``columns``; None for a bad token
+    or a message the token's firm does not own."""
     try:
         parsed = read_token(kind, token)
     except BadToken:
         return None
     row = db.session.execute(
-        select(*_SENT_COLUMNS).where(
+        select(*columns).where(
             OutboxMessage.id == parsed.outbox_id,
             OutboxMessage.firm_id == parsed.firm_id,
             OutboxMessage.channel == "email",
@@ -92,22 +103,8 @@ def _sent(kind: str, token: str) -> tuple[Tracked, Row] | None:
     ).first()
     if row is None:
         return None
-    return Tracked(parsed.firm_id, row.id, row.contact_id, parsed.url), row
-
-
-def _message(kind: str, token: str) -> tuple[Tracked, OutboxMessage] | None:
-    try:
-        parsed = read_token(kind, token)
-    except BadToken:
-        return None
-    row = db.session.scalars(
-        select(OutboxMessage).where(
-            OutboxMessage.id == parsed.outbox_id, OutboxMessage.channel == "email"
-        )
-    ).first()
-    if row is None:
-        return None
-    return Tracked(parsed.firm_id, row.id, row.contact_id, parsed.url), row
+    message = row if len(columns) > 1 else row[0]
+    return Tracked(parsed.firm_id, message.id, message.contact_id, parsed.url), row
 
 
 def _event(
