@@ -66,6 +66,9 @@ class AudienceEnrollment(FirmScoped, Timestamps, db.Model):
     enrolled: Mapped[int] = mapped_column(default=0)
     # The last contact id handled: a re-run of the job resumes after it.
     last_contact_id: Mapped[int] = mapped_column(default=0)
+    # Recoveries in a row with no batch done in between (a worker dying on
+    # the same batch each time); the job fails at the limit.
+    stalls: Mapped[int] = mapped_column(default=0, server_default="0")
     error: Mapped[str | None] = mapped_column(Text)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 

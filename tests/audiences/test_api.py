@@ -167,11 +167,66 @@ def test_an_enrollment_whose_worker_died_resumes_without_repeats(api, acme, time
             .values(status="running", processed=2, enrolled=2, last_contact_id=vips[1])
         )
         db.session.commit()
-    assert enroll_module.recover_enrollments() == {"requeued": 0}  # not stale yet
+    assert enroll_module.recover_enrollments() == {"requeued": 0, "failed": 0}  # not stale yet
     time_machine.move_to(datetime(2026, 12, 1, 9, tzinfo=UTC) + timedelta(minutes=6), tick=False)
-    assert enroll_module.recover_enrollments() == {"requeued": 1}
+    assert enroll_module.recover_enrollments() == {"requeued": 1, "failed": 0}
     job = _finished(api, base, job_id)
     assert job["status"] == "done" and job["processed"] == 5
     assert job["enrolled"] == 2  # the other three were started before: nobody twice
     with firm_context(acme.id):
         assert db.session.query(WorkflowExecution).count() == 5
+
+
+def test_an_enrollment_that_keeps_killing_its_worker_is_failed_not_retried(api, acme, time_machine):
+    """Each recovery finds the job running and stalled at the same batch:
+    after STALL_LIMIT in a row it is failed with a reason, and a batch done
+    in between starts the count again."""
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import update
+
+    from app.automation.audiences import enroll as enroll_module
+    from app.models import AudienceEnrollment
+
+    moment = datetime(2026, 12, 1, 9, tzinfo=UTC)
+    time_machine.move_to(moment, tick=False)
+    _vips(acme, 2)
+    workflow = make_workflow(
+        acme,
+        name="Nurture",
+        status="active",
+        nodes=[{"node_id": "t", "node_type": "add_tag", "configuration": {"tag": "seen"}}],
+        triggers=[{"trigger_type": "manual"}],
+    )
+    audience = api.post("/api/v1/audiences/", {"name": "VIPs", "rules": [{"tag": "vip"}]})
+    base = f"/api/v1/audiences/{audience.get_json()['id']}/"
+    job_id = api.post(base + "enroll/", {"workflow": workflow.id}).get_json()["id"]
+    _finished(api, base, job_id)
+
+    def worker_dies(**values):
+        # The job was picked up and its worker died before finishing a batch.
+        with firm_context(acme.id):
+            db.session.execute(
+                update(AudienceEnrollment)
+                .where(AudienceEnrollment.id == job_id)
+                .values(status="running", updated_at=moment, finished_at=None, **values)
+            )
+            db.session.commit()
+
+    def recover(minutes):
+        time_machine.move_to(moment + timedelta(minutes=minutes), tick=False)
+        return enroll_module.recover_enrollments()
+
+    for n in range(enroll_module.STALL_LIMIT - 1):
+        worker_dies()
+        assert recover(6 * (n + 1)) == {"requeued": 1, "failed": 0}
+    worker_dies(stalls=0)  # a batch finished in between: the count starts again
+    assert recover(20) == {"requeued": 1, "failed": 0}
+    for n in range(enroll_module.STALL_LIMIT - 2):
+        worker_dies()
+        assert recover(30 + 6 * n) == {"requeued": 1, "failed": 0}
+    worker_dies()
+    assert recover(60) == {"requeued": 0, "failed": 1}
+    job = api.get(base + f"enroll/{job_id}/").get_json()
+    assert job["status"] == "failed" and "died 3 times in a row" in job["error"]
+    assert recover(70) == {"requeued": 0, "failed": 0}  # and left alone after

@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 BATCH = 500
 # No batch for this long: the worker is gone (a batch takes seconds).
 STALL_SECONDS = 300
+# Stalls in a row, no batch done in between: the job itself kills its
+# worker (a batch that runs out of memory, say) and is failed, not retried.
+STALL_LIMIT = 3
 
 
 class EnrollRefused(CrmError):
@@ -94,7 +97,7 @@ def _run(job_id: int) -> None:
             break
         started = enroll(workflow, ids, trigger_type="audience", event_id=event_id, context=context)
         after, processed, enrolled = ids[-1], processed + len(ids), enrolled + len(started)
-        _set(job_id, last_contact_id=after, processed=processed, enrolled=enrolled)
+        _set(job_id, last_contact_id=after, processed=processed, enrolled=enrolled, stalls=0)
     _set(job_id, status="done", processed=processed, finished_at=now())
 
 
@@ -104,25 +107,56 @@ def recover_enrollments() -> dict:
     stopped lost its worker, and a queued one whose job was lost (a Redis
     flush) never started; both are queued and enqueued again. That is
     safe: the job claims its row, resumes after ``last_contact_id``, and
-    a batch run twice starts nobody twice."""
+    a batch run twice starts nobody twice. A running one that stalled
+    ``STALL_LIMIT`` times in a row without finishing a batch is failed,
+    with the reason on its row (the page and the API show it)."""
     table = AudienceEnrollment.__table__
     moment = now()
     stale = moment - timedelta(seconds=STALL_SECONDS)
-    lost = list(
-        db.session.execute(
-            select(table.c.id).where(
-                table.c.status.in_(("queued", "running")), table.c.updated_at < stale
-            )
-        ).scalars()
-    )
+    rows = db.session.execute(
+        select(table.c.id, table.c.status, table.c.stalls).where(
+            table.c.status.in_(("queued", "running")), table.c.updated_at < stale
+        )
+    ).all()
+    lost, stalled, given_up = [], [], []
+    for job_id, status, stalls in rows:
+        if status == "queued":
+            lost.append(job_id)
+        elif stalls + 1 >= STALL_LIMIT:
+            given_up.append(job_id)
+        else:
+            stalled.append(job_id)
     if lost:
         db.session.execute(
             update(table).where(table.c.id.in_(lost)).values(status="queued", updated_at=moment)
         )
+    if stalled:
+        db.session.execute(
+            update(table)
+            .where(table.c.id.in_(stalled))
+            .values(status="queued", stalls=table.c.stalls + 1, updated_at=moment)
+        )
+    if given_up:
+        log.error(
+            "audience enrollments %s stalled %s times in a row: failed", given_up, STALL_LIMIT
+        )
+        db.session.execute(
+            update(table)
+            .where(table.c.id.in_(given_up))
+            .values(
+                status="failed",
+                stalls=table.c.stalls + 1,
+                error=f"Stopped: its worker died {STALL_LIMIT} times in a row without "
+                "finishing a batch, so it was not restarted again. Start the enrollment "
+                "again to retry.",
+                finished_at=moment,
+                updated_at=moment,
+            )
+        )
     db.session.commit()
-    for job_id in lost:
+    for job_id in lost + stalled:
         enqueue(run_enrollment, job_id)
-    return {"requeued": len(lost)}
+    return {"requeued": len(lost) + len(stalled), "failed": len(given_up)}
 
 
 def _set(job_id: int, **values) -> None:
