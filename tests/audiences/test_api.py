@@ -177,7 +177,9 @@ def test_an_enrollment_whose_worker_died_resumes_without_repeats(api, acme, time
         assert db.session.query(WorkflowExecution).count() == 5
 
 
-def test_an_enrollment_that_keeps_killing_its_worker_is_failed_not_retried(api, acme, time_machine):
+def test_an_enrollment_that_keeps_killing_its_worker_is_failed_not_retried(
+    api, acme, time_machine, monkeypatch
+):
     """Each recovery finds the job running and stalled at the same batch:
     after STALL_LIMIT in a row it is failed with a reason, and a batch done
     in between starts the count again."""
@@ -202,6 +204,11 @@ def test_an_enrollment_that_keeps_killing_its_worker_is_failed_not_retried(api, 
     base = f"/api/v1/audiences/{audience.get_json()['id']}/"
     job_id = api.post(base + "enroll/", {"workflow": workflow.id}).get_json()["id"]
     _finished(api, base, job_id)
+
+    # The re-queued job is noted, not run: here every copy of it dies
+    # (a runner thread finishing it would race the deaths below).
+    requeued: list[int] = []
+    monkeypatch.setattr(enroll_module, "enqueue", lambda func, job: requeued.append(job))
 
     def worker_dies(**values):
         # The job was picked up and its worker died before finishing a batch.
@@ -230,3 +237,4 @@ def test_an_enrollment_that_keeps_killing_its_worker_is_failed_not_retried(api, 
     job = api.get(base + f"enroll/{job_id}/").get_json()
     assert job["status"] == "failed" and "died 3 times in a row" in job["error"]
     assert recover(70) == {"requeued": 0, "failed": 0}  # and left alone after
+    assert requeued == [job_id] * (2 * enroll_module.STALL_LIMIT - 2)
