@@ -141,6 +141,11 @@ def from_environment(overrides: dict | None = None) -> dict:
         # signature are limited per address.
         "TRACKING_RATE_LIMIT": env.get("TRACKING_RATE_LIMIT") or "30 per minute",
         "TRACKING_BAD_TOKEN_LIMIT": env.get("TRACKING_BAD_TOKEN_LIMIT") or "300 per minute",
+        # Opens and clicks are committed by the request and processed in
+        # batches on a worker, or in the request itself; unset: on with Redis.
+        "TRACKING_DEFERRED": (
+            _bool(env.get("TRACKING_DEFERRED")) if env.get("TRACKING_DEFERRED") else None
+        ),
         # A bearer token is checked against the database this often per
         # process (a revoked token is refused within this many seconds).
         "AUTH_CACHE_SECONDS": float(env.get("AUTH_CACHE_SECONDS") or 5),

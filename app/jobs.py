@@ -20,18 +20,26 @@ from app.automation.audiences.membership import refresh_timed
 from app.automation.crm.import_rows import run_import
 from app.automation.delivery.jobs import run_delivery_job
 from app.automation.delivery.suppression_import import run_suppression_import
+from app.automation.delivery.tracking_hits import process_hits, run_tracking_job
 from app.automation.engine.jobs import run_engine_job
 from app.automation.engine.sweeper import process_waiting_executions, wake_due
 from app.automation.hooks.sender import run_hook_job
 from app.automation.operations.monitor import run_monitor
 from app.automation.operations.retention import run_retention
 
-KICK_JOBS = {"engine": run_engine_job, "delivery": run_delivery_job, "hooks": run_hook_job}
+KICK_JOBS = {
+    "engine": run_engine_job,
+    "delivery": run_delivery_job,
+    "hooks": run_hook_job,
+    "tracking": run_tracking_job,
+}
 
 PERIODIC_JOBS: list[dict[str, Any]] = [
     # Due waits only: frequent so a wait ends on time, cheap when idle.
     {"name": "wake", "func": wake_due, "every": "WAKE_INTERVAL_SECONDS"},
     {"name": "sweep", "func": process_waiting_executions, "every": "SWEEP_INTERVAL_SECONDS"},
+    # Opens and clicks whose kick was lost (a Redis flush) are processed.
+    {"name": "tracking", "func": process_hits, "every": "SWEEP_INTERVAL_SECONDS"},
     # The stuck-work monitor (docs/OPERATIONS.md): notifications, gauges.
     {"name": "monitor", "func": run_monitor, "every": "MONITOR_INTERVAL_SECONDS"},
     {"name": "daily-analytics", "func": run_daily_analytics, "every": 3600},

@@ -179,6 +179,11 @@ def kick_delivery() -> None:
     _kick("delivery", "delivery")
 
 
+def kick_tracking() -> None:
+    """Tell the workers that opens and clicks wait to be processed."""
+    _kick("tracking", "engine")
+
+
 def kick_hooks() -> None:
     """Tell the workers that REST hook deliveries are due."""
     _kick("hooks", "delivery")

@@ -91,6 +91,9 @@ def app(database_url, redis_url):
             # Tests click links the moment they are sent; the scanner timing
             # rule has its own tests (tests/delivery/test_engagement.py).
             "SCANNER_CLICK_SECONDS": 0,
+            # Opens and clicks are processed by the request that takes them;
+            # tests/delivery/test_tracking_hits.py runs them on workers.
+            "TRACKING_DEFERRED": False,
         }
     )
     with application.app_context():

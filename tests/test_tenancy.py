@@ -40,6 +40,7 @@ from app.models import (
     Task,
     Topic,
     TrackingEvent,
+    TrackingHit,
     User,
     Workflow,
     WorkflowAnalytics,
@@ -132,6 +133,9 @@ def populate(firm) -> dict[type, object]:
                 OutboxMessage: outbox,
                 TrackingEvent: TrackingEvent(
                     outbox_id=outbox.id, contact_id=contact.id, kind="open"
+                ),
+                TrackingHit: TrackingHit(
+                    outbox_id=outbox.id, contact_id=contact.id, kind="click", url="https://x.test/"
                 ),
                 EventLog: EventLog(
                     event_id=f"e-{firm.id}", event_type="api", contact_id=contact.id

@@ -23,7 +23,14 @@ from app.models.crm import (
     contact_tags,
     list_members,
 )
-from app.models.delivery import EventKey, EventLog, OutboxMessage, SiteVisit, TrackingEvent
+from app.models.delivery import (
+    EventKey,
+    EventLog,
+    OutboxMessage,
+    SiteVisit,
+    TrackingEvent,
+    TrackingHit,
+)
 from app.models.edit_history import WorkflowEdit
 from app.models.execution import ContactFlowState, DeadLetter, WorkflowExecution
 from app.models.hooks import HOOK_EVENTS, HookDelivery, HookSubscription
@@ -84,6 +91,7 @@ __all__ = [
     "Task",
     "Topic",
     "TrackingEvent",
+    "TrackingHit",
     "User",
     "UserSession",
     "Workflow",

@@ -99,6 +99,27 @@ class OutboxMessage(FirmScoped, db.Model):
 TRACKING_KINDS = ("open", "click", "unsubscribe", "bounce", "reply", "complaint")
 
 
+class TrackingHit(FirmScoped, db.Model):
+    """An open or a click as the public endpoint took it, committed before
+    the answer; a worker turns hits into ``TrackingEvent`` rows and trigger
+    bus events in batches and deletes them in the same transaction
+    (docs/ARCHITECTURE.md, "Tracking hits")."""
+
+    __tablename__ = "tracking_hits"
+    __table_args__ = (Index("ix_tracking_hits_firm_id_id", "firm_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    # No foreign keys: the endpoint's one INSERT pays no parent-row checks,
+    # and a hit whose message is gone is dropped when it is processed.
+    firm_id: Mapped[int] = mapped_column(Integer)
+    outbox_id: Mapped[int] = mapped_column(BigId)
+    contact_id: Mapped[int | None] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(20))
+    url: Mapped[str] = mapped_column(Text, default="")
+    user_agent: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
+
+
 class TrackingEvent(FirmScoped, db.Model):
     """An open, click, unsubscribe, bounce or reply for a sent message."""
 

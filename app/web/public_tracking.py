@@ -39,7 +39,7 @@ from flask import (
 )
 from flask_limiter.util import get_remote_address
 
-from app.automation.delivery import preferences, tracking_events
+from app.automation.delivery import preferences, tracking_events, tracking_hits
 from app.automation.delivery.bounces import UnknownBounceType
 from app.automation.delivery.engagement import DECOY_PATH
 from app.automation.delivery.signing import InvalidSignature, verify
@@ -116,7 +116,7 @@ def _bad_token() -> bool:
 @bp.get("/t/o/<token>.gif")
 @limited_by_token
 def open_pixel(token: str):
-    if not tracking_events.record_open(token, _user_agent()):
+    if tracking_hits.record("open", token, _user_agent()) is None:
         abort(404)
     return current_app.response_class(PIXEL, mimetype="image/gif", headers=NO_STORE)
 
@@ -124,7 +124,7 @@ def open_pixel(token: str):
 @bp.get("/t/c/<token>")
 @limited_by_token
 def click(token: str):
-    tracked = tracking_events.record_click(token, _user_agent())
+    tracked = tracking_hits.record("click", token, _user_agent())
     if tracked is None:
         abort(404)
     response = redirect(tracked.url, code=302)

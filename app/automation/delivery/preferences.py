@@ -14,11 +14,11 @@ from sqlalchemy import select
 
 from app.automation.delivery import topics
 from app.automation.delivery.tracking_events import (
-    _bus_event_id,
     _emit,
     _event,
     _firm_of,
     _message,
+    bus_event_id,
     mask_email,
 )
 from app.automation.hooks import facts as hook_facts
@@ -129,4 +129,4 @@ def _finish(row: OutboxMessage, user_agent: str, opted_out: bool, how: str) -> N
     db.session.commit()
     if opted_out:
         kick_hooks()
-        _emit(row, "unsubscribe", _bus_event_id(row, "unsubscribe"))
+        _emit(row, "unsubscribe", bus_event_id(row, "unsubscribe"))

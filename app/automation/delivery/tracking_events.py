@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from sqlalchemy import Row, select
 from sqlalchemy.exc import IntegrityError
 
-from app.automation.delivery import engagement, pause, suppressions
+from app.automation.delivery import pause, suppressions
 from app.automation.delivery.bounces import Bounce, classify_provider
 from app.automation.delivery.tracking import BadToken, read_token
 from app.automation.hooks import facts as hook_facts
@@ -60,26 +60,6 @@ class Tracked:
 
 class UnknownMessage(LookupError):
     """The callback names no message or address we sent to."""
-
-
-# What an open or a click needs of its message: read as plain columns, so
-# the request neither loads the rendered bodies nor reloads the row after
-# the event's commit (the hot path of a large send's opens).
-_SENT_COLUMNS = (
-    OutboxMessage.id,
-    OutboxMessage.firm_id,
-    OutboxMessage.contact_id,
-    OutboxMessage.execution_id,
-    OutboxMessage.workflow_id,
-    OutboxMessage.node_id,
-    OutboxMessage.message_id,
-    OutboxMessage.sent_at,
-)
-
-
-def _sent(kind: str, token: str) -> tuple[Tracked, Row] | None:
-    """As :func:`_message`, the row being those columns only."""
-    return _find(kind, token, _SENT_COLUMNS)
 
 
 def _message(kind: str, token: str) -> tuple[Tracked, OutboxMessage] | None:
@@ -161,7 +141,7 @@ def _emit(
         db.session.rollback()
 
 
-def _bus_event_id(row: OutboxMessage | Row, kind: str, url: str = "", fallback: str = "") -> str:
+def bus_event_id(row: OutboxMessage | Row, kind: str, url: str = "", fallback: str = "") -> str:
     """Opens and unsubscribes count once per message, clicks once per message
     and link -- whether they came from our endpoints or a provider."""
     if kind == "click":
@@ -176,64 +156,6 @@ def _firm_of(kind: str, token: str) -> int | None:
         return read_token(kind, token).firm_id
     except BadToken:
         return None
-
-
-def record_open(token: str, user_agent: str = "") -> bool:
-    """Record an open (every one); False for a bad or foreign token."""
-    firm_id = _firm_of("open", token)
-    if firm_id is None:
-        return False
-    with firm_context(firm_id):
-        found = _sent("open", token)
-        if found is None:
-            return False
-        _, row = found
-        machine = engagement.open_reason(user_agent)
-        db.session.add(_event(row, "open", user_agent=user_agent, **_machine(machine)))
-        db.session.commit()
-        if machine is None:  # triggers and conditions count people only
-            _emit(row, "open", _bus_event_id(row, "open"))
-    return True
-
-
-def _machine(reason: str | None) -> dict:
-    return {"machine": True, "detail": {"machine": reason}} if reason else {}
-
-
-def _decoy_clicked_at(row: OutboxMessage | Row):
-    return db.session.scalars(
-        select(TrackingEvent.created_at)
-        .where(
-            TrackingEvent.outbox_id == row.id,
-            TrackingEvent.kind == "click",
-            TrackingEvent.url == engagement.decoy_url(),
-        )
-        .order_by(TrackingEvent.id.desc())
-        .limit(1)
-    ).first()
-
-
-def record_click(token: str, user_agent: str = "") -> Tracked | None:
-    """Record a click; returns where to send the browser (the link that was
-    in the e-mail, from the signed token), or None for a bad token."""
-    firm_id = _firm_of("click", token)
-    if firm_id is None:
-        return None
-    with firm_context(firm_id):
-        found = _sent("click", token)
-        if found is None:
-            return None
-        tracked, row = found
-        machine = engagement.click_reason(
-            user_agent, tracked.url, row.sent_at, now(), _decoy_clicked_at(row)
-        )
-        db.session.add(
-            _event(row, "click", url=tracked.url, user_agent=user_agent, **_machine(machine))
-        )
-        db.session.commit()
-        if machine is None:
-            _emit(row, "click", _bus_event_id(row, "click", tracked.url), url=tracked.url)
-    return tracked
 
 
 def unsubscribe_details(token: str) -> dict | None:
@@ -281,7 +203,7 @@ def _unsubscribe_contact(row: OutboxMessage, user_agent: str = "", record: bool 
     db.session.commit()
     if unsubscribed:
         kick_hooks()
-    _emit(row, "unsubscribe", _bus_event_id(row, "unsubscribe"))
+    _emit(row, "unsubscribe", bus_event_id(row, "unsubscribe"))
 
 
 def mask_email(address: str) -> str:
@@ -361,7 +283,7 @@ def handle_provider_event(payload: dict, event_id: str) -> dict:
             _learn(row, kind, bounce)
             db.session.commit()
             data = {"bounce_type": bounce.kind} if bounce else None
-            _emit(row, kind, _bus_event_id(row, kind, url, fallback=event_id), url=url, extra=data)
+            _emit(row, kind, bus_event_id(row, kind, url, fallback=event_id), url=url, extra=data)
     result = {"status": "recorded", "email_id": outbox_id, "kind": kind}
     if bounce is not None:
         result["bounce_type"] = bounce.kind
