@@ -224,3 +224,18 @@ def test_a_hit_kicks_one_job_that_a_real_worker_runs(client, acme, smtp_server, 
         worker.work(burst=True)
     assert _count(TrackingHit, acme) == 0
     assert _count(EventLog, acme, EventLog.event_type == "email_opened") == 3
+
+
+def test_the_waiting_hits_are_a_gauge(client, acme, smtp_server, deferred):
+    from app.automation.operations.metrics import _database_gauges
+
+    def waiting() -> float:
+        [family] = [f for f in _database_gauges() if f.name == "automation_tracking_hits_waiting"]
+        return family.samples[0].value
+
+    [message] = _sent(acme)
+    client.get(_pixel(message))
+    client.get(_click(message))
+    assert waiting() == 2
+    tracking_hits.process_hits()
+    assert waiting() == 0

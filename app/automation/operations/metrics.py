@@ -41,7 +41,7 @@ from app import queue as app_queue
 from app.automation.engine.claim import due_clause
 from app.clock import now
 from app.extensions import db
-from app.models import OutboxMessage, WorkflowExecution
+from app.models import OutboxMessage, TrackingHit, WorkflowExecution
 from app.models.delivery import OUTBOX_STATUSES
 
 log = logging.getLogger(__name__)
@@ -221,6 +221,7 @@ def _database_gauges() -> list:
         by_status = dict(
             conn.execute(select(outbox.c.status, func.count()).group_by(outbox.c.status)).all()
         )
+        hits = conn.execute(select(func.count()).select_from(TrackingHit.__table__)).scalar()
     finally:
         db.session.rollback()
     waits = GaugeMetricFamily(
@@ -237,7 +238,12 @@ def _database_gauges() -> list:
     )
     for status in OUTBOX_STATUSES:
         messages.add_metric([status], by_status.get(status, 0))
-    return [waits, current, messages]
+    tracking = GaugeMetricFamily(
+        "automation_tracking_hits_waiting",
+        "Opens and clicks taken by the endpoints, not yet processed by a worker.",
+    )
+    tracking.add_metric([], hits or 0)
+    return [waits, current, messages, tracking]
 
 
 class _ProcessMetrics:
