@@ -146,6 +146,9 @@ def from_environment(overrides: dict | None = None) -> dict:
         "TRACKING_DEFERRED": (
             _bool(env.get("TRACKING_DEFERRED")) if env.get("TRACKING_DEFERRED") else None
         ),
+        # A tracking job whose batch was not full waits this long for more
+        # hits (the recipient has had the answer: only the triggers wait).
+        "TRACKING_LINGER_MS": float(env.get("TRACKING_LINGER_MS") or 100),
         # A bearer token is checked against the database this often per
         # process (a revoked token is refused within this many seconds).
         "AUTH_CACHE_SECONDS": float(env.get("AUTH_CACHE_SECONDS") or 5),

@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import time
 from datetime import datetime
+from functools import lru_cache
 
 from flask import current_app
 from sqlalchemy import String, Text, bindparam, delete, func, select
@@ -72,36 +73,51 @@ def record(kind: str, token: str, user_agent: str = "") -> Tracked | None:
         parsed = read_token(kind, token)
     except BadToken:
         return None
-    hits = TrackingHit.__table__
-    outbox = OutboxMessage.__table__
-    # The firm is the token's, checked against the message's own column:
-    # the tenancy rule (app/tenancy.py) scopes ORM reads, and this is one
-    # Core INSERT ... SELECT.
-    source = select(
-        outbox.c.firm_id,
-        outbox.c.id,
-        outbox.c.contact_id,
-        bindparam("kind", kind, String),
-        bindparam("url", parsed.url[: MAX_TEXT * 4], Text),
-        bindparam("user_agent", (user_agent or "")[:MAX_TEXT], Text),
-        bindparam("at", now(), UTCDateTime),
-    ).where(
-        outbox.c.id == parsed.outbox_id,
-        outbox.c.firm_id == parsed.firm_id,
-        outbox.c.channel == "email",
-    )
-    columns = ["firm_id", "outbox_id", "contact_id", "kind", "url", "user_agent", "created_at"]
-    stmt = hits.insert().from_select(columns, source).returning(hits.c.contact_id)
-    taken = db.session.execute(stmt).first()
+    params = {
+        "outbox_id": parsed.outbox_id,
+        "firm_id": parsed.firm_id,
+        "kind": kind,
+        "url": parsed.url[: MAX_TEXT * 4],
+        "user_agent": (user_agent or "")[:MAX_TEXT],
+        "at": now(),
+    }
+    # One statement on its own connection in autocommit: no BEGIN and
+    # COMMIT round trips around it (the request does nothing else here).
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        taken = conn.execute(_insert_hit(), params).first()
     if taken is None:
-        db.session.rollback()
         return None
-    db.session.commit()
     if deferred():
         kick_tracking()
     else:
         process_hits()
     return Tracked(parsed.firm_id, parsed.outbox_id, taken.contact_id, parsed.url)
+
+
+@lru_cache(maxsize=1)
+def _insert_hit():
+    """The hit's INSERT ... SELECT from its message, built once.
+
+    The firm is the token's, checked against the message's own column:
+    the tenancy rule (app/tenancy.py) scopes ORM reads, and this is one
+    Core statement."""
+    hits = TrackingHit.__table__
+    outbox = OutboxMessage.__table__
+    source = select(
+        outbox.c.firm_id,
+        outbox.c.id,
+        outbox.c.contact_id,
+        bindparam("kind", type_=String),
+        bindparam("url", type_=Text),
+        bindparam("user_agent", type_=Text),
+        bindparam("at", type_=UTCDateTime),
+    ).where(
+        outbox.c.id == bindparam("outbox_id"),
+        outbox.c.firm_id == bindparam("firm_id"),
+        outbox.c.channel == "email",
+    )
+    columns = ["firm_id", "outbox_id", "contact_id", "kind", "url", "user_agent", "created_at"]
+    return hits.insert().from_select(columns, source).returning(hits.c.contact_id)
 
 
 def deferred() -> bool:
@@ -113,12 +129,12 @@ def deferred() -> bool:
 
 def run_tracking_job() -> int:
     """The ``tracking`` kick's job: process hits while there are any. After
-    a batch that was not full it lingers ``ENGINE_LINGER_MS`` holding the
+    a batch that was not full it lingers ``TRACKING_LINGER_MS`` holding the
     kick marker, so the hits of the requests arriving meanwhile enqueue no
     job of their own and share the next batch; it stops at the first round
     that finds nothing."""
     clear_kick("tracking")
-    linger = float(current_app.config.get("ENGINE_LINGER_MS") or 0) / 1000
+    linger = float(current_app.config.get("TRACKING_LINGER_MS") or 0) / 1000
     started = time.monotonic()
     total = 0
     while True:
