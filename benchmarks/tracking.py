@@ -11,9 +11,15 @@ on as configured, and ``--workers`` real ``worker.py`` processes running
 the executions they start. Every request records its tracking event and
 feeds the trigger bus before it is answered.
 
+``--profile DIR`` records py-spy profiles of the web processes and the
+workers over the load and prints their top frames.
+
 Figures: ``requests_per_s`` and ``response_p99_ms`` (the HTTP load), the
 CPU per request by process kind over the load, and a check that every
-open and click started its execution.
+open and click started its execution. With Redis the requests commit
+their hits and the workers record them in batches
+(docs/ARCHITECTURE.md, "Tracking hits"); ``hits_processed_s`` is how long
+after the last answer the last execution was started.
 
     DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres \\
         REDIS_URL=redis://127.0.0.1:6379/13 .venv/bin/python benchmarks/tracking.py
@@ -109,6 +115,7 @@ def main() -> int:
     parser.add_argument("--web", type=int, default=2)
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--no-rate-limit", action="store_true", help="RATELIMIT_ENABLED=0")
+    parser.add_argument("--profile", default="", help="directory: py-spy web and workers")
     args = parser.parse_args()
     from app.automation.delivery.tracking import make_token
 
@@ -132,18 +139,32 @@ def main() -> int:
         ingest.closed_loop(client, warm, 4)
         url = run.app.config["SQLALCHEMY_DATABASE_URI"]
         meter = services.CpuMeter([web], workers, url, run.connection)
+        recorder = None
+        if args.profile:
+            import profiles
+
+            targets = {"web": web.pid}
+            targets.update((f"worker{i}", p.pid) for i, p in enumerate(workers))
+            recorder = profiles.Recorder(targets, args.profile)
+            time.sleep(1.0)
         load_before = services.uptime()
         meter.start()
         started = time.perf_counter()
         results = ingest.closed_loop(client, calls, args.concurrency)
         elapsed = time.perf_counter() - started
-        cpu = meter.stop()
-        load_after = services.uptime()
+        # The CPU counts until the workers have started every execution:
+        # hits answered may still wait for their batch.
         expected = len(calls) + len(warm)
         deadline = time.monotonic() + 120
         while _started(workflow_ids) < expected and time.monotonic() < deadline:
-            time.sleep(0.2)
+            time.sleep(0.05)
+        drained = time.perf_counter() - started - elapsed
         executions = _started(workflow_ids)
+        cpu = meter.stop()
+        if recorder is not None:
+            for path in recorder.stop().values():
+                print(profiles.summary(path), flush=True)
+        load_after = services.uptime()
     statuses: dict[int, int] = {}
     for status, _ in results:
         statuses[status] = statuses.get(status, 0) + 1
@@ -152,13 +173,15 @@ def main() -> int:
         f"# {len(calls)} requests (opens and clicks of {args.messages} e-mails) in "
         f"{elapsed:.2f}s at concurrency {args.concurrency}; HTTP {statuses}; p50 "
         f"{harness.percentile(latencies, 50):.1f} ms p99 {harness.percentile(latencies, 99):.1f} "
-        f"ms; {executions}/{expected} executions started; {args.web}x{args.threads} gunicorn, "
+        f"ms; {executions}/{expected} executions started, the last {drained:.2f}s after the "
+        f"last answer; {args.web}x{args.threads} gunicorn, "
         f"{args.workers} workers; before: {load_before}; after: {load_after}"
     )
     print("# " + services.cpu_line(cpu, len(calls)).replace("execution", "request"))
     figures = [
         ("requests_per_s", len(calls) / elapsed, "1/s"),
         ("response_p99_ms", harness.percentile(latencies, 99), "ms"),
+        ("hits_processed_s", drained, "s"),
     ]
     figures += [
         (name.replace("execution", "request"), value, unit)
