@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import queue as _stdqueue
 import threading
 import time
@@ -184,6 +185,51 @@ def kick_tracking() -> None:
     _kick("tracking", "engine")
 
 
+def kick_tracking_soon() -> None:
+    """:func:`kick_tracking` from a thread of this process, within
+    ``KICK_SOON_SECONDS``: the request only sets a flag (opens and clicks
+    pay no Redis round trip each)."""
+    app = current_app._get_current_object()
+    key = (os.getpid(), id(app), "tracking")
+    kicker = _soon.get(key)
+    if kicker is None:
+        with _runners_lock:
+            kicker = _soon.get(key)
+            if kicker is None:
+                kicker = _soon[key] = _SoonKicker(app, "tracking", "engine")
+    kicker.poke()
+
+
+# A process's deferred kicks of one kind are made at most this often.
+KICK_SOON_SECONDS = 0.01
+
+
+class _SoonKicker:
+    """One thread making the kicks of one kind that requests asked for: a
+    request's poke is a flag; the thread kicks, waits KICK_SOON_SECONDS and
+    kicks again if poked meanwhile, so no poke goes without a kick after it."""
+
+    def __init__(self, app: Flask, kind: str, queue: str):
+        self.app, self.kind, self.queue = app, kind, queue
+        self.wanted = threading.Event()
+        self.thread = threading.Thread(target=self._run, name=f"kick-{kind}", daemon=True)
+        self.thread.start()
+
+    def poke(self) -> None:
+        self.wanted.set()
+
+    def _run(self) -> None:
+        while True:
+            self.wanted.wait()
+            self.wanted.clear()
+            try:
+                with self.app.app_context():
+                    _kick(self.kind, self.queue)
+            except Exception:  # Redis away: the periodic job finds the work
+                log.exception("a %s kick failed", self.kind)
+            time.sleep(KICK_SOON_SECONDS)
+
+
 def kick_hooks() -> None:
     """Tell the workers that REST hook deliveries are due."""
     _kick("hooks", "delivery")
@@ -241,6 +287,7 @@ def run_job(app: Flask, func: Callable, args: tuple = ()) -> Any:
 
 _runners: dict[int, InlineRunner] = {}
 _runners_lock = threading.Lock()
+_soon: dict[tuple[int, int, str], _SoonKicker] = {}
 
 
 def _runner_for(app: Flask) -> InlineRunner:

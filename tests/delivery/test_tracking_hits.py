@@ -6,6 +6,7 @@ at once, or when one hit's trigger fails."""
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 from rq import SimpleWorker
@@ -208,22 +209,69 @@ def test_two_workers_at_once_take_different_hits(client, acme, smtp_server, defe
 
 @pytest.mark.postgres
 @pytest.mark.redis
-def test_a_hit_kicks_one_job_that_a_real_worker_runs(client, acme, smtp_server, deferred, app):
+def test_hits_kick_one_job_at_a_time_that_a_real_worker_runs(
+    client, acme, smtp_server, deferred, app
+):
     connection = queue.redis_connection()
     engine = queue.rq_queue("engine")
     engine.empty()
     queue.clear_kick("tracking")
-    messages = _sent(acme, 3)
-    for message in messages:
+    marker = f"{app.config['QUEUE_PREFIX'] or 'automation'}:kick:tracking"
+
+    def tracking_jobs(count: int) -> list:
+        # The requests' kicks are made by a thread of this process, soon.
+        deadline = time.monotonic() + 5
+        while True:
+            jobs = [job for job in engine.jobs if job.func_name.endswith("run_tracking_job")]
+            if len(jobs) >= count or time.monotonic() > deadline:
+                return jobs
+            time.sleep(0.01)
+
+    messages = _sent(acme, 4)
+    for message in messages[:3]:
         client.get(_pixel(message))
     # Kicks are coalesced: the first enqueued a job, the others found it.
-    jobs = [job for job in engine.jobs if job.func_name.endswith("run_tracking_job")]
-    assert len(jobs) == 1
+    assert len(tracking_jobs(1)) == 1
+    time.sleep(0.1)
+    assert len(tracking_jobs(1)) == 1
     worker = SimpleWorker([engine], connection=connection)
     with app.app_context():
         worker.work(burst=True)
     assert _count(TrackingHit, acme) == 0
     assert _count(EventLog, acme, EventLog.event_type == "email_opened") == 3
+    # The job let its marker go: the next hit kicks a new one.
+    assert not connection.exists(marker)
+    client.get(_pixel(messages[3]))
+    assert len(tracking_jobs(1)) == 1
+    with app.app_context():
+        worker.work(burst=True)
+    assert _count(EventLog, acme, EventLog.event_type == "email_opened") == 4
+
+
+def test_a_job_holds_the_kick_while_it_works_and_looks_again_after(
+    client, acme, smtp_server, deferred, app, monkeypatch
+):
+    """A hit committed while the job works is taken by the same job."""
+    firm_id = acme.id
+    pixels = [_pixel(message) for message in _sent(acme, 2)]
+    client.get(pixels[0])
+    real = tracking_hits.process_hits
+    rounds = []
+
+    def counted(limit=tracking_hits.BATCH):
+        if len(rounds) == 1:  # between the first round and the next
+            client.get(pixels[1])
+        done = real(limit)
+        rounds.append(done)
+        return done
+
+    monkeypatch.setattr(tracking_hits, "process_hits", counted)
+    monkeypatch.setitem(app.config, "TRACKING_LINGER_MS", 1)
+    assert tracking_hits.run_tracking_job() == 2
+    assert rounds[:2] == [1, 1] and rounds[-1] == 0
+    with firm_context(firm_id):
+        opened = select(func.count()).where(EventLog.event_type == "email_opened")
+        assert db.session.scalar(opened) == 2
 
 
 def test_the_waiting_hits_are_a_gauge(client, acme, smtp_server, deferred):

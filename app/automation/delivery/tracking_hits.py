@@ -44,7 +44,7 @@ from app.clock import now
 from app.extensions import db
 from app.models import OutboxMessage, TrackingEvent, TrackingHit
 from app.models.base import UTCDateTime
-from app.queue import clear_kick, hold_kick, kick_tracking
+from app.queue import clear_kick, hold_kick, kick_tracking, kick_tracking_soon
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ def record(kind: str, token: str, user_agent: str = "") -> Tracked | None:
     if taken is None:
         return None
     if deferred():
-        kick_tracking()
+        kick_tracking_soon()
     else:
         process_hits()
     return Tracked(parsed.firm_id, parsed.outbox_id, taken.contact_id, parsed.url)
@@ -128,12 +128,16 @@ def deferred() -> bool:
 
 
 def run_tracking_job() -> int:
-    """The ``tracking`` kick's job: process hits while there are any. After
-    a batch that was not full it lingers ``TRACKING_LINGER_MS`` holding the
-    kick marker, so the hits of the requests arriving meanwhile enqueue no
-    job of their own and share the next batch; it stops at the first round
-    that finds nothing."""
-    clear_kick("tracking")
+    """The ``tracking`` kick's job: process hits while there are any.
+
+    One job at a time: it keeps the kick marker its kick set while it
+    works, so the requests arriving meanwhile enqueue nothing and their
+    hits join its next batch; after a batch that was not full it waits
+    ``TRACKING_LINGER_MS`` for more. When a round finds nothing it lets the
+    marker go and looks once more, so a hit committed just before (whose
+    kick found the marker set) is not left behind. A worker killed while
+    holding the marker delays the next kicks until it expires; the periodic
+    ``tracking`` job still processes the hits meanwhile."""
     linger = float(current_app.config.get("TRACKING_LINGER_MS") or 0) / 1000
     started = time.monotonic()
     total = 0
@@ -141,16 +145,21 @@ def run_tracking_job() -> int:
         done = process_hits()
         total += done
         if time.monotonic() - started > JOB_BUDGET_SECONDS:
+            clear_kick("tracking")
             if done:
-                kick_tracking()
+                kick_tracking()  # a fresh job goes on, so other jobs get a turn
             break
         if done >= BATCH:
             continue
-        if not done or not linger or not hold_kick("tracking"):
-            break
-        db.session.remove()
-        time.sleep(linger)
+        if done:
+            db.session.remove()
+            time.sleep(linger)
+            continue
         clear_kick("tracking")
+        late = process_hits()
+        total += late
+        if not late or not hold_kick("tracking", JOB_BUDGET_SECONDS * 2):
+            break
     return total
 
 
