@@ -99,18 +99,22 @@ def _bad_tokens() -> str:
     return current_app.config.get("TRACKING_BAD_TOKEN_LIMIT") or "300 per minute"
 
 
+def _tracking_limit() -> str:
+    return _per_message() if _good_token() else _bad_tokens()
+
+
+def _tracking_key() -> str:
+    return _message_key() if _good_token() else _address_key()
+
+
 def limited_by_token(view):
-    """Per message for good tokens, per address for bad ones."""
-    view = limiter.limit(_per_message, key_func=_message_key, exempt_when=_bad_token)(view)
-    return limiter.limit(_bad_tokens, key_func=_address_key, exempt_when=_good_token)(view)
+    """Per message for good tokens, per address for bad ones: one limit,
+    whose value and key follow the token (one check a request)."""
+    return limiter.limit(_tracking_limit, key_func=_tracking_key)(view)
 
 
 def _good_token() -> bool:
     return _outbox_id() is not None
-
-
-def _bad_token() -> bool:
-    return _outbox_id() is None
 
 
 @bp.get("/t/o/<token>.gif")
