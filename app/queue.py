@@ -185,19 +185,29 @@ def kick_tracking() -> None:
     _kick("tracking", "engine")
 
 
-def kick_tracking_soon() -> None:
-    """:func:`kick_tracking` from a thread of this process, within
-    ``KICK_SOON_SECONDS``: the request only sets a flag (opens and clicks
-    pay no Redis round trip each)."""
+def kick_soon(kind: str, queue: str) -> None:
+    """A kick of ``kind`` made by a thread of this process within
+    ``KICK_SOON_SECONDS``: the caller only sets a flag, so a request pays
+    no Redis round trip for it (the hot paths of one event per call)."""
     app = current_app._get_current_object()
-    key = (os.getpid(), id(app), "tracking")
+    key = (os.getpid(), id(app), kind)
     kicker = _soon.get(key)
     if kicker is None:
         with _runners_lock:
             kicker = _soon.get(key)
             if kicker is None:
-                kicker = _soon[key] = _SoonKicker(app, "tracking", "engine")
+                kicker = _soon[key] = _SoonKicker(app, kind, queue)
     kicker.poke()
+
+
+def kick_engine_soon() -> None:
+    """:func:`kick_engine`, by :func:`kick_soon`."""
+    kick_soon("engine", "engine")
+
+
+def kick_tracking_soon() -> None:
+    """:func:`kick_tracking`, by :func:`kick_soon`."""
+    kick_soon("tracking", "engine")
 
 
 # A process's deferred kicks of one kind are made at most this often.
@@ -206,8 +216,9 @@ KICK_SOON_SECONDS = 0.01
 
 class _SoonKicker:
     """One thread making the kicks of one kind that requests asked for: a
-    request's poke is a flag; the thread kicks, waits KICK_SOON_SECONDS and
-    kicks again if poked meanwhile, so no poke goes without a kick after it."""
+    request's poke is a flag; the thread kicks at once, waits
+    KICK_SOON_SECONDS and kicks again if poked meanwhile, so no poke goes
+    without a kick after it, and a first poke waits for no timer."""
 
     def __init__(self, app: Flask, kind: str, queue: str):
         self.app, self.kind, self.queue = app, kind, queue

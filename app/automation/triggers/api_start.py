@@ -28,7 +28,7 @@ from app.clock import now
 from app.extensions import db
 from app.models import Workflow, WorkflowExecution
 from app.models.execution import ACTIVE_STATUSES
-from app.queue import kick_engine
+from app.queue import kick_engine_soon
 from app.tenancy import current_actor
 
 # workflow id -> (version, entry node): a version's graph never changes, so
@@ -155,5 +155,5 @@ def start(
         forget(workflow_id)  # maybe a new version: look it up again next time
         return None
 
-    kick_engine()
+    kick_engine_soon()
     return dict(row)
