@@ -52,6 +52,25 @@ def _count(workflow_id: int, **where) -> int:
     return int(value or 0)
 
 
+def _any(workflow_id: int, status: str) -> bool:
+    """Whether an execution of the workflow is in ``status``: one index
+    probe, where a count at every poll would grow with the run."""
+    from sqlalchemy import select
+
+    from app.extensions import db
+    from app.models import WorkflowExecution
+
+    table = WorkflowExecution.__table__
+    stmt = (
+        select(table.c.id)
+        .where(table.c.workflow_id == workflow_id, table.c.status == status)
+        .limit(1)
+    )
+    found = db.session.connection().execute(stmt).first()
+    db.session.rollback()
+    return found is not None
+
+
 def _wait_for(predicate, timeout: float, step: float = 0.2) -> bool:
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -170,7 +189,14 @@ def _wake_all(
     late = (now() - moment).total_seconds()
     if late > 0:
         raise SystemExit(f"the setup committed {late:.2f}s after the due moment: raise --lead")
-    done = _wait_for(lambda: _goals(workflow_id) == count, timeout, 0.25)
+    # Woken waits walk on to the goal and complete: none left waiting, then
+    # none running (an execution never goes back).
+    _wait_for(
+        lambda: not _any(workflow_id, "waiting") and not _any(workflow_id, "running"),
+        timeout,
+        0.25,
+    )
+    done = _goals(workflow_id) == count
     moments = _goal_moments(workflow_id)
     last = max(moments.values()) if moments else float("nan")
     if not done:
