@@ -7,7 +7,10 @@ Each is recorded as a ``TrackingEvent`` and fed to the trigger bus
 ``node``, ``message_id``, ``email_id`` (the outbox id) and ``url`` for
 clicks. Every open and click is recorded; the bus sees one event per
 message (open, unsubscribe) or per message and link (click), because the
-event id is derived from them and the bus drops a repeated id.
+event id is derived from them and the bus drops a repeated id
+(:func:`bus_event_id`). Opens and clicks from our own endpoints are taken
+as hits and recorded in batches by
+:mod:`app.automation.delivery.tracking_hits`, with the helpers here.
 
 Public tokens are checked under the firm they name: a token whose firm does
 not own the message finds nothing (404), like a tampered one.
