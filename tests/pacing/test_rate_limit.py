@@ -221,5 +221,9 @@ def test_three_worker_processes_200_messages_at_10_a_second(app, acme, smtp_serv
     most = _most_in_a_second(clock.arrivals)
     span = max(clock.arrivals) - min(clock.arrivals)
     print(f"200 messages, 3 processes, 10/s: {span:.1f} s, at most {most} in any 1-s span")
-    assert most <= 11
+    # Sends keep to 10 a second, never early; an arrival may come late by
+    # the loaded box's scheduling, so a 1-s span can also hold the one or
+    # two messages due just before it (12). A broken limit sends 20 at
+    # once; the span shows the rate held over the whole run.
+    assert most <= 12
     assert span >= 18.5
