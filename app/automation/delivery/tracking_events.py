@@ -66,28 +66,22 @@ class UnknownMessage(LookupError):
 
 
 def _message(kind: str, token: str) -> tuple[Tracked, OutboxMessage] | None:
-    found = _find(kind, token, (OutboxMessage,))
-    return (found[0], found[1][0]) if found else None
-
-
-def _find(kind: str, token: str, columns: tuple) -> tuple[Tracked, Row] | None:
-    """The e-mail a public token names, as ``columns``; None for a bad token
-    or a message the token's firm does not own."""
+    """The e-mail a public token names; None for a bad token or a message
+    the token's firm does not own."""
     try:
         parsed = read_token(kind, token)
     except BadToken:
         return None
-    row = db.session.execute(
-        select(*columns).where(
+    message = db.session.scalars(
+        select(OutboxMessage).where(
             OutboxMessage.id == parsed.outbox_id,
             OutboxMessage.firm_id == parsed.firm_id,
             OutboxMessage.channel == "email",
         )
     ).first()
-    if row is None:
+    if message is None:
         return None
-    message = row if len(columns) > 1 else row[0]
-    return Tracked(parsed.firm_id, message.id, message.contact_id, parsed.url), row
+    return Tracked(parsed.firm_id, message.id, message.contact_id, parsed.url), message
 
 
 def _event(
@@ -121,15 +115,7 @@ def _emit(
     or break the recipient's redirect, so it is logged, not raised."""
     if row.contact_id is None:
         return
-    data = {
-        "workflow_id": row.workflow_id,
-        "node": row.node_id,
-        "message_id": row.message_id,
-        "email_id": row.id,
-    }
-    if url:
-        data["url"] = url
-    data.update(extra or {})
+    data = {**bus_data(row, url), **(extra or {})}
     try:
         emit(
             row.firm_id,
@@ -142,6 +128,19 @@ def _emit(
     except Exception:
         log.exception("emitting %s for outbox %s failed", kind, row.id)
         db.session.rollback()
+
+
+def bus_data(row: OutboxMessage | Row, url: str = "") -> dict:
+    """The ``data`` of an ``email_*`` bus event about the message ``row``."""
+    data = {
+        "workflow_id": row.workflow_id,
+        "node": row.node_id,
+        "message_id": row.message_id,
+        "email_id": row.id,
+    }
+    if url:
+        data["url"] = url
+    return data
 
 
 def bus_event_id(row: OutboxMessage | Row, kind: str, url: str = "", fallback: str = "") -> str:

@@ -37,6 +37,7 @@ from app.automation.delivery.tracking_events import (
     EVENT_OF_KIND,
     MAX_TEXT,
     Tracked,
+    bus_data,
     bus_event_id,
 )
 from app.automation.triggers.bus import emit_derived
@@ -313,19 +314,12 @@ def _decoy_clicks(outbox_ids: set[int]) -> dict[int, datetime]:
 
 
 def _bus_event(firm_id: int, message, hit) -> dict:
-    data = {
-        "workflow_id": message.workflow_id,
-        "node": message.node_id,
-        "message_id": message.message_id,
-        "email_id": message.id,
-    }
-    if hit.kind == "click":
-        data["url"] = hit.url
+    url = hit.url if hit.kind == "click" else ""
     return {
         "firm_id": firm_id,
         "event_type": EVENT_OF_KIND[hit.kind],
         "contact_id": message.contact_id,
-        "data": data,
+        "data": bus_data(message, url),
         "event_id": bus_event_id(message, hit.kind, hit.url),
         "source": "email",
     }
