@@ -10,6 +10,9 @@ workflow is add_tag -> wait_time (a day), so the first step is the tag.
 ``fanout_seconds`` runs from the trigger call to the last first step's
 flow state (its database timestamp; one machine, one clock).
 
+``--profile DIR`` records py-spy profiles of the workers and of this
+process (the enrollment) per size, and prints their top frames.
+
 ``--contacts`` takes a comma-separated series of sizes, each run on a fresh
 database; ``fanout_seconds_<n>`` per size and ``fanout_linearity``: the
 largest size's seconds per contact over the smallest's (1.0 is linear).
@@ -32,6 +35,7 @@ from datetime import timedelta
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 
 import harness  # noqa: E402
+import services  # noqa: E402
 
 NODES = [("tag", "add_tag", {"tag": "fanout"}), ("later", "wait_time", {"wait_duration_hours": 24})]
 EDGES = [("tag", "later", None)]
@@ -80,19 +84,28 @@ def main() -> int:
     )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=600.0)
+    parser.add_argument(
+        "--profile", default="", help="directory: py-spy of the workers and this process"
+    )
     args = parser.parse_args()
     sizes = [int(size) for size in args.contacts.split(",")]
-    results = [(size, *_fanout(size, args.workers, args.timeout)) for size in sizes]
-    figures = [(f"fanout_seconds_{size}", elapsed, "s") for size, elapsed, _ in results]
+    results = [(size, *_fanout(size, args.workers, args.timeout, args.profile)) for size in sizes]
+    figures = [(f"fanout_seconds_{size}", elapsed, "s") for size, elapsed, _, _ in results]
+    for size, _, _, cpu in results:
+        figures += services.cpu_figures(f"{size}_", cpu, size)
     if len(results) > 1:
-        (small, first, _), (large, last, _) = results[0], results[-1]
+        (small, first, _, _), (large, last, _, _) = results[0], results[-1]
         figures.append(("fanout_linearity", (last / large) / (first / small), "ratio"))
     harness.print_figures("fanout", figures)
-    return 0 if all(ok for _, _, ok in results) else 1
+    return 0 if all(ok for _, _, ok, _ in results) else 1
 
 
-def _fanout(contacts: int, workers: int, timeout: float) -> tuple[float, bool]:
-    """(seconds from the trigger call to the last first step, all made it)."""
+def _fanout(
+    contacts: int, workers: int, timeout: float, profile: str
+) -> tuple[float, bool, dict[str, float]]:
+    """(seconds from the trigger call to the last first step, all made it,
+    CPU seconds by process kind: the enrolling process, the workers,
+    PostgreSQL)."""
     from app.automation.triggers.scheduler import run_trigger
     from app.clock import now
     from app.extensions import db
@@ -112,7 +125,17 @@ def _fanout(contacts: int, workers: int, timeout: float) -> tuple[float, bool]:
             ).one()
             trigger_id = trigger.id
         harness.analyze()
-        run.procs += harness.start_workers(workers, run.env, run.connection, "--no-scheduler")
+        procs = harness.start_workers(workers, run.env, run.connection, "--no-scheduler")
+        run.procs += procs
+        recorder = None
+        if profile:
+            import os
+
+            import profiles
+
+            targets = {"enroll": os.getpid()}
+            targets.update((f"worker{i}", p.pid) for i, p in enumerate(procs))
+            recorder = profiles.Recorder(targets, f"{profile}/{contacts}")
         time.sleep(1.0)
         with firm_context(firm.id):
             # Due a second ago; the window opened a minute ago.
@@ -121,13 +144,21 @@ def _fanout(contacts: int, workers: int, timeout: float) -> tuple[float, bool]:
             trigger.scheduled_through = now() - timedelta(seconds=60)
             db.session.commit()
             load_before = harness.load()
+            meter = services.CpuMeter([], procs, run.app.config["SQLALCHEMY_DATABASE_URI"])
+            meter.start()
             started_at = time.time()
+            own_cpu = time.process_time()
             enrolled = run_trigger(trigger_id)
+            own_cpu = time.process_time() - own_cpu
             enroll_seconds = time.time() - started_at
         deadline = time.monotonic() + timeout
         while _running(workflow_id) and time.monotonic() < deadline:
             time.sleep(0.1)
         count, latest = _first_steps(workflow_id)
+        cpu = meter.stop()
+        if recorder is not None:
+            for path in recorder.stop().values():
+                print(profiles.summary(path), flush=True)
         elapsed = latest.timestamp() - started_at if latest else float("nan")
         load_after = harness.load()
     print(
@@ -136,7 +167,9 @@ def _fanout(contacts: int, workers: int, timeout: float) -> tuple[float, bool]:
         f"before: {load_before}; after: {load_after}",
         flush=True,
     )
-    return elapsed, count == contacts == enrolled
+    split = {"enroll": own_cpu, "workers": cpu["workers"], "postgres": cpu["postgres"]}
+    print("# " + services.cpu_line(split, contacts), flush=True)
+    return elapsed, count == contacts == enrolled, split
 
 
 if __name__ == "__main__":
