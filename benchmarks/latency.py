@@ -11,7 +11,8 @@ one machine, one clock. Rate limiting is off for the run (one token at
 
 Needs DATABASE_URL (PostgreSQL; a fresh database is made and dropped) and
 REDIS_URL (a private queue prefix, its keys removed afterwards). Prints its
-figures last as JSON lines: ``trigger_to_first_step_p50_ms``, ``_p99_ms``.
+figures last as JSON lines: ``trigger_to_first_step_p50_ms``, ``_p99_ms``,
+``cpu_ms_per_execution`` and its split by process kind.
 
     DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres \\
         REDIS_URL=redis://127.0.0.1:6379/0 .venv/bin/python benchmarks/latency.py
@@ -34,6 +35,7 @@ from datetime import datetime
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 
 import harness  # noqa: E402
+import services  # noqa: E402
 
 NODES = [("tag", "add_tag", {"tag": "latency"}), ("done", "goal", {"goal_value": 1})]
 EDGES = [("tag", "done", None)]
@@ -163,19 +165,26 @@ def main() -> int:
             workflow_id = workflow.id
         contacts = harness.insert_contacts(firm.id, calls + 20)
         port = _free_port()
-        run.procs.append(_start_server(run.env, port, args.web, args.threads))
-        run.procs += harness.start_workers(args.workers, run.env, run.connection)
+        web = _start_server(run.env, port, args.web, args.threads)
+        run.procs.append(web)
+        workers = harness.start_workers(args.workers, run.env, run.connection)
+        run.procs += workers
         client = Client(port, token, workflow_id)
         for contact_id in contacts[calls:]:  # warm the web processes and workers
             client.trigger(contact_id)
         time.sleep(1.0)
         client.responses.clear()
         load_before = harness.load()
+        meter = services.CpuMeter(
+            [web], workers, run.app.config["SQLALCHEMY_DATABASE_URI"], run.connection
+        )
+        meter.start()
         results = _run_load(client, contacts[:calls], args.rate)
         sent_span = max(r[0] for r in results) - min(r[0] for r in results)
         ok = [(sent, eid) for sent, eid, _ in results if eid is not None]
         errors = [status for _, eid, status in results if eid is None]
         steps = _first_steps(workflow_id, [eid for _, eid in ok], timeout=60)
+        cpu = meter.stop()
         latencies = [(steps[eid].timestamp() - sent) * 1000 for sent, eid in ok if eid in steps]
         missing = len(ok) - len(latencies)
         load_after = harness.load()
@@ -192,11 +201,13 @@ def main() -> int:
         f"{harness.percentile(client.responses, 50):.1f} p99 "
         f"{harness.percentile(client.responses, 99):.1f}"
     )
+    print(f"# {services.cpu_line(cpu, len(ok))}")
     harness.print_figures(
         "latency",
         [
             ("trigger_to_first_step_p50_ms", harness.percentile(latencies, 50), "ms"),
             ("trigger_to_first_step_p99_ms", harness.percentile(latencies, 99), "ms"),
+            *services.cpu_figures("", cpu, len(ok)),
         ],
     )
     return 0 if not errors and not missing else 1

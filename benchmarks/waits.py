@@ -17,6 +17,8 @@ jobs (the frequent wake job and the sweep), as in production.
 
 Needs DATABASE_URL (PostgreSQL; a fresh database, dropped afterwards) and
 REDIS_URL (a private queue prefix, cleaned). Prints figures last as JSON.
+The wake-all phase's CPU per execution by process kind (workers,
+PostgreSQL, Redis) is printed beside it.
 
     DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres \\
         REDIS_URL=redis://127.0.0.1:6379/0 .venv/bin/python benchmarks/waits.py
@@ -32,6 +34,7 @@ from datetime import timedelta
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 
 import harness  # noqa: E402
+import services  # noqa: E402
 
 NODES = [("wait", "wait_until", {"field": "custom.wake"}), ("done", "goal", {"goal_value": 1})]
 EDGES = [("wait", "done", None)]
@@ -151,10 +154,11 @@ def _lateness(firm_id: int, user, singles: int) -> list[float]:
 
 
 def _wake_all(
-    firm_id: int, user, count: int, timeout: float, lead: float
-) -> tuple[float, int, float]:
+    firm_id: int, user, count: int, timeout: float, lead: float, meter
+) -> tuple[float, int, float, dict[str, float]]:
     """(seconds from the common due moment to the last goal step, how many
-    made it, seconds the setup walk took)."""
+    made it, seconds the setup walk took, CPU seconds by process kind from
+    the due moment's setting to the last goal step)."""
     from sqlalchemy import func, update
 
     from app.clock import now
@@ -175,6 +179,7 @@ def _wake_all(
     harness.analyze()
     moment = now() + timedelta(seconds=lead)
     contacts, executions = Contact.__table__, WorkflowExecution.__table__
+    meter.start()
     db.session.execute(
         update(contacts)
         .where(contacts.c.id.between(min(ids), max(ids)))
@@ -196,12 +201,13 @@ def _wake_all(
         timeout,
         0.25,
     )
+    cpu = meter.stop()
     done = _goals(workflow_id) == count
     moments = _goal_moments(workflow_id)
     last = max(moments.values()) if moments else float("nan")
     if not done:
         print(f"# warning: {len(moments)}/{count} past the wait after {timeout}s")
-    return last - moment.timestamp(), len(moments), walk
+    return last - moment.timestamp(), len(moments), walk, cpu
 
 
 def main() -> int:
@@ -216,11 +222,17 @@ def main() -> int:
     args = parser.parse_args()
     with harness.service_run("waits") as run:
         firm, user = harness.firm_and_user()
-        run.procs += harness.start_workers(args.workers, run.env, run.connection)
+        workers = harness.start_workers(args.workers, run.env, run.connection)
+        run.procs += workers
         load_lateness = harness.load()
         lateness = _lateness(firm.id, user, args.singles)
         load_setup = harness.load()
-        wake_all, woken, walk = _wake_all(firm.id, user, args.contacts, args.timeout, args.lead)
+        meter = services.CpuMeter(
+            [], workers, run.app.config["SQLALCHEMY_DATABASE_URI"], run.connection
+        )
+        wake_all, woken, walk, cpu = _wake_all(
+            firm.id, user, args.contacts, args.timeout, args.lead, meter
+        )
         load_after = harness.load()
     print(
         f"# lateness s over {len(lateness)}/{args.singles} singles: "
@@ -232,11 +244,14 @@ def main() -> int:
         f"(setup walk to the wait {walk:.1f}s); {args.workers} workers; "
         f"before: {load_setup}; after: {load_after}"
     )
+    cpu.pop("web")
+    print(f"# wake all: {services.cpu_line(cpu, args.contacts)}")
     harness.print_figures(
         "waits",
         [
             ("wake_all_seconds", wake_all, "s"),
             ("wake_lateness_p99_s", harness.percentile(lateness, 99), "s"),
+            *services.cpu_figures("wake_all_", cpu, args.contacts),
         ],
     )
     return 0 if woken == args.contacts and len(lateness) == args.singles else 1
