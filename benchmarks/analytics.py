@@ -15,7 +15,9 @@ partitions, an outbox row per sent e-mail and opens and clicks, then times
 - detaching and dropping the oldest month's partition (with ``--days``
   past a month),
 
-and drops the database. The last lines are JSON:
+and drops the database. The raw calculation and the dashboard print their
+CPU per run, this process's (``_cpu_ms_app``) and PostgreSQL's, beside
+their seconds. The last lines are JSON:
 ``{"benchmark": "analytics", "metric": "dashboard_seconds", "value": ..., "unit": "s"}``.
 
     DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres \\
@@ -38,6 +40,9 @@ from sqlalchemy import bindparam, create_engine, text
 from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import services  # noqa: E402
 
 # (outcome share in tenths, path) — the path's steps are
 # (node_id, node_type, action_status, variant/branch); the last step has no next node.
@@ -418,7 +423,17 @@ def run(url: str, args) -> int:
 
             if not args.skip_raw:
                 scan_seconds, _ = timed(bare_scan, args.repeat)
+                meter = services.CpuMeter([], [], url)
+                meter.start()
+                own = time.process_time()
                 calc_seconds, calc_runs = timed(calculate, args.repeat)
+                own = time.process_time() - own
+                database = meter.stop()["postgres"]
+                figures["calculate_cpu_ms_app"] = (round(own * 1000 / args.repeat, 1), "ms")
+                figures["calculate_cpu_ms_postgres"] = (
+                    round(database * 1000 / args.repeat, 1),
+                    "ms",
+                )
                 viz_seconds, viz_runs = timed(visualize, args.repeat)
                 row = calculate()
                 print(
@@ -439,7 +454,14 @@ def run(url: str, args) -> int:
             daily_rows(workflow, start, today)
             figures["rollup_fill_seconds"] = (round(time.perf_counter() - fill_started, 2), "s")
 
+            meter = services.CpuMeter([], [], url)
+            meter.start()
+            own = time.process_time()
             dash_seconds, dash_runs = timed(lambda: summarize(workflow, start, today), args.repeat)
+            own = time.process_time() - own
+            database = meter.stop()["postgres"]
+            figures["dashboard_cpu_ms_app"] = (round(own * 1000 / args.repeat, 1), "ms")
+            figures["dashboard_cpu_ms_postgres"] = (round(database * 1000 / args.repeat, 1), "ms")
             summary = summarize(workflow, start, today)
             assert summary.live_days <= 1, summary.live_days
             page_seconds, page_runs = timed(

@@ -5,7 +5,8 @@ row bad), uploads it the way the page does (``store_upload`` from a file on
 disk, so the request never holds the whole file), runs the import job in
 this process and prints rows per second for both steps, the upload's peak
 Python heap (tracemalloc) and how much the job grew the process's peak RSS,
-with the machine's load.
+with the machine's load, and the import job's CPU per row (this process
+and, on PostgreSQL, the database's backends).
 
     .venv/bin/python benchmarks/contact_import.py --rows 100000
     DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres \\
@@ -26,6 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import harness  # noqa: E402
+import services  # noqa: E402
 
 
 def write_csv(path: Path, rows: int) -> int:
@@ -84,12 +86,21 @@ def main() -> int:
 
                 cProfile.runctx("run_import(import_id)", globals(), locals(), sort="cumtime")
                 return 0
+            meter = services.CpuMeter([], [], url) if url.startswith("postgresql") else None
+            if meter is not None:
+                meter.start()
+            job_cpu = time.process_time()
             _, job_s, job_mib = measured(lambda: run_import(import_id), trace=False)
+            job_cpu = time.process_time() - job_cpu
+            cpu = {"job": job_cpu}
+            if meter is not None:
+                cpu["postgres"] = meter.stop()["postgres"]
             with firm_context(firm.id):
                 done = db.session.get(ContactImport, import_id)
                 print(
                     f"{args.rows} rows ({size / 1e6:.1f} MB): {done.created_count} created, "
-                    f"{done.error_count} bad; {harness.load()}",
+                    f"{done.error_count} bad; {harness.load()}; import job CPU ms per row "
+                    + ", ".join(f"{k} {v * 1000 / args.rows:.3f}" for k, v in cpu.items()),
                     file=sys.stderr,
                 )
             db.session.remove()
@@ -102,6 +113,10 @@ def main() -> int:
                 ("import_rows_per_s", args.rows / job_s, "rows/s"),
                 ("import_peak_rss_growth", job_mib, "MiB"),
                 ("file_size", size / (1024 * 1024), "MiB"),
+                *(
+                    (f"import_cpu_ms_per_row_{kind}", seconds * 1000 / args.rows, "ms")
+                    for kind, seconds in cpu.items()
+                ),
             ],
         )
     finally:
