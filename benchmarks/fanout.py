@@ -41,26 +41,6 @@ NODES = [("tag", "add_tag", {"tag": "fanout"}), ("later", "wait_time", {"wait_du
 EDGES = [("tag", "later", None)]
 
 
-def _running(workflow_id: int) -> bool:
-    """Whether an execution of the workflow has still to take its first
-    step (the tag; then it waits). One index probe: counting the flow
-    states at every poll would itself grow with the run."""
-    from sqlalchemy import select
-
-    from app.extensions import db
-    from app.models import WorkflowExecution
-
-    table = WorkflowExecution.__table__
-    stmt = (
-        select(table.c.id)
-        .where(table.c.workflow_id == workflow_id, table.c.status == "running")
-        .limit(1)
-    )
-    found = db.session.connection().execute(stmt).first()
-    db.session.rollback()
-    return found is not None
-
-
 def _first_steps(workflow_id: int):
     """(count, latest recorded moment) of the first step's flow states."""
     from sqlalchemy import func, select
@@ -152,7 +132,9 @@ def _fanout(
             own_cpu = time.process_time() - own_cpu
             enroll_seconds = time.time() - started_at
         deadline = time.monotonic() + timeout
-        while _running(workflow_id) and time.monotonic() < deadline:
+        # Running until the first step (the tag; then it waits).
+        running = harness.StatusProbe(workflow_id, "running")
+        while running.any() and time.monotonic() < deadline:
             time.sleep(0.1)
         count, latest = _first_steps(workflow_id)
         cpu = meter.stop()

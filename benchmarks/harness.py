@@ -297,3 +297,42 @@ def analyze() -> None:
     with db.engine.connect() as conn:
         conn.execute(text("ANALYZE"))
         conn.commit()
+
+
+class StatusProbe:
+    """Whether any execution of a workflow is still in ``status``, for
+    runs in which executions leave that status and never come back (a
+    fan-out's first step, a mass wake). Each poll is one index probe from
+    the lowest id found in that status last time: the rows below it have
+    left for good. Probing from the start every time walked the index
+    entries of every row that had left (dead until a vacuum, and this
+    machine's PostgreSQL runs without autovacuum): 1.4 s a probe at
+    850,000 of 1,000,000, a core of the database's CPU spent by the
+    benchmark itself."""
+
+    def __init__(self, workflow_id: int, status: str):
+        self.workflow_id, self.status, self.floor = workflow_id, status, 0
+
+    def any(self) -> bool:
+        from sqlalchemy import select
+
+        from app.extensions import db
+        from app.models import WorkflowExecution
+
+        table = WorkflowExecution.__table__
+        stmt = (
+            select(table.c.id)
+            .where(
+                table.c.workflow_id == self.workflow_id,
+                table.c.status == self.status,
+                table.c.id >= self.floor,
+            )
+            .order_by(table.c.id)
+            .limit(1)
+        )
+        found = db.session.connection().execute(stmt).scalar()
+        db.session.rollback()
+        if found is None:
+            return False
+        self.floor = found
+        return True

@@ -55,25 +55,6 @@ def _count(workflow_id: int, **where) -> int:
     return int(value or 0)
 
 
-def _any(workflow_id: int, status: str) -> bool:
-    """Whether an execution of the workflow is in ``status``: one index
-    probe, where a count at every poll would grow with the run."""
-    from sqlalchemy import select
-
-    from app.extensions import db
-    from app.models import WorkflowExecution
-
-    table = WorkflowExecution.__table__
-    stmt = (
-        select(table.c.id)
-        .where(table.c.workflow_id == workflow_id, table.c.status == status)
-        .limit(1)
-    )
-    found = db.session.connection().execute(stmt).first()
-    db.session.rollback()
-    return found is not None
-
-
 def _wait_for(predicate, timeout: float, step: float = 0.2) -> bool:
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -196,8 +177,10 @@ def _wake_all(
         raise SystemExit(f"the setup committed {late:.2f}s after the due moment: raise --lead")
     # Woken waits walk on to the goal and complete: none left waiting, then
     # none running (an execution never goes back).
+    waiting = harness.StatusProbe(workflow_id, "waiting")
+    running = harness.StatusProbe(workflow_id, "running")
     _wait_for(
-        lambda: not _any(workflow_id, "waiting") and not _any(workflow_id, "running"),
+        lambda: not waiting.any() and not running.any(),
         timeout,
         0.25,
     )
