@@ -1,12 +1,14 @@
 """Waits: 1,000,000 executions due at once, and single waits due at 1/s.
 
-The workflow is wait_until (the contact's ``custom.wake`` moment) -> goal.
+The workflows are a wait (wait_time for the singles, wait_until for the
+wake-all) -> goal.
 ``--workers`` real ``worker.py`` processes run the engine and the periodic
 jobs (the frequent wake job and the sweep), as in production.
 
-1. Lateness: ``--singles`` contacts whose waits fall due one per second;
-   lateness = the goal step's flow state (its database timestamp) minus
-   ``wake_at``. Metric ``wake_lateness_p99_s``.
+1. Lateness: ``--singles`` contacts enrolled one per second into a 5 s
+   wait_time, so their waits fall due one per second; lateness = the goal
+   step's flow state (its database timestamp) minus the wait's start plus
+   5 s. Metric ``wake_lateness_p99_s``.
 2. Wake all: ``--contacts`` executions walked to the wait (due a day from
    now; untimed setup), then their moment is moved to ``--lead`` seconds
    ahead (the contacts' field and the executions' ``wake_at``, one UPDATE
@@ -104,36 +106,50 @@ def _goal_moments(workflow_id: int) -> dict[int, float]:
     return found
 
 
+SINGLE_WAIT_SECONDS = 5.0
+SINGLE_NODES = [
+    ("wait", "wait_time", {"wait_duration_seconds": SINGLE_WAIT_SECONDS}),
+    ("done", "goal", {"goal_value": 1}),
+]
+
+
 def _lateness(firm_id: int, user, singles: int) -> list[float]:
-    """Single waits due at 1/s; returns each one's lateness in seconds."""
+    """Single waits due at 1/s (one contact enrolled a second into a
+    ``SINGLE_WAIT_SECONDS`` wait_time); returns each one's lateness in
+    seconds: its goal step minus the moment its wait began plus the wait.
+    (A wait_until on a contact's field waits for the field's day at
+    ``at``, 09:00 by default, so it cannot make a wait due in seconds.)"""
     from sqlalchemy import select
 
-    from app.clock import now
+    from app.automation.engine.enrollment import enroll
     from app.extensions import db
-    from app.models import WorkflowExecution
+    from app.models import ContactFlowState
     from app.tenancy import firm_context
 
-    first = now() + timedelta(seconds=8)
-    due = {i: first + timedelta(seconds=i) for i in range(singles)}
-    ids = harness.insert_contacts(
-        firm_id, singles, custom_fields=lambda i: {"wake": due[i].isoformat()}, prefix="single"
-    )
+    ids = harness.insert_contacts(firm_id, singles, prefix="single")
     with firm_context(firm_id):
-        workflow_id = _workflow(user, ids)
-    if not _wait_for(lambda: _count(workflow_id, status="waiting") == singles, 8):
-        print("# warning: not every single reached its wait before the first was due")
-    last = first + timedelta(seconds=singles)
-    _wait_for(
-        lambda: len(_goal_moments(workflow_id)) == singles, (last - now()).total_seconds() + 30
-    )
-    table = WorkflowExecution.__table__
-    wake_of = {
-        eid: due[ids.index(cid)].timestamp()
-        for eid, cid in db.session.execute(
-            select(table.c.id, table.c.contact_id).where(table.c.workflow_id == workflow_id)
+        workflow = harness.build_workflow(user, SINGLE_NODES, EDGES, "manual")
+        workflow_id = workflow.id
+        for contact_id in ids:
+            enroll(workflow, [contact_id], trigger_type="manual")
+            db.session.commit()
+            time.sleep(1.0)
+    _wait_for(lambda: len(_goal_moments(workflow_id)) == singles, SINGLE_WAIT_SECONDS + 30)
+    table = ContactFlowState.__table__
+    began = {
+        eid: entered.timestamp()
+        for eid, entered in db.session.execute(
+            select(table.c.execution_id, table.c.entered_at).where(
+                table.c.workflow_id == workflow_id, table.c.node_id == "wait"
+            )
         )
     }
-    return [moment - wake_of[eid] for eid, moment in _goal_moments(workflow_id).items()]
+    db.session.rollback()
+    return [
+        moment - (began[eid] + SINGLE_WAIT_SECONDS)
+        for eid, moment in _goal_moments(workflow_id).items()
+        if eid in began
+    ]
 
 
 def _wake_all(
