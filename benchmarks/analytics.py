@@ -423,17 +423,13 @@ def run(url: str, args) -> int:
 
             if not args.skip_raw:
                 scan_seconds, _ = timed(bare_scan, args.repeat)
-                meter = services.CpuMeter([], [], url)
-                meter.start()
-                own = time.process_time()
-                calc_seconds, calc_runs = timed(calculate, args.repeat)
-                own = time.process_time() - own
-                database = meter.stop()["postgres"]
-                figures["calculate_cpu_ms_app"] = (round(own * 1000 / args.repeat, 1), "ms")
-                figures["calculate_cpu_ms_postgres"] = (
-                    round(database * 1000 / args.repeat, 1),
-                    "ms",
-                )
+                with services.cpu_split(url, "app") as cpu:
+                    calc_seconds, calc_runs = timed(calculate, args.repeat)
+                for kind, seconds in cpu.items():
+                    figures[f"calculate_cpu_ms_{kind}"] = (
+                        round(seconds * 1000 / args.repeat, 1),
+                        "ms",
+                    )
                 viz_seconds, viz_runs = timed(visualize, args.repeat)
                 row = calculate()
                 print(
@@ -454,14 +450,12 @@ def run(url: str, args) -> int:
             daily_rows(workflow, start, today)
             figures["rollup_fill_seconds"] = (round(time.perf_counter() - fill_started, 2), "s")
 
-            meter = services.CpuMeter([], [], url)
-            meter.start()
-            own = time.process_time()
-            dash_seconds, dash_runs = timed(lambda: summarize(workflow, start, today), args.repeat)
-            own = time.process_time() - own
-            database = meter.stop()["postgres"]
-            figures["dashboard_cpu_ms_app"] = (round(own * 1000 / args.repeat, 1), "ms")
-            figures["dashboard_cpu_ms_postgres"] = (round(database * 1000 / args.repeat, 1), "ms")
+            with services.cpu_split(url, "app") as cpu:
+                dash_seconds, dash_runs = timed(
+                    lambda: summarize(workflow, start, today), args.repeat
+                )
+            for kind, seconds in cpu.items():
+                figures[f"dashboard_cpu_ms_{kind}"] = (round(seconds * 1000 / args.repeat, 1), "ms")
             summary = summarize(workflow, start, today)
             assert summary.live_days <= 1, summary.live_days
             page_seconds, page_runs = timed(

@@ -86,15 +86,8 @@ def main() -> int:
 
                 cProfile.runctx("run_import(import_id)", globals(), locals(), sort="cumtime")
                 return 0
-            meter = services.CpuMeter([], [], url) if url.startswith("postgresql") else None
-            if meter is not None:
-                meter.start()
-            job_cpu = time.process_time()
-            _, job_s, job_mib = measured(lambda: run_import(import_id), trace=False)
-            job_cpu = time.process_time() - job_cpu
-            cpu = {"job": job_cpu}
-            if meter is not None:
-                cpu["postgres"] = meter.stop()["postgres"]
+            with services.cpu_split(url, "job") as cpu:
+                _, job_s, job_mib = measured(lambda: run_import(import_id), trace=False)
             with firm_context(firm.id):
                 done = db.session.get(ContactImport, import_id)
                 print(

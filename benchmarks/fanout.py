@@ -28,6 +28,7 @@ JSON lines.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from datetime import timedelta
@@ -109,8 +110,6 @@ def _fanout(
         run.procs += procs
         recorder = None
         if profile:
-            import os
-
             import profiles
 
             targets = {"enroll": os.getpid()}

@@ -224,6 +224,24 @@ class CpuMeter:
         return totals
 
 
+@contextlib.contextmanager
+def cpu_split(database_url: str, own: str):
+    """CPU seconds over the block, filled into the yielded dict when it
+    ends: this process's under ``own`` and, on PostgreSQL, the database
+    backends' under ``postgres``."""
+    split: dict[str, float] = {}
+    meter = CpuMeter([], [], database_url) if database_url.startswith("postgresql") else None
+    if meter is not None:
+        meter.start()
+    started = time.process_time()
+    try:
+        yield split
+    finally:
+        split[own] = time.process_time() - started
+        if meter is not None:
+            split["postgres"] = meter.stop()["postgres"]
+
+
 def cpu_figures(prefix: str, cpu: dict[str, float], count: int) -> list[tuple[str, float, str]]:
     """``<prefix>cpu_ms_per_execution`` (all kinds) and one line per kind."""
     per = 1000.0 / max(count, 1)
